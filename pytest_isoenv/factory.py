@@ -1,0 +1,247 @@
+"""IsoEnvFactory: turns what a test asks for into a ready env (spec -> key -> cache -> IsolatedEnv)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import Cache, Notify
+from .discovery import Discovery, Interpreter
+from .env import Installs, IsolatedEnv, introspect, isolated_environ
+from .errors import BuildError
+from .installers import Echo, IndexOptions, Installer, select_installer
+from .spec import EnvSpec, PathArg, compute_key
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The session's choices, from command-line options and ini keys."""
+
+    cache_dir: Path
+    rootdir: Path
+    run_id: str
+    index: IndexOptions = field(default_factory=IndexOptions)
+    installer: str | None = None
+    rebuild: bool = False
+    lock_timeout: float = -1
+
+
+@dataclass
+class Stats:
+    """What a session did with envs, for the terminal summary."""
+
+    reused: set[str] = field(default_factory=set)
+    built: dict[str, tuple[str, float]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class IsoEnvFactory:
+    """Hands out isolated envs; one per session (the ``isoenv_factory`` fixture).
+
+    Shared envs come from the cache: built once per distinct spec, then reused
+    by every test, session and xdist worker that asks for the same one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        private_root: Callable[[], Path],
+        notify: Notify | None = None,
+        warn: Notify | None = None,
+        echo: Echo | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cache = Cache(settings.cache_dir)
+        self.stats = Stats() if stats is None else stats
+        #: The node id of the test being set up, named in errors; set by the plugin.
+        self.current_test: str | None = None
+        self._private_root = private_root
+        self._notify = notify
+        self._warn = warn
+        self._echo = echo
+        self._cache_ready = False
+        self._discovery: Discovery | None = None
+        self._installers: dict[str | None, Installer] = {}
+        self._keys: dict[EnvSpec, str] = {}
+        self._shared: dict[EnvSpec, IsolatedEnv] = {}
+        self._failed: dict[str, BuildError] = {}
+        self._private_count = 0
+
+    def get(
+        self,
+        *requirements: PathArg,
+        editable: PathArg | Sequence[PathArg] = (),
+        constraints: PathArg | None = None,
+        requirements_files: PathArg | Sequence[PathArg] = (),
+        python: PathArg | None = None,
+        private: bool = False,
+        installer: str | None = None,
+    ) -> IsolatedEnv:
+        """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
+
+        *editable* projects are installed in editable mode; relative paths
+        resolve against pytest's rootdir. *python* picks the interpreter
+        (default: the one running pytest). A shared env (the default) must not
+        be changed; ``private=True`` gives a fresh env of the caller's own.
+        """
+        spec = self.spec(
+            requirements,
+            editable=editable,
+            constraints=constraints,
+            requirements_files=requirements_files,
+            python=python,
+            private=private,
+            installer=installer,
+        )
+        return self.env(spec)
+
+    def spec(self, requirements: Sequence[object], **kwargs: Any) -> EnvSpec:
+        """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`."""
+        return EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=self.current_test, **kwargs)
+
+    def env(self, spec: EnvSpec) -> IsolatedEnv:
+        """The env for *spec*: shared from the cache, or a new private one."""
+        if spec.private:
+            return self._private(spec)
+        env = self._shared.get(spec)
+        if env is None:
+            env = self._shared[spec] = self._shared_env(spec)
+        return env
+
+    def key(self, spec: EnvSpec) -> str:
+        """The cache key of *spec*: its content plus the interpreter, installer and index settings."""
+        key = self._keys.get(spec)
+        if key is None:
+            material = {
+                "spec": spec.key_material(),
+                "interpreter": self.interpreter(spec).key_material(),
+                "installer": self.installer(spec).key_material(self.settings.index),
+            }
+            key = self._keys[spec] = compute_key(material)
+        return key
+
+    def interpreter(self, spec: EnvSpec) -> Interpreter:
+        """The base interpreter *spec* builds on."""
+        if self._discovery is None:
+            self._ensure_cache()
+            self._discovery = Discovery(self.cache.py_info_dir)
+        return self._discovery.find(spec.python, where=self.current_test)
+
+    def installer(self, spec: EnvSpec) -> Installer:
+        """The installer *spec* uses (its own choice, or the session's)."""
+        name = spec.installer or self.settings.installer
+        if name not in self._installers:
+            self._installers[name] = select_installer(name, app_data=self.cache.app_data_dir, where=self.current_test)
+        return self._installers[name]
+
+    def _ensure_cache(self) -> None:
+        if not self._cache_ready:
+            self.cache.ensure()
+            self._cache_ready = True
+
+    def _shared_env(self, spec: EnvSpec) -> IsolatedEnv:
+        key = self.key(spec)
+        where = self.current_test
+        if key in self._failed:
+            raise self._failed[key].for_test(where) if where else self._failed[key]
+        self._ensure_cache()
+        what = f"env ({spec.describe()})"
+        try:
+            record, built = self.cache.get_or_build(
+                key,
+                lambda path, log: self._build(spec, path, log),
+                what=what,
+                run_id=self.settings.run_id,
+                rebuild=self.settings.rebuild,
+                notify=self._notify,
+                warn=self._warn,
+                lock_timeout=self.settings.lock_timeout,
+            )
+        except BuildError as exc:
+            exc = exc.for_test(where) if where else exc
+            self._failed[key] = exc
+            self.stats.failed[key] = spec.describe()
+            raise exc from None
+        if built:
+            self.stats.built[key] = (spec.describe(), record.build_seconds)
+        else:
+            self.stats.reused.add(key)
+        return self._env_from_paths(record.path, record.data, key, spec)
+
+    def _private(self, spec: EnvSpec) -> IsolatedEnv:
+        key = self.key(spec)
+        self._private_count += 1
+        path = self._private_root() / f"env{self._private_count}"
+        data = self._build(spec, path, path.with_name(f"{path.name}.log"))
+        return self._env_from_paths(path, data, key, spec, installs=self._install_into)
+
+    def _env_from_paths(
+        self, path: Path, data: dict[str, Any], key: str, spec: EnvSpec, installs: Installs | None = None
+    ) -> IsolatedEnv:
+        paths = data["paths"]
+        return IsolatedEnv(
+            path,
+            python=path / paths["python"],
+            bin_dir=path / paths["bin_dir"],
+            site_packages=path / paths["site_packages"],
+            key=key,
+            spec=spec,
+            private=installs is not None,
+            installs=installs,
+        )
+
+    def _build(self, spec: EnvSpec, path: Path, log: Path) -> dict[str, Any]:
+        """Create the env at *path* and install *spec* into it; the record's content."""
+        interpreter = self.interpreter(spec)
+        installer = self.installer(spec)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(
+            f"# pytest-isoenv: building {spec.describe()} with {installer.name} on {interpreter.executable}\n",
+            encoding="utf-8",
+        )
+        started = time.monotonic()
+        python = installer.create(path, interpreter.executable, log=log, environ=os.environ)
+        created = time.monotonic()
+        environ = isolated_environ(path, python.parent)
+        installer.install(python, spec, self.settings.index, log=log, environ=environ, echo=self._echo)
+        installed = time.monotonic()
+        info = introspect(python, environ)
+
+        def rel(value: str) -> str:
+            return os.path.relpath(value, path)
+
+        return {
+            "spec": {"description": spec.describe(), "python": spec.python, "private": spec.private},
+            "installer": installer.name,
+            "interpreter": interpreter.key_material(),
+            "base_executable": str(interpreter.executable),
+            "paths": {
+                "python": rel(str(python)),
+                "bin_dir": rel(info["scripts"]),
+                "site_packages": rel(info["purelib"]),
+            },
+            "packages": info["packages"],
+            "dist_infos": [rel(d) for d in info["dist_infos"] if Path(d).is_relative_to(path)],
+            "timings": {
+                "create": round(created - started, 3),
+                "install": round(installed - created, 3),
+                "total": round(time.monotonic() - started, 3),
+            },
+        }
+
+    def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
+        spec = self.spec(requirements, editable=list(editable))
+        self.installer(env.spec).install(
+            env.python,
+            spec,
+            self.settings.index,
+            log=env.path.with_name(f"{env.path.name}.log"),
+            environ=env.environ,
+            echo=self._echo,
+        )

@@ -1,0 +1,160 @@
+"""The pytest plugin: options, the ``isoenv`` marker, the fixtures and report lines. Nothing else lives here."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import options
+from .env import IsolatedEnv
+from .errors import IsoEnvError, IsoEnvWarning
+from .factory import IsoEnvFactory, Settings, Stats
+from .installers import IndexOptions
+
+FACTORY = pytest.StashKey[IsoEnvFactory]()
+STATS = pytest.StashKey[Stats]()
+
+MARKER = (
+    "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
+    "installer=None): the packages the test's `isoenv` env has; the closest marker wins"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    config.stash[STATS] = Stats()
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """The session's :class:`Settings`, read from flags and ini keys."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    lock_timeout = options.get(config, "lock_timeout")
+    try:
+        timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
+    except ValueError:
+        raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
+    return Settings(
+        cache_dir=options.cache_dir(config),
+        rootdir=config.rootpath,
+        # Every xdist worker of one run shares the controller's id, so --isoenv-rebuild rebuilds once per run.
+        run_id=workerinput["testrunuid"] if workerinput else uuid.uuid4().hex,
+        index=IndexOptions(
+            index_url=options.get(config, "index_url") or None,
+            find_links=tuple(options.get(config, "find_links")),
+            offline=bool(options.get(config, "offline")),
+        ),
+        rebuild=bool(options.get(config, "rebuild")),
+        lock_timeout=timeout,
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"isoenv: cache {options.cache_dir(config)}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    factory = item.config.stash.get(FACTORY, None)
+    if factory is not None:
+        factory.current_test = item.nodeid
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    stats = config.stash[STATS]
+    if not (stats.reused or stats.built or stats.failed):
+        return
+    built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
+    line = f"isoenv: {len(stats.reused)} env(s) reused, {len(stats.built)} built"
+    line += f" ({built})" if built else ""
+    line += f", {len(stats.failed)} failed" if stats.failed else ""
+    terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> IsoEnvFactory:
+    """Session-scoped factory of isolated envs, for fixtures of your own.
+
+    ``isoenv_factory.get(*requirements, editable=(), constraints=None,
+    requirements_files=(), python=None, private=False, installer=None)``
+    returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
+    set of arguments and cached across tests, sessions and xdist workers.
+    """
+    config = request.config
+    private_root: list[Path] = []
+
+    def private_dir() -> Path:
+        if not private_root:
+            private_root.append(tmp_path_factory.mktemp("isoenv-private", numbered=True))
+        return private_root[0]
+
+    capman = config.pluginmanager.getplugin("capturemanager")
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+
+    def notify(message: str) -> None:
+        if reporter is not None and capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(f"isoenv: {message}")
+
+    factory = IsoEnvFactory(
+        settings_from_config(config),
+        private_root=private_dir,
+        notify=notify,
+        warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
+        stats=config.stash[STATS],
+    )
+    factory.current_test = getattr(request.node, "nodeid", None)
+    config.stash[FACTORY] = factory
+    return factory
+
+
+@pytest.fixture
+def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> IsolatedEnv:
+    """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
+
+    Without a marker: an env with pip and no other packages. Shared envs are
+    reused across tests and must not be changed; mark the test with
+    ``private=True`` to get an env of its own that it may install into.
+    """
+    marker = request.node.get_closest_marker("isoenv")
+    args, kwargs = (marker.args, marker.kwargs) if marker is not None else ((), {})
+    isoenv_factory.current_test = request.node.nodeid
+    try:
+        return isoenv_factory.env(isoenv_factory.spec(args, **kwargs))
+    except IsoEnvError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+class XdistHooks:
+    """Hooks that only matter under pytest-xdist: a worker's env statistics reach the controller's summary."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            stats = self.config.stash[STATS]
+            workeroutput["isoenv_stats"] = {
+                "reused": sorted(stats.reused),
+                "built": {k: list(v) for k, v in stats.built.items()},
+                "failed": stats.failed,
+            }
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = getattr(node, "workeroutput", {}).get("isoenv_stats")
+        if data:
+            stats = self.config.stash[STATS]
+            stats.built.update({k: (v[0], v[1]) for k, v in data["built"].items()})
+            stats.failed.update(data["failed"])
+            stats.reused.update(k for k in data["reused"] if k not in stats.built)

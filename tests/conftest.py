@@ -1,0 +1,122 @@
+"""Shared test helpers: a local wheelhouse, tiny local projects, and a pytester set up to use them.
+
+Everything the tests install comes from here, so the suite never depends on a
+package index or its contents.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+
+from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.installers import IndexOptions
+
+RESOURCES = Path(__file__).parent / "resources"
+sys.path.insert(0, str(RESOURCES))
+
+import isoenv_testbackend as backend  # noqa: E402
+
+MakeProject = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of small real wheels: alpha 1.0 and 2.0, beta (needs alpha<2), clitool (a console script)."""
+    path = tmp_path_factory.mktemp("wheelhouse")
+    for version in ("1.0", "2.0"):
+        backend.write_wheel(path, "alpha", version, files={"alpha/__init__.py": f"VERSION = {version!r}\n"})
+    backend.write_wheel(path, "beta", "1.0", requires=["alpha<2"], files={"beta/__init__.py": "import alpha\n"})
+    backend.write_wheel(
+        path,
+        "clitool",
+        "1.0",
+        files={"clitool/__init__.py": "def main():\n    print('clitool says hi')\n"},
+        scripts={"clitool": "clitool:main"},
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache root for the tests that only need envs, so each distinct env is built once per run."""
+    return tmp_path_factory.mktemp("isoenv-cache")
+
+
+def write_project(
+    parent: Path,
+    name: str,
+    version: str = "0.1",
+    *,
+    dependencies: Iterable[str] = (),
+    scripts: dict[str, str] | None = None,
+    body: str = "",
+) -> Path:
+    """Write a tiny project built by the in-tree test backend: ``<name>/<package>/__init__.py``."""
+    root = parent / name
+    package = root / backend.normalize(name)
+    package.mkdir(parents=True)
+    deps = ", ".join(f'"{d}"' for d in dependencies)
+    toml = textwrap.dedent(
+        f"""\
+        [build-system]
+        requires = []
+        build-backend = "isoenv_testbackend"
+        backend-path = ["."]
+
+        [project]
+        name = "{name}"
+        version = "{version}"
+        dependencies = [{deps}]
+        """
+    )
+    if scripts:
+        toml += "\n[project.scripts]\n" + "".join(f'{k} = "{v}"\n' for k, v in scripts.items())
+    (root / "pyproject.toml").write_text(toml)
+    shutil.copy(RESOURCES / "isoenv_testbackend.py", root)
+    (package / "__init__.py").write_text(body or f"NAME = {name!r}\n")
+    return root
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> MakeProject:
+    """Factory: ``make_project(name, version="0.1", dependencies=(), scripts=None, body="", parent=tmp_path)``."""
+
+    def make(name: str, version: str = "0.1", *, parent: Path | None = None, **kwargs: object) -> Path:
+        return write_project(parent or tmp_path, name, version, **kwargs)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callable[..., IsoEnvFactory]:
+    """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
+
+    def make(cache_dir: Path | None = None, **settings: object) -> IsoEnvFactory:
+        private = tmp_path / f"private-{uuid.uuid4().hex[:6]}"
+        return IsoEnvFactory(
+            Settings(
+                cache_dir=cache_dir or shared_cache,
+                rootdir=tmp_path,
+                run_id=uuid.uuid4().hex,
+                index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
+                **settings,  # type: ignore[arg-type]
+            ),
+            private_root=lambda: private,
+        )
+
+    return make
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, wheelhouse: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester whose runs use the shared test cache and install offline from the test wheelhouse."""
+    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(shared_cache))
+    pytester.makeini(f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\n")
+    return pytester

@@ -1,0 +1,119 @@
+"""A tiny wheel writer and PEP 517 build backend for the tests' own wheelhouse and projects.
+
+Standard library only, so it runs under every interpreter the tests build envs
+for, and pip needs nothing from an index to build a project that uses it
+(``backend-path = ["."]`` in the project's pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import zipfile
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the projects the tests write use only this much TOML.
+    tomllib = None  # type: ignore[assignment]
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def write_wheel(
+    directory: str | os.PathLike[str],
+    name: str,
+    version: str,
+    *,
+    requires: tuple[str, ...] | list[str] = (),
+    files: dict[str, str] | None = None,
+    scripts: dict[str, str] | None = None,
+) -> Path:
+    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text."""
+    dist_info = f"{normalize(name)}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {req}\n" for req in requires)
+    contents = dict(files or {})
+    contents[f"{dist_info}/METADATA"] = metadata
+    contents[f"{dist_info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: isoenv-testbackend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    if scripts:
+        lines = "".join(f"{script} = {target}\n" for script, target in scripts.items())
+        contents[f"{dist_info}/entry_points.txt"] = f"[console_scripts]\n{lines}"
+    record = []
+    path = Path(directory, f"{normalize(name)}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as archive:
+        for arcname, text in contents.items():
+            data = text.encode()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{arcname},sha256={digest},{len(data)}")
+            archive.writestr(arcname, data)
+        record.append(f"{dist_info}/RECORD,,")
+        archive.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def _read_project(root: Path) -> dict:
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    if tomllib is not None:
+        return tomllib.loads(text)
+    data: dict = {}
+    table: dict = data
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            table = data
+            for part in line.strip("[]").split("."):
+                table = table.setdefault(part, {})
+        elif "=" in line:
+            key, value = (s.strip() for s in line.split("=", 1))
+            table[key.strip('"')] = (
+                re.findall(r'"([^"]*)"', value) if value.startswith("[") else value.strip('"')
+            )
+    return data
+
+
+def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
+    root = Path.cwd()
+    project = _read_project(root)["project"]
+    package = normalize(project["name"])
+    if editable:
+        files = {f"_{package}_editable.pth": str(root) + "\n"}
+    else:
+        files = {
+            path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted((root / package).rglob("*.py"))
+        }
+    wheel = write_wheel(
+        wheel_directory,
+        project["name"],
+        project["version"],
+        requires=project.get("dependencies", []),
+        files=files,
+        scripts=project.get("scripts"),
+    )
+    return wheel.name
+
+
+# PEP 517 / PEP 660 hooks
+
+
+def get_requires_for_build_wheel(config_settings: object = None) -> list[str]:
+    return []
+
+
+def get_requires_for_build_editable(config_settings: object = None) -> list[str]:
+    return []
+
+
+def build_wheel(wheel_directory: str, config_settings: object = None, metadata_directory: object = None) -> str:
+    return _project_wheel(wheel_directory, editable=False)
+
+
+def build_editable(wheel_directory: str, config_settings: object = None, metadata_directory: object = None) -> str:
+    return _project_wheel(wheel_directory, editable=True)
