@@ -50,18 +50,18 @@ class IsoEnvFactory:
         self,
         settings: Settings,
         *,
-        private_root: Callable[[], Path],
+        private_root: Callable[[], Path] | None = None,
         notify: Notify | None = None,
         warn: Notify | None = None,
         echo: Echo | None = None,
-        stats: Stats | None = None,
     ) -> None:
         self.settings = settings
         self.cache = Cache(settings.cache_dir)
-        self.stats = Stats() if stats is None else stats
+        self.stats = Stats()
+        #: Makes a new folder for private envs (the plugin binds it to pytest's temp dirs).
+        self.private_root = private_root
         #: The node id of the test being set up, named in errors; set by the plugin.
         self.current_test: str | None = None
-        self._private_root = private_root
         self._notify = notify
         self._warn = warn
         self._echo = echo
@@ -71,7 +71,6 @@ class IsoEnvFactory:
         self._keys: dict[EnvSpec, str] = {}
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._failed: dict[str, BuildError] = {}
-        self._private_count = 0
 
     def get(
         self,
@@ -176,8 +175,9 @@ class IsoEnvFactory:
 
     def _private(self, spec: EnvSpec) -> IsolatedEnv:
         key = self.key(spec)
-        self._private_count += 1
-        path = self._private_root() / f"env{self._private_count}"
+        if self.private_root is None:
+            raise RuntimeError("private envs need a folder: pass private_root to IsoEnvFactory")
+        path = self.private_root() / "env"
         data = self._build(spec, path, path.with_name(f"{path.name}.log"))
         return self._env_from_paths(path, data, key, spec, installs=self._install_into)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +11,11 @@ import pytest
 from . import options
 from .env import IsolatedEnv
 from .errors import IsoEnvError, IsoEnvWarning
-from .factory import IsoEnvFactory, Settings, Stats
+from .factory import IsoEnvFactory, Settings
 from .installers import IndexOptions
+from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
-STATS = pytest.StashKey[Stats]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -30,9 +29,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
-    config.stash[STATS] = Stats()
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def notify(message: str) -> None:
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if reporter is not None and capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line(f"isoenv: {message}")
+
+    # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
+    config.stash[FACTORY] = IsoEnvFactory(
+        settings_from_config(config),
+        notify=notify,
+        warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
+    )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
+
+
+def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
+    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages)."""
+    marker = item.get_closest_marker("isoenv")
+    args, kwargs = (marker.args, marker.kwargs) if marker is not None else ((), {})
+    factory.current_test = item.nodeid
+    return factory.spec(args, **kwargs)
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
@@ -70,7 +90,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    stats = config.stash[STATS]
+    stats = config.stash[FACTORY].stats
     if not (stats.reused or stats.built or stats.failed):
         return
     built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
@@ -89,31 +109,8 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
     set of arguments and cached across tests, sessions and xdist workers.
     """
-    config = request.config
-    private_root: list[Path] = []
-
-    def private_dir() -> Path:
-        if not private_root:
-            private_root.append(tmp_path_factory.mktemp("isoenv-private", numbered=True))
-        return private_root[0]
-
-    capman = config.pluginmanager.getplugin("capturemanager")
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-
-    def notify(message: str) -> None:
-        if reporter is not None and capman is not None:
-            with capman.global_and_fixture_disabled():
-                reporter.write_line(f"isoenv: {message}")
-
-    factory = IsoEnvFactory(
-        settings_from_config(config),
-        private_root=private_dir,
-        notify=notify,
-        warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
-        stats=config.stash[STATS],
-    )
-    factory.current_test = getattr(request.node, "nodeid", None)
-    config.stash[FACTORY] = factory
+    factory = request.config.stash[FACTORY]
+    factory.private_root = lambda: tmp_path_factory.mktemp("isoenv-private", numbered=True)
     return factory
 
 
@@ -125,11 +122,8 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> Iso
     reused across tests and must not be changed; mark the test with
     ``private=True`` to get an env of its own that it may install into.
     """
-    marker = request.node.get_closest_marker("isoenv")
-    args, kwargs = (marker.args, marker.kwargs) if marker is not None else ((), {})
-    isoenv_factory.current_test = request.node.nodeid
     try:
-        return isoenv_factory.env(isoenv_factory.spec(args, **kwargs))
+        return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
     except IsoEnvError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -144,7 +138,7 @@ class XdistHooks:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
-            stats = self.config.stash[STATS]
+            stats = self.config.stash[FACTORY].stats
             workeroutput["isoenv_stats"] = {
                 "reused": sorted(stats.reused),
                 "built": {k: list(v) for k, v in stats.built.items()},
@@ -154,7 +148,7 @@ class XdistHooks:
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         data = getattr(node, "workeroutput", {}).get("isoenv_stats")
         if data:
-            stats = self.config.stash[STATS]
+            stats = self.config.stash[FACTORY].stats
             stats.built.update({k: (v[0], v[1]) for k, v in data["built"].items()})
             stats.failed.update(data["failed"])
             stats.reused.update(k for k in data["reused"] if k not in stats.built)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Callable, Iterable
@@ -99,7 +100,6 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callab
     """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
 
     def make(cache_dir: Path | None = None, **settings: object) -> IsoEnvFactory:
-        private = tmp_path / f"private-{uuid.uuid4().hex[:6]}"
         return IsoEnvFactory(
             Settings(
                 cache_dir=cache_dir or shared_cache,
@@ -108,14 +108,16 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callab
                 index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
                 **settings,  # type: ignore[arg-type]
             ),
-            private_root=lambda: private,
+            private_root=lambda: Path(tempfile.mkdtemp(dir=tmp_path, prefix="private-")),
         )
 
     return make
 
 
 @pytest.fixture
-def pytester(pytester: pytest.Pytester, wheelhouse: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def pytester(
+    pytester: pytest.Pytester, wheelhouse: Path, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     """pytester whose runs use the shared test cache and install offline from the test wheelhouse."""
     monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(shared_cache))
     pytester.makeini(f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\n")

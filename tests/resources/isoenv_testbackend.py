@@ -72,9 +72,7 @@ def _read_project(root: Path) -> dict:
                 table = table.setdefault(part, {})
         elif "=" in line:
             key, value = (s.strip() for s in line.split("=", 1))
-            table[key.strip('"')] = (
-                re.findall(r'"([^"]*)"', value) if value.startswith("[") else value.strip('"')
-            )
+            table[key.strip('"')] = re.findall(r'"([^"]*)"', value) if value.startswith("[") else value.strip('"')
     return data
 
 
