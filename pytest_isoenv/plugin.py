@@ -125,7 +125,9 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> Iso
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
     except IsoEnvError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        error = str(exc)
+    # Outside the except block, so the report shows the message once, without a chained traceback.
+    pytest.fail(error, pytrace=False)
 
 
 class XdistHooks:

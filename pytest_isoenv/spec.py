@@ -227,7 +227,7 @@ def _parse_requirement(text: str, where: str | None) -> str:
         return normalize_requirement(Requirement(text))
     except InvalidRequirement as exc:
         raise SpecError(
-            f"invalid requirement {text!r} ({exc})",
+            f"invalid requirement {text!r} ({str(exc).splitlines()[0]})",
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None
