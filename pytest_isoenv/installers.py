@@ -79,11 +79,17 @@ def run_logged(
             raise BuildError(f"{what}: cannot start {cmd[0]!r} ({exc})", cmd=cmd, log=log) from exc
         assert proc.stdout is not None
         with proc:
-            for line in proc.stdout:
-                stream.write(line)
-                last.append(line)
-                if echo is not None:
-                    echo(line.rstrip("\n"))
+            try:
+                for line in proc.stdout:
+                    stream.write(line)
+                    last.append(line)
+                    if echo is not None:
+                        echo(line.rstrip("\n"))
+            except BaseException:
+                # An interrupted build is removed by the caller: the installer must not go on writing into it.
+                proc.kill()
+                proc.wait()
+                raise
         stream.write(f"# exit code {proc.returncode} after {time.monotonic() - started:.2f}s\n")
     if proc.returncode:
         raise BuildError(what, cmd=cmd, returncode=proc.returncode, output="".join(last), log=log)
