@@ -177,12 +177,18 @@ class Discovery:
         try:
             found = get_interpreter(spec, cache=self._cache, env=self._env)
         except RuntimeError as exc:  # a path to something that is not a Python python-discovery can query
-            raise SpecError(f"python={spec!r} cannot be used: {exc}", where=where, fix=SPEC_FIX) from None
-        if found is None and not parsed.is_abs:
-            found = next((info for info in self._pyenv_infos() if info.satisfies(parsed, impl_must_match=True)), None)
-        if found is None:
-            raise InterpreterNotFound(spec, self.looked_in(spec), where=where)
-        return Interpreter.from_info(found, self._origin(found, parsed)), found
+            raise SpecError(
+                f"python={spec!r} cannot be used: {exc}",
+                where=where,
+                fix='Point it at a Python 3 interpreter, or name a version such as "3.12"',
+            ) from None
+        if found is not None:
+            return Interpreter.from_info(found, self._origin(found, parsed)), found
+        if not parsed.is_abs:
+            for info in self._pyenv_infos():
+                if info.satisfies(parsed, impl_must_match=True):
+                    return Interpreter.from_info(info, "pyenv"), info
+        raise InterpreterNotFound(spec, self.looked_in(spec), where=where)
 
     def covers(self, spec: str, wanted: str) -> bool:
         """Whether the interpreter *spec* stands for also satisfies the spec *wanted*.
@@ -210,8 +216,11 @@ class Discovery:
         current = Interpreter.from_info(PythonInfo.current_system(self._cache), "running pytest")
         seen[current.executable] = current
         every = PythonSpec("", None, None, None, None, None, None)
-        for info in [*iter_interpreters(None, cache=self._cache, env=self._env), *self._pyenv_infos()]:
+        for info in iter_interpreters(None, cache=self._cache, env=self._env):
             interpreter = Interpreter.from_info(info, self._origin(info, every))
+            seen.setdefault(interpreter.executable, interpreter)
+        for info in self._pyenv_infos():
+            interpreter = Interpreter.from_info(info, "pyenv")
             seen.setdefault(interpreter.executable, interpreter)
         return sorted(seen.values(), key=lambda i: (i.implementation != "CPython", i.implementation, i.version_info))
 

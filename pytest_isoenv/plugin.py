@@ -197,11 +197,14 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
     except InterpreterNotFound as exc:
-        if options.get(request.config, "strict_python"):
-            pytest.fail(f"{exc} (--isoenv-strict-python)", pytrace=False)
-        pytest.skip(str(exc))
+        problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
+        if not strict:
+            pytest.skip(problem)
+        problem += " (--isoenv-strict-python)"
     except IsoEnvError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
+    pytest.fail(problem, pytrace=False)
 
 
 class XdistHooks:
