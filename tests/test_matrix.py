@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isoenv.discovery import Discovery
+from pytest_isoenv.discovery import Discovery, pyenv_root
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers import oldest_seeded_python
 from pytest_isoenv.matrix import marker_pythons, params_for, split_specs
@@ -27,6 +27,12 @@ def dotted(version: Version) -> str:
 def lit(text: str) -> str:
     """*text* for fnmatch_lines, its brackets (test ids) matched literally."""
     return re.sub(r"([\[\]])", r"[\1]", text)
+
+
+@pytest.fixture(autouse=True)
+def pyenv_in_sight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the real pyenv root in sight of pytester runs, which point HOME (pyenv's default root) elsewhere."""
+    monkeypatch.setenv("PYENV_ROOT", str(pyenv_root(os.environ)))
 
 
 @pytest.fixture
