@@ -12,7 +12,7 @@ the test once on each.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,12 +77,14 @@ def marker_pythons(value: object, rootdir: Path, where: str) -> list[str] | None
 
 
 def params_for(
-    session: Sequence[str], marker: object, discovery: Discovery, *, rootdir: Path, where: str
+    session: Sequence[str], marker: object, covers: Callable[[str, str], bool], *, rootdir: Path, where: str
 ) -> list[PythonParam] | None:
     """The interpreters the test *where* runs on, or ``None`` when it is not parametrised over any.
 
     *session* is the run's list of specs and *marker* the value of the
     test's marker ``python=`` (a spec, a list of them, or ``None``).
+    ``covers(spec, wanted)`` says whether a spec of the list satisfies one of
+    the marker (:meth:`Discovery.covers`); it is only asked when both are given.
     """
     wanted = marker_pythons(marker, rootdir, where)
     if not session:
@@ -91,7 +93,7 @@ def params_for(
         return [PythonParam(spec, spec_label(spec)) for spec in wanted]
     if wanted is None:
         return [PythonParam(spec, spec_label(spec)) for spec in session]
-    chosen = [spec for spec in session if any(discovery.covers(spec, want) for want in wanted)]
+    chosen = [spec for spec in session if any(covers(spec, want) for want in wanted)]
     if chosen:
         return [PythonParam(spec, spec_label(spec)) for spec in chosen]
     reason = (

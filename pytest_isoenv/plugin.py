@@ -78,11 +78,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("isoenv")
     session: list[str] = metafunc.config.stash[PYTHONS]
+    factory = metafunc.config.stash[FACTORY]
     try:
         params = matrix.params_for(
             session,
             marker.kwargs.get("python") if marker is not None else None,
-            metafunc.config.stash[FACTORY].discovery,
+            lambda spec, wanted: factory.discovery.covers(spec, wanted),
             rootdir=metafunc.config.rootpath,
             where=metafunc.definition.nodeid,
         )
@@ -194,6 +195,7 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv
     test whose interpreter is not installed is skipped (an error with
     ``--isoenv-strict-python``).
     """
+    # isoenv_python is requested so that the Python matrix can parametrise it; marker_spec reads its value.
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
     except InterpreterNotFound as exc:

@@ -67,7 +67,7 @@ def test_the_marker_narrows_the_runs_list(tmp_path: Path, shared_cache: Path, th
     discovery = Discovery(shared_cache / "py-info")
 
     def chosen(session: list[str], marker: object) -> list[tuple[str, str, bool]] | None:
-        params = params_for(session, marker, discovery, rootdir=tmp_path, where="t.py::t")
+        params = params_for(session, marker, discovery.covers, rootdir=tmp_path, where="t.py::t")
         return None if params is None else [(p.spec, p.label, p.skip is not None) for p in params]
 
     assert chosen([], None) is None
