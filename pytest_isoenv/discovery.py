@@ -256,14 +256,17 @@ class Discovery:
     def _origin(self, info: PythonInfo, parsed: PythonSpec) -> str:
         """Where *info* was found, in a word or two, for ``--isoenv-pythons`` and the report header."""
         exe = Path(os.path.realpath(info.system_executable or info.executable or ""))
+        # A manager's folder may hold only links to the interpreter, so the path it was run by counts too.
+        paths = [exe, *(Path(p) for p in (info.executable, info.system_executable) if p)]
         current = PythonInfo.current_system(self._cache)
         if parsed.is_abs:
             return "given path"
         if exe == Path(os.path.realpath(current.system_executable or current.executable or "")):
             return "running pytest"
-        if _is_within(exe, self.pyenv_versions):
+        if any(_is_within(path, self.pyenv_versions) for path in paths):
             return "pyenv"
-        if _uv_python_roots is not None and any(_is_within(exe, root) for root in _uv_python_roots(self._env)):
+        uv_roots = list(_uv_python_roots(self._env)) if _uv_python_roots is not None else []
+        if any(_is_within(path, root) for path in paths for root in uv_roots):
             return "uv"
         if sys.platform == "win32":
             on_path = {Path(os.path.realpath(p)) for p in self._env.get("PATH", "").split(os.pathsep) if p}
@@ -273,4 +276,4 @@ class Discovery:
 
 
 def _is_within(path: Path, folder: Path) -> bool:
-    return path.is_relative_to(os.path.realpath(folder))
+    return path.is_relative_to(folder) or path.is_relative_to(os.path.realpath(folder))

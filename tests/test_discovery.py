@@ -107,6 +107,19 @@ def test_a_path_is_used_as_given_and_resolved_for_the_key(tmp_path: Path, others
     assert by_path.key_material() == by_version.key_material()
 
 
+def test_finds_uv_managed_pythons(tmp_path: Path, others: dict[Version, Path]) -> None:
+    version, exe = next(iter(others.items()))
+    environ = environ_for(tmp_path, tmp_path / "no-pyenv")
+    bin_dir = Path(environ["UV_PYTHON_INSTALL_DIR"]) / f"cpython-{dotted(version)}.0-linux-x86_64-gnu" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(exe)
+
+    found = Discovery(tmp_path / "py-info", environ).find(dotted(version))
+
+    assert (found.executable, found.found_in) == (exe, "uv")
+    assert found.version_info[:2] == version
+
+
 def test_pyenv_shims_are_never_run(tmp_path: Path, others: dict[Version, Path]) -> None:
     pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(v)}.0": exe for v, exe in others.items()})
     discovery = Discovery(tmp_path / "py-info", environ_for(tmp_path, pyenv, pyenv / "shims"))
