@@ -23,7 +23,8 @@ class Option:
 
     name: str
     help: str
-    kind: Literal["string", "bool", "linelist"] = "string"
+    kind: Literal["string", "bool", "linelist", "command"] = "string"
+    """``command`` is a flag that does something and exits, like ``--fixtures``: it has no ini key."""
     default: Any = None
     metavar: str | None = None
 
@@ -62,6 +63,21 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds to wait for another process's build before failing (default: as long as it takes)",
         metavar="SECONDS",
     ),
+    Option(
+        "python",
+        "Run each test that uses isoenv once per interpreter spec (3.12, py312, pypy3.10, 3.13t, >=3.11, or a "
+        "path); give several comma-separated, as repeated flags, or one per ini line",
+        kind="linelist",
+        default=(),
+        metavar="SPEC",
+    ),
+    Option(
+        "strict_python",
+        "Fail, rather than skip, tests whose interpreter is not installed",
+        kind="bool",
+        default=False,
+    ),
+    Option("pythons", "List the Python interpreters found, and where, then exit", kind="command"),
 )
 
 
@@ -69,6 +85,9 @@ def add_options(parser: pytest.Parser) -> None:
     """Register every option as a flag and an ini key, with the same help text."""
     group = parser.getgroup("isoenv", "cached isolated environments (pytest-isoenv)")
     for option in OPTIONS:
+        if option.kind == "command":
+            group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
+            continue
         if option.kind == "bool":
             group.addoption(option.flag, action="store_true", default=None, dest=option.ini, help=option.help)
         elif option.kind == "linelist":

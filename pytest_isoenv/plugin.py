@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from . import options
+from . import matrix, options
 from .env import IsolatedEnv
-from .errors import IsoEnvError, IsoEnvWarning
+from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning
 from .factory import IsoEnvFactory, Settings
 from .installers import IndexOptions
 from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
+#: The run's Python matrix (``--isoenv-python``), as specs.
+PYTHONS = pytest.StashKey[list[str]]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -43,14 +45,67 @@ def pytest_configure(config: pytest.Config) -> None:
         notify=notify,
         warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
     )
+    config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
 
 
+def session_pythons(config: pytest.Config) -> list[str]:
+    """The specs of ``--isoenv-python`` (paths against the invocation dir) or else of ``isoenv_python`` (rootdir)."""
+    from_flags = config.getoption("isoenv_python")
+    base = config.invocation_params.dir if from_flags else config.rootpath
+    try:
+        return matrix.split_specs(from_flags or config.getini("isoenv_python"), base)
+    except IsoEnvError as exc:
+        raise pytest.UsageError(f"--isoenv-python / isoenv_python: {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("isoenv_pythons"):
+        return None
+    factory = IsoEnvFactory(settings_from_config(config))
+    try:
+        lines = matrix.report(factory.discovery, factory.installer(factory.spec(())), session_pythons(config))
+    except IsoEnvError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print("\n".join(lines))
+    return 0
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "isoenv_python" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("isoenv")
+    session: list[str] = metafunc.config.stash[PYTHONS]
+    factory = metafunc.config.stash[FACTORY]
+    try:
+        params = matrix.params_for(
+            session,
+            marker.kwargs.get("python") if marker is not None else None,
+            lambda spec, wanted: factory.discovery.covers(spec, wanted),
+            rootdir=metafunc.config.rootpath,
+            where=metafunc.definition.nodeid,
+        )
+    except IsoEnvError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if params is not None:
+        values = [
+            pytest.param(p.spec, id=p.label, marks=[pytest.mark.skip(reason=p.skip)] if p.skip else []) for p in params
+        ]
+        metafunc.parametrize("isoenv_python", values, indirect=True)
+
+
 def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
-    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages)."""
+    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
+
+    On the interpreter the Python matrix gave the test, if it gave one.
+    """
     marker = item.get_closest_marker("isoenv")
-    args, kwargs = (marker.args, marker.kwargs) if marker is not None else ((), {})
+    args, kwargs = (marker.args, dict(marker.kwargs)) if marker is not None else ((), {})
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "isoenv_python" in callspec.params:
+        kwargs["python"] = callspec.params["isoenv_python"]
     factory.current_test = item.nodeid
     return factory.spec(args, **kwargs)
 
@@ -78,8 +133,12 @@ def settings_from_config(config: pytest.Config) -> Settings:
     )
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"isoenv: cache {options.cache_dir(config)}"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"isoenv: cache {options.cache_dir(config)}"]
+    if config.stash[PYTHONS]:
+        discovery = config.stash[FACTORY].discovery
+        lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
+    return lines
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -115,19 +174,39 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
-def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> IsolatedEnv:
+def isoenv_python(request: pytest.FixtureRequest) -> str | None:
+    """The ``python=`` spec the test's ``isoenv`` env is built on, when the Python matrix chose it.
+
+    Set when the run lists Pythons (``--isoenv-python``) or the test's marker
+    lists several (``python=["3.12", "3.13"]``); the test then runs once per
+    interpreter, with ids such as ``test_x[py3.12]``. ``None`` otherwise.
+    """
+    spec: str | None = getattr(request, "param", None)
+    return spec
+
+
+@pytest.fixture
+def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv_python: str | None) -> IsolatedEnv:
     """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
 
     Without a marker: an env with pip and no other packages. Shared envs are
     reused across tests and must not be changed; mark the test with
-    ``private=True`` to get an env of its own that it may install into.
+    ``private=True`` to get an env of its own that it may install into. A
+    test whose interpreter is not installed is skipped (an error with
+    ``--isoenv-strict-python``).
     """
+    # isoenv_python is requested so that the Python matrix can parametrise it; marker_spec reads its value.
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
+    except InterpreterNotFound as exc:
+        problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
+        if not strict:
+            pytest.skip(problem)
+        problem += " (--isoenv-strict-python)"
     except IsoEnvError as exc:
-        error = str(exc)
-    # Outside the except block, so the report shows the message once, without a chained traceback.
-    pytest.fail(error, pytrace=False)
+        problem = str(exc)
+    # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
+    pytest.fail(problem, pytrace=False)
 
 
 class XdistHooks:
