@@ -122,3 +122,22 @@ def pytester(
     monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(shared_cache))
     pytester.makeini(f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\n")
     return pytester
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the figures tests recorded with ``record_property("figure", ...)``: what this run held.
+
+    Recorded properties travel with the reports, so this works under xdist too.
+    """
+    figures = [
+        (report.nodeid, value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if isinstance(report, pytest.TestReport) and report.when == "call"
+        for name, value in report.user_properties
+        if name == "figure"
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for nodeid, value in figures:
+            terminalreporter.write_line(f"{nodeid}: {value}")
