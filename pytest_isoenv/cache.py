@@ -110,8 +110,10 @@ class Record:
 class Cache:
     """A cache root shared by every session and process that points at it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, worker: str | None = None) -> None:
         self.root = root
+        #: The xdist worker id of this process, if it is one: named to processes that wait for our builds.
+        self.worker = worker
 
     @property
     def envs_dir(self) -> Path:
@@ -206,7 +208,7 @@ class Cache:
             owner = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
-                "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                "worker": self.worker,
                 "what": what,
                 "since": time.time(),
             }

@@ -28,6 +28,7 @@ class Settings:
     installer: str | None = None
     rebuild: bool = False
     lock_timeout: float = -1
+    worker: str | None = None  # the xdist worker id, when this session is one
 
 
 @dataclass
@@ -56,7 +57,7 @@ class IsoEnvFactory:
         echo: Echo | None = None,
     ) -> None:
         self.settings = settings
-        self.cache = Cache(settings.cache_dir)
+        self.cache = Cache(settings.cache_dir, worker=settings.worker)
         self.stats = Stats()
         #: Makes a new folder for private envs (the plugin binds it to pytest's temp dirs).
         self.private_root = private_root

@@ -41,7 +41,7 @@ class IndexOptions:
             url = Requirement(requirement).url
             if url and not url.startswith("file:"):
                 raise SpecError(
-                    f"requirement {requirement!r} needs {url} but installs are offline (--isoenv-offline)",
+                    f"requirement {requirement!r} needs the network, but installs are offline (--isoenv-offline)",
                     where=where,
                     fix="Put the package in an --isoenv-find-links folder and require it by name, or pass a local path",
                 )

@@ -84,6 +84,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         ),
         rebuild=bool(options.get(config, "rebuild")),
         lock_timeout=timeout,
+        worker=workerinput["workerid"] if workerinput else None,
     )
 
 
@@ -103,11 +104,13 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     """After the test's own teardown: a shared env it changed is an error of that test, and is rebuilt."""
     yield
     factory = item.config.stash.get(FACTORY, None)
-    if factory is not None:
-        try:
+    try:
+        if factory is not None:
             factory.check_shared(item.nodeid)
-        except SharedEnvError as exc:
-            pytest.fail(str(exc), pytrace=False)
+        return
+    except SharedEnvError as exc:
+        error = str(exc)
+    pytest.fail(error, pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -146,7 +149,8 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> Iso
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
     except IsoEnvError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        error = str(exc)
+    pytest.fail(error, pytrace=False)  # outside the except: the message alone, not chained to the error
 
 
 class XdistHooks:

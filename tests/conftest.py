@@ -140,4 +140,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if figures:
         terminalreporter.section("figures")
         for nodeid, value in figures:
-            terminalreporter.write_line(f"{nodeid}: {value}")
+            terminalreporter.line(f"{nodeid}: {value}")
