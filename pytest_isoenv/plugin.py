@@ -143,8 +143,9 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> Iso
     """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
 
     Without a marker: an env with pip and no other packages. Shared envs are
-    reused across tests and must not be changed; mark the test with
-    ``private=True`` to get an env of its own that it may install into.
+    reused across tests and must not be changed (a test that installs into or
+    removes from one gets an error at teardown, and the env is rebuilt); mark
+    the test with ``private=True`` to get an env of its own that it may change.
     """
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))

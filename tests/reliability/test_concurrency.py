@@ -132,15 +132,17 @@ def test_independent_processes_build_each_env_once(
 
 
 HOLD_LOCK = """
-import sys
+import os, sys, threading
 from pathlib import Path
 from pytest_isoenv.cache import Cache
 
+threading.Timer(120, os._exit, [1]).start()  # never outlive a broken test
 cache = Cache(Path(sys.argv[1]))
 cache.ensure()
 with cache.lock(sys.argv[2], what="env (alpha)"):
     print("locked", flush=True)
     sys.stdin.read()  # held until the test closes our stdin
+os._exit(0)
 """
 
 
