@@ -51,10 +51,10 @@ def split_specs(values: Iterable[str], base: Path) -> list[str]:
     return _unique(specs, base)
 
 
-def _unique(specs: Iterable[str], base: Path) -> list[str]:
+def _unique(specs: Iterable[str], base: Path, where: str | None = None) -> list[str]:
     """*specs* with paths made absolute, each once by its label: ``3.12`` and ``py312`` are one Python."""
     unique: dict[str, str] = {}
-    for spec in (normalize_python(spec, base) for spec in specs):
+    for spec in (normalize_python(spec, base, where) for spec in specs):
         unique.setdefault(spec_label(spec), spec)
     return list(unique.values())
 
@@ -73,7 +73,7 @@ def marker_pythons(value: object, rootdir: Path, where: str) -> list[str] | None
                 fix='Use a version such as "3.12", a list such as ["3.12", "3.13"], or a path to an interpreter',
             )
         specs.append(text)
-    return _unique(specs, rootdir)
+    return _unique(specs, rootdir, where)
 
 
 def params_for(

@@ -17,6 +17,7 @@ from typing import Any, Union
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from python_discovery import KNOWN_IMPLEMENTATIONS, PythonSpec
 
 from .errors import SpecError
 
@@ -194,7 +195,7 @@ class EnvSpec:
             if constraints is None
             else _existing_file(_as_path_arg(constraints, "constraints", where), rootdir, where, "constraints file"),
             requirements_files=tuple(sorted(set(req_files))),
-            python=None if python is None else normalize_python(python, rootdir) or None,
+            python=None if python is None else normalize_python(python, rootdir, where) or None,
             installer=installer,
             private=private,
         )
@@ -221,11 +222,23 @@ class EnvSpec:
         return ", ".join(parts) or "(no packages)"
 
 
-def normalize_python(value: PathArg, rootdir: Path) -> str:
-    """An interpreter spec with a path in it made absolute against *rootdir*; versions stay as given."""
+def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) -> str:
+    """An interpreter spec with a path in it made absolute against *rootdir*; versions stay as given.
+
+    A spec that names no known implementation (``"banana"``, ``"snakes3"``) is refused here: it
+    is a typo, not an interpreter that happens to be missing, so it must not turn into a skip.
+    """
     text = os.fspath(value).strip()
     if isinstance(value, os.PathLike) or text.startswith("~") or any(s and s in text for s in (os.sep, os.altsep)):
         return str(_resolve(text, rootdir))
+    implementation = PythonSpec.from_string_spec(text).implementation
+    if implementation is not None and implementation.lower() not in KNOWN_IMPLEMENTATIONS:
+        raise SpecError(
+            f"python={text!r} is not an interpreter spec ({implementation!r} is no Python implementation)",
+            where=where,
+            fix=f'Use a version such as "3.12", "py312", ">=3.11", one of {", ".join(KNOWN_IMPLEMENTATIONS)} '
+            "with a version, or a path to an interpreter",
+        )
     return text
 
 

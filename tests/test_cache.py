@@ -27,8 +27,10 @@ def fake_env(path: Path, log: Path) -> dict[str, Any]:
     """
     (path / "bin").mkdir(parents=True)
     (path / "bin" / "python").symlink_to(sys.executable)
+    (path / "site-packages").mkdir()
     log.write_text("built\n")
-    return {"paths": {"python": "bin/python"}, "dist_infos": [], "timings": {"total": 0.5}}
+    paths = {"python": "bin/python", "site_packages": "site-packages"}
+    return {"paths": paths, "dist_infos": [], "timings": {"total": 0.5}}
 
 
 @pytest.fixture
@@ -143,8 +145,7 @@ def test_waiting_for_a_lock_says_for_what_and_for_whom(cache: Cache, tmp_path: P
                 with cache.lock({KEY!r}, what="env (alpha)"):
                     Path({str(ready)!r}).touch()
                     time.sleep(1.5)
-                    fake_env(cache.env_dir({KEY!r}), cache.log_path({KEY!r}))
-                    cache.publish({KEY!r}, {{"paths": {{"python": "bin/python"}}, "run_id": "other"}})
+                    cache.publish({KEY!r}, {{**fake_env(cache.env_dir({KEY!r}), cache.log_path({KEY!r})), "run_id": "other"}})
                 """
             ),
         ]

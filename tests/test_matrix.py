@@ -205,11 +205,14 @@ def test_a_python_too_old_for_virtualenv_fails_the_test(
     )
 
 
-def test_a_marker_python_that_is_no_spec_is_a_collection_error(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile("import pytest\n\n@pytest.mark.isoenv(python=3.12)\ndef test_it(isoenv):\n    pass\n")
+def test_a_marker_python_that_is_no_spec_fails_that_test_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.isoenv(python=3.12)\ndef test_it(isoenv):\n    pass\n\n"
+        "def test_other():\n    pass\n"
+    )
     result = pytester.runpytest("--isoenv-python", "3.99")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*test_it: python=3.12 is not an interpreter spec or a list of them*"])
+    result.assert_outcomes(errors=1, passed=1)
+    result.stdout.fnmatch_lines(["*::test_it: python=3.12 is not an interpreter spec*"])
 
 
 def test_isoenv_pythons_lists_what_it_finds_and_exits(
