@@ -25,6 +25,8 @@ class Interpreter:
     architecture: int
     machine: str
     free_threaded: bool
+    venv_paths: tuple[tuple[str, str], ...] = ()
+    """Where a venv of this interpreter keeps ``scripts``, ``purelib`` and ``platlib``, relative to its root."""
 
     @classmethod
     def from_info(cls, info: PythonInfo) -> Interpreter:
@@ -38,6 +40,7 @@ class Interpreter:
             architecture=info.architecture,
             machine=info.machine,
             free_threaded=bool(getattr(info, "free_threaded", False)),
+            venv_paths=tuple((key, info.install_path(key)) for key in ("scripts", "purelib", "platlib")),
         )
 
     def key_material(self) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import configparser
+import functools
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -16,9 +19,12 @@ from typing import Any, ClassVar
 
 import platformdirs
 import virtualenv
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from virtualenv.seed.wheels.embed import get_embed_wheel
 
 from .errors import BuildError, SpecError
-from .spec import EnvSpec
+from .spec import EnvSpec, hash_file
 
 #: Receives each line of installer output as it comes (the terminal under ``-v``), or nothing.
 Echo = Callable[[str], None]
@@ -94,6 +100,15 @@ class Installer(ABC):
 
     name: ClassVar[str]
 
+    def __init__(self, app_data: Path) -> None:
+        #: The cache's folder for virtualenv's app-data; installers keep their own data beside it.
+        self._app_data = app_data
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this installer cannot be used on this machine, or ``None`` if it can."""
+        return None
+
     @abstractmethod
     def key_material(self, index: IndexOptions) -> dict[str, Any]:
         """The installer's identity and every setting of it that can change what gets installed."""
@@ -117,7 +132,7 @@ class Installer(ABC):
         echo: Echo | None = None,
     ) -> None:
         """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
-        if spec.requirements or spec.local or spec.editable or spec.requirements_files:
+        if self._has_packages(spec):
             run_logged(
                 self.install_command(python, spec, index),
                 what=f"installing {spec.describe()} failed",
@@ -125,6 +140,31 @@ class Installer(ABC):
                 env=environ,
                 echo=echo,
             )
+
+    def build(
+        self,
+        path: Path,
+        interpreter: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> Path:
+        """Create an env at *path* with pip and *spec*'s packages in it; the env's interpreter.
+
+        *environ* is the session's environment, which the env's own runs are isolated from.
+        """
+        from .env import isolated_environ
+
+        python = self.create(path, interpreter, log=log, environ=environ)
+        self.install(python, spec, index, log=log, environ=isolated_environ(path, python.parent, environ), echo=echo)
+        return python
+
+    @staticmethod
+    def _has_packages(spec: EnvSpec) -> bool:
+        return bool(spec.requirements or spec.local or spec.editable or spec.requirements_files)
 
     @staticmethod
     def package_arguments(spec: EnvSpec) -> list[str]:
@@ -202,13 +242,17 @@ def pip_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     return settings
 
 
+# virtualenv's cli_run is made for one call at a time per process: its option parser, creator and
+# seeder plugins are found through process-wide registries and it keeps module-level caches. Creating
+# takes a fraction of a build (installing is the slow part, in a subprocess), so builds running in
+# threads create one env at a time and install in parallel.
+_VIRTUALENV_LOCK = threading.Lock()
+
+
 class PipInstaller(Installer):
     """virtualenv (through its Python API, seeding pip from its app-data) and the env's own pip."""
 
     name = "pip"
-
-    def __init__(self, app_data: Path) -> None:
-        self._app_data = app_data
 
     def key_material(self, index: IndexOptions) -> dict[str, Any]:
         # virtualenv pins the pip it seeds, so its version names the pip that installs.
@@ -233,7 +277,8 @@ class PipInstaller(Installer):
         with log.open("a", encoding="utf-8") as stream:
             stream.write(f"$ virtualenv {subprocess.list2cmdline(args)}\n")
         try:
-            session = virtualenv.cli_run(args, setup_logging=False, env=dict(environ))
+            with _VIRTUALENV_LOCK:
+                session = virtualenv.cli_run(args, setup_logging=False, env=dict(environ))
         except (Exception, SystemExit) as exc:
             with log.open("a", encoding="utf-8") as stream:
                 stream.write(f"# virtualenv failed: {exc!r}\n")
@@ -249,18 +294,263 @@ class PipInstaller(Installer):
         ]  # fmt: skip
 
 
+# uv settings that change what ``uv pip install`` resolves or how it builds (environment variables;
+# config files count whole). Cache, network and output settings stay out of the key.
+_UV_RESOLUTION_VARIABLES = frozenset(
+    {
+        "UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
+        "UV_INDEX_STRATEGY", "UV_PRERELEASE", "UV_RESOLUTION", "UV_CONSTRAINT", "UV_BUILD_CONSTRAINT",
+        "UV_OVERRIDE", "UV_EXCLUDE_NEWER", "UV_NO_BINARY", "UV_NO_BINARY_PACKAGE", "UV_NO_BUILD",
+        "UV_NO_BUILD_PACKAGE", "UV_NO_BUILD_ISOLATION", "UV_NO_BUILD_ISOLATION_PACKAGE", "UV_CONFIG_SETTINGS",
+        "UV_TORCH_BACKEND", "UV_NO_SOURCES", "UV_CONFIG_FILE", "UV_NO_CONFIG",
+    }
+)  # fmt: skip
+
+
+def uv_config_files(environ: Mapping[str, str]) -> list[Path]:
+    """The uv configuration files uv itself would read for a command run outside any project.
+
+    ``UV_CONFIG_FILE`` replaces every discovered file and ``UV_NO_CONFIG`` turns discovery off.
+    Otherwise the user's file, then the first system file found.
+    """
+    if environ.get("UV_NO_CONFIG"):
+        return []
+    if environ.get("UV_CONFIG_FILE"):
+        return [Path(environ["UV_CONFIG_FILE"])]
+    if sys.platform == "win32":
+        user = [Path(environ.get("APPDATA", Path.home() / "AppData" / "Roaming"), "uv", "uv.toml")]
+        system = [Path(environ.get("SYSTEMDRIVE", "C:") + "\\", "ProgramData", "uv", "uv.toml")]
+    else:
+        user = [Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config", "uv", "uv.toml")]
+        system = [Path(d, "uv", "uv.toml") for d in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
+        system.append(Path("/etc/uv/uv.toml"))
+    found = [f for f in user if f.is_file()]
+    return found + [f for f in system if f.is_file()][:1]
+
+
+def uv_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The user's uv settings (config files and ``UV_*`` variables) that change what uv installs."""
+    settings: dict[str, Any] = {
+        f"file:{path}": hash_file(path) if path.is_file() else None for path in uv_config_files(environ)
+    }
+    for name, value in environ.items():
+        if name in _UV_RESOLUTION_VARIABLES:
+            settings[name] = value
+            if name == "UV_FIND_LINKS":
+                settings["UV_FIND_LINKS:contents"] = [_location_material(v) for v in value.split(",")]
+    return settings
+
+
+@functools.cache
+def find_uv() -> Path | None:
+    """The uv executable: the one the ``uv`` package ships (``pytest-isoenv[uv]``), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return Path(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        return Path(found) if found else None
+
+
+class UvInstaller(Installer):
+    """``uv venv`` (with pip seeded from virtualenv's bundled wheel) and ``uv pip install``.
+
+    uv links files from its cache into envs, so its cache must be on the
+    env's filesystem: when uv's own cache is on another device than the isoenv
+    cache, uv gets a cache inside the isoenv cache root instead of copying.
+    """
+
+    name = "uv"
+
+    def __init__(self, app_data: Path) -> None:
+        super().__init__(app_data)
+        uv = find_uv()
+        if uv is None:
+            raise RuntimeError(self.unavailable())
+        self._uv = uv
+        self._cache_root = app_data.parent
+        self._version: str | None = None
+        self._cache_dir: str | None = None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if find_uv() is None:
+            return "uv is not installed: install pytest-isoenv[uv] or put uv on PATH"
+        return None
+
+    @property
+    def version(self) -> str:
+        """``uv --version``, asked once."""
+        if self._version is None:
+            proc = subprocess.run([str(self._uv), "--version"], capture_output=True, text=True, check=False)
+            self._version = proc.stdout.strip() or f"unknown ({self._uv})"
+        return self._version
+
+    def key_material(self, index: IndexOptions) -> dict[str, Any]:
+        # virtualenv's version names the pip wheel seeded into every env.
+        return {
+            "installer": self.name,
+            "uv": self.version,
+            "virtualenv": virtualenv.__version__,
+            "index": index.key_material(),
+            "settings": uv_resolution_settings(os.environ),
+        }
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """*environ* for running uv, with ``UV_CACHE_DIR`` set when uv's cache is on another filesystem."""
+        if self._cache_dir is None:
+            self._cache_dir = ""
+            proc = subprocess.run(
+                [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=dict(environ), check=False
+            )
+            user_cache = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+            if user_cache is None or _device(user_cache) != _device(self._cache_root):
+                self._cache_dir = str(self._cache_root / "uv")
+        return {**environ, "UV_CACHE_DIR": self._cache_dir} if self._cache_dir else dict(environ)
+
+    def _run(self, args: Sequence[str], *, what: str, log: Path, environ: Mapping[str, str], cwd: Path) -> None:
+        # Run from the env's parent folder: uv reads project configuration (uv.toml, [tool.uv]) from the
+        # working directory up, and an env shared by every project must not depend on where pytest started.
+        run_logged([str(self._uv), *args], what=what, log=log, env=self.environ(environ), cwd=cwd)
+
+    def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        python = self._venv(path, interpreter, log=log, environ=environ)
+        self._run(
+            ["pip", "install", "--quiet", "--python", str(python), "--no-index", str(_pip_wheel(path))],
+            what="seeding pip into the env failed",
+            log=log,
+            environ=environ,
+            cwd=path.parent,
+        )
+        return python
+
+    def _venv(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._run(
+            ["venv", "--quiet", "--no-project", "--python", str(interpreter), str(path)],
+            what=f"uv could not create an env from {interpreter}",
+            log=log,
+            environ=environ,
+            cwd=path.parent,
+        )
+        return _venv_python(path)
+
+    def build(
+        self,
+        path: Path,
+        interpreter: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> Path:
+        """``uv venv``, then one ``uv pip install`` of pip and *spec*'s packages (one uv run less).
+
+        pip is seeded on its own when the spec might ask for a pip of its own
+        (by name, or through files), so the two never conflict.
+        """
+        from .env import isolated_environ
+
+        python = self._venv(path, interpreter, log=log, environ=environ)
+        may_name_pip = (
+            spec.requirements_files
+            or spec.constraints
+            or any(canonicalize_name(Requirement(r).name) == "pip" for r in spec.requirements)
+        )
+        if may_name_pip:
+            self.create(path, interpreter, log=log, environ=environ)
+        cmd = self.install_command(python, spec, index)
+        if not may_name_pip:
+            cmd.append(str(_pip_wheel(path)))
+        if not may_name_pip or self._has_packages(spec):
+            run_logged(
+                cmd,
+                what=f"installing {spec.describe()} failed",
+                log=log,
+                env=self.environ(isolated_environ(path, python.parent, environ)),
+                echo=echo,
+                cwd=path.parent,
+            )
+        return python
+
+    def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        return [
+            str(self._uv), "pip", "install", "--python", str(python),
+            *self.index_arguments(index),
+            *self.package_arguments(spec),
+        ]  # fmt: skip
+
+    def install(
+        self,
+        python: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> None:
+        if self._has_packages(spec):
+            run_logged(
+                self.install_command(python, spec, index),
+                what=f"installing {spec.describe()} failed",
+                log=log,
+                env=self.environ(environ),
+                echo=echo,
+                cwd=python.parent,
+            )
+
+
+def _device(path: Path) -> int | None:
+    """The device of *path*, or of its nearest existing parent."""
+    for candidate in (path, *path.parents):
+        try:
+            return candidate.stat().st_dev
+        except OSError:
+            continue
+    return None
+
+
+def _venv_python(path: Path) -> Path:
+    """The interpreter of the venv at *path*, as the venv layout puts it."""
+    scripts = "Scripts" if sys.platform == "win32" else "bin"
+    return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
+
+
+def _pip_wheel(env: Path) -> Path:
+    """virtualenv's bundled pip wheel for the env at *env* (by its pyvenv.cfg): seeding pip needs no index."""
+    config = configparser.ConfigParser()
+    config.read_string("[venv]\n" + (env / "pyvenv.cfg").read_text(encoding="utf-8"))
+    version = ".".join(config.get("venv", "version_info", fallback="").split(".")[:2])
+    wheel = get_embed_wheel("pip", version)
+    if wheel is None:
+        raise BuildError(f"virtualenv {virtualenv.__version__} bundles no pip for Python {version or '?'}")
+    return Path(wheel.path)
+
+
 #: The installers by name: the choices of ``--isoenv-installer``.
-INSTALLERS: dict[str, Callable[[Path], Installer]] = {"pip": PipInstaller}
+INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
+
+
+def installer_class(name: str | None, *, where: str | None = None) -> type[Installer]:
+    """The installer called *name* (``None`` or ``"auto"``: uv when available, else pip).
+
+    Raises :class:`SpecError` for an unknown name or an installer this machine lacks.
+    """
+    choices = f"Choose one of: auto, {', '.join(INSTALLERS)}"
+    if name in (None, "auto"):
+        return UvInstaller if UvInstaller.unavailable() is None else PipInstaller
+    if name not in INSTALLERS:
+        raise SpecError(f"unknown installer {name!r}", where=where, fix=choices)
+    reason = INSTALLERS[name].unavailable()
+    if reason is not None:
+        raise SpecError(f"installer {name!r} is not available ({reason})", where=where, fix=choices)
+    return INSTALLERS[name]
 
 
 def select_installer(name: str | None, *, app_data: Path, where: str | None = None) -> Installer:
     """The installer called *name* (``None`` or ``"auto"``: the best available)."""
-    if name in (None, "auto"):
-        name = "pip"
-    if name not in INSTALLERS:
-        raise SpecError(
-            f"unknown installer {name!r}",
-            where=where,
-            fix=f"Choose one of: auto, {', '.join(INSTALLERS)}",
-        )
-    return INSTALLERS[name](app_data)
+    return installer_class(name, where=where)(app_data)

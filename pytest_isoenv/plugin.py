@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 import warnings
 from typing import Any
@@ -9,13 +11,15 @@ from typing import Any
 import pytest
 
 from . import options
+from .cache import Notify
 from .env import IsolatedEnv
-from .errors import IsoEnvError, IsoEnvWarning
+from .errors import IsoEnvError, IsoEnvWarning, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions
+from .installers import IndexOptions, installer_class
 from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
+NOTIFY = pytest.StashKey[Notify]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -37,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
             with capman.global_and_fixture_disabled():
                 reporter.write_line(f"isoenv: {message}")
 
+    config.stash[NOTIFY] = notify
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
@@ -63,6 +68,11 @@ def settings_from_config(config: pytest.Config) -> Settings:
         timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
     except ValueError:
         raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
+    installer = options.get(config, "installer") or None
+    try:
+        installer_class(installer)
+    except SpecError as exc:
+        raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
     return Settings(
         cache_dir=options.cache_dir(config),
         rootdir=config.rootpath,
@@ -75,11 +85,38 @@ def settings_from_config(config: pytest.Config) -> Settings:
         ),
         rebuild=bool(options.get(config, "rebuild")),
         lock_timeout=timeout,
+        installer=installer,
     )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"isoenv: cache {options.cache_dir(config)}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Build the envs the selected tests' markers ask for, several at once, before the first test runs.
+
+    Under xdist every worker collects every test and pre-builds: the per-key lock
+    lets one process build each env while the others move on to the next one.
+    """
+    config = session.config
+    if (
+        options.get(config, "no_prebuild")
+        or config.option.collectonly
+        or (session.testsfailed and not config.option.continue_on_collection_errors)
+    ):
+        return
+    factory = config.stash[FACTORY]
+    specs = []
+    for item in session.items:
+        if "isoenv" in getattr(item, "fixturenames", ()):
+            with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
+                specs.append(marker_spec(factory, item))
+    # xdist workers share the CPUs: together they run at most one build per CPU.
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    jobs = (os.cpu_count() or 1) // int(workerinput["workercount"]) if workerinput else None
+    factory.prebuild(specs, progress=config.stash[NOTIFY], jobs=jobs)
 
 
 @pytest.hookimpl(tryfirst=True)
