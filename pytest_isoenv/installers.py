@@ -454,20 +454,20 @@ class UvInstaller(Installer):
         """
         from .env import isolated_environ
 
-        python = self._venv(path, interpreter, log=log, environ=environ)
         may_name_pip = (
             spec.requirements_files
             or spec.constraints
             or any(canonicalize_name(Requirement(r).name) == "pip" for r in spec.requirements)
         )
         if may_name_pip:
-            self.create(path, interpreter, log=log, environ=environ)
-        cmd = self.install_command(python, spec, index)
-        if not may_name_pip:
-            cmd.append(str(_pip_wheel(path)))
-        if not may_name_pip or self._has_packages(spec):
+            python = self.create(path, interpreter, log=log, environ=environ)
+            seed = []
+        else:
+            python = self._venv(path, interpreter, log=log, environ=environ)
+            seed = [str(_pip_wheel(path))]
+        if seed or self._has_packages(spec):
             run_logged(
-                cmd,
+                self.install_command(python, spec, index) + seed,
                 what=f"installing {spec.describe()} failed",
                 log=log,
                 env=self.environ(isolated_environ(path, python.parent, environ)),
