@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import functools
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -341,16 +342,22 @@ def uv_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     return settings
 
 
-@functools.cache
 def find_uv() -> Path | None:
     """The uv executable: the one the ``uv`` package ships (``pytest-isoenv[uv]``), else one on PATH."""
+    found = _find_uv()
+    return None if found is None else found[0]
+
+
+@functools.cache
+def _find_uv() -> tuple[Path, str | None] | None:
+    """uv's executable and, when it is the ``uv`` package's, that package's version (no need to run it)."""
     try:
         from uv import find_uv_bin
 
-        return Path(find_uv_bin())
+        return Path(find_uv_bin()), f"uv {importlib.metadata.version('uv')}"
     except (ImportError, FileNotFoundError):
         found = shutil.which("uv")
-        return Path(found) if found else None
+        return (Path(found), None) if found else None
 
 
 class UvInstaller(Installer):
@@ -381,7 +388,9 @@ class UvInstaller(Installer):
 
     @property
     def version(self) -> str:
-        """``uv --version``, asked once."""
+        """uv's version: the ``uv`` package's, or ``uv --version`` for another uv, asked once."""
+        if self._version is None:
+            self._version = (_find_uv() or (None, None))[1]
         if self._version is None:
             proc = subprocess.run([str(self._uv), "--version"], capture_output=True, text=True, check=False)
             self._version = proc.stdout.strip() or f"unknown ({self._uv})"

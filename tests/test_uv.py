@@ -14,6 +14,7 @@ from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import (
     PipInstaller,
     UvInstaller,
+    _find_uv,
     find_uv,
     installer_class,
     select_installer,
@@ -70,9 +71,9 @@ def without_uv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     """A machine without uv: the package cannot be imported and PATH has no uv."""
     monkeypatch.setitem(sys.modules, "uv", None)
     monkeypatch.setenv("PATH", str(tmp_path))
-    find_uv.cache_clear()
+    _find_uv.cache_clear()
     yield
-    find_uv.cache_clear()
+    _find_uv.cache_clear()
 
 
 @pytest.mark.usefixtures("without_uv")
