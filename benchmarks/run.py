@@ -156,7 +156,7 @@ def outer(args: argparse.Namespace) -> None:
 
 def inner(work: Path, repeat: int) -> None:
     """The in-process parts, run inside the pytest-isoenv venv."""
-    from virtualenv.seed.wheels.embed import get_embed_wheel
+    from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
     from pytest_isoenv.factory import IsoEnvFactory, Settings
     from pytest_isoenv.installers import IndexOptions, find_uv
@@ -165,7 +165,8 @@ def inner(work: Path, repeat: int) -> None:
     index = IndexOptions(find_links=(str(wheelhouse),), offline=True)
     results: dict[str, list[float]] = {}
     uv = str(find_uv())
-    pip_wheel = str(get_embed_wheel("pip", f"{sys.version_info[0]}.{sys.version_info[1]}").path)  # type: ignore[union-attr]
+    # What pytest-isoenv's uv builds do: packages compiled to bytecode, pip seeded from virtualenv's wheels.
+    seed_pip = ["pip", "install", "-q", "--no-index", "--find-links", str(BUNDLE_FOLDER), "pip"]
 
     def factory(cache: Path, installer: str, **settings: Any) -> IsoEnvFactory:
         return IsoEnvFactory(
@@ -194,9 +195,12 @@ def inner(work: Path, repeat: int) -> None:
                     results.setdefault("2 one env: raw virtualenv + pip install", []).append(seconds)
             else:
                 seconds = timed([uv, "venv", "-q", "--python", sys.executable, str(raw)])
-                seconds += timed([uv, "pip", "install", "-q", "--python", str(python), "requests", pip_wheel])
+                seconds += timed(
+                    [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python), "requests"]
+                )
+                seconds += timed([uv, *seed_pip, "--python", str(python)])
                 if rep:
-                    results.setdefault("2 one env: raw uv venv + uv pip install (with pip)", []).append(seconds)
+                    results.setdefault("2 one env: raw uv venv + uv pip install (same steps)", []).append(seconds)
 
     warm = work / "one-env-uv"
     spec_args = ("requests",)
@@ -222,19 +226,9 @@ def inner(work: Path, repeat: int) -> None:
             for _ in range(max(10, repeat)):
                 target = Path(tempfile.mkdtemp(dir=work / "private")) / "env"
                 seconds = timed([uv, "venv", "-q", "--python", sys.executable, str(target)])
-                seconds += timed(
-                    [
-                        uv,
-                        "pip",
-                        "install",
-                        "-q",
-                        "--offline",
-                        "--python",
-                        str(target / "bin" / "python"),
-                        "requests",
-                        pip_wheel,
-                    ]
-                )
+                python = target / "bin" / "python"
+                seconds += timed([uv, "pip", "install", "-q", "--offline", "--python", str(python), "requests"])
+                seconds += timed([uv, *seed_pip, "--python", str(python)])
                 results.setdefault("4 private env: raw uv venv + uv pip install from uv's cache", []).append(seconds)
         assert shared.path.exists()
     print(json.dumps(results))
@@ -243,7 +237,7 @@ def inner(work: Path, repeat: int) -> None:
 BASELINES = {
     "1 suite: pytest-isoenv": "1 suite: pytest-venv",
     "2 one env: pytest-isoenv pip": "2 one env: raw virtualenv + pip install",
-    "2 one env: pytest-isoenv uv": "2 one env: raw uv venv + uv pip install (with pip)",
+    "2 one env: pytest-isoenv uv": "2 one env: raw uv venv + uv pip install (same steps)",
     "4 private env: pytest-isoenv uv": "4 private env: raw uv venv + uv pip install from uv's cache",
 }
 

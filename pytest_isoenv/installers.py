@@ -20,9 +20,7 @@ from typing import Any, ClassVar
 
 import platformdirs
 import virtualenv
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-from virtualenv.seed.wheels.embed import get_embed_wheel
+from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
 from .errors import BuildError, SpecError
 from .spec import EnvSpec, hash_file
@@ -361,7 +359,7 @@ def _find_uv() -> tuple[Path, str | None] | None:
 
 
 class UvInstaller(Installer):
-    """``uv venv`` (with pip seeded from virtualenv's bundled wheel) and ``uv pip install``.
+    """``uv venv`` (with pip seeded from virtualenv's bundled wheels) and ``uv pip install``.
 
     uv links files from its cache into envs, so its cache must be on the
     env's filesystem: when uv's own cache is on another device than the isoenv
@@ -425,13 +423,7 @@ class UvInstaller(Installer):
 
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         python = self._venv(path, interpreter, log=log, environ=environ)
-        self._run(
-            ["pip", "install", "--quiet", "--python", str(python), "--no-index", str(_pip_wheel(path))],
-            what="seeding pip into the env failed",
-            log=log,
-            environ=environ,
-            cwd=path.parent,
-        )
+        self._seed_pip(python, log=log, environ=environ)
         return python
 
     def _venv(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
@@ -443,7 +435,28 @@ class UvInstaller(Installer):
             environ=environ,
             cwd=path.parent,
         )
-        return _venv_python(path)
+        scripts = "Scripts" if sys.platform == "win32" else "bin"
+        return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
+
+    def _seed_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        # virtualenv's bundled wheels: no index needed. A pip the spec installed itself satisfies "pip".
+        self._run(
+            [
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(python),
+                "--no-index",
+                "--find-links",
+                str(BUNDLE_FOLDER),
+                "pip",
+            ],
+            what="seeding pip into the env failed",
+            log=log,
+            environ=environ,
+            cwd=python.parent,
+        )
 
     def build(
         self,
@@ -456,33 +469,27 @@ class UvInstaller(Installer):
         environ: Mapping[str, str],
         echo: Echo | None = None,
     ) -> Path:
-        """``uv venv``, then one ``uv pip install`` of pip and *spec*'s packages (one uv run less).
+        """``uv venv``, ``uv pip install`` of *spec*'s packages, compiled to bytecode, then pip.
 
-        pip is seeded on its own when the spec might ask for a pip of its own
-        (by name, or through files), so the two never conflict.
+        A cached env is imported from by many tests, and nothing may write into
+        it (nor can, under ``PYTHONDONTWRITEBYTECODE``), so its packages are
+        compiled once here, as pip does. pip comes last: uv compiles all of
+        site-packages, and pip's own thousand files are rarely imported.
         """
         from .env import isolated_environ
 
-        may_name_pip = (
-            spec.requirements_files
-            or spec.constraints
-            or any(canonicalize_name(Requirement(r).name) == "pip" for r in spec.requirements)
-        )
-        if may_name_pip:
-            python = self.create(path, interpreter, log=log, environ=environ)
-            seed = []
-        else:
-            python = self._venv(path, interpreter, log=log, environ=environ)
-            seed = [str(_pip_wheel(path))]
-        if seed or self._has_packages(spec):
+        python = self._venv(path, interpreter, log=log, environ=environ)
+        inside = isolated_environ(path, python.parent, environ)
+        if self._has_packages(spec):
             run_logged(
-                self.install_command(python, spec, index) + seed,
+                [*self.install_command(python, spec, index), "--compile-bytecode"],
                 what=f"installing {spec.describe()} failed",
                 log=log,
-                env=self.environ(isolated_environ(path, python.parent, environ)),
+                env=self.environ(inside),
                 echo=echo,
                 cwd=path.parent,
             )
+        self._seed_pip(python, log=log, environ=inside)
         return python
 
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
@@ -521,23 +528,6 @@ def _device(path: Path) -> int | None:
         except OSError:
             continue
     return None
-
-
-def _venv_python(path: Path) -> Path:
-    """The interpreter of the venv at *path*, as the venv layout puts it."""
-    scripts = "Scripts" if sys.platform == "win32" else "bin"
-    return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
-
-
-def _pip_wheel(env: Path) -> Path:
-    """virtualenv's bundled pip wheel for the env at *env* (by its pyvenv.cfg): seeding pip needs no index."""
-    config = configparser.ConfigParser()
-    config.read_string("[venv]\n" + (env / "pyvenv.cfg").read_text(encoding="utf-8"))
-    version = ".".join(config.get("venv", "version_info", fallback="").split(".")[:2])
-    wheel = get_embed_wheel("pip", version)
-    if wheel is None:
-        raise BuildError(f"virtualenv {virtualenv.__version__} bundles no pip for Python {version or '?'}")
-    return Path(wheel.path)
 
 
 #: The installers by name: the choices of ``--isoenv-installer``.

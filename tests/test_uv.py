@@ -33,9 +33,11 @@ def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> No
     record = json.loads((env.path / "isoenv-record.json").read_text())
     assert record["installer"] == "uv"
     assert {"alpha", "beta", "clitool", "pip"} <= set(record["packages"])
+    # Compiled once at build: nothing writes into a cached env, and PYTHONDONTWRITEBYTECODE may forbid it.
+    assert list((env.site_packages / "alpha").glob("__pycache__/*.pyc"))
 
 
-def test_uv_seeds_pip_apart_when_the_spec_may_name_pip(make_factory: MakeFactory, tmp_path: Path) -> None:
+def test_uv_with_a_constraints_file_still_seeds_pip(make_factory: MakeFactory, tmp_path: Path) -> None:
     constraints = tmp_path / "constraints.txt"
     constraints.write_text("alpha<2\n")
     env = make_factory(installer="uv").get("beta", constraints=constraints)
