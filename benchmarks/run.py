@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -68,6 +69,17 @@ def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs)
 
 
+#: CPU seconds (user + system, this process and its children) of each timed run, by measurement.
+CPU: dict[str, list[float]] = {}
+
+
+def cpu_now() -> float:
+    """CPU seconds used so far by this process and its waited-for children: unlike wall time, what the
+    work costs whatever else the machine is doing."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(cmd: list[str], **kwargs: Any) -> float:
     started = time.perf_counter()
     proc = subprocess.run(cmd, text=True, capture_output=True, **kwargs)
@@ -75,6 +87,23 @@ def timed(cmd: list[str], **kwargs: Any) -> float:
     if proc.returncode:
         raise SystemExit(f"benchmark command failed: {cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return elapsed
+
+
+class Measure:
+    """Times a block, adding its wall seconds to *results* and its CPU seconds to :data:`CPU`."""
+
+    def __init__(self, results: dict[str, list[float]], key: str, keep: bool = True) -> None:
+        self.results, self.key, self.keep = results, key, keep
+
+    def __enter__(self) -> Measure:
+        self.wall, self.cpu = time.perf_counter(), cpu_now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, cpu = time.perf_counter() - self.wall, cpu_now() - self.cpu
+        if self.keep and exc[0] is None:
+            self.results.setdefault(self.key, []).append(wall)
+            CPU.setdefault(self.key, []).append(cpu)
 
 
 def make_venv(path: Path, *packages: str) -> Path:
@@ -124,9 +153,9 @@ def outer(args: argparse.Namespace) -> None:
         if cache is not None:
             env["PYTEST_ISOENV_CACHE_DIR"] = str(cache)
         cmd = [str(pythons[name]), "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
-        seconds = timed(cmd, cwd=folder, env=env)
-        results.setdefault(key, []).append(seconds)
-        print(f"# {key}: {seconds:.2f}s", file=sys.stderr)
+        with Measure(results, key):
+            timed(cmd, cwd=folder, env=env)
+        print(f"# {key}: {results[key][-1]:.2f}s", file=sys.stderr)
 
     print("# 1. the 20-test suite", file=sys.stderr)
     isoenv_options = ["--isoenv-offline", "--isoenv-find-links", str(wheelhouse)]
@@ -147,8 +176,9 @@ def outer(args: argparse.Namespace) -> None:
         [str(pythons["pytest-isoenv"]), __file__, "--inner", str(work), "--repeat", str(args.repeat)],
         env=environ,
     )
-    for key, values in json.loads(inner.stdout).items():
-        results[key] = values
+    measured = json.loads(inner.stdout)
+    results.update(measured["wall"])
+    CPU.update(measured["cpu"])
     results.pop("warm-up", None)
     report(results, args)
     shutil.rmtree(work, ignore_errors=True)
@@ -158,6 +188,7 @@ def inner(work: Path, repeat: int) -> None:
     """The in-process parts, run inside the pytest-isoenv venv."""
     from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
+    from pytest_isoenv.cache import Cache
     from pytest_isoenv.factory import IsoEnvFactory, Settings
     from pytest_isoenv.installers import IndexOptions, find_uv
 
@@ -180,58 +211,47 @@ def inner(work: Path, repeat: int) -> None:
     raw = work / "raw"
     for installer in ("pip", "uv"):
         cache = work / f"one-env-{installer}"
-        factory(cache, installer).get("requests")  # untimed: discovery and app-data caches, as raw tools have theirs
+        # Untimed: discovery and virtualenv's app-data caches exist, as the raw tools' caches do.
+        probe = factory(cache, installer)
+        key = probe.key(probe.spec(["requests"]))
         for rep in range(repeat + 1):  # the first round is untimed: it warms the raw tools' caches
-            started = time.perf_counter()
-            factory(cache, installer, rebuild=True).get("requests")
-            if rep:
-                results.setdefault(f"2 one env: pytest-isoenv {installer}", []).append(time.perf_counter() - started)
+            Cache(cache).remove(key)
+            with Measure(results, f"2 one env: pytest-isoenv {installer}", keep=rep > 0):
+                factory(cache, installer).get("requests")
             shutil.rmtree(raw, ignore_errors=True)
             python = raw / "bin" / "python"
             if installer == "pip":
-                seconds = timed([sys.executable, "-m", "virtualenv", "-q", "--no-setuptools", str(raw)])
-                seconds += timed([str(python), "-m", "pip", "install", "-q", "requests"])
-                if rep:
-                    results.setdefault("2 one env: raw virtualenv + pip install", []).append(seconds)
+                with Measure(results, "2 one env: raw virtualenv + pip install", keep=rep > 0):
+                    timed([sys.executable, "-m", "virtualenv", "-q", "--no-setuptools", str(raw)])
+                    timed([str(python), "-m", "pip", "install", "-q", "requests"])
             else:
-                seconds = timed([uv, "venv", "-q", "--python", sys.executable, str(raw)])
-                seconds += timed(
-                    [uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python), "requests"]
-                )
-                seconds += timed([uv, *seed_pip, "--python", str(python)])
-                if rep:
-                    results.setdefault("2 one env: raw uv venv + uv pip install (same steps)", []).append(seconds)
+                with Measure(results, "2 one env: raw uv venv + uv pip install (same steps)", keep=rep > 0):
+                    timed([uv, "venv", "-q", "--python", sys.executable, str(raw)])
+                    timed([uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python), "requests"])
+                    timed([uv, *seed_pip, "--python", str(python)])
 
     warm = work / "one-env-uv"
-    spec_args = ("requests",)
     for _ in range(max(50, repeat)):
-        started = time.perf_counter()
-        f = factory(warm, "uv")
-        f.env(f.spec(spec_args))
-        results.setdefault("3 fixture set-up, warm env, first test of a session", []).append(
-            time.perf_counter() - started
-        )
-        started = time.perf_counter()
-        f.env(f.spec(spec_args))
-        results.setdefault("3 fixture set-up, warm env, later tests", []).append(time.perf_counter() - started)
+        with Measure(results, "3 fixture set-up, warm env, first test of a session"):
+            f = factory(warm, "uv")
+            f.env(f.spec(["requests"]))
+        with Measure(results, "3 fixture set-up, warm env, later tests"):
+            f.env(f.spec(["requests"]))
 
     for installer in ("pip", "uv"):
         f = factory(work / f"one-env-{installer}", installer)
-        shared = f.get("requests")
+        f.get("requests")
         for _ in range(max(10, repeat)):
-            started = time.perf_counter()
-            f.get("requests", private=True)
-            results.setdefault(f"4 private env: pytest-isoenv {installer}", []).append(time.perf_counter() - started)
-        if installer == "uv":
-            for _ in range(max(10, repeat)):
-                target = Path(tempfile.mkdtemp(dir=work / "private")) / "env"
-                seconds = timed([uv, "venv", "-q", "--python", sys.executable, str(target)])
-                python = target / "bin" / "python"
-                seconds += timed([uv, "pip", "install", "-q", "--offline", "--python", str(python), "requests"])
-                seconds += timed([uv, *seed_pip, "--python", str(python)])
-                results.setdefault("4 private env: raw uv venv + uv pip install from uv's cache", []).append(seconds)
-        assert shared.path.exists()
-    print(json.dumps(results))
+            with Measure(results, f"4 private env: pytest-isoenv {installer}"):
+                f.get("requests", private=True)
+    for _ in range(max(10, repeat)):
+        target = Path(tempfile.mkdtemp(dir=work / "private")) / "env"
+        python = target / "bin" / "python"
+        with Measure(results, "4 private env: raw uv venv + uv pip install from uv's cache"):
+            timed([uv, "venv", "-q", "--python", sys.executable, str(target)])
+            timed([uv, "pip", "install", "-q", "--offline", "--python", str(python), "requests"])
+            timed([uv, *seed_pip, "--python", str(python)])
+    print(json.dumps({"wall": results, "cpu": CPU}))
 
 
 BASELINES = {
@@ -243,18 +263,30 @@ BASELINES = {
 
 
 def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
-    medians = {key: statistics.median(values) for key, values in results.items()}
-    lines = [machine(), "", "| measurement | runs | median | ratio |", "| --- | ---: | ---: | ---: |"]
-    for key in sorted(medians):
-        base = next((b for prefix, b in BASELINES.items() if key.startswith(prefix) and b in medians), None)
-        ratio = f"{medians[key] / medians[base]:.2f}x of {base.split(': ', 1)[1]}" if base and base != key else ""
-        value = medians[key]
-        shown = f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
-        lines.append(f"| {key} | {len(results[key])} | {shown} | {ratio} |")
+    wall = {key: statistics.median(values) for key, values in results.items()}
+    cpu = {key: statistics.median(values) for key, values in CPU.items()}
+    lines = [
+        machine(),
+        "",
+        "| measurement | runs | median wall | median CPU | against |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for key in sorted(wall):
+        base = next((b for prefix, b in BASELINES.items() if key.startswith(prefix) and b in wall), None)
+        against = ""
+        if base:
+            ratio = wall[key] / wall[base]
+            shown = f"{1 / ratio:.1f}x faster" if ratio < 1 else f"{ratio:.2f}x the time"
+            against = f"{shown} than {base.split(': ', 1)[1]} (CPU: {cpu[key] / cpu[base]:.2f}x)"
+        lines.append(f"| {key} | {len(results[key])} | {duration(wall[key])} | {duration(cpu[key])} | {against} |")
     text = "\n".join(lines)
     print(text)
     if args.out:
-        Path(args.out).write_text(json.dumps({"results": results, "table": text}, indent=2))
+        Path(args.out).write_text(json.dumps({"wall": results, "cpu": CPU, "table": text}, indent=2))
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def machine() -> str:

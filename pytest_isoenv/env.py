@@ -96,7 +96,10 @@ class IsolatedEnv:
 
     Run its interpreter in subprocesses with :meth:`run`. Shared envs come from
     the cache and must not be changed; a private env (``private=True``) belongs
-    to one test, which may :meth:`install` into it.
+    to one test, which may :meth:`install` into it. A private env is a copy of
+    the cached one that shares its installed package files (hardlinks, as uv
+    shares its cache with every env): change it by installing and
+    uninstalling, which replace files, not by editing installed files in place.
     """
 
     def __init__(

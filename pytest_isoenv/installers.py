@@ -408,10 +408,12 @@ class UvInstaller(Installer):
         """*environ* for running uv, with ``UV_CACHE_DIR`` set when uv's cache is on another filesystem."""
         if self._cache_dir is None:
             self._cache_dir = ""
-            proc = subprocess.run(
-                [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=dict(environ), check=False
-            )
-            user_cache = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+            user_cache: Path | None = Path(environ["UV_CACHE_DIR"]) if environ.get("UV_CACHE_DIR") else None
+            if user_cache is None:  # uv knows its default and its config files' cache-dir
+                proc = subprocess.run(
+                    [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=dict(environ), check=False
+                )
+                user_cache = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
             if user_cache is None or _device(user_cache) != _device(self._cache_root):
                 self._cache_dir = str(self._cache_root / "uv")
         return {**environ, "UV_CACHE_DIR": self._cache_dir} if self._cache_dir else dict(environ)

@@ -104,6 +104,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if (
         options.get(config, "no_prebuild")
         or config.option.collectonly
+        or getattr(config.option, "setupplan", False)
         or (session.testsfailed and not config.option.continue_on_collection_errors)
     ):
         return
