@@ -277,7 +277,9 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         if base:
             ratio = wall[key] / wall[base]
             shown = f"{1 / ratio:.1f}x faster" if ratio < 1 else f"{ratio:.2f}x the time"
-            against = f"{shown} than {base.split(': ', 1)[1]} (CPU: {cpu[key] / cpu[base]:.2f}x)"
+            against = (
+                f"{shown} {'than' if ratio < 1 else 'of'} {base.split(': ', 1)[1]} (CPU: {cpu[key] / cpu[base]:.2f}x)"
+            )
         lines.append(f"| {key} | {len(results[key])} | {duration(wall[key])} | {duration(cpu[key])} | {against} |")
     text = "\n".join(lines)
     print(text)
