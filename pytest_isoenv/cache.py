@@ -30,7 +30,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .errors import BuildError, CacheError
+from .errors import BuildError, CacheError, LockTimeout
 
 RECORD_NAME = "isoenv-record.json"
 #: Bump when the record's content changes meaning; records of another format are rebuilt.
@@ -197,7 +197,7 @@ class Cache:
                     notify(f"waiting for {what} [{key[:12]}], being built by {holder}")
                 lock.acquire(timeout=timeout)
         except Timeout:
-            raise CacheError(
+            raise LockTimeout(
                 f"gave up waiting {timeout:g}s for the lock of {what} [{key[:12]}], held by "
                 f"{_read_owner(owner_path)} (lock file {lock_path}). Raise isoenv_lock_timeout, or end "
                 "that process if it is stuck"

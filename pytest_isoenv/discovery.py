@@ -49,6 +49,8 @@ class Interpreter:
     free_threaded: bool
     found_in: str = field(default="", compare=False)
     """Where discovery found it: ``running pytest``, ``PATH``, ``pyenv``, ``uv``, ``given path``..."""
+    venv_paths: tuple[tuple[str, str], ...] = ()
+    """Where a venv of this interpreter keeps ``scripts``, ``purelib`` and ``platlib``, relative to its root."""
 
     @classmethod
     def from_info(cls, info: PythonInfo, found_in: str = "") -> Interpreter:
@@ -63,6 +65,7 @@ class Interpreter:
             machine=info.machine,
             free_threaded=bool(getattr(info, "free_threaded", False)),
             found_in=found_in,
+            venv_paths=tuple((key, info.install_path(key)) for key in ("scripts", "purelib", "platlib")),
         )
 
     def key_material(self) -> dict[str, Any]:

@@ -65,6 +65,26 @@ def introspect(python: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     return result
 
 
+def read_distributions(*site_dirs: Path) -> tuple[dict[str, str], list[str]]:
+    """The distributions installed in *site_dirs*, read from here: canonical name to version, and their
+    metadata folders. What :data:`INTROSPECT` finds inside an env, without starting its interpreter."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    packages: dict[str, str] = {}
+    dist_infos: list[str] = []
+    for dist in metadata.distributions(path=[str(d) for d in dict.fromkeys(site_dirs)]):
+        name = dist.metadata["Name"]
+        if not name:
+            continue
+        packages[canonicalize_name(name)] = dist.version
+        path = getattr(dist, "_path", None)
+        if path is not None:
+            dist_infos.append(str(path))
+    return dict(sorted(packages.items())), sorted(dist_infos)
+
+
 class Installs(Protocol):
     """What a private env needs to install into itself (provided by the factory)."""
 
@@ -76,7 +96,10 @@ class IsolatedEnv:
 
     Run its interpreter in subprocesses with :meth:`run`. Shared envs come from
     the cache and must not be changed; a private env (``private=True``) belongs
-    to one test, which may :meth:`install` into it.
+    to one test, which may :meth:`install` into it. A private env is a copy of
+    the cached one that shares its installed package files (hardlinks, as uv
+    shares its cache with every env): change it by installing and
+    uninstalling, which replace files, not by editing installed files in place.
     """
 
     def __init__(

@@ -49,6 +49,10 @@ class CacheError(IsoEnvError):
     """The cache directory cannot be used safely (not writable, a symlink, owned by someone else...)."""
 
 
+class LockTimeout(CacheError):
+    """Another process held the build lock of an env for longer than we were willing to wait."""
+
+
 class BuildError(IsoEnvError):
     """Creating an environment or installing into it failed.
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cache import Cache, Notify, Record
 from .discovery import Discovery, Interpreter
-from .env import Installs, IsolatedEnv, introspect, isolated_environ
-from .errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError
+from .env import Installs, IsolatedEnv, introspect, isolated_environ, read_distributions
+from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, SharedEnvError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
+from .privatecopy import copy_env
 from .spec import EnvSpec, PathArg, compute_key
 
 
@@ -170,7 +173,74 @@ class IsoEnvFactory:
         """*exc* with the test it happened in named first (cache errors do not know it)."""
         return CacheError(f"{self.current_test}: {exc}") if self.current_test else exc
 
-    def _shared_env(self, spec: EnvSpec) -> IsolatedEnv:
+    def prebuild(
+        self,
+        specs: Iterable[EnvSpec],
+        progress: Notify | None = None,
+        *,
+        warn: Notify | None = None,
+        jobs: int | None = None,
+    ) -> None:
+        """Build the missing shared envs *specs* need, several at once, before any test asks for one.
+
+        At most *jobs* builds run at a time (default: one per CPU; builds wait
+        on installer subprocesses). *progress* is told one line per env built. Best effort:
+        an env another process is building is left to it, and tests wait for
+        it when they need it; a spec that cannot be resolved and an env that
+        fails to build are reported by each test that needs them. What the
+        builds warn about (a broken entry rebuilt) reaches *warn* from this
+        thread, after the builds, as warnings are not thread-safe.
+        """
+        self.current_test = None
+        todo: dict[str, EnvSpec] = {}
+        for spec in specs:
+            try:
+                key = self.key(spec)
+            except IsoEnvError:
+                continue
+            if key not in todo and key not in self._failed and self._missing(key):
+                todo[key] = dataclasses.replace(spec, private=False)
+        if not todo:
+            return
+        say = progress or (lambda message: None)
+        workers = max(1, min(len(todo), jobs or os.cpu_count() or 1))
+        say(f"building {len(todo)} env(s) before the tests, {workers} at a time")
+        # Keys, interpreters and installers are worked out above, in this thread; builds touch only their key.
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="isoenv-build")
+        try:
+            warned: list[str] = []  # list.append is atomic: the build threads share it
+            futures = {pool.submit(self._prebuild_one, spec, warned.append): spec for spec in todo.values()}
+            for done, future in enumerate(as_completed(futures), 1):
+                spec = futures[future]
+                what = f"{spec.describe()} ({self.interpreter(spec).label}, {self.installer(spec).name})"
+                outcome, seconds = future.result()
+                say(f"[{done}/{len(todo)}] {outcome} {what} in {seconds:.1f}s")
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        for message in warned:
+            (warn or self._warn or say)(message)
+
+    def _prebuild_one(self, spec: EnvSpec, warn: Notify) -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            env = self._shared_env(spec, wait=False, warn=warn)
+        except LockTimeout:
+            outcome = "left to the process building it:"
+        except Exception:  # the tests that need the env get the same error at setup (BuildError is memoised)
+            outcome = "failed to build (the tests that need it report why):"
+        else:
+            self._shared[spec] = env
+            outcome = "built" if env.key in self.stats.built else "reused"
+        return outcome, time.monotonic() - started
+
+    def _missing(self, key: str) -> bool:
+        """Whether *key* has no usable env in the cache (or must be rebuilt in this run)."""
+        record, _ = self.cache.read_record(key)
+        return record is None or (self.settings.rebuild and record.run_id != self.settings.run_id)
+
+    def _shared_env(self, spec: EnvSpec, *, wait: bool = True, warn: Notify | None = None) -> IsolatedEnv:
         key = self.key(spec)
         where = self.current_test
         if key in self._failed:
@@ -184,9 +254,9 @@ class IsoEnvFactory:
                 what=what,
                 run_id=self.settings.run_id,
                 rebuild=self.settings.rebuild,
-                notify=self._notify,
-                warn=self._warn,
-                lock_timeout=self.settings.lock_timeout,
+                notify=self._notify if wait else None,
+                warn=warn or self._warn,
+                lock_timeout=self.settings.lock_timeout if wait else 0,
             )
         except BuildError as exc:
             exc = exc.for_test(where) if where else exc
@@ -237,12 +307,24 @@ class IsoEnvFactory:
             )
 
     def _private(self, spec: EnvSpec) -> IsolatedEnv:
-        key = self.key(spec)
+        """A changeable env made from the cached shared env of *spec* (built first if need be), not from the index."""
         if self.private_root is None:
             raise RuntimeError("private envs need a folder: pass private_root to IsoEnvFactory")
+        shared = self.env(dataclasses.replace(spec, private=False))
         path = self.private_root() / "env"
-        data = self._build(spec, path, path.with_name(f"{path.name}.log"))
-        return self._env_from_paths(path, data, key, spec, installs=self._install_into)
+        # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
+        # several times faster than two uv runs that link the same files from uv's cache.
+        copy_env(shared.path, path, bin_dir=shared.bin_dir, site_packages=shared.site_packages)
+        return IsolatedEnv(
+            path,
+            python=path / shared.python.relative_to(shared.path),
+            bin_dir=path / shared.bin_dir.relative_to(shared.path),
+            site_packages=path / shared.site_packages.relative_to(shared.path),
+            key=shared.key,
+            spec=spec,
+            private=True,
+            installs=self._install_into,
+        )
 
     def _env_from_paths(
         self, path: Path, data: dict[str, Any], key: str, spec: EnvSpec, installs: Installs | None = None
@@ -269,12 +351,23 @@ class IsoEnvFactory:
             encoding="utf-8",
         )
         started = time.monotonic()
-        python = installer.create(path, interpreter.executable, log=log, environ=os.environ)
-        created = time.monotonic()
-        environ = isolated_environ(path, python.parent)
-        installer.install(python, spec, self.settings.index, log=log, environ=environ, echo=self._echo)
-        installed = time.monotonic()
-        info = introspect(python, environ)
+        python = installer.build(
+            path, interpreter.executable, spec, self.settings.index, log=log, environ=os.environ, echo=self._echo
+        )
+        built = time.monotonic()
+        venv_paths = dict(interpreter.venv_paths)
+        dirs = [path / venv_paths[k] for k in ("scripts", "purelib", "platlib") if k in venv_paths]
+        if len(dirs) == 3 and all(d.is_dir() for d in dirs):
+            # Read from here what the env's interpreter would report: a subprocess less per build.
+            packages, dist_infos = read_distributions(*dirs[1:])
+            info: dict[str, Any] = {
+                "scripts": str(dirs[0]),
+                "purelib": str(dirs[1]),
+                "packages": packages,
+                "dist_infos": dist_infos,
+            }
+        else:  # a layout the interpreter's venv scheme did not predict: ask the env itself
+            info = introspect(python, isolated_environ(path, python.parent))
 
         def rel(value: str) -> str:
             return os.path.relpath(value, path)
@@ -291,11 +384,7 @@ class IsoEnvFactory:
             },
             "packages": info["packages"],
             "dist_infos": [rel(d) for d in info["dist_infos"] if Path(d).is_relative_to(path)],
-            "timings": {
-                "create": round(created - started, 3),
-                "install": round(installed - created, 3),
-                "total": round(time.monotonic() - started, 3),
-            },
+            "timings": {"build": round(built - started, 3), "total": round(time.monotonic() - started, 3)},
         }
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:

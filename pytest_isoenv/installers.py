@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import configparser
+import functools
+import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -17,9 +21,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import platformdirs
 import virtualenv
 from packaging.requirements import Requirement
+from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
 from .errors import BuildError, SpecError
-from .spec import EnvSpec
+from .spec import EnvSpec, hash_file
 
 if TYPE_CHECKING:
     from .discovery import Interpreter
@@ -117,13 +122,34 @@ class Installer(ABC):
 
     name: ClassVar[str]
 
+    def __init__(self, app_data: Path) -> None:
+        #: The cache's folder for virtualenv's app-data; installers keep their own data beside it.
+        self._app_data = app_data
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this installer cannot be used on this machine, or ``None`` if it can."""
+        return None
+
     @abstractmethod
     def key_material(self, index: IndexOptions) -> dict[str, Any]:
         """The installer's identity and every setting of it that can change what gets installed."""
 
     def unsupported(self, interpreter: Interpreter) -> str | None:
-        """Why this installer cannot make envs from *interpreter*, and what to do, or ``None`` if it can."""
-        return None
+        """Why this installer cannot make envs from *interpreter*, and what to do, or ``None`` if it can.
+
+        Every env gets its pip from virtualenv's bundled wheels, whichever tool creates it, so
+        virtualenv's oldest bundled Python is every installer's limit.
+        """
+        oldest = oldest_seeded_python()
+        if oldest is None or interpreter.version_info[:2] >= oldest:
+            return None
+        wanted, limit = "{}.{}".format(*interpreter.version_info[:2]), "{}.{}".format(*oldest)
+        return (
+            f"virtualenv {virtualenv.__version__} creates envs for Python >= {limit} only (it bundles no pip for "
+            f"older ones). Test on Python {limit} or newer, or install an older virtualenv release that still "
+            f"supports Python {wanted}"
+        )
 
     @abstractmethod
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
@@ -144,7 +170,7 @@ class Installer(ABC):
         echo: Echo | None = None,
     ) -> None:
         """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
-        if spec.requirements or spec.local or spec.editable or spec.requirements_files:
+        if self._has_packages(spec):
             run_logged(
                 self.install_command(python, spec, index),
                 what=f"installing {spec.describe()} failed",
@@ -152,6 +178,31 @@ class Installer(ABC):
                 env=environ,
                 echo=echo,
             )
+
+    def build(
+        self,
+        path: Path,
+        interpreter: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> Path:
+        """Create an env at *path* with pip and *spec*'s packages in it; the env's interpreter.
+
+        *environ* is the session's environment, which the env's own runs are isolated from.
+        """
+        from .env import isolated_environ
+
+        python = self.create(path, interpreter, log=log, environ=environ)
+        self.install(python, spec, index, log=log, environ=isolated_environ(path, python.parent, environ), echo=echo)
+        return python
+
+    @staticmethod
+    def _has_packages(spec: EnvSpec) -> bool:
+        return bool(spec.requirements or spec.local or spec.editable or spec.requirements_files)
 
     @staticmethod
     def package_arguments(spec: EnvSpec) -> list[str]:
@@ -229,13 +280,17 @@ def pip_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     return settings
 
 
+# virtualenv's cli_run is made for one call at a time per process: its option parser, creator and
+# seeder plugins are found through process-wide registries and it keeps module-level caches. Creating
+# takes a fraction of a build (installing is the slow part, in a subprocess), so builds running in
+# threads create one env at a time and install in parallel.
+_VIRTUALENV_LOCK = threading.Lock()
+
+
 class PipInstaller(Installer):
     """virtualenv (through its Python API, seeding pip from its app-data) and the env's own pip."""
 
     name = "pip"
-
-    def __init__(self, app_data: Path) -> None:
-        self._app_data = app_data
 
     def key_material(self, index: IndexOptions) -> dict[str, Any]:
         # virtualenv pins the pip it seeds, so its version names the pip that installs.
@@ -245,17 +300,6 @@ class PipInstaller(Installer):
             "index": index.key_material(),
             "settings": pip_resolution_settings(os.environ),
         }
-
-    def unsupported(self, interpreter: Interpreter) -> str | None:
-        oldest = oldest_seeded_python()
-        if oldest is None or interpreter.version_info[:2] >= oldest:
-            return None
-        wanted, limit = "{}.{}".format(*interpreter.version_info[:2]), "{}.{}".format(*oldest)
-        return (
-            f"virtualenv {virtualenv.__version__} creates envs for Python >= {limit} only (it bundles no pip for "
-            f"older ones). Test on Python {limit} or newer, or install an older virtualenv release that still "
-            f"supports Python {wanted}"
-        )
 
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         args = [
@@ -271,7 +315,8 @@ class PipInstaller(Installer):
         with log.open("a", encoding="utf-8") as stream:
             stream.write(f"$ virtualenv {subprocess.list2cmdline(args)}\n")
         try:
-            session = virtualenv.cli_run(args, setup_logging=False, env=dict(environ))
+            with _VIRTUALENV_LOCK:
+                session = virtualenv.cli_run(args, setup_logging=False, env=dict(environ))
         except (Exception, SystemExit) as exc:
             with log.open("a", encoding="utf-8") as stream:
                 stream.write(f"# virtualenv failed: {exc!r}\n")
@@ -297,18 +342,265 @@ def oldest_seeded_python() -> tuple[int, int] | None:
     return major, minor
 
 
+# uv settings that change what ``uv pip install`` resolves or how it builds (environment variables;
+# config files count whole). Cache, network and output settings stay out of the key.
+_UV_RESOLUTION_VARIABLES = frozenset(
+    {
+        "UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
+        "UV_INDEX_STRATEGY", "UV_PRERELEASE", "UV_RESOLUTION", "UV_CONSTRAINT", "UV_BUILD_CONSTRAINT",
+        "UV_OVERRIDE", "UV_EXCLUDE_NEWER", "UV_NO_BINARY", "UV_NO_BINARY_PACKAGE", "UV_NO_BUILD",
+        "UV_NO_BUILD_PACKAGE", "UV_NO_BUILD_ISOLATION", "UV_NO_BUILD_ISOLATION_PACKAGE", "UV_CONFIG_SETTINGS",
+        "UV_TORCH_BACKEND", "UV_NO_SOURCES", "UV_CONFIG_FILE", "UV_NO_CONFIG",
+    }
+)  # fmt: skip
+
+
+def uv_config_files(environ: Mapping[str, str]) -> list[Path]:
+    """The uv configuration files uv itself would read for a command run outside any project.
+
+    ``UV_CONFIG_FILE`` replaces every discovered file and ``UV_NO_CONFIG`` turns discovery off.
+    Otherwise the user's file, then the first system file found.
+    """
+    if environ.get("UV_NO_CONFIG"):
+        return []
+    if environ.get("UV_CONFIG_FILE"):
+        return [Path(environ["UV_CONFIG_FILE"])]
+    if sys.platform == "win32":
+        user = [Path(environ.get("APPDATA", Path.home() / "AppData" / "Roaming"), "uv", "uv.toml")]
+        system = [Path(environ.get("SYSTEMDRIVE", "C:") + "\\", "ProgramData", "uv", "uv.toml")]
+    else:
+        user = [Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config", "uv", "uv.toml")]
+        system = [Path(d, "uv", "uv.toml") for d in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
+        system.append(Path("/etc/uv/uv.toml"))
+    found = [f for f in user if f.is_file()]
+    return found + [f for f in system if f.is_file()][:1]
+
+
+def uv_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The user's uv settings (config files and ``UV_*`` variables) that change what uv installs."""
+    settings: dict[str, Any] = {
+        f"file:{path}": hash_file(path) if path.is_file() else None for path in uv_config_files(environ)
+    }
+    for name, value in environ.items():
+        if name in _UV_RESOLUTION_VARIABLES:
+            settings[name] = value
+            if name == "UV_FIND_LINKS":
+                settings["UV_FIND_LINKS:contents"] = [_location_material(v) for v in value.split(",")]
+    return settings
+
+
+def find_uv() -> Path | None:
+    """The uv executable: the one the ``uv`` package ships (``pytest-isoenv[uv]``), else one on PATH."""
+    found = _find_uv()
+    return None if found is None else found[0]
+
+
+@functools.cache
+def _find_uv() -> tuple[Path, str | None] | None:
+    """uv's executable and, when it is the ``uv`` package's, that package's version (no need to run it)."""
+    try:
+        from uv import find_uv_bin
+
+        return Path(find_uv_bin()), f"uv {importlib.metadata.version('uv')}"
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        return (Path(found), None) if found else None
+
+
+class UvInstaller(Installer):
+    """``uv venv`` (with pip seeded from virtualenv's bundled wheels) and ``uv pip install``.
+
+    uv links files from its cache into envs, so its cache must be on the
+    env's filesystem: when uv's own cache is on another device than the isoenv
+    cache, uv gets a cache inside the isoenv cache root instead of copying.
+    """
+
+    name = "uv"
+
+    def __init__(self, app_data: Path) -> None:
+        super().__init__(app_data)
+        uv = find_uv()
+        if uv is None:
+            raise RuntimeError(self.unavailable())
+        self._uv = uv
+        self._cache_root = app_data.parent
+        self._version: str | None = None
+        self._cache_dir: str | None = None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if find_uv() is None:
+            return "uv is not installed: install pytest-isoenv[uv] or put uv on PATH"
+        return None
+
+    @property
+    def version(self) -> str:
+        """uv's version: the ``uv`` package's, or ``uv --version`` for another uv, asked once."""
+        if self._version is None:
+            self._version = (_find_uv() or (None, None))[1]
+        if self._version is None:
+            proc = subprocess.run([str(self._uv), "--version"], capture_output=True, text=True, check=False)
+            self._version = proc.stdout.strip() or f"unknown ({self._uv})"
+        return self._version
+
+    def key_material(self, index: IndexOptions) -> dict[str, Any]:
+        # virtualenv's version names the pip wheel seeded into every env.
+        return {
+            "installer": self.name,
+            "uv": self.version,
+            "virtualenv": virtualenv.__version__,
+            "index": index.key_material(),
+            "settings": uv_resolution_settings(os.environ),
+        }
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """*environ* for running uv, with ``UV_CACHE_DIR`` set when uv's cache is on another filesystem."""
+        if self._cache_dir is None:
+            self._cache_dir = ""
+            user_cache: Path | None = Path(environ["UV_CACHE_DIR"]) if environ.get("UV_CACHE_DIR") else None
+            if user_cache is None:  # uv knows its default and its config files' cache-dir
+                proc = subprocess.run(
+                    [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=dict(environ), check=False
+                )
+                user_cache = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+            if user_cache is None or _device(user_cache) != _device(self._cache_root):
+                self._cache_dir = str(self._cache_root / "uv")
+        return {**environ, "UV_CACHE_DIR": self._cache_dir} if self._cache_dir else dict(environ)
+
+    def _run(self, args: Sequence[str], *, what: str, log: Path, environ: Mapping[str, str], cwd: Path) -> None:
+        # Run from the env's parent folder: uv reads project configuration (uv.toml, [tool.uv]) from the
+        # working directory up, and an env shared by every project must not depend on where pytest started.
+        run_logged([str(self._uv), *args], what=what, log=log, env=self.environ(environ), cwd=cwd)
+
+    def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        python = self._venv(path, interpreter, log=log, environ=environ)
+        self._seed_pip(python, log=log, environ=environ)
+        return python
+
+    def _venv(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._run(
+            ["venv", "--quiet", "--no-project", "--python", str(interpreter), str(path)],
+            what=f"uv could not create an env from {interpreter}",
+            log=log,
+            environ=environ,
+            cwd=path.parent,
+        )
+        scripts = "Scripts" if sys.platform == "win32" else "bin"
+        return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
+
+    def _seed_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        # virtualenv's bundled wheels: no index needed. A pip the spec installed itself satisfies "pip".
+        self._run(
+            [
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(python),
+                "--no-index",
+                "--find-links",
+                str(BUNDLE_FOLDER),
+                "pip",
+            ],
+            what="seeding pip into the env failed",
+            log=log,
+            environ=environ,
+            cwd=python.parent,
+        )
+
+    def build(
+        self,
+        path: Path,
+        interpreter: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> Path:
+        """``uv venv``, ``uv pip install`` of *spec*'s packages, compiled to bytecode, then pip.
+
+        A cached env is imported from by many tests, and nothing may write into
+        it (nor can, under ``PYTHONDONTWRITEBYTECODE``), so its packages are
+        compiled once here, as pip does. pip comes last: uv compiles all of
+        site-packages, and pip's own thousand files are rarely imported.
+        """
+        from .env import isolated_environ
+
+        python = self._venv(path, interpreter, log=log, environ=environ)
+        inside = isolated_environ(path, python.parent, environ)
+        if self._has_packages(spec):
+            run_logged(
+                [*self.install_command(python, spec, index), "--compile-bytecode"],
+                what=f"installing {spec.describe()} failed",
+                log=log,
+                env=self.environ(inside),
+                echo=echo,
+                cwd=path.parent,
+            )
+        self._seed_pip(python, log=log, environ=inside)
+        return python
+
+    def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        return [
+            str(self._uv), "pip", "install", "--python", str(python),
+            *self.index_arguments(index),
+            *self.package_arguments(spec),
+        ]  # fmt: skip
+
+    def install(
+        self,
+        python: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> None:
+        if self._has_packages(spec):
+            run_logged(
+                self.install_command(python, spec, index),
+                what=f"installing {spec.describe()} failed",
+                log=log,
+                env=self.environ(environ),
+                echo=echo,
+                cwd=python.parent,
+            )
+
+
+def _device(path: Path) -> int | None:
+    """The device of *path*, or of its nearest existing parent."""
+    for candidate in (path, *path.parents):
+        try:
+            return candidate.stat().st_dev
+        except OSError:
+            continue
+    return None
+
+
 #: The installers by name: the choices of ``--isoenv-installer``.
-INSTALLERS: dict[str, Callable[[Path], Installer]] = {"pip": PipInstaller}
+INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
+
+
+def installer_class(name: str | None, *, where: str | None = None) -> type[Installer]:
+    """The installer called *name* (``None`` or ``"auto"``: uv when available, else pip).
+
+    Raises :class:`SpecError` for an unknown name or an installer this machine lacks.
+    """
+    choices = f"Choose one of: auto, {', '.join(INSTALLERS)}"
+    if name in (None, "auto"):
+        return UvInstaller if UvInstaller.unavailable() is None else PipInstaller
+    if name not in INSTALLERS:
+        raise SpecError(f"unknown installer {name!r}", where=where, fix=choices)
+    reason = INSTALLERS[name].unavailable()
+    if reason is not None:
+        raise SpecError(f"installer {name!r} is not available ({reason})", where=where, fix=choices)
+    return INSTALLERS[name]
 
 
 def select_installer(name: str | None, *, app_data: Path, where: str | None = None) -> Installer:
     """The installer called *name* (``None`` or ``"auto"``: the best available)."""
-    if name in (None, "auto"):
-        name = "pip"
-    if name not in INSTALLERS:
-        raise SpecError(
-            f"unknown installer {name!r}",
-            where=where,
-            fix=f"Choose one of: auto, {', '.join(INSTALLERS)}",
-        )
-    return INSTALLERS[name](app_data)
+    return installer_class(name, where=where)(app_data)

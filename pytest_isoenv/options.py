@@ -59,6 +59,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("index_url", "The package index installers use instead of the configured one", metavar="URL"),
     Option(
+        "installer",
+        "Which tool builds envs: auto (uv when installed, else pip), pip (virtualenv and pip) or uv",
+        default="auto",
+        metavar="NAME",
+    ),
+    Option(
+        "no_prebuild",
+        "Build each env when a test first needs it, not all missing ones before the first test",
+        kind="bool",
+        default=False,
+    ),
+    Option(
         "lock_timeout",
         "Seconds to wait for another process's build before failing (default: as long as it takes)",
         metavar="SECONDS",

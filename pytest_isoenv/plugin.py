@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import uuid
 import warnings
@@ -11,15 +13,17 @@ from typing import Any
 import pytest
 
 from . import matrix, options
+from .cache import Notify
 from .env import IsolatedEnv
-from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError
+from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions
+from .installers import IndexOptions, installer_class
 from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
 #: The run's Python matrix (``--isoenv-python``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
+NOTIFY = pytest.StashKey[Notify]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -48,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
             elif reporter is not None:
                 reporter.write_line(f"isoenv: {message}")
 
+    config.stash[NOTIFY] = notify
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
@@ -129,6 +134,11 @@ def settings_from_config(config: pytest.Config) -> Settings:
         timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
     except ValueError:
         raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
+    installer = options.get(config, "installer") or None
+    try:
+        installer_class(installer)
+    except SpecError as exc:
+        raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
     return Settings(
         cache_dir=options.cache_dir(config),
         rootdir=config.rootpath,
@@ -142,6 +152,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         rebuild=bool(options.get(config, "rebuild")),
         lock_timeout=timeout,
         worker=workerinput["workerid"] if workerinput else None,
+        installer=installer,
     )
 
 
@@ -151,6 +162,39 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         discovery = config.stash[FACTORY].discovery
         lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
     return lines
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Build the envs the selected tests' markers ask for, several at once, before the first test runs.
+
+    Under xdist every worker collects every test and pre-builds: the per-key lock
+    lets one process build each env while the others move on to the next one.
+    """
+    config = session.config
+    if (
+        options.get(config, "no_prebuild")
+        or config.option.collectonly
+        or getattr(config.option, "setupplan", False)
+        or (session.testsfailed and not config.option.continue_on_collection_errors)
+    ):
+        return
+    factory = config.stash[FACTORY]
+    specs = []
+    for item in session.items:
+        if "isoenv" in getattr(item, "fixturenames", ()):
+            with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
+                specs.append(marker_spec(factory, item))
+    # xdist workers share the CPUs: together they run at most one build per CPU.
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    jobs = (os.cpu_count() or 1) // int(workerinput["workercount"]) if workerinput else None
+    factory.prebuild(
+        specs,
+        progress=config.stash[NOTIFY],
+        # Outside any test, so not warnings.warn: pytest records these in its warnings summary all the same.
+        warn=lambda message: config.issue_config_time_warning(IsoEnvWarning(message), stacklevel=2),
+        jobs=jobs,
+    )
 
 
 @pytest.hookimpl(tryfirst=True)

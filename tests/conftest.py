@@ -28,6 +28,9 @@ import isoenv_testbackend as backend  # noqa: E402
 
 MakeProject = Callable[..., Path]
 
+#: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
+INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
+
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -101,7 +104,10 @@ def make_project(tmp_path: Path) -> MakeProject:
 def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callable[..., IsoEnvFactory]:
     """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
 
-    def make(cache_dir: Path | None = None, **settings: object) -> IsoEnvFactory:
+    def make(
+        cache_dir: Path | None = None, *, warn: Callable[[str], None] | None = None, **settings: object
+    ) -> IsoEnvFactory:
+        settings.setdefault("installer", INSTALLER)
         return IsoEnvFactory(
             Settings(
                 cache_dir=cache_dir or shared_cache,
@@ -111,6 +117,7 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callab
                 **settings,  # type: ignore[arg-type]
             ),
             private_root=lambda: Path(tempfile.mkdtemp(dir=tmp_path, prefix="private-")),
+            warn=warn,
         )
 
     return make
@@ -122,7 +129,9 @@ def pytester(
 ) -> pytest.Pytester:
     """pytester whose runs use the shared test cache and install offline from the test wheelhouse."""
     monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(shared_cache))
-    pytester.makeini(f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\n")
+    pytester.makeini(
+        f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\nisoenv_installer = {INSTALLER}\n"
+    )
     return pytester
 
 

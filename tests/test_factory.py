@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -36,17 +37,18 @@ def test_second_session_builds_nothing(make_factory: MakeFactory, tmp_path: Path
 
 
 def test_completion_record_describes_the_env(make_factory: MakeFactory, tmp_path: Path) -> None:
-    env = make_factory(tmp_path / "cache").get("beta")
+    factory = make_factory(tmp_path / "cache")
+    env = factory.get("beta")
     record = json.loads((env.path / RECORD_NAME).read_text())
     assert record["key"] == env.key
     assert record["packages"]["alpha"] == "1.0"
     assert record["packages"]["beta"] == "1.0"
-    assert record["installer"] == "pip"
-    assert set(record["timings"]) == {"create", "install", "total"}
+    assert record["installer"] == factory.installer(env.spec).name
+    assert record["timings"]["total"] > 0
     assert record["spec"]["description"] == "beta"
     log = (tmp_path / "cache" / "logs" / f"{env.path.name}.log").read_text()
-    assert "pip install" in log
-    assert "Successfully installed" in log
+    assert re.search(r"pip install .*\bbeta\b", log)
+    assert "# exit code 0" in log
 
 
 def test_equal_specs_share_an_env_and_different_ones_do_not(make_factory: MakeFactory) -> None:
@@ -96,12 +98,15 @@ def test_local_project_change_means_a_rebuild(
 def test_pip_settings_that_change_resolution_change_the_key(
     make_factory: MakeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec_args = ["beta"]
-    base = make_factory().key(make_factory().spec(spec_args))
+    def key() -> str:
+        factory = make_factory(installer="pip")
+        return factory.key(factory.spec(["beta"]))
+
+    base = key()
     monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "99")
-    assert make_factory().key(make_factory().spec(spec_args)) == base, "a timeout does not change the env"
+    assert key() == base, "a timeout does not change the env"
     monkeypatch.setenv("PIP_PRE", "1")
-    assert make_factory().key(make_factory().spec(spec_args)) != base
+    assert key() != base
 
 
 def test_wheelhouse_contents_are_part_of_the_key(make_factory: MakeFactory, wheelhouse: Path, tmp_path: Path) -> None:
@@ -133,7 +138,7 @@ def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_factory
     assert "alpha==9.9" in message
     assert error.log is not None
     assert f"full log: {error.log}" in message
-    assert "No matching distribution" in error.log.read_text()
+    assert "alpha==9.9" in error.log.read_text()
     assert list((cache / "envs").iterdir()) == [], "nothing half-built stays in the cache"
     assert list((cache / "trash").iterdir()) == []
 

@@ -147,7 +147,7 @@ def test_failed_install_errors_every_test_that_needs_it_once(pytester: pytest.Py
     result.stdout.fnmatch_lines(
         [
             "test_failed_install_errors_every_test_that_needs_it_once.py::test_it[[]0[]]: installing alpha==9.9 failed",
-            "  command: * -m pip install *alpha==9.9",
+            "  command: *pip install *alpha==9.9*",
             "  exit code: 1",
             "  full log: *.log",
             "*test_it[[]2[]]: installing alpha==9.9 failed",

@@ -33,6 +33,7 @@ def main() -> None:
             rootdir=Path.cwd(),
             run_id=uuid.uuid4().hex,
             index=IndexOptions(find_links=(wheelhouse,), offline=True),
+            installer=os.environ.get("ISOENV_TEST_INSTALLER", "auto"),
         )
     )
     print(factory.get(*requirements).path, flush=True)

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from reliability_helpers import BuildTrace, Figure, install_base
 
-from pytest_isoenv.factory import IsoEnvFactory, Settings
-from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.factory import IsoEnvFactory
 
 
 @pytest.fixture
@@ -51,23 +48,12 @@ def build_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuildTrace:
 
 
 @pytest.fixture
-def factory_for(tmp_path: Path, wheelhouse: Path) -> Callable[..., tuple[IsoEnvFactory, list[str]]]:
+def factory_for(make_factory: Callable[..., IsoEnvFactory]) -> Callable[..., tuple[IsoEnvFactory, list[str]]]:
     """``factory_for(cache)``: a new session's factory on *cache*, and the list its warnings go to."""
 
     def make(cache: Path, **settings: object) -> tuple[IsoEnvFactory, list[str]]:
         warnings: list[str] = []
-        factory = IsoEnvFactory(
-            Settings(
-                cache_dir=cache,
-                rootdir=tmp_path,
-                run_id=uuid.uuid4().hex,
-                index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
-                **settings,  # type: ignore[arg-type]
-            ),
-            private_root=lambda: Path(tempfile.mkdtemp(dir=tmp_path, prefix="private-")),
-            warn=warnings.append,
-        )
-        return factory, warnings
+        return make_factory(cache, warn=warnings.append, **settings), warnings
 
     return make
 

@@ -129,7 +129,8 @@ def test_disk_full_during_build_fails_cleanly(
     with tmpfs(tmp_path / "small", size="48m") as disk:
         cache = disk / "cache"
         monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(cache))
-        result = pytester.runpytest(f"--isoenv-find-links={wheels}")
+        # One build after the other, as the scenario says: parallel pre-builds would share the full disk.
+        result = pytester.runpytest(f"--isoenv-find-links={wheels}", "--isoenv-no-prebuild")
         stats = os.statvfs(disk)
         free_mib = stats.f_bavail * stats.f_frsize >> 20
         entries, trash = env_entries(cache), sorted(p.name for p in (cache / "trash").iterdir())

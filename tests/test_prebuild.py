@@ -1,0 +1,121 @@
+"""Pre-build: the envs the selected tests need are built before the first test runs, several at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TESTS = """
+import pytest
+
+@pytest.mark.isoenv("alpha==1.0")
+def test_one(isoenv):
+    assert isoenv.installed()["alpha"] == "1.0"
+
+@pytest.mark.isoenv("beta")
+def test_two(isoenv):
+    assert isoenv.installed()["beta"] == "1.0"
+
+@pytest.mark.isoenv("beta", private=True)
+def test_three(isoenv):
+    isoenv.install("clitool")
+"""
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A cache of this test's own, so the envs it needs are surely missing."""
+    path = tmp_path / "fresh-cache"
+    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_missing_envs_are_built_before_the_tests_with_a_line_each(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest("-s")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "isoenv: building 2 env(s) before the tests, * at a time",
+            "isoenv: [[]?/2] built * (py3.*, *) in *s",
+            "isoenv: [[]?/2] built * (py3.*, *) in *s",
+            "*.py ...*",
+        ]
+    )
+    assert len(list((fresh_cache / "envs").iterdir())) == 2
+    again = pytester.runpytest()
+    again.assert_outcomes(passed=3)
+    again.stdout.no_fnmatch_line("*building*")
+
+
+@pytest.mark.slow
+def test_no_prebuild_builds_when_tests_ask(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest("--isoenv-no-prebuild")
+    result.assert_outcomes(passed=3)
+    result.stdout.no_fnmatch_line("*before the tests*")
+    result.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 2 built*"])
+
+
+def test_collect_only_builds_nothing(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    assert not (fresh_cache / "envs").exists() or not list((fresh_cache / "envs").iterdir())
+
+
+def test_bad_markers_and_failed_builds_do_not_stop_the_prebuild(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv(3)
+        def test_bad_marker(isoenv):
+            pass
+
+        @pytest.mark.isoenv("no-such-dist-anywhere")
+        def test_unbuildable(isoenv):
+            pass
+
+        @pytest.mark.isoenv("no-such-dist-anywhere")
+        def test_unbuildable_too(isoenv):
+            pass
+
+        @pytest.mark.isoenv("alpha==1.0")
+        def test_fine(isoenv):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=3)
+    result.stdout.fnmatch_lines(
+        ["isoenv: * failed to build (the tests that need it report why): no-such-dist-anywhere*"]
+    )
+    result.stdout.fnmatch_lines(["*test_bad_marker: requirement 3 is a int, not a string*"])
+    result.stdout.fnmatch_lines(["*test_unbuildable: installing no-such-dist-anywhere failed*"])
+    result.stdout.fnmatch_lines(["*test_unbuildable_too: installing no-such-dist-anywhere failed*"])
+
+
+@pytest.mark.slow
+def test_xdist_workers_share_the_building(pytester: pytest.Pytester, fresh_cache: Path, tmp_path: Path) -> None:
+    builds = tmp_path / "builds.jsonl"
+    pytester.makeconftest(
+        f"""
+        import json
+
+        def pytest_testnodedown(node, error):
+            stats = node.workeroutput.get("isoenv_stats", {{}})
+            with open({str(builds)!r}, "a") as stream:
+                stream.write(json.dumps(sorted(stats.get("built", {{}}))) + "\\n")
+        """
+    )
+    pytester.makepyfile(TESTS)
+    result = pytester.runpytest("-n", "2")
+    result.assert_outcomes(passed=3)
+    per_worker = [json.loads(line) for line in builds.read_text().splitlines()]
+    assert len(per_worker) == 2
+    built = [key for keys in per_worker for key in keys]
+    assert len(built) == len(set(built)) == 2, per_worker

@@ -1,0 +1,157 @@
+"""The uv installer: real uv (from the ``uv`` package), offline on the test wheelhouse."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_isoenv import SpecError
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers import (
+    PipInstaller,
+    UvInstaller,
+    _find_uv,
+    find_uv,
+    installer_class,
+    select_installer,
+    uv_resolution_settings,
+)
+
+MakeFactory = Callable[..., IsoEnvFactory]
+
+
+def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> None:
+    env = make_factory(installer="uv").get("beta", "clitool")
+    assert env.run("python", "-c", "import alpha; print(alpha.VERSION)").stdout.strip() == "1.0"
+    assert env.run("clitool").stdout.strip() == "clitool says hi"
+    assert env.run("python", "-m", "pip", "--version").stdout.startswith("pip ")
+    assert env.installed()["beta"] == "1.0"
+    record = json.loads((env.path / "isoenv-record.json").read_text())
+    assert record["installer"] == "uv"
+    assert {"alpha", "beta", "clitool", "pip"} <= set(record["packages"])
+    # Compiled once at build: nothing writes into a cached env, and PYTHONDONTWRITEBYTECODE may forbid it.
+    assert list((env.site_packages / "alpha").glob("__pycache__/*.pyc"))
+
+
+def test_uv_with_a_constraints_file_still_seeds_pip(make_factory: MakeFactory, tmp_path: Path) -> None:
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("alpha<2\n")
+    env = make_factory(installer="uv").get("beta", constraints=constraints)
+    assert env.run("python", "-m", "pip", "--version").stdout.startswith("pip ")
+    assert env.installed()["alpha"] == "1.0"
+
+
+def test_uv_env_without_packages_still_has_pip(make_factory: MakeFactory) -> None:
+    env = make_factory(installer="uv").get()
+    assert env.run("python", "-m", "pip", "--version").stdout.startswith("pip ")
+
+
+def test_the_installer_is_part_of_the_key(make_factory: MakeFactory) -> None:
+    factory = make_factory()
+    pip, uv = factory.spec(["alpha"], installer="pip"), factory.spec(["alpha"], installer="uv")
+    assert factory.key(pip) != factory.key(uv)
+    assert factory.installer(uv).key_material(factory.settings.index)["uv"].startswith("uv ")
+
+
+def test_auto_means_uv_when_it_is_installed() -> None:
+    assert find_uv() is not None  # the test extra installs it
+    assert installer_class(None) is UvInstaller
+    assert installer_class("auto") is UvInstaller
+
+
+def test_unknown_installer_lists_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"t\.py::t: unknown installer 'conda'\. Choose one of: auto, pip, uv"):
+        select_installer("conda", app_data=tmp_path, where="t.py::t")
+
+
+@pytest.fixture
+def without_uv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """A machine without uv: the package cannot be imported and PATH has no uv."""
+    monkeypatch.setitem(sys.modules, "uv", None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    _find_uv.cache_clear()
+    yield
+    _find_uv.cache_clear()
+
+
+@pytest.mark.usefixtures("without_uv")
+def test_without_uv_auto_falls_back_to_pip_and_asking_for_uv_is_an_error() -> None:
+    assert installer_class("auto") is PipInstaller
+    with pytest.raises(SpecError, match=r"installer 'uv' is not available .*pytest-isoenv\[uv\].*Choose one of"):
+        installer_class("uv")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("UV_INDEX_URL", "https://example.invalid/simple"),
+        ("UV_PRERELEASE", "allow"),
+        ("UV_EXCLUDE_NEWER", "2024-01-01"),
+    ],
+)
+def test_uv_settings_that_change_resolution_are_in_the_key(
+    monkeypatch: pytest.MonkeyPatch, make_factory: MakeFactory, name: str, value: str
+) -> None:
+    before = make_factory(installer="uv")
+    key = before.key(before.spec(["alpha"]))
+    monkeypatch.setenv(name, value)
+    after = make_factory(installer="uv")
+    assert after.key(after.spec(["alpha"])) != key
+
+
+def test_uv_settings_that_do_not_change_resolution_stay_out_of_the_key() -> None:
+    before = uv_resolution_settings({})
+    assert uv_resolution_settings({"UV_NO_PROGRESS": "1", "UV_CACHE_DIR": "/x", "UV_HTTP_TIMEOUT": "9"}) == before
+
+
+def test_uv_config_file_content_is_in_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "uv.toml"
+    config.write_text('index-url = "https://one.invalid/simple"\n')
+    first = uv_resolution_settings({"UV_CONFIG_FILE": str(config)})
+    config.write_text('index-url = "https://two.invalid/simple"\n')
+    assert uv_resolution_settings({"UV_CONFIG_FILE": str(config)}) != first
+    user = tmp_path / "config"
+    (user / "uv").mkdir(parents=True)
+    (user / "uv" / "uv.toml").write_text("prerelease = 'allow'\n")
+    found = uv_resolution_settings({"XDG_CONFIG_HOME": str(user), "XDG_CONFIG_DIRS": str(tmp_path / "none")})
+    assert f"file:{user / 'uv' / 'uv.toml'}" in found
+    assert uv_resolution_settings({"XDG_CONFIG_HOME": str(user), "UV_NO_CONFIG": "1"}) == {"UV_NO_CONFIG": "1"}
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a second filesystem (/dev/shm)")
+def test_uv_cache_on_another_filesystem_is_replaced_by_one_in_the_cache_root(tmp_path: Path) -> None:
+    cache_root = tmp_path / "cache"
+    cache_root.mkdir()
+    if (cache_root.stat().st_dev) == Path("/dev/shm").stat().st_dev:
+        pytest.skip("the test's temp dir is on the same filesystem as /dev/shm")
+    installer = UvInstaller(cache_root / "virtualenv")
+    environ = installer.environ({"UV_CACHE_DIR": "/dev/shm/isoenv-test-uv-cache", "PATH": "/usr/bin"})
+    assert environ["UV_CACHE_DIR"] == str(cache_root / "uv")
+    same = UvInstaller(cache_root / "virtualenv")
+    assert same.environ({"UV_CACHE_DIR": str(tmp_path / "uv-cache")})["UV_CACHE_DIR"] == str(tmp_path / "uv-cache")
+
+
+def test_unknown_installer_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("--isoenv-installer", "conda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*isoenv_installer: unknown installer 'conda'. Choose one of: auto, pip, uv*"])
+
+
+def test_unknown_installer_in_a_marker_names_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("alpha", installer="conda")
+        def test_env(isoenv):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*test_env: unknown installer 'conda'. Choose one of: auto, pip, uv*"])
