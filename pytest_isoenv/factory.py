@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, Notify
+from .cache import Cache, Lease, Notify
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, introspect, isolated_environ
-from .errors import BuildError
+from .errors import BuildError, RunError
 from .installers import Echo, IndexOptions, Installer, select_installer
 from .spec import EnvSpec, PathArg, compute_key
 
@@ -71,6 +71,8 @@ class IsoEnvFactory:
         self._keys: dict[EnvSpec, str] = {}
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._failed: dict[str, BuildError] = {}
+        #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
+        self.lease = Lease(self.cache, settings.run_id)
 
     def get(
         self,
@@ -125,6 +127,10 @@ class IsoEnvFactory:
             key = self._keys[spec] = compute_key(material)
         return key
 
+    def close(self) -> None:
+        """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""
+        self.lease.close()
+
     def interpreter(self, spec: EnvSpec) -> Interpreter:
         """The base interpreter *spec* builds on."""
         if self._discovery is None:
@@ -150,6 +156,7 @@ class IsoEnvFactory:
         if key in self._failed:
             raise self._failed[key].for_test(where) if where else self._failed[key]
         self._ensure_cache()
+        self.lease.add(key, notify=self._notify)
         what = f"env ({spec.describe()})"
         try:
             record, built = self.cache.get_or_build(
@@ -201,17 +208,26 @@ class IsoEnvFactory:
         interpreter = self.interpreter(spec)
         installer = self.installer(spec)
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(
-            f"# pytest-isoenv: building {spec.describe()} with {installer.name} on {interpreter.executable}\n",
-            encoding="utf-8",
-        )
+        header = f"building {spec.describe()} with {installer.name} on {interpreter.executable}"
+        log.write_text(f"# pytest-isoenv: {header}\n", encoding="utf-8")
+        if self._echo is not None:
+            self._echo(f"{header} (log: {log})")
         started = time.monotonic()
         python = installer.create(path, interpreter.executable, log=log, environ=os.environ)
         created = time.monotonic()
         environ = isolated_environ(path, python.parent)
         installer.install(python, spec, self.settings.index, log=log, environ=environ, echo=self._echo)
         installed = time.monotonic()
-        info = introspect(python, environ)
+        try:
+            info = introspect(python, environ)
+        except RunError as exc:
+            raise BuildError(
+                f"the new env of {spec.describe()} cannot report its paths and packages",
+                cmd=exc.cmd,
+                returncode=exc.returncode,
+                output=exc.stderr or exc.stdout,
+                log=log,
+            ) from exc
 
         def rel(value: str) -> str:
             return os.path.relpath(value, path)

@@ -7,6 +7,7 @@ The reference docs build their option table from :data:`OPTIONS`, so what
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,11 +20,14 @@ CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file."""
+    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file.
+
+    A ``flag`` is a command-line switch only (a command or a report), with no ini key.
+    """
 
     name: str
     help: str
-    kind: Literal["string", "bool", "linelist"] = "string"
+    kind: Literal["string", "bool", "linelist", "flag"] = "string"
     default: Any = None
     metavar: str | None = None
 
@@ -34,6 +38,10 @@ class Option:
     @property
     def ini(self) -> str:
         return "isoenv_" + self.name
+
+    @property
+    def has_ini(self) -> bool:
+        return self.kind != "flag"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -62,14 +70,51 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds to wait for another process's build before failing (default: as long as it takes)",
         metavar="SECONDS",
     ),
+    Option(
+        "max_age",
+        "Days an env may go unused before pruning removes it (default: 30)",
+        default="30",
+        metavar="DAYS",
+    ),
+    Option(
+        "max_size",
+        "Cache size above which pruning removes the least recently used envs, such as 2GB or 500MiB "
+        "(default: no limit)",
+        metavar="SIZE",
+    ),
+    Option(
+        "no_auto_prune",
+        "Do not prune the cache when a session ends (it only ever prunes when no other process uses the cache)",
+        kind="bool",
+        default=False,
+    ),
+    Option(
+        "list",
+        "List the cached envs (key, Python, packages, installer, size, created, last used) and exit",
+        kind="flag",
+    ),
+    Option(
+        "prune",
+        "Remove envs unused for isoenv_max_age days, then the least recently used ones over isoenv_max_size, and exit",
+        kind="flag",
+    ),
+    Option("clear", "Remove every cached env that no other process is using or building, and exit", kind="flag"),
+    Option(
+        "plan",
+        "After collection, show the envs the selected tests need, their keys, whether each is cached, "
+        "and a plan key for CI caches",
+        kind="flag",
+    ),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Register every option as a flag and an ini key, with the same help text."""
+    """Register every option as a flag and (all but the ``flag`` kind) an ini key, with the same help text."""
     group = parser.getgroup("isoenv", "cached isolated environments (pytest-isoenv)")
     for option in OPTIONS:
-        if option.kind == "bool":
+        if option.kind == "flag":
+            group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
+        elif option.kind == "bool":
             group.addoption(option.flag, action="store_true", default=None, dest=option.ini, help=option.help)
         elif option.kind == "linelist":
             group.addoption(
@@ -82,13 +127,41 @@ def add_options(parser: pytest.Parser) -> None:
             )
         else:
             group.addoption(option.flag, default=None, dest=option.ini, metavar=option.metavar, help=option.help)
-        parser.addini(option.ini, option.help, type=option.kind, default=option.default)
+        if option.kind != "flag":
+            parser.addini(option.ini, option.help, type=option.kind, default=option.default)
 
 
 def get(config: pytest.Config, name: str) -> Any:
     """The value of option *name*: the command line wins over the ini file."""
     value = config.getoption("isoenv_" + name)
     return config.getini("isoenv_" + name) if value is None else value
+
+
+def parse_days(config: pytest.Config) -> float:
+    """``isoenv_max_age`` as a number of days."""
+    value = get(config, "max_age")
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        days = -1.0
+    if not days >= 0:
+        raise pytest.UsageError(f"isoenv_max_age must be a number of days such as 30 or 0.5, not {value!r}")
+    return days
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?", re.IGNORECASE)
+
+
+def parse_size(config: pytest.Config) -> int | None:
+    """``isoenv_max_size`` in bytes (``None``: no limit). ``KB``, ``MB``... count in thousands, ``KiB``... in 1024s."""
+    value = get(config, "max_size")
+    if value in (None, ""):
+        return None
+    match = _SIZE.fullmatch(str(value).strip())
+    if match is None:
+        raise pytest.UsageError(f"isoenv_max_size must be a size such as 2GB, 500MiB or 10000000, not {value!r}")
+    number, prefix, binary = match.groups()
+    return int(float(number) * (1024 if binary else 1000) ** " kmgt".index((prefix or " ").lower()))
 
 
 def cache_dir(config: pytest.Config) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from . import options
+from . import manage, options
 from .env import IsolatedEnv
 from .errors import IsoEnvError, IsoEnvWarning
 from .factory import IsoEnvFactory, Settings
@@ -16,6 +16,8 @@ from .installers import IndexOptions
 from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
+POLICY = pytest.StashKey[manage.Policy]()
+PRUNED = pytest.StashKey[str]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -27,21 +29,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    return manage.run_command(config)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     capman = config.pluginmanager.getplugin("capturemanager")
 
-    def notify(message: str) -> None:
+    def write(line: str) -> None:
         reporter = config.pluginmanager.getplugin("terminalreporter")
         if reporter is not None and capman is not None:
             with capman.global_and_fixture_disabled():
-                reporter.write_line(f"isoenv: {message}")
+                reporter.write_line(line)
 
+    config.stash[POLICY] = manage.Policy.from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
-        notify=notify,
+        notify=lambda message: write(f"isoenv: {message}"),
         warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
+        # -v streams installer output; otherwise it only goes to the build's log.
+        echo=(lambda line: write(f"isoenv| {line}")) if config.get_verbosity() > 0 else None,
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
@@ -82,6 +92,32 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"isoenv: cache {options.cache_dir(config)}"
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if config.getoption("isoenv_plan") and reporter is not None and not hasattr(config, "workerinput"):
+        factory = config.stash[FACTORY]
+        for line in manage.plan_lines(factory, session.items, lambda item: marker_spec(factory, item)):
+            reporter.write_line(line)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    try:
+        line = manage.auto_prune(config, config.stash[FACTORY], config.stash[POLICY])
+    except IsoEnvError as exc:
+        line = f"isoenv: pruning the cache failed: {exc}"
+    if line:
+        config.stash[PRUNED] = line
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    factory = config.stash.get(FACTORY, None)
+    if factory is not None:
+        factory.close()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     factory = item.config.stash.get(FACTORY, None)
@@ -91,13 +127,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     stats = config.stash[FACTORY].stats
-    if not (stats.reused or stats.built or stats.failed):
-        return
-    built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
-    line = f"isoenv: {len(stats.reused)} env(s) reused, {len(stats.built)} built"
-    line += f" ({built})" if built else ""
-    line += f", {len(stats.failed)} failed" if stats.failed else ""
-    terminalreporter.write_line(line)
+    if stats.reused or stats.built or stats.failed:
+        built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
+        line = f"isoenv: {len(stats.reused)} env(s) reused, {len(stats.built)} built"
+        line += f" ({built})" if built else ""
+        line += f", {len(stats.failed)} failed" if stats.failed else ""
+        terminalreporter.write_line(line)
+    if PRUNED in config.stash:
+        terminalreporter.write_line(config.stash[PRUNED])
 
 
 @pytest.fixture(scope="session")
