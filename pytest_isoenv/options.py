@@ -20,14 +20,12 @@ CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file.
-
-    A ``flag`` is a command-line switch only (a command or a report), with no ini key.
-    """
+    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file."""
 
     name: str
     help: str
-    kind: Literal["string", "bool", "linelist", "flag"] = "string"
+    kind: Literal["string", "bool", "linelist", "command"] = "string"
+    """``command`` is a flag that does something, like ``--fixtures`` or a report: it has no ini key."""
     default: Any = None
     metavar: str | None = None
 
@@ -41,7 +39,7 @@ class Option:
 
     @property
     def has_ini(self) -> bool:
-        return self.kind != "flag"
+        return self.kind != "command"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -91,30 +89,31 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "list",
         "List the cached envs (key, Python, packages, installer, size, created, last used) and exit",
-        kind="flag",
+        kind="command",
     ),
     Option(
         "prune",
         "Remove envs unused for isoenv_max_age days, then the least recently used ones over isoenv_max_size, and exit",
-        kind="flag",
+        kind="command",
     ),
-    Option("clear", "Remove every cached env that no other process is using or building, and exit", kind="flag"),
+    Option("clear", "Remove every cached env that no other process is using or building, and exit", kind="command"),
     Option(
         "plan",
         "After collection, show the envs the selected tests need, their keys, whether each is cached, "
         "and a plan key for CI caches",
-        kind="flag",
+        kind="command",
     ),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Register every option as a flag and (all but the ``flag`` kind) an ini key, with the same help text."""
+    """Register every option as a flag and an ini key, with the same help text."""
     group = parser.getgroup("isoenv", "cached isolated environments (pytest-isoenv)")
     for option in OPTIONS:
-        if option.kind == "flag":
+        if option.kind == "command":
             group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
-        elif option.kind == "bool":
+            continue
+        if option.kind == "bool":
             group.addoption(option.flag, action="store_true", default=None, dest=option.ini, help=option.help)
         elif option.kind == "linelist":
             group.addoption(
@@ -127,8 +126,7 @@ def add_options(parser: pytest.Parser) -> None:
             )
         else:
             group.addoption(option.flag, default=None, dest=option.ini, metavar=option.metavar, help=option.help)
-        if option.kind != "flag":
-            parser.addini(option.ini, option.help, type=option.kind, default=option.default)
+        parser.addini(option.ini, option.help, type=option.kind, default=option.default)
 
 
 def get(config: pytest.Config, name: str) -> Any:

@@ -22,7 +22,7 @@ from pytest_isoenv.options import OPTIONS, Option
 
 
 def _default(option: Option) -> str:
-    if option.kind == "flag":
+    if option.kind == "command":
         return "—"
     if option.kind == "bool":
         return "on" if option.default else "off"
