@@ -1,15 +1,37 @@
-"""Finding the interpreter an env is built on, and what identifies it in the key."""
+"""Finding the interpreters envs are built on, and what identifies one in the key.
+
+python-discovery (virtualenv's discovery) does the searching and the spec
+matching: the running interpreter, ``PATH``, uv-managed Pythons and, on
+Windows, the PEP 514 registry the ``py`` launcher reads. On top of that, the
+versions pyenv installed are searched directly: its shims answer only for the
+active version, so a Python that pyenv installed but did not activate is found
+nowhere else.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from python_discovery import DiskCache, PythonInfo, get_interpreter
+from python_discovery import DiskCache, PythonInfo, PythonSpec, get_interpreter, iter_interpreters
 
-from .errors import InterpreterNotFound
+from .errors import InterpreterNotFound, SpecError
+
+try:
+    # Private, but it is exactly where python-discovery looks, which is what errors should name.
+    from python_discovery._discovery import _uv_python_roots
+except ImportError:  # pragma: no cover - a later python-discovery; errors then name uv without a folder
+    _uv_python_roots = None  # type: ignore[assignment]
+
+#: Where in a pyenv version folder its interpreter lives, best first (pyenv-win puts ``python.exe`` at the top).
+_PYENV_EXECUTABLES = ("bin/python3", "bin/python", "python.exe", "bin/pypy3", "pypy3.exe")
+
+SPEC_FIX = 'Use a version such as "3.12", "py312", "pypy3.10", "3.13t", ">=3.11", or a path to an interpreter'
 
 
 @dataclass(frozen=True)
@@ -25,9 +47,11 @@ class Interpreter:
     architecture: int
     machine: str
     free_threaded: bool
+    found_in: str = field(default="", compare=False)
+    """Where discovery found it: ``running pytest``, ``PATH``, ``pyenv``, ``uv``, ``given path``..."""
 
     @classmethod
-    def from_info(cls, info: PythonInfo) -> Interpreter:
+    def from_info(cls, info: PythonInfo, found_in: str = "") -> Interpreter:
         exe = info.system_executable or info.executable
         assert exe is not None
         return cls(
@@ -38,6 +62,7 @@ class Interpreter:
             architecture=info.architecture,
             machine=info.machine,
             free_threaded=bool(getattr(info, "free_threaded", False)),
+            found_in=found_in,
         )
 
     def key_material(self) -> dict[str, Any]:
@@ -58,22 +83,197 @@ class Interpreter:
         major, minor, _ = self.version_info
         return f"{prefix}{major}.{minor}{'t' if self.free_threaded else ''}"
 
+    @property
+    def version_text(self) -> str:
+        """``3.12.1``: the version numbers alone."""
+        return ".".join(map(str, self.version_info))
+
+
+def parse_spec(spec: str, *, where: str | None = None) -> PythonSpec:
+    """*spec* parsed the way discovery reads it; :class:`SpecError` if it cannot name an interpreter."""
+    try:
+        return PythonSpec.from_string_spec(spec)
+    except ValueError as exc:
+        raise SpecError(f"python={spec!r} is not an interpreter spec ({exc})", where=where, fix=SPEC_FIX) from None
+
+
+def is_path_spec(spec: str) -> bool:
+    """Whether *spec* names an interpreter by its path rather than by what it is."""
+    return parse_spec(spec).is_abs
+
+
+def spec_label(spec: str) -> str:
+    """A short name for *spec* in test ids: ``py3.12``, ``pypy3.10``, ``py3.13t``, ``py>=3.11``.
+
+    Made from the spec alone, not from what it finds, so a test has the same id
+    on every machine and in every xdist worker. ``3.12``, ``py312`` and
+    ``cpython3.12`` all read ``py3.12``; a path is its own label.
+    """
+    parsed = parse_spec(spec)
+    if parsed.path is not None:
+        return spec
+    impl = (parsed.implementation or "cpython").lower()
+    label = "py" if impl == "cpython" else impl
+    if parsed.version_specifier is not None:
+        label += re.sub(r"\s+", "", str(parsed.version_specifier))
+    else:
+        label += ".".join(str(part) for part in (parsed.major, parsed.minor, parsed.micro) if part is not None)
+    label += "t" if parsed.free_threaded else ""
+    label += "d" if parsed.debug else ""
+    label += f"-{parsed.architecture}" if parsed.architecture else ""
+    label += f"-{parsed.machine}" if parsed.machine else ""
+    return label
+
+
+def pyenv_root(environ: Mapping[str, str]) -> Path:
+    """pyenv's root folder: ``$PYENV_ROOT``, else where pyenv (or pyenv-win) installs itself by default."""
+    root = environ.get("PYENV_ROOT")
+    if root:
+        return Path(os.path.expanduser(root))
+    return Path(os.path.expanduser("~/.pyenv/pyenv-win" if sys.platform == "win32" else "~/.pyenv"))
+
+
+def _release(name: str) -> tuple[int, ...]:
+    """The version numbers a pyenv version folder's name starts with (``pypy3.10-7.3.12`` -> 3, 10)."""
+    found = re.search(r"\d+(?:\.\d+)*", name)
+    return tuple(int(part) for part in found.group().split(".")) if found else ()
+
 
 class Discovery:
-    """Resolves ``python=`` specs to interpreters, caching what it learns on disk under *cache_dir*."""
+    """Resolves ``python=`` specs to interpreters, caching what it learns on disk under *cache_dir*.
 
-    def __init__(self, cache_dir: Path) -> None:
+    *environ* (default: ``os.environ``) supplies ``PATH``, ``PYENV_ROOT`` and
+    uv's settings.
+    """
+
+    def __init__(self, cache_dir: Path, environ: Mapping[str, str] | None = None) -> None:
         self._cache = DiskCache(cache_dir)
-        self._found: dict[str | None, Interpreter] = {}
+        env = dict(os.environ if environ is None else environ)
+        self.pyenv_versions = pyenv_root(env) / "versions"
+        if "PATH" in env:
+            # A pyenv shim is a shell script that runs only the active version: probing each one costs a
+            # process and seconds in all, and finds nothing the scan of the pyenv versions folder misses.
+            shims = os.path.normcase(os.path.abspath(self.pyenv_versions.parent / "shims"))
+            entries = env["PATH"].split(os.pathsep)
+            env["PATH"] = os.pathsep.join(p for p in entries if os.path.normcase(os.path.abspath(p or ".")) != shims)
+        self._env = env
+        self._found: dict[str | None, tuple[Interpreter, PythonInfo]] = {}
 
     def find(self, spec: str | None, *, where: str | None = None) -> Interpreter:
-        """The interpreter for *spec*; ``None`` means the one running pytest."""
+        """The interpreter for *spec*; ``None`` means the one running pytest.
+
+        Raises :class:`InterpreterNotFound` naming where it looked, or
+        :class:`SpecError` if *spec* cannot name an interpreter.
+        """
         if spec not in self._found:
-            if spec is None:
-                info: PythonInfo | None = PythonInfo.current_system(self._cache)
-            else:
-                info = get_interpreter(spec, cache=self._cache, env=os.environ)
-            if info is None:
-                raise InterpreterNotFound(str(spec), ["PATH", "uv-managed Pythons"], where=where)
-            self._found[spec] = Interpreter.from_info(info)
-        return self._found[spec]
+            self._found[spec] = self._find(spec, where)
+        return self._found[spec][0]
+
+    def _find(self, spec: str | None, where: str | None) -> tuple[Interpreter, PythonInfo]:
+        if spec is None:
+            info = PythonInfo.current_system(self._cache)
+            return Interpreter.from_info(info, "running pytest"), info
+        parsed = parse_spec(spec, where=where)
+        try:
+            found = get_interpreter(spec, cache=self._cache, env=self._env)
+        except RuntimeError as exc:  # a path to something that is not a Python python-discovery can query
+            raise SpecError(
+                f"python={spec!r} cannot be used: {exc}",
+                where=where,
+                fix='Point it at a Python 3 interpreter, or name a version such as "3.12"',
+            ) from None
+        if found is not None:
+            return Interpreter.from_info(found, self._origin(found, parsed)), found
+        if not parsed.is_abs:
+            for info in self._pyenv_infos():
+                if info.satisfies(parsed, impl_must_match=True):
+                    return Interpreter.from_info(info, "pyenv"), info
+        raise InterpreterNotFound(spec, self.looked_in(spec), where=where)
+
+    def covers(self, spec: str, wanted: str) -> bool:
+        """Whether the interpreter *spec* stands for also satisfies the spec *wanted*.
+
+        ``3.12`` covers ``>=3.11`` and ``cpython3.12``. A spec that finds
+        nothing is compared as a spec (``3.14`` covers ``>=3.12`` even where no
+        3.14 is installed), except against a path, which only it can cover.
+        """
+        if spec == wanted:
+            return True
+        try:
+            interpreter = self.find(spec)
+        except InterpreterNotFound:
+            return not is_path_spec(wanted) and parse_spec(spec).satisfies(parse_spec(wanted))
+        if is_path_spec(wanted):
+            try:
+                return self.find(wanted).executable == interpreter.executable
+            except InterpreterNotFound:
+                return False
+        return self._found[spec][1].satisfies(parse_spec(wanted), impl_must_match=True)
+
+    def available(self) -> list[Interpreter]:
+        """Every interpreter discovery can find, of any implementation, sorted by implementation and version."""
+        seen: dict[Path, Interpreter] = {}
+        current = Interpreter.from_info(PythonInfo.current_system(self._cache), "running pytest")
+        seen[current.executable] = current
+        every = PythonSpec("", None, None, None, None, None, None)
+        for info in iter_interpreters(None, cache=self._cache, env=self._env):
+            interpreter = Interpreter.from_info(info, self._origin(info, every))
+            seen.setdefault(interpreter.executable, interpreter)
+        for info in self._pyenv_infos():
+            interpreter = Interpreter.from_info(info, "pyenv")
+            seen.setdefault(interpreter.executable, interpreter)
+        return sorted(seen.values(), key=lambda i: (i.implementation != "CPython", i.implementation, i.version_info))
+
+    def looked_in(self, spec: str) -> list[str]:
+        """The places a search for *spec* covers, for error messages."""
+        if parse_spec(spec).is_abs:
+            return [spec]
+        places = ["the running interpreter", "PATH"]
+        if sys.platform == "win32":
+            places.append("the Windows registry (as the py launcher)")
+        places.append(f"pyenv versions ({self.pyenv_versions})")
+        uv_roots = [str(root) for root in _uv_python_roots(self._env)] if _uv_python_roots is not None else []
+        places.append(f"uv-managed Pythons ({', '.join(uv_roots)})" if uv_roots else "uv-managed Pythons")
+        return places
+
+    def _pyenv_infos(self) -> Iterator[PythonInfo]:
+        """The interpreters of every pyenv version, newest first; ones that cannot be queried are left out."""
+        try:
+            versions = sorted(
+                (entry for entry in self.pyenv_versions.iterdir() if entry.is_dir()),
+                key=lambda entry: (_release(entry.name), entry.name),
+                reverse=True,
+            )
+        except OSError:
+            return
+        for version in versions:
+            exe = next((version / name for name in _PYENV_EXECUTABLES if (version / name).is_file()), None)
+            if exe is not None:
+                info = PythonInfo.from_exe(str(exe), self._cache, raise_on_error=False, env=self._env)
+                if info is not None:
+                    yield info
+
+    def _origin(self, info: PythonInfo, parsed: PythonSpec) -> str:
+        """Where *info* was found, in a word or two, for ``--isoenv-pythons`` and the report header."""
+        exe = Path(os.path.realpath(info.system_executable or info.executable or ""))
+        # A manager's folder may hold only links to the interpreter, so the path it was run by counts too.
+        paths = [exe, *(Path(p) for p in (info.executable, info.system_executable) if p)]
+        current = PythonInfo.current_system(self._cache)
+        if parsed.is_abs:
+            return "given path"
+        if exe == Path(os.path.realpath(current.system_executable or current.executable or "")):
+            return "running pytest"
+        if any(_is_within(path, self.pyenv_versions) for path in paths):
+            return "pyenv"
+        uv_roots = list(_uv_python_roots(self._env)) if _uv_python_roots is not None else []
+        if any(_is_within(path, root) for path in paths for root in uv_roots):
+            return "uv"
+        if sys.platform == "win32":
+            on_path = {Path(os.path.realpath(p)) for p in self._env.get("PATH", "").split(os.pathsep) if p}
+            if exe.parent not in on_path:
+                return "Windows registry"
+        return "PATH"
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path.is_relative_to(folder) or path.is_relative_to(os.path.realpath(folder))

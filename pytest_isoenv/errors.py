@@ -104,7 +104,8 @@ class InterpreterNotFound(IsoEnvError):
         prefix = f"{where}: " if where else ""
         super().__init__(
             f"{prefix}no Python interpreter matches {spec!r} (looked in: {places}). "
-            "Install it, put it on PATH, or pass its path as python=..."
+            "Install it, put it on PATH, or pass its path as python=...; "
+            "`pytest --isoenv-pythons` lists the interpreters found"
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from .cache import Cache, Lease, Notify
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, introspect, isolated_environ
-from .errors import BuildError, RunError
+from .errors import BuildError, RunError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
 from .spec import EnvSpec, PathArg, compute_key
 
@@ -119,10 +119,19 @@ class IsoEnvFactory:
         """The cache key of *spec*: its content plus the interpreter, installer and index settings."""
         key = self._keys.get(spec)
         if key is None:
+            interpreter, installer = self.interpreter(spec), self.installer(spec)
+            unsupported = installer.unsupported(interpreter)
+            if unsupported:
+                raise SpecError(
+                    f"python={spec.python!r} is {interpreter.implementation} {interpreter.version_text} at "
+                    f"{interpreter.executable}, which the {installer.name} installer cannot make envs from: "
+                    f"{unsupported}",
+                    where=self.current_test,
+                )
             material = {
                 "spec": spec.key_material(),
-                "interpreter": self.interpreter(spec).key_material(),
-                "installer": self.installer(spec).key_material(self.settings.index),
+                "interpreter": interpreter.key_material(),
+                "installer": installer.key_material(self.settings.index),
             }
             key = self._keys[spec] = compute_key(material)
         return key
@@ -131,12 +140,17 @@ class IsoEnvFactory:
         """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""
         self.lease.close()
 
-    def interpreter(self, spec: EnvSpec) -> Interpreter:
-        """The base interpreter *spec* builds on."""
+    @property
+    def discovery(self) -> Discovery:
+        """Finds the interpreters ``python=`` specs name, remembering what it learns in the cache root."""
         if self._discovery is None:
             self._ensure_cache()
             self._discovery = Discovery(self.cache.py_info_dir)
-        return self._discovery.find(spec.python, where=self.current_test)
+        return self._discovery
+
+    def interpreter(self, spec: EnvSpec) -> Interpreter:
+        """The base interpreter *spec* builds on."""
+        return self.discovery.find(spec.python, where=self.current_test)
 
     def installer(self, spec: EnvSpec) -> Installer:
         """The installer *spec* uses (its own choice, or the session's)."""

@@ -12,13 +12,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
 import virtualenv
 
 from .errors import BuildError, SpecError
 from .spec import EnvSpec
+
+if TYPE_CHECKING:
+    from .discovery import Interpreter
 
 #: Receives each line of installer output as it comes (the terminal under ``-v``), or nothing.
 Echo = Callable[[str], None]
@@ -79,11 +82,17 @@ def run_logged(
             raise BuildError(f"{what}: cannot start {cmd[0]!r} ({exc})", cmd=cmd, log=log) from exc
         assert proc.stdout is not None
         with proc:
-            for line in proc.stdout:
-                stream.write(line)
-                last.append(line)
-                if echo is not None:
-                    echo(line.rstrip("\n"))
+            try:
+                for line in proc.stdout:
+                    stream.write(line)
+                    last.append(line)
+                    if echo is not None:
+                        echo(line.rstrip("\n"))
+            except BaseException:
+                # An interrupted build is removed by the caller: the installer must not go on writing into it.
+                proc.kill()
+                proc.wait()
+                raise
         stream.write(f"# exit code {proc.returncode} after {time.monotonic() - started:.2f}s\n")
     if proc.returncode:
         raise BuildError(what, cmd=cmd, returncode=proc.returncode, output="".join(last), log=log)
@@ -97,6 +106,10 @@ class Installer(ABC):
     @abstractmethod
     def key_material(self, index: IndexOptions) -> dict[str, Any]:
         """The installer's identity and every setting of it that can change what gets installed."""
+
+    def unsupported(self, interpreter: Interpreter) -> str | None:
+        """Why this installer cannot make envs from *interpreter*, and what to do, or ``None`` if it can."""
+        return None
 
     @abstractmethod
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
@@ -219,6 +232,17 @@ class PipInstaller(Installer):
             "settings": pip_resolution_settings(os.environ),
         }
 
+    def unsupported(self, interpreter: Interpreter) -> str | None:
+        oldest = oldest_seeded_python()
+        if oldest is None or interpreter.version_info[:2] >= oldest:
+            return None
+        wanted, limit = "{}.{}".format(*interpreter.version_info[:2]), "{}.{}".format(*oldest)
+        return (
+            f"virtualenv {virtualenv.__version__} creates envs for Python >= {limit} only (it bundles no pip for "
+            f"older ones). Test on Python {limit} or newer, or install an older virtualenv release that still "
+            f"supports Python {wanted}"
+        )
+
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         args = [
             str(path),
@@ -247,6 +271,16 @@ class PipInstaller(Installer):
             *self.index_arguments(index),
             *self.package_arguments(spec),
         ]  # fmt: skip
+
+
+def oldest_seeded_python() -> tuple[int, int] | None:
+    """The oldest Python the installed virtualenv bundles pip for, so can create a working env for."""
+    try:
+        from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
+    except ImportError:  # pragma: no cover - a virtualenv laid out differently; it will say so itself
+        return None
+    major, minor = min(tuple(int(part) for part in version.split(".")) for version in BUNDLE_SUPPORT)[:2]
+    return major, minor
 
 
 #: The installers by name: the choices of ``--isoenv-installer``.

@@ -103,6 +103,21 @@ OPTIONS: tuple[Option, ...] = (
         "and a plan key for CI caches",
         kind="command",
     ),
+    Option(
+        "python",
+        "Run each test that uses isoenv once per interpreter spec (3.12, py312, pypy3.10, 3.13t, >=3.11, or a "
+        "path); give several comma-separated, as repeated flags, or one per ini line",
+        kind="linelist",
+        default=(),
+        metavar="SPEC",
+    ),
+    Option(
+        "strict_python",
+        "Fail, rather than skip, tests whose interpreter is not installed",
+        kind="bool",
+        default=False,
+    ),
+    Option("pythons", "List the Python interpreters found, and where, then exit", kind="command"),
 )
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from . import manage, options
+from . import manage, matrix, options
 from .env import IsolatedEnv
-from .errors import IsoEnvError, IsoEnvWarning
+from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning
 from .factory import IsoEnvFactory, Settings
 from .installers import IndexOptions
 from .spec import EnvSpec
@@ -18,6 +18,8 @@ from .spec import EnvSpec
 FACTORY = pytest.StashKey[IsoEnvFactory]()
 POLICY = pytest.StashKey[manage.Policy]()
 PRUNED = pytest.StashKey[str]()
+#: The run's Python matrix (``--isoenv-python``), as specs.
+PYTHONS = pytest.StashKey[list[str]]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -27,11 +29,6 @@ MARKER = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    return manage.run_command(config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,14 +50,68 @@ def pytest_configure(config: pytest.Config) -> None:
         # -v streams installer output; otherwise it only goes to the build's log.
         echo=(lambda line: write(f"isoenv| {line}")) if config.get_verbosity() > 0 else None,
     )
+    config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
 
 
+def session_pythons(config: pytest.Config) -> list[str]:
+    """The specs of ``--isoenv-python`` (paths against the invocation dir) or else of ``isoenv_python`` (rootdir)."""
+    from_flags = config.getoption("isoenv_python")
+    base = config.invocation_params.dir if from_flags else config.rootpath
+    try:
+        return matrix.split_specs(from_flags or config.getini("isoenv_python"), base)
+    except IsoEnvError as exc:
+        raise pytest.UsageError(f"--isoenv-python / isoenv_python: {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    code = manage.run_command(config)
+    if code is not None or not config.getoption("isoenv_pythons"):
+        return code
+    factory = IsoEnvFactory(settings_from_config(config))
+    try:
+        lines = matrix.report(factory.discovery, factory.installer(factory.spec(())), session_pythons(config))
+    except IsoEnvError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print("\n".join(lines))
+    return 0
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "isoenv_python" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("isoenv")
+    session: list[str] = metafunc.config.stash[PYTHONS]
+    factory = metafunc.config.stash[FACTORY]
+    try:
+        params = matrix.params_for(
+            session,
+            marker.kwargs.get("python") if marker is not None else None,
+            lambda spec, wanted: factory.discovery.covers(spec, wanted),
+            rootdir=metafunc.config.rootpath,
+            where=metafunc.definition.nodeid,
+        )
+    except IsoEnvError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if params is not None:
+        values = [
+            pytest.param(p.spec, id=p.label, marks=[pytest.mark.skip(reason=p.skip)] if p.skip else []) for p in params
+        ]
+        metafunc.parametrize("isoenv_python", values, indirect=True)
+
+
 def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
-    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages)."""
+    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
+
+    On the interpreter the Python matrix gave the test, if it gave one.
+    """
     marker = item.get_closest_marker("isoenv")
-    args, kwargs = (marker.args, marker.kwargs) if marker is not None else ((), {})
+    args, kwargs = (marker.args, dict(marker.kwargs)) if marker is not None else ((), {})
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "isoenv_python" in callspec.params:
+        kwargs["python"] = callspec.params["isoenv_python"]
     factory.current_test = item.nodeid
     return factory.spec(args, **kwargs)
 
@@ -88,8 +139,12 @@ def settings_from_config(config: pytest.Config) -> Settings:
     )
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"isoenv: cache {options.cache_dir(config)}"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"isoenv: cache {options.cache_dir(config)}"]
+    if config.stash[PYTHONS]:
+        discovery = config.stash[FACTORY].discovery
+        lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
+    return lines
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -152,17 +207,39 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
-def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory) -> IsolatedEnv:
+def isoenv_python(request: pytest.FixtureRequest) -> str | None:
+    """The ``python=`` spec the test's ``isoenv`` env is built on, when the Python matrix chose it.
+
+    Set when the run lists Pythons (``--isoenv-python``) or the test's marker
+    lists several (``python=["3.12", "3.13"]``); the test then runs once per
+    interpreter, with ids such as ``test_x[py3.12]``. ``None`` otherwise.
+    """
+    spec: str | None = getattr(request, "param", None)
+    return spec
+
+
+@pytest.fixture
+def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv_python: str | None) -> IsolatedEnv:
     """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
 
     Without a marker: an env with pip and no other packages. Shared envs are
     reused across tests and must not be changed; mark the test with
-    ``private=True`` to get an env of its own that it may install into.
+    ``private=True`` to get an env of its own that it may install into. A
+    test whose interpreter is not installed is skipped (an error with
+    ``--isoenv-strict-python``).
     """
+    # isoenv_python is requested so that the Python matrix can parametrise it; marker_spec reads its value.
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
+    except InterpreterNotFound as exc:
+        problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
+        if not strict:
+            pytest.skip(problem)
+        problem += " (--isoenv-strict-python)"
     except IsoEnvError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
+    pytest.fail(problem, pytrace=False)
 
 
 class XdistHooks:

@@ -117,7 +117,7 @@ class EnvSpec:
     requirements_files: tuple[Path, ...] = ()
     """Absolute paths of requirements files."""
     python: str | None = None
-    """The interpreter spec as given (``"3.12"``, ``"pypy3.10"``, a path) or ``None`` for the running one."""
+    """The interpreter spec (``"3.12"``, ``"pypy3.10"``, an absolute path) or ``None`` for the running one."""
     installer: str | None = None
     """The installer name asked for, or ``None`` for the session's choice."""
     private: bool = field(default=False, compare=False)
@@ -189,7 +189,7 @@ class EnvSpec:
             if constraints is None
             else _existing_file(_as_path_arg(constraints, "constraints", where), rootdir, where, "constraints file"),
             requirements_files=tuple(sorted(set(req_files))),
-            python=None if python is None else os.fspath(python).strip() or None,
+            python=None if python is None else normalize_python(python, rootdir) or None,
             installer=installer,
             private=private,
         )
@@ -216,6 +216,14 @@ class EnvSpec:
         return ", ".join(parts) or "(no packages)"
 
 
+def normalize_python(value: PathArg, rootdir: Path) -> str:
+    """An interpreter spec with a path in it made absolute against *rootdir*; versions stay as given."""
+    text = os.fspath(value).strip()
+    if isinstance(value, os.PathLike) or text.startswith("~") or any(s and s in text for s in (os.sep, os.altsep)):
+        return str(_resolve(text, rootdir))
+    return text
+
+
 def compute_key(material: Mapping[str, Any]) -> str:
     """The cache key for a complete key material: a hex SHA-256 of its canonical JSON."""
     blob = json.dumps({"format": KEY_FORMAT, **material}, sort_keys=True, separators=(",", ":"))
@@ -227,7 +235,7 @@ def _parse_requirement(text: str, where: str | None) -> str:
         return normalize_requirement(Requirement(text))
     except InvalidRequirement as exc:
         raise SpecError(
-            f"invalid requirement {text!r} ({exc})",
+            f"invalid requirement {text!r} ({str(exc).splitlines()[0]})",
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None

@@ -6,7 +6,9 @@ package index or its contents.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -122,3 +124,29 @@ def pytester(
     monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(shared_cache))
     pytester.makeini(f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\n")
     return pytester
+
+
+@pytest.fixture(scope="session")
+def real_pythons() -> dict[tuple[int, int], Path]:
+    """Real CPython interpreters installed on this machine, by (major, minor), pytest's own included.
+
+    Found without the plugin (pyenv's versions folder and the usual system
+    places, each asked for its version), so tests of discovery can check it.
+    """
+    pyenv = Path(os.path.expanduser(os.environ.get("PYENV_ROOT") or "~/.pyenv"))
+    candidates = [Path(sys.executable), *sorted(pyenv.glob("versions/*/bin/python3"))]
+    candidates += sorted(Path("/usr/bin").glob("python3.*")) + sorted(Path("/usr/local/bin").glob("python3.*"))
+    found: dict[tuple[int, int], Path] = {}
+    for exe in candidates:
+        if not exe.is_file() or exe.name.endswith("-config"):
+            continue
+        proc = subprocess.run(
+            [str(exe), "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        parts = proc.stdout.split()
+        if proc.returncode == 0 and len(parts) == 3 and parts[0] == "cpython":
+            found.setdefault((int(parts[1]), int(parts[2])), Path(os.path.realpath(exe)))
+    return found

@@ -19,7 +19,6 @@ EXAMPLE = ROOT / "examples" / "greeter"
 
 @pytest.mark.slow
 def test_the_example_suite_passes_as_the_readme_runs_it(shared_cache: Path, tmp_path: Path) -> None:
-    pytest.importorskip("pytest_isoenv.matrix", reason="the example's matrix test needs python=[...] lists")
     # python -m pip install -e . -e examples/greeter
     factory = IsoEnvFactory(Settings(cache_dir=shared_cache, rootdir=ROOT, run_id=uuid.uuid4().hex))
     env = factory.get(editable=[ROOT, EXAMPLE])

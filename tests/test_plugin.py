@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -20,3 +22,181 @@ def test_marker_gives_the_test_a_ready_env(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["isoenv: cache *", "isoenv: * reused, * built*"])
+
+
+def test_closest_marker_wins_and_no_marker_means_no_packages(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.isoenv("clitool")
+
+        def test_module_marker(isoenv):
+            assert "clitool" in isoenv.installed()
+
+        @pytest.mark.isoenv("alpha==2.0")
+        class TestClass:
+            def test_class_marker(self, isoenv):
+                assert isoenv.installed()["alpha"] == "2.0"
+                assert "clitool" not in isoenv.installed()
+
+            @pytest.mark.isoenv("beta")
+            def test_function_marker(self, isoenv):
+                assert isoenv.installed()["alpha"] == "1.0"
+        """,
+        test_nomarker="""
+        def test_bare(isoenv):
+            assert set(isoenv.installed()) == {"pip"}
+        """,
+    )
+    pytester.runpytest().assert_outcomes(passed=4)
+
+
+def test_factory_fixture_in_a_session_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def tool_env(isoenv_factory):
+            return isoenv_factory.get("clitool")
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_one(tool_env):
+            assert tool_env.run("clitool").stdout == "clitool says hi\\n"
+
+        def test_two(tool_env, isoenv_factory):
+            assert isoenv_factory.get("clitool") is tool_env
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_second_session_builds_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("beta")
+        @pytest.mark.parametrize("n", range(3))
+        def test_env(isoenv, n):
+            isoenv.run("python", "-c", "import beta")
+        """
+    )
+    cache = tmp_path / "own-cache"
+    first = pytester.runpytest(f"--isoenv-cache-dir={cache}")
+    first.assert_outcomes(passed=3)
+    first.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 1 built (beta in *s)"])
+    second = pytester.runpytest(f"--isoenv-cache-dir={cache}")
+    second.assert_outcomes(passed=3)
+    second.stdout.fnmatch_lines(["isoenv: 1 env(s) reused, 0 built"])
+    rebuilt = pytester.runpytest(f"--isoenv-cache-dir={cache}", "--isoenv-rebuild")
+    rebuilt.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 1 built (beta in *s)"])
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('"requests>=>2"', "invalid requirement 'requests>=>2'*"),
+        ('"alpha", editables=["."]', "unknown isoenv argument(s) 'editables'*"),
+        ('"./missing"', "local requirement path './missing' does not exist*"),
+        ('editable=["tests"]', "editable path 'tests' is not a Python project*"),
+        ('requirements_files=["reqs.txt"]', "requirements file 'reqs.txt' does not exist*"),
+        ("42", "requirement 42 is a int, not a string*"),
+    ],
+)
+def test_bad_input_errors_name_the_test_and_value_and_write_nothing(
+    pytester: pytest.Pytester, tmp_path: Path, marker: str, message: str
+) -> None:
+    pytester.mkdir("tests")
+    pytester.makepyfile(
+        test_bad=f"""
+        import pytest
+
+        @pytest.mark.isoenv({marker})
+        def test_it(isoenv):
+            pass
+        """
+    )
+    cache = tmp_path / "untouched"
+    result = pytester.runpytest(f"--isoenv-cache-dir={cache}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"test_bad.py::test_it: {message}"])
+    assert not (cache / "envs").exists() or not any((cache / "envs").iterdir())
+
+
+def test_failed_install_errors_every_test_that_needs_it_once(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("alpha==9.9")
+        @pytest.mark.parametrize("n", range(3))
+        def test_it(isoenv, n):
+            pass
+
+        def test_unaffected():
+            pass
+        """
+    )
+    cache = tmp_path / "cache"
+    result = pytester.runpytest(f"--isoenv-cache-dir={cache}")
+    result.assert_outcomes(passed=1, errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "test_failed_install_errors_every_test_that_needs_it_once.py::test_it[[]0[]]: installing alpha==9.9 failed",
+            "  command: * -m pip install *alpha==9.9",
+            "  exit code: 1",
+            "  full log: *.log",
+            "*test_it[[]2[]]: installing alpha==9.9 failed",
+            "isoenv: 0 env(s) reused, 0 built, 1 failed",
+        ]
+    )
+    assert list((cache / "envs").iterdir()) == []
+    assert len(list((cache / "logs").iterdir())) == 1
+
+
+def test_private_env_may_be_changed_and_shared_env_refuses(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_isoenv import SharedEnvError
+
+        @pytest.mark.isoenv("beta", private=True)
+        def test_private(isoenv):
+            isoenv.install("clitool")
+            assert isoenv.run("clitool").stdout.strip() == "clitool says hi"
+
+        @pytest.mark.isoenv("beta")
+        def test_shared(isoenv):
+            with pytest.raises(SharedEnvError, match="private=True"):
+                isoenv.install("clitool")
+            assert "clitool" not in isoenv.installed()
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_options_and_ini_keys_share_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "  --isoenv-cache-dir=DIR",
+            "*Where built envs are cached (also",
+            "  --isoenv-offline *Install only from --isoenv-find-links*",
+            "  isoenv_cache_dir (string):",
+            "*Where built envs are cached (also",
+            "  isoenv_offline (bool):",
+            "*Install only from --isoenv-find-links*",
+        ]
+    )
+    markers = pytester.runpytest("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.isoenv(*requirements, editable=(), *"])
+
+
+def test_cache_dir_from_environment_variable(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile("def test_it(isoenv): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines([f"isoenv: cache {Path(__import__('os').environ['PYTEST_ISOENV_CACHE_DIR'])}"])

@@ -1,0 +1,207 @@
+"""The cache: layout, completion records, check-lock-check builds, cleanup of failed builds, safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_isoenv.cache import RECORD_NAME, Cache
+from pytest_isoenv.errors import CacheError
+
+KEY = "ab" * 32
+
+
+def fake_env(path: Path, log: Path) -> dict[str, Any]:
+    """What a build leaves for the cache logic: an env dir with an interpreter in it.
+
+    The cache never looks inside an env beyond these cheap checks, so these tests
+    exercise its logic directly; real builds are covered in test_factory.py.
+    """
+    (path / "bin").mkdir(parents=True)
+    (path / "bin" / "python").symlink_to(sys.executable)
+    log.write_text("built\n")
+    return {"paths": {"python": "bin/python"}, "dist_infos": [], "timings": {"total": 0.5}}
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Cache:
+    cache = Cache(tmp_path / "cache")
+    cache.ensure()
+    return cache
+
+
+def test_ensure_makes_a_private_tagged_root(cache: Cache) -> None:
+    assert (cache.root / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert (cache.root / ".gitignore").read_text().endswith("*\n")
+    if sys.platform != "win32":
+        assert stat.S_IMODE(cache.root.stat().st_mode) == 0o700
+
+
+def test_build_once_then_reuse(cache: Cache) -> None:
+    calls: list[Path] = []
+
+    def build(path: Path, log: Path) -> dict[str, Any]:
+        calls.append(path)
+        return fake_env(path, log)
+
+    record, built = cache.get_or_build(KEY, build, what="env", run_id="r1")
+    assert built
+    assert record.python == cache.env_dir(KEY) / "bin" / "python"
+    again, built_again = cache.get_or_build(KEY, build, what="env", run_id="r2")
+    assert not built_again
+    assert again.data == record.data
+    assert len(calls) == 1
+    data = json.loads((cache.env_dir(KEY) / RECORD_NAME).read_text())
+    assert data["key"] == KEY
+    assert data["run_id"] == "r1"
+
+
+def test_rebuild_happens_once_per_run(cache: Cache) -> None:
+    builds = []
+
+    def build(path: Path, log: Path) -> dict[str, Any]:
+        builds.append(1)
+        return fake_env(path, log)
+
+    cache.get_or_build(KEY, build, what="env", run_id="r1")
+    cache.get_or_build(KEY, build, what="env", run_id="r2", rebuild=True)
+    cache.get_or_build(KEY, build, what="env", run_id="r2", rebuild=True)
+    assert len(builds) == 2
+
+
+def test_failed_build_leaves_nothing_behind(cache: Cache) -> None:
+    def build(path: Path, log: Path) -> dict[str, Any]:
+        fake_env(path, log)
+        raise RuntimeError("installer exploded")
+
+    with pytest.raises(RuntimeError, match="exploded"):
+        cache.get_or_build(KEY, build, what="env", run_id="r1")
+    assert not cache.env_dir(KEY).exists()
+    assert list((cache.root / "trash").iterdir()) == []
+    assert (cache.log_path(KEY)).read_text() == "built\n", "the log outlives the failed build"
+
+
+def test_entry_without_record_is_never_used_and_is_rebuilt(cache: Cache) -> None:
+    fake_env(cache.env_dir(KEY), cache.log_path(KEY))  # an interrupted build: no completion record
+    assert cache.read_record(KEY) == (None, "it has no completion record (an interrupted build)")
+    warnings: list[str] = []
+    record, built = cache.get_or_build(KEY, fake_env, what="env", run_id="r", warn=warnings.append)
+    assert built
+    assert record.python.exists()
+    assert warnings == [f"rebuilding env [{KEY[:12]}]: it has no completion record (an interrupted build)"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda env: (env / RECORD_NAME).write_text('{"format": 1, "ke'), "its completion record is unreadable"),
+        (lambda env: (env / RECORD_NAME).write_text('{"format": 999}'), "its completion record is of another format"),
+        (lambda env: (env / "bin" / "python").unlink(), "its interpreter"),
+    ],
+)
+def test_damaged_entries_are_not_used(cache: Cache, damage: Any, reason: str) -> None:
+    cache.get_or_build(KEY, fake_env, what="env", run_id="r")
+    damage(cache.env_dir(KEY))
+    record, problem = cache.read_record(KEY)
+    assert record is None
+    assert problem is not None
+    assert problem.startswith(reason)
+
+
+def test_record_of_another_key_is_not_used(cache: Cache) -> None:
+    other = "cd" * 32
+    cache.get_or_build(KEY, fake_env, what="env", run_id="r")
+    data = json.loads((cache.env_dir(KEY) / RECORD_NAME).read_text())
+    cache.env_dir(other).mkdir()
+    (cache.env_dir(other) / RECORD_NAME).write_text(json.dumps(data))
+    assert cache.read_record(other) == (None, "its completion record belongs to another key")
+
+
+def test_waiting_for_a_lock_says_for_what_and_for_whom(cache: Cache, tmp_path: Path) -> None:
+    """Another process holds the build lock; we wait, say so, and then reuse what it built."""
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from pathlib import Path
+                sys.path.insert(0, {str(Path(__file__).parent)!r})
+                from pytest_isoenv.cache import Cache
+                from test_cache import fake_env
+                cache = Cache(Path({str(cache.root)!r}))
+                with cache.lock({KEY!r}, what="env (alpha)"):
+                    Path({str(ready)!r}).touch()
+                    time.sleep(1.5)
+                    fake_env(cache.env_dir({KEY!r}), cache.log_path({KEY!r}))
+                    cache.publish({KEY!r}, {{"paths": {{"python": "bin/python"}}, "run_id": "other"}})
+                """
+            ),
+        ]
+    )
+    try:
+        while not ready.exists():
+            assert holder.poll() is None, "the lock holder died"
+        notices: list[str] = []
+        record, built = cache.get_or_build(KEY, fake_env, what="env (alpha)", run_id="mine", notify=notices.append)
+    finally:
+        holder.wait()
+    assert not built, "the waiting process reuses the env built while it waited"
+    assert record.run_id == "other"
+    assert len(notices) == 1
+    assert notices[0].startswith(f"waiting for env (alpha) [{KEY[:12]}], being built by pid {holder.pid} on ")
+
+
+def test_lock_timeout_names_the_holder(cache: Cache) -> None:
+    """With a lock timeout, a waiter gives up with an error naming who holds the lock."""
+    waiter = (
+        "from pathlib import Path\n"
+        "from pytest_isoenv.cache import Cache\n"
+        f"with Cache(Path({str(cache.root)!r})).lock({KEY!r}, what='env (alpha)', timeout=0.2):\n"
+        "    pass\n"
+    )
+    with cache.lock(KEY, what="env (alpha)"):
+        proc = subprocess.run([sys.executable, "-c", waiter], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert f"gave up waiting 0.2s for the lock of env (alpha) [{KEY[:12]}], held by pid {os.getpid()}" in proc.stderr
+    assert "isoenv_lock_timeout" in proc.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+def test_symlinked_or_shared_roots_are_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(CacheError, match=r"is a symlink; refusing it"):
+        Cache(link).ensure()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(CacheError, match=r"writable by others \(mode 777\).*chmod go-w"):
+        Cache(shared).ensure()
+
+
+def test_unwritable_place_says_what_to_do(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CacheError, match=r"cannot use the isoenv cache dir .*PYTEST_ISOENV_CACHE_DIR"):
+        Cache(blocker / "cache").ensure()
+
+
+def test_remove_moves_aside_then_deletes(cache: Cache) -> None:
+    cache.get_or_build(KEY, fake_env, what="env", run_id="r")
+    cache.remove(KEY)
+    assert not cache.env_dir(KEY).exists()
+    assert list((cache.root / "trash").iterdir()) == []
+    assert Path(sys.executable).exists(), "removing an env never follows its links"

@@ -1,0 +1,227 @@
+"""Discovery: specs to real interpreters, including pyenv versions that are not on PATH."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import virtualenv
+
+from pytest_isoenv.discovery import Discovery, spec_label
+from pytest_isoenv.errors import InterpreterNotFound, SpecError
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers import oldest_seeded_python
+
+Version = tuple[int, int]
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake layouts use POSIX links and shell scripts")
+
+
+@pytest.fixture
+def others(real_pythons: dict[Version, Path]) -> dict[Version, Path]:
+    """Two real interpreters of other minor versions than pytest's own (the running one always matches first)."""
+    chosen = {v: exe for v, exe in sorted(real_pythons.items()) if v != sys.version_info[:2]}
+    if len(chosen) < 2:
+        pytest.skip(f"needs two installed CPythons besides {sys.version_info[:2]}; found {sorted(real_pythons)}")
+    return dict(list(chosen.items())[-2:])
+
+
+def fake_pyenv(root: Path, versions: dict[str, Path]) -> Path:
+    """A pyenv root: ``versions/<name>/bin/python3`` linking to real interpreters, and shims that record being run.
+
+    The shims answer like pyenv's for a version that is not active: they fail.
+    """
+    for name, exe in versions.items():
+        bin_dir = root / "versions" / name / "bin"
+        bin_dir.mkdir(parents=True)
+        (bin_dir / "python3").symlink_to(exe)
+    shims = root / "shims"
+    shims.mkdir(parents=True)
+    for name in ["python", "python3", *(f"python{v.rsplit('.', 1)[0]}" for v in versions)]:
+        shim = shims / name
+        shim.write_text(
+            f'#!/bin/sh\necho {name} >> "{root}/shim-ran"\necho "pyenv: {name}: command not found" >&2\nexit 127\n'
+        )
+        shim.chmod(0o755)
+    return root
+
+
+def environ_for(tmp_path: Path, pyenv: Path, *path: Path) -> dict[str, str]:
+    """Variables that make discovery see only *path*, the pyenv root *pyenv* and an empty uv folder."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    return {
+        "PATH": os.pathsep.join(map(str, [*path, empty])),
+        "PYENV_ROOT": str(pyenv),
+        "UV_PYTHON_INSTALL_DIR": str(tmp_path / "uv-pythons"),
+        "HOME": str(tmp_path),
+    }
+
+
+def dotted(version: Version) -> str:
+    return "{}.{}".format(*version)
+
+
+def test_finds_pyenv_versions_that_are_not_on_path(tmp_path: Path, others: dict[Version, Path]) -> None:
+    pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(v)}.0": exe for v, exe in others.items()})
+    discovery = Discovery(tmp_path / "py-info", environ_for(tmp_path, pyenv))
+    for version, exe in others.items():
+        found = discovery.find(dotted(version))
+        assert found.executable == exe
+        assert found.version_info[:2] == version
+        assert found.found_in == "pyenv"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "{major}.{minor}",
+        "py{major}{minor}",
+        "cpython{major}.{minor}",
+        "python{major}.{minor}",
+        ">={major}.{minor},<{major}.{next}",
+    ],
+)
+def test_spec_forms_find_the_same_interpreter(tmp_path: Path, others: dict[Version, Path], form: str) -> None:
+    (major, minor), exe = next(iter(others.items()))
+    pyenv = fake_pyenv(tmp_path / "pyenv", {f"{major}.{minor}.0": exe})
+    discovery = Discovery(tmp_path / "py-info", environ_for(tmp_path, pyenv))
+    assert discovery.find(form.format(major=major, minor=minor, next=minor + 1)).executable == exe
+
+
+def test_a_path_is_used_as_given_and_resolved_for_the_key(tmp_path: Path, others: dict[Version, Path]) -> None:
+    version, exe = next(iter(others.items()))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    link = bin_dir / f"python{dotted(version)}"
+    link.symlink_to(exe)
+    discovery = Discovery(tmp_path / "py-info", environ_for(tmp_path, tmp_path / "no-pyenv", bin_dir))
+
+    by_path, by_version = discovery.find(str(link)), discovery.find(dotted(version))
+
+    assert (by_path.found_in, by_version.found_in) == ("given path", "PATH")
+    assert by_path.executable == by_version.executable == exe
+    assert by_path.key_material() == by_version.key_material()
+
+
+def test_finds_uv_managed_pythons(tmp_path: Path, others: dict[Version, Path]) -> None:
+    version, exe = next(iter(others.items()))
+    environ = environ_for(tmp_path, tmp_path / "no-pyenv")
+    bin_dir = Path(environ["UV_PYTHON_INSTALL_DIR"]) / f"cpython-{dotted(version)}.0-linux-x86_64-gnu" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(exe)
+
+    found = Discovery(tmp_path / "py-info", environ).find(dotted(version))
+
+    assert (found.executable, found.found_in) == (exe, "uv")
+    assert found.version_info[:2] == version
+
+
+def test_pyenv_shims_are_never_run(tmp_path: Path, others: dict[Version, Path]) -> None:
+    pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(v)}.0": exe for v, exe in others.items()})
+    discovery = Discovery(tmp_path / "py-info", environ_for(tmp_path, pyenv, pyenv / "shims"))
+    version = next(iter(others))
+
+    assert discovery.find(dotted(version)).executable == others[version]
+    with pytest.raises(InterpreterNotFound):
+        discovery.find("3.99")
+    assert {i.executable for i in discovery.available()} >= set(others.values())
+    assert not (pyenv / "shim-ran").exists()
+
+
+def test_a_spec_that_matches_nothing_names_where_it_looked(tmp_path: Path, others: dict[Version, Path]) -> None:
+    version, exe = next(iter(others.items()))
+    pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(version)}.0": exe})
+    discovery = Discovery(tmp_path / "py-info", environ_for(tmp_path, pyenv))
+
+    for spec in ("3.99", "pypy3.10", f"{dotted(version)}t"):
+        with pytest.raises(InterpreterNotFound) as info:
+            discovery.find(spec, where="tests/test_x.py::test_y")
+        message = str(info.value)
+        assert f"tests/test_x.py::test_y: no Python interpreter matches {spec!r}" in message
+        assert "PATH" in message
+        assert str(pyenv / "versions") in message
+        assert str(tmp_path / "uv-pythons") in message
+    with pytest.raises(InterpreterNotFound, match="looked in: /nowhere/python3"):
+        discovery.find("/nowhere/python3")
+
+
+def test_a_path_that_is_not_a_python_is_a_spec_error(tmp_path: Path) -> None:
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(SpecError, match=r"tests/t\.py::t: python='.*python3' cannot be used"):
+        Discovery(tmp_path / "py-info").find(str(fake), where="tests/t.py::t")
+
+
+def test_available_lists_each_interpreter_once_with_where_it_was_found(
+    tmp_path: Path, others: dict[Version, Path]
+) -> None:
+    (on_path, path_exe), (_, pyenv_exe) = others.items()
+    pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(v)}.0": exe for v, exe in others.items()})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / f"python{dotted(on_path)}").symlink_to(path_exe)
+
+    found = Discovery(tmp_path / "py-info", environ_for(tmp_path, pyenv, bin_dir)).available()
+
+    assert len({i.executable for i in found}) == len(found)
+    where = {i.executable: i.found_in for i in found}
+    assert where[path_exe] == "PATH"
+    assert where[pyenv_exe] == "pyenv"
+    assert where[Path(os.path.realpath(sys.executable))] == "running pytest"
+
+
+def test_a_python_virtualenv_cannot_seed_is_refused_before_anything_is_built(
+    tmp_path: Path,
+    real_pythons: dict[Version, Path],
+    make_factory: Callable[..., IsoEnvFactory],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    oldest = oldest_seeded_python()
+    assert oldest is not None
+    old = [v for v in sorted(real_pythons) if v < oldest]
+    if not old:
+        pytest.skip(f"no installed CPython older than {dotted(oldest)}, the oldest virtualenv can seed")
+    version = old[-1]
+    pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(version)}.0": real_pythons[version]})
+    for name, value in environ_for(tmp_path, pyenv).items():
+        monkeypatch.setenv(name, value)
+    factory = make_factory(cache_dir=tmp_path / "cache")
+    factory.current_test = "tests/test_old.py::test_it"
+
+    with pytest.raises(SpecError) as info:
+        factory.get(python=dotted(version))
+
+    message = str(info.value)
+    assert message.startswith(f"tests/test_old.py::test_it: python='{dotted(version)}' is CPython {dotted(version)}.")
+    assert f"virtualenv {virtualenv.__version__} creates envs for Python >= {dotted(oldest)} only" in message
+    assert f"older virtualenv release that still supports Python {dotted(version)}" in message
+    assert list((tmp_path / "cache" / "envs").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "label"),
+    [
+        ("3.12", "py3.12"),
+        ("py312", "py3.12"),
+        ("cpython3.12", "py3.12"),
+        ("python3.12", "py3.12"),
+        ("3.12.1", "py3.12.1"),
+        ("pypy3.10", "pypy3.10"),
+        ("3.13t", "py3.13t"),
+        (">=3.11", "py>=3.11"),
+        (">= 3.10, <3.13", "py>=3.10,<3.13"),
+        ("/opt/python/bin/python3", "/opt/python/bin/python3"),
+    ],
+)
+def test_labels_come_from_the_spec(spec: str, label: str) -> None:
+    assert spec_label(spec) == label
+
+
+def test_a_spec_that_cannot_name_an_interpreter_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"python='>=banana' is not an interpreter spec"):
+        Discovery(tmp_path / "py-info").find(">=banana")

@@ -1,0 +1,124 @@
+"""IsolatedEnv: paths, environ, run(), installed() and install(), on real envs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_isoenv import IsolatedEnv, RunError, SharedEnvError
+from pytest_isoenv.factory import IsoEnvFactory
+
+
+@pytest.fixture
+def env(make_factory: Callable[..., IsoEnvFactory]) -> IsolatedEnv:
+    return make_factory().get("beta", "clitool")
+
+
+def test_paths_are_inside_the_env(env: IsolatedEnv) -> None:
+    assert env.python.is_relative_to(env.path)
+    assert env.python.parent == env.bin_dir
+    assert env.site_packages.is_relative_to(env.path)
+    assert (env.site_packages / "alpha" / "__init__.py").is_file()
+    assert env.run("python", "-c", "import sys; print(sys.prefix)").stdout.strip() == str(env.path)
+
+
+def test_first_argument_runs_the_envs_own_script(env: IsolatedEnv) -> None:
+    assert env.run("clitool").stdout == "clitool says hi\n"
+    assert env.script("clitool") == env.bin_dir / "clitool"
+    assert env.run("python", "-m", "pip", "--version").stdout.startswith("pip ")
+    assert env.run("pip", "--version").stdout.startswith("pip ")
+
+
+def test_environ_points_into_the_env_and_is_a_copy(env: IsolatedEnv) -> None:
+    environ = env.environ
+    assert environ["VIRTUAL_ENV"] == str(env.path)
+    assert environ["PATH"].split(os.pathsep)[0] == str(env.bin_dir)
+    assert environ["PYTHONNOUSERSITE"] == "1"
+    environ["VIRTUAL_ENV"] = "changed"
+    assert env.environ["VIRTUAL_ENV"] == str(env.path)
+
+
+def test_nothing_of_the_host_python_leaks_in(
+    make_factory: Callable[..., IsoEnvFactory], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    poison = tmp_path / "poison"
+    poison.mkdir()
+    (poison / "alpha.py").write_text("VERSION = 'poisoned'\n")
+    (poison / "startup.py").write_text("print('startup ran')\n")
+    monkeypatch.setenv("PYTHONPATH", str(poison))
+    monkeypatch.setenv("PYTHONSTARTUP", str(poison / "startup.py"))
+    monkeypatch.setenv("PYTHONUSERBASE", str(poison))
+    monkeypatch.setenv("PIP_USER", "1")
+    env = make_factory().get("beta", "clitool")
+    out = env.run(
+        "python",
+        "-c",
+        "import alpha, json, os, site, sys; "
+        "print(json.dumps([alpha.VERSION, os.environ.get('PYTHONPATH'), site.ENABLE_USER_SITE, sys.path]))",
+    ).stdout
+    version, pythonpath, user_site, path = json.loads(out)
+    assert version == "1.0"
+    assert pythonpath is None
+    assert user_site is False
+    assert str(poison) not in path
+    assert "startup ran" not in out
+
+
+def test_run_env_adds_and_removes_variables(env: IsolatedEnv) -> None:
+    code = "import os; print(os.environ.get('EXTRA'), os.environ.get('VIRTUAL_ENV'))"
+    out = env.run("python", "-c", code, env={"EXTRA": "yes", "VIRTUAL_ENV": None}).stdout
+    assert out.split() == ["yes", "None"]
+
+
+def test_run_input_cwd_and_unchecked_failure(env: IsolatedEnv, tmp_path: Path) -> None:
+    proc = env.run("python", "-c", "import os, sys; print(os.getcwd(), sys.stdin.read())", cwd=tmp_path, input="hi")
+    assert proc.stdout.split() == [str(tmp_path), "hi"]
+    assert env.run("python", "-c", "raise SystemExit(3)", check=False).returncode == 3
+
+
+def test_failing_command_raises_with_command_code_and_output_tails(env: IsolatedEnv) -> None:
+    script = "import sys\nfor i in range(100): print('line', i)\nprint('boom', file=sys.stderr)\nsys.exit(7)"
+    with pytest.raises(RunError) as excinfo:
+        env.run("python", "-c", script)
+    error = excinfo.value
+    assert error.returncode == 7
+    assert "boom" in error.stderr
+    message = str(error)
+    assert message.startswith(f"command exited with code 7 in isolated env {env.path}")
+    assert f"command: {env.python}" in message
+    assert "line 99" in message
+    assert "line 5\n" not in message, "only the tail of long output is shown"
+    assert "earlier lines cut" in message
+    assert "boom" in message
+
+
+def test_installed_reads_the_env(env: IsolatedEnv) -> None:
+    installed = env.installed()
+    assert installed["alpha"] == "1.0"
+    assert installed["beta"] == "1.0"
+    assert installed["clitool"] == "1.0"
+    assert "pip" in installed
+
+
+def test_shared_env_refuses_install(env: IsolatedEnv) -> None:
+    with pytest.raises(SharedEnvError, match=r"refusing to install alpha==2.0 into the shared env .*private=True"):
+        env.install("alpha==2.0")
+
+
+def test_private_env_is_the_callers_own(make_factory: Callable[..., IsoEnvFactory]) -> None:
+    factory = make_factory()
+    shared = factory.get("beta", "clitool")
+    private = factory.get("beta", "clitool", private=True)
+    assert private.private
+    assert private.path != shared.path
+    assert private.key == shared.key
+    private.install("alpha==2.0")
+    assert private.installed()["alpha"] == "2.0"
+    private.run("python", "-m", "pip", "uninstall", "-y", "clitool")
+    assert "clitool" not in private.installed()
+    assert shared.installed()["alpha"] == "1.0"
+    assert shared.run("clitool").stdout == "clitool says hi\n"

@@ -1,0 +1,160 @@
+"""IsoEnvFactory: real builds, reuse across sessions, invalidation, and failed installs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import isoenv_testbackend as backend
+import pytest
+
+from pytest_isoenv import BuildError
+from pytest_isoenv.cache import RECORD_NAME
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers import IndexOptions
+
+MakeFactory = Callable[..., IsoEnvFactory]
+MakeProject = Callable[..., Path]
+
+
+def test_second_session_builds_nothing(make_factory: MakeFactory, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = make_factory(cache)
+    env = first.get("beta")
+    assert list(first.stats.built) == [env.key]
+    assert first.get("beta") is env, "within a session an env object is handed out again"
+
+    second = make_factory(cache)
+    again = second.get("beta")
+    assert again.key == env.key
+    assert again.path == env.path
+    assert second.stats.built == {}
+    assert second.stats.reused == {env.key}
+
+
+def test_completion_record_describes_the_env(make_factory: MakeFactory, tmp_path: Path) -> None:
+    env = make_factory(tmp_path / "cache").get("beta")
+    record = json.loads((env.path / RECORD_NAME).read_text())
+    assert record["key"] == env.key
+    assert record["packages"]["alpha"] == "1.0"
+    assert record["packages"]["beta"] == "1.0"
+    assert record["installer"] == "pip"
+    assert set(record["timings"]) == {"create", "install", "total"}
+    assert record["spec"]["description"] == "beta"
+    log = (tmp_path / "cache" / "logs" / f"{env.path.name}.log").read_text()
+    assert "pip install" in log
+    assert "Successfully installed" in log
+
+
+def test_equal_specs_share_an_env_and_different_ones_do_not(make_factory: MakeFactory) -> None:
+    factory = make_factory()
+    assert factory.get("beta", "clitool").key == factory.get("Clitool", "beta", "BETA").key
+    assert factory.key(factory.spec(["alpha<2"])) != factory.key(factory.spec(["alpha>=2"]))
+
+
+def test_editable_edits_are_visible_without_rebuild(make_factory: MakeFactory, make_project: MakeProject) -> None:
+    project = make_project("liveproj", body="VALUE = 1\n")
+    factory = make_factory()
+    env = factory.get(editable=[project])
+    code = "import liveproj; print(liveproj.VALUE)"
+    assert env.run("python", "-c", code).stdout.strip() == "1"
+    (project / "liveproj" / "__init__.py").write_text("VALUE = 2\n")
+    assert env.run("python", "-c", code).stdout.strip() == "2"
+    assert make_factory().get(editable=[project]).key == env.key, "a source edit keeps the key"
+
+
+def test_editable_metadata_change_means_a_new_env(make_factory: MakeFactory, make_project: MakeProject) -> None:
+    project = make_project("metaproj")
+    key = make_factory().get(editable=[project]).key
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["alpha"]'))
+    env = make_factory().get(editable=[project])
+    assert env.key != key
+    assert env.installed()["alpha"] == "2.0"
+
+
+def test_local_project_change_means_a_rebuild(
+    make_factory: MakeFactory, make_project: MakeProject, tmp_path: Path
+) -> None:
+    project = make_project("localproj", body="VALUE = 1\n")
+    first = make_factory(tmp_path / "cache")
+    env = first.get(project)
+    code = "import localproj; print(localproj.VALUE)"
+    assert env.run("python", "-c", code).stdout.strip() == "1"
+    (project / "localproj" / "__init__.py").write_text("VALUE = 2\n")
+    second = make_factory(tmp_path / "cache")
+    rebuilt = second.get(project)
+    assert rebuilt.key != env.key
+    assert list(second.stats.built) == [rebuilt.key]
+    assert rebuilt.run("python", "-c", code).stdout.strip() == "2"
+    assert env.run("python", "-c", code).stdout.strip() == "1", "a published env is never modified"
+
+
+def test_pip_settings_that_change_resolution_change_the_key(
+    make_factory: MakeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec_args = ["beta"]
+    base = make_factory().key(make_factory().spec(spec_args))
+    monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "99")
+    assert make_factory().key(make_factory().spec(spec_args)) == base, "a timeout does not change the env"
+    monkeypatch.setenv("PIP_PRE", "1")
+    assert make_factory().key(make_factory().spec(spec_args)) != base
+
+
+def test_wheelhouse_contents_are_part_of_the_key(make_factory: MakeFactory, wheelhouse: Path, tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    shutil.copytree(wheelhouse, house)
+    settings = replace(make_factory().settings, index=IndexOptions(find_links=(str(house),), offline=True))
+
+    def key() -> str:
+        factory = IsoEnvFactory(settings)
+        return factory.key(factory.spec(["alpha"]))
+
+    before = key()
+    backend.write_wheel(house, "alpha", "3.0", files={"alpha/__init__.py": "VERSION = '3.0'\n"})
+    assert key() != before, "a new release in the wheelhouse may change the env"
+
+
+def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_factory: MakeFactory, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    factory = make_factory(cache)
+    factory.current_test = "tests/test_x.py::test_one"
+    with pytest.raises(BuildError) as excinfo:
+        factory.get("alpha==9.9")
+    error = excinfo.value
+    message = str(error)
+    assert message.startswith("tests/test_x.py::test_one: installing alpha==9.9 failed")
+    assert "command: " in message
+    assert "pip install" in message
+    assert "exit code: 1" in message
+    assert "alpha==9.9" in message
+    assert error.log is not None
+    assert f"full log: {error.log}" in message
+    assert "No matching distribution" in error.log.read_text()
+    assert list((cache / "envs").iterdir()) == [], "nothing half-built stays in the cache"
+    assert list((cache / "trash").iterdir()) == []
+
+    log_mtime = error.log.stat().st_mtime_ns
+    factory.current_test = "tests/test_x.py::test_two"
+    with pytest.raises(BuildError) as again:
+        factory.get("alpha==9.9")
+    assert str(again.value).startswith("tests/test_x.py::test_two: installing alpha==9.9 failed")
+    assert error.log.stat().st_mtime_ns == log_mtime, "the same failure is reported, not retried"
+    assert len(factory.stats.failed) == 1
+
+
+def test_interrupted_build_is_cleaned_up(make_factory: MakeFactory, tmp_path: Path) -> None:
+    """A KeyboardInterrupt mid-build removes the half-built env."""
+    cache = tmp_path / "cache"
+
+    def interrupt(line: str) -> None:
+        raise KeyboardInterrupt
+
+    factory = IsoEnvFactory(make_factory(cache).settings, echo=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        factory.get("beta")
+    assert list((cache / "envs").iterdir()) == []
+    make_factory(cache).get("beta").run("python", "-c", "import beta")

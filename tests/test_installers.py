@@ -1,0 +1,99 @@
+"""Installers: the command lines they run, the settings that go into the key, and logged runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_isoenv.errors import BuildError, SpecError
+from pytest_isoenv.installers import (
+    IndexOptions,
+    Installer,
+    PipInstaller,
+    pip_resolution_settings,
+    run_logged,
+    select_installer,
+)
+from pytest_isoenv.spec import EnvSpec
+
+
+def test_pip_command_carries_packages_and_index_options(tmp_path: Path) -> None:
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "pyproject.toml").write_text("")
+    (tmp_path / "reqs.txt").write_text("")
+    (tmp_path / "c.txt").write_text("")
+    spec = EnvSpec.from_arguments(
+        ["attrs", "./proj"], rootdir=tmp_path, editable=["proj"], requirements_files="reqs.txt", constraints="c.txt"
+    )
+    index = IndexOptions(index_url="https://mirror.example/simple", find_links=("/wheels",), offline=True)
+    command = PipInstaller(tmp_path).install_command(Path("/env/bin/python"), spec, index)
+    project = str(tmp_path / "proj")
+    assert command[:4] == ["/env/bin/python", "-m", "pip", "install"]
+    tail = command[command.index("--index-url") :]
+    assert tail == [
+        "--index-url", "https://mirror.example/simple", "--find-links", "/wheels", "--no-index",
+        "attrs", project, "-e", project, "-r", str(tmp_path / "reqs.txt"), "-c", str(tmp_path / "c.txt"),
+    ]  # fmt: skip
+
+
+def test_pip_settings_from_variables_and_config_files(tmp_path: Path) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://mirror.example/simple\ntimeout = 60\n[install]\npre = true\n")
+    settings = pip_resolution_settings({"PIP_CONFIG_FILE": str(config), "PIP_ONLY_BINARY": ":all:", "PIP_CERT": "x"})
+    assert settings["global.index-url"] == "https://mirror.example/simple"
+    assert settings["install.pre"] == "true"
+    assert settings["PIP_ONLY_BINARY"] == ":all:"
+    assert "global.timeout" not in settings, "a timeout does not change what gets installed"
+    assert "PIP_CERT" not in settings
+
+
+def test_pip_config_can_be_turned_off() -> None:
+    assert pip_resolution_settings({"PIP_CONFIG_FILE": os.devnull}) == {}
+
+
+def test_local_find_links_count_by_their_files(tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    empty = IndexOptions(find_links=(str(house),)).key_material()
+    (house / "alpha-1.0-py3-none-any.whl").write_text("")
+    assert IndexOptions(find_links=(str(house),)).key_material() != empty
+    assert IndexOptions(find_links=("https://x.example/",)).key_material()["find_links"] == ["https://x.example/"]
+
+
+def test_run_logged_appends_output_and_echoes(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    lines: list[str] = []
+    run_logged([sys.executable, "-c", "print('one'); print('two')"], what="x", log=log, env={}, echo=lines.append)
+    assert lines == ["one", "two"]
+    text = log.read_text()
+    assert "one\ntwo\n" in text
+    assert "# exit code 0" in text
+
+
+def test_run_logged_failure_carries_command_code_output_and_log(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    cmd = [sys.executable, "-c", "import sys; print('resolver says no'); sys.exit(2)"]
+    with pytest.raises(BuildError) as excinfo:
+        run_logged(cmd, what="installing attrs failed", log=log, env={})
+    error = excinfo.value
+    assert (error.returncode, error.cmd, error.log) == (2, cmd, log)
+    assert "resolver says no" in error.output
+    message = str(error)
+    assert message.startswith("installing attrs failed\n  command: ")
+    assert "exit code: 2" in message
+    assert f"full log: {log}" in message
+
+
+def test_run_logged_missing_program(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"cannot start '/no/such/program'"):
+        run_logged(["/no/such/program"], what="x", log=tmp_path / "log", env={})
+
+
+def test_select_installer(tmp_path: Path) -> None:
+    assert isinstance(select_installer("pip", app_data=tmp_path), PipInstaller)
+    assert isinstance(select_installer(None, app_data=tmp_path), Installer)
+    with pytest.raises(SpecError, match=r"test_a: unknown installer 'conda'. Choose one of: auto, pip"):
+        select_installer("conda", app_data=tmp_path, where="test_a")

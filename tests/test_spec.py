@@ -1,0 +1,156 @@
+"""EnvSpec: validation, normalisation and the key material."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from pytest_isoenv.errors import SpecError
+from pytest_isoenv.spec import EnvSpec, compute_key, hash_metadata_files, hash_tree, normalize_requirement
+
+MakeProject = Callable[..., Path]
+
+
+def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:
+    return EnvSpec.from_arguments(requirements, rootdir=rootdir, where="tests/test_x.py::test_y", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Requests", "requests"),
+        ("zope.interface", "zope-interface"),
+        ("requests[socks,Security]>=2.28", "requests[security,socks]>=2.28"),
+        ("attrs<25,>=20", "attrs<25,>=20"),
+        ("attrs >=20 , <25", "attrs<25,>=20"),
+        ("pkg ; python_version>'3'", 'pkg; python_version > "3"'),
+        ("pkg @ https://example.org/pkg.whl", "pkg @ https://example.org/pkg.whl"),
+    ],
+)
+def test_requirements_are_canonicalised(given: str, expected: str) -> None:
+    assert normalize_requirement(Requirement(given)) == expected
+
+
+def test_order_case_and_duplicates_do_not_matter() -> None:
+    a = spec("Attrs>=20", "requests", "attrs >= 20")
+    b = spec("requests", "attrs>=20")
+    assert a == b
+    assert a.requirements == ("attrs>=20", "requests")
+    assert compute_key({"spec": a.key_material()}) == compute_key({"spec": b.key_material()})
+
+
+def test_private_is_not_part_of_the_spec_identity() -> None:
+    assert spec("attrs") == spec("attrs", private=True)
+
+
+def test_different_requirements_differ() -> None:
+    assert spec("attrs>=20").key_material() != spec("attrs>=21").key_material()
+    assert spec("attrs").key_material() != spec("attrs[tests]").key_material()
+
+
+def test_paths_resolve_against_rootdir_and_are_told_apart_from_requirements(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    project = make_project("proj")
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    result = spec("./proj", "pkg-1.0-py3-none-any.whl", "attrs", editable=["proj"], rootdir=tmp_path)
+    assert result.local == tuple(sorted([project, wheel]))
+    assert result.editable == (project,)
+    assert result.requirements == ("attrs",)
+    assert spec(project, rootdir=Path("/elsewhere")).local == (project,)
+
+
+def test_requirement_that_does_not_parse_names_test_and_value() -> None:
+    with pytest.raises(SpecError) as excinfo:
+        spec("requests>=>2")
+    message = str(excinfo.value)
+    assert message.startswith("tests/test_x.py::test_y: invalid requirement 'requests>=>2'")
+    assert "PEP 508" in message
+
+
+def test_non_string_requirement() -> None:
+    with pytest.raises(SpecError, match=r"test_y: requirement 42 is a int, not a string"):
+        spec(42)
+
+
+def test_unknown_argument_lists_the_accepted_ones() -> None:
+    with pytest.raises(SpecError, match=r"unknown isoenv argument\(s\) 'editables'.*accepted.*editable"):
+        spec("attrs", editables=["."])
+
+
+@pytest.mark.parametrize("argument", ["positional", "editable"])
+def test_missing_path(tmp_path: Path, argument: str) -> None:
+    kwargs = {"editable": ["./nope"]} if argument == "editable" else {}
+    args = ("./nope",) if argument == "positional" else ()
+    with pytest.raises(SpecError, match=r"test_y: .*path './nope' does not exist \(resolved to .*nope\)"):
+        spec(*args, rootdir=tmp_path, **kwargs)
+
+
+def test_directory_that_is_not_a_project(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(SpecError, match=r"editable path 'docs' is not a Python project.*pyproject.toml"):
+        spec(editable="docs", rootdir=tmp_path)
+
+
+def test_missing_requirements_and_constraints_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"requirements file 'reqs.txt' does not exist"):
+        spec(requirements_files=["reqs.txt"], rootdir=tmp_path)
+    with pytest.raises(SpecError, match=r"constraints file 'c.txt' does not exist"):
+        spec(constraints="c.txt", rootdir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"python": 3.12}, r"python=3.12 is not an interpreter spec"),
+        ({"private": "yes"}, r"private='yes' is not True or False"),
+        ({"installer": 1}, r"installer=1 is not a name"),
+        ({"editable": 5}, r"editable=5 is not a path or a list of paths"),
+    ],
+)
+def test_wrongly_typed_arguments(kwargs: dict[str, object], pattern: str) -> None:
+    with pytest.raises(SpecError, match=pattern):
+        spec(**kwargs)
+
+
+def test_file_contents_are_in_the_key_material(tmp_path: Path) -> None:
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text("attrs\n")
+    constraints = tmp_path / "c.txt"
+    constraints.write_text("attrs<25\n")
+    first = spec(requirements_files=[reqs], constraints=constraints).key_material()
+    assert spec(requirements_files=[reqs], constraints=constraints).key_material() == first
+    reqs.write_text("attrs\nrequests\n")
+    second = spec(requirements_files=[reqs], constraints=constraints).key_material()
+    assert second != first
+    constraints.write_text("attrs<24\n")
+    assert spec(requirements_files=[reqs], constraints=constraints).key_material() != second
+
+
+def test_local_project_hash_follows_sources_but_not_build_or_vcs_folders(make_project: MakeProject) -> None:
+    project = make_project("proj")
+    before = hash_tree(project)
+    for noise in (".git/HEAD", "build/lib/x.py", "proj.egg-info/PKG-INFO", "proj/__pycache__/m.cpython-311.pyc"):
+        (project / noise).parent.mkdir(parents=True, exist_ok=True)
+        (project / noise).write_text("noise")
+    assert hash_tree(project) == before
+    (project / "proj" / "__init__.py").write_text("CHANGED = True\n")
+    assert hash_tree(project) != before
+
+
+def test_editable_hash_follows_metadata_files_only(make_project: MakeProject) -> None:
+    project = make_project("proj")
+    before = hash_metadata_files(project)
+    (project / "proj" / "__init__.py").write_text("CHANGED = True\n")
+    assert hash_metadata_files(project) == before, "source edits are live in an editable install"
+    (project / "setup.cfg").write_text("[metadata]\n")
+    assert hash_metadata_files(project) != before
+
+
+def test_describe() -> None:
+    assert spec().describe() == "(no packages)"
+    assert spec("b", "a").describe() == "a, b"
