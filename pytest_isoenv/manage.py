@@ -15,7 +15,7 @@ import pytest
 
 from . import options
 from .cache import KEY_LENGTH, Cache, Entry, Pruned, format_age, format_size
-from .errors import CacheError, IsoEnvError
+from .errors import CacheError, InterpreterNotFound, IsoEnvError
 from .factory import IsoEnvFactory
 from .spec import EnvSpec
 
@@ -138,6 +138,8 @@ def plan_lines(
         try:
             spec = spec_of(item)
             uses.setdefault(factory.key(spec), []).append(spec)
+        except InterpreterNotFound as exc:
+            errors.append(f"  skipped: {str(exc).splitlines()[0]}")
         except IsoEnvError as exc:
             errors.append(f"  error: {str(exc).splitlines()[0]}")
     rows, cached = [], 0
