@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, Lease, Notify
+from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, introspect, isolated_environ
-from .errors import BuildError, RunError, SpecError
+from .errors import BuildError, CacheError, IsoEnvError, RunError, SharedEnvError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
 from .spec import EnvSpec, PathArg, compute_key
 
@@ -28,6 +28,7 @@ class Settings:
     installer: str | None = None
     rebuild: bool = False
     lock_timeout: float = -1
+    worker: str | None = None  # the xdist worker id, when this session is one
 
 
 @dataclass
@@ -56,7 +57,7 @@ class IsoEnvFactory:
         echo: Echo | None = None,
     ) -> None:
         self.settings = settings
-        self.cache = Cache(settings.cache_dir)
+        self.cache = Cache(settings.cache_dir, worker=settings.worker)
         self.stats = Stats()
         #: Makes a new folder for private envs (the plugin binds it to pytest's temp dirs).
         self.private_root = private_root
@@ -70,6 +71,7 @@ class IsoEnvFactory:
         self._installers: dict[str | None, Installer] = {}
         self._keys: dict[EnvSpec, str] = {}
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
+        self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
         #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
@@ -104,7 +106,9 @@ class IsoEnvFactory:
 
     def spec(self, requirements: Sequence[object], **kwargs: Any) -> EnvSpec:
         """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`."""
-        return EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=self.current_test, **kwargs)
+        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=self.current_test, **kwargs)
+        self.settings.index.check_reachable(spec, where=self.current_test)
+        return spec
 
     def env(self, spec: EnvSpec) -> IsolatedEnv:
         """The env for *spec*: shared from the cache, or a new private one."""
@@ -119,7 +123,8 @@ class IsoEnvFactory:
         """The cache key of *spec*: its content plus the interpreter, installer and index settings."""
         key = self._keys.get(spec)
         if key is None:
-            interpreter, installer = self.interpreter(spec), self.installer(spec)
+            installer = self.installer(spec)  # first: an unknown name is refused before the cache is touched
+            interpreter = self.interpreter(spec)
             unsupported = installer.unsupported(interpreter)
             if unsupported:
                 raise SpecError(
@@ -161,8 +166,15 @@ class IsoEnvFactory:
 
     def _ensure_cache(self) -> None:
         if not self._cache_ready:
-            self.cache.ensure()
+            try:
+                self.cache.ensure()
+            except CacheError as exc:
+                raise self._located(exc) from None
             self._cache_ready = True
+
+    def _located(self, exc: CacheError) -> CacheError:
+        """*exc* with the test it happened in named first (cache errors do not know it)."""
+        return CacheError(f"{self.current_test}: {exc}") if self.current_test else exc
 
     def _shared_env(self, spec: EnvSpec) -> IsolatedEnv:
         key = self.key(spec)
@@ -188,11 +200,48 @@ class IsoEnvFactory:
             self._failed[key] = exc
             self.stats.failed[key] = spec.describe()
             raise exc from None
+        except CacheError as exc:
+            raise self._located(exc) from None
         if built:
             self.stats.built[key] = (spec.describe(), record.build_seconds)
         else:
             self.stats.reused.add(key)
+        self._records[key] = record
         return self._env_from_paths(record.path, record.data, key, spec)
+
+    def check_shared(self, where: str) -> None:
+        """After a test: if a shared env handed out this session was changed, throw it away and rebuild it.
+
+        Raises :class:`SharedEnvError` naming *where* (the test that just ran)
+        and each changed env. Cheap enough for every test: a few ``stat`` calls
+        and one directory listing per env. The rebuilt env has the same path,
+        so env objects that session fixtures hold keep working.
+        """
+        errors = []
+        for spec, env in list(self._shared.items()):
+            record = self._records.get(env.key)
+            if record is None or record.problem() is None:
+                continue
+            with self.cache.lock(env.key, what=f"env ({spec.describe()})"):
+                # Another process may have rebuilt it meanwhile; then its record is the one to trust.
+                _, problem = self.cache.read_record(env.key)
+                if problem is not None:
+                    self.cache.remove(env.key)
+            if problem is None:
+                continue
+            del self._shared[spec]
+            error = f"{where} changed the shared env ({spec.describe()}) [{env.key[:12]}]: {problem}"
+            try:
+                self._shared[spec] = self._shared_env(spec)
+                error += ". It was thrown away and rebuilt, as other tests reuse it"
+            except IsoEnvError as exc:
+                error += f". It was thrown away; rebuilding it failed: {exc}"
+            errors.append(error)
+        if errors:
+            raise SharedEnvError(
+                "\n".join(errors) + ". Give the test an env of its own with private=True "
+                "(@pytest.mark.isoenv(..., private=True) or isoenv_factory.get(..., private=True))"
+            )
 
     def _private(self, spec: EnvSpec) -> IsolatedEnv:
         key = self.key(spec)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
 import virtualenv
+from packaging.requirements import Requirement
 
 from .errors import BuildError, SpecError
 from .spec import EnvSpec
@@ -34,6 +35,19 @@ class IndexOptions:
     index_url: str | None = None
     find_links: tuple[str, ...] = ()
     offline: bool = False
+
+    def check_reachable(self, spec: EnvSpec, *, where: str | None = None) -> None:
+        """Refuse, before anything is built, a requirement these options cannot fetch: a URL while offline."""
+        if not self.offline:
+            return
+        for requirement in spec.requirements:
+            url = Requirement(requirement).url
+            if url and not url.startswith("file:"):
+                raise SpecError(
+                    f"requirement {requirement!r} needs the network, but installs are offline (--isoenv-offline)",
+                    where=where,
+                    fix="Put the package in an --isoenv-find-links folder and require it by name, or pass a local path",
+                )
 
     def key_material(self) -> dict[str, Any]:
         return {

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 import warnings
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from . import manage, matrix, options
 from .env import IsolatedEnv
-from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning
+from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError
 from .factory import IsoEnvFactory, Settings
 from .installers import IndexOptions
 from .spec import EnvSpec
@@ -34,21 +36,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     capman = config.pluginmanager.getplugin("capturemanager")
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
 
-    def write(line: str) -> None:
+    def write(prefix: str, message: str) -> None:
         reporter = config.pluginmanager.getplugin("terminalreporter")
-        if reporter is not None and capman is not None:
-            with capman.global_and_fixture_disabled():
-                reporter.write_line(line)
+        if capman is None:
+            return
+        with capman.global_and_fixture_disabled():
+            if workerinput is not None:
+                # An xdist worker's terminal output is dropped, but its stderr is the controller's: say it there.
+                sys.stderr.write(f"{prefix} [{workerinput['workerid']}] {message}\n")
+                sys.stderr.flush()
+            elif reporter is not None:
+                reporter.write_line(f"{prefix} {message}")
 
     config.stash[POLICY] = manage.Policy.from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
-        notify=lambda message: write(f"isoenv: {message}"),
+        notify=lambda message: write("isoenv:", message),
         warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
         # -v streams installer output; otherwise it only goes to the build's log.
-        echo=(lambda line: write(f"isoenv| {line}")) if config.get_verbosity() > 0 else None,
+        echo=(lambda line: write("isoenv|", line)) if config.get_verbosity() > 0 else None,
     )
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
@@ -136,6 +145,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         ),
         rebuild=bool(options.get(config, "rebuild")),
         lock_timeout=timeout,
+        worker=workerinput["workerid"] if workerinput else None,
     )
 
 
@@ -178,6 +188,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     factory = item.config.stash.get(FACTORY, None)
     if factory is not None:
         factory.current_test = item.nodeid
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """After the test's own teardown: a shared env it changed is an error of that test, and is rebuilt."""
+    yield
+    factory = item.config.stash.get(FACTORY, None)
+    try:
+        if factory is not None:
+            factory.check_shared(item.nodeid)
+        return
+    except SharedEnvError as exc:
+        error = str(exc)
+    pytest.fail(error, pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -223,9 +247,10 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv
     """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
 
     Without a marker: an env with pip and no other packages. Shared envs are
-    reused across tests and must not be changed; mark the test with
-    ``private=True`` to get an env of its own that it may install into. A
-    test whose interpreter is not installed is skipped (an error with
+    reused across tests and must not be changed (a test that installs into or
+    removes from one gets an error at teardown, and the env is rebuilt); mark
+    the test with ``private=True`` to get an env of its own that it may change.
+    A test whose interpreter is not installed is skipped (an error with
     ``--isoenv-strict-python``).
     """
     # isoenv_python is requested so that the Python matrix can parametrise it; marker_spec reads its value.
@@ -265,4 +290,5 @@ class XdistHooks:
             stats = self.config.stash[FACTORY].stats
             stats.built.update({k: (v[0], v[1]) for k, v in data["built"].items()})
             stats.failed.update(data["failed"])
-            stats.reused.update(k for k in data["reused"] if k not in stats.built)
+            stats.reused.update(data["reused"])
+            stats.reused.difference_update(stats.built)

@@ -56,6 +56,11 @@ def normalize_requirement(req: Requirement) -> str:
 
 
 def _looks_like_path(text: str) -> bool:
+    if "@" in text:  # "name @ https://..." has slashes but is a requirement
+        try:
+            return Requirement(text).url is None
+        except InvalidRequirement:
+            pass
     return (
         text in (".", "..")
         or "/" in text
@@ -235,7 +240,7 @@ def _parse_requirement(text: str, where: str | None) -> str:
         return normalize_requirement(Requirement(text))
     except InvalidRequirement as exc:
         raise SpecError(
-            f"invalid requirement {text!r} ({str(exc).splitlines()[0]})",
+            f"invalid requirement {text!r} ({str(exc).splitlines()[0]})",  # one line: no caret diagram
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None

@@ -150,3 +150,22 @@ def real_pythons() -> dict[tuple[int, int], Path]:
         if proc.returncode == 0 and len(parts) == 3 and parts[0] == "cpython":
             found.setdefault((int(parts[1]), int(parts[2])), Path(os.path.realpath(exe)))
     return found
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the figures tests recorded with ``record_property("figure", ...)``: what this run held.
+
+    Recorded properties travel with the reports, so this works under xdist too.
+    """
+    figures = [
+        (report.nodeid, value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if isinstance(report, pytest.TestReport) and report.when == "call"
+        for name, value in report.user_properties
+        if name == "figure"
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for nodeid, value in figures:
+            terminalreporter.line(f"{nodeid}: {value}")

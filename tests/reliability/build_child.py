@@ -1,0 +1,42 @@
+"""Build one env in a process of its own, for tests that kill a build part-way (run as a script).
+
+Usage: ``python build_child.py CACHE_DIR WHEELHOUSE KILL_AT REQUIREMENT...``. With
+KILL_AT ``record`` the process SIGKILLs itself at the moment the completion record
+would be written; with ``none`` it builds normally (the test kills it from outside).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pytest_isoenv.cache import Cache
+from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.installers import IndexOptions
+
+
+def main() -> None:
+    cache_dir, wheelhouse, kill_at, *requirements = sys.argv[1:]
+    if kill_at == "record":
+
+        def publish(self: Cache, key: str, data: dict[str, Any]) -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        Cache.publish = publish  # type: ignore[assignment,method-assign]
+    factory = IsoEnvFactory(
+        Settings(
+            cache_dir=Path(cache_dir),
+            rootdir=Path.cwd(),
+            run_id=uuid.uuid4().hex,
+            index=IndexOptions(find_links=(wheelhouse,), offline=True),
+        )
+    )
+    print(factory.get(*requirements).path, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Fixtures for the reliability tests: caches of their own, build counting, factories, a base interpreter copy.
+
+Each reliability test records the figure it established with ``figure(...)``;
+the suite prints them all at the end (see ``pytest_terminal_summary`` in
+``tests/conftest.py``), so every run states what it held.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from reliability_helpers import BuildTrace, Figure, install_base
+
+from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.installers import IndexOptions
+
+
+@pytest.fixture
+def figure(record_property: Callable[[str, object], None]) -> Figure:
+    """Record the figure a test established; the terminal summary lists them under "figures"."""
+
+    def record(text: str) -> None:
+        record_property("figure", text)
+
+    return record
+
+
+@pytest.fixture
+def private_cache(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache root of the test's own (not yet created), also used by its pytester runs.
+
+    For tests that damage entries or count builds, which the shared cache must not see.
+    """
+    path = tmp_path / "cache"
+    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def build_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuildTrace:
+    """Every build of a local project made by the test backend, in this process and its children, is counted."""
+    trace = BuildTrace(tmp_path / "builds.trace")
+    monkeypatch.setenv("ISOENV_TESTBACKEND_TRACE", str(trace.path))
+    return trace
+
+
+@pytest.fixture
+def factory_for(tmp_path: Path, wheelhouse: Path) -> Callable[..., tuple[IsoEnvFactory, list[str]]]:
+    """``factory_for(cache)``: a new session's factory on *cache*, and the list its warnings go to."""
+
+    def make(cache: Path, **settings: object) -> tuple[IsoEnvFactory, list[str]]:
+        warnings: list[str] = []
+        factory = IsoEnvFactory(
+            Settings(
+                cache_dir=cache,
+                rootdir=tmp_path,
+                run_id=uuid.uuid4().hex,
+                index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
+                **settings,  # type: ignore[arg-type]
+            ),
+            private_root=lambda: Path(tempfile.mkdtemp(dir=tmp_path, prefix="private-")),
+            warn=warnings.append,
+        )
+        return factory, warnings
+
+    return make
+
+
+@pytest.fixture
+def base_copy(tmp_path: Path) -> Path:
+    """A base interpreter the test owns (see :func:`install_base`), made from the running one; its executable.
+
+    So a test can remove, replace or upgrade "the base interpreter" of an env for real.
+    """
+    if sys.platform == "win32":
+        pytest.skip("copies a POSIX interpreter layout")
+    exe = Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    return install_base(exe, Path(sys.base_prefix), tmp_path / "base", exe.name)

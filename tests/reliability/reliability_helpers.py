@@ -1,0 +1,112 @@
+"""Helpers the reliability tests share (plain functions; the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+#: Records the figure a test established (the ``figure`` fixture).
+Figure = Callable[[str], None]
+
+
+class BuildTrace:
+    """Counts the builds of local projects, as the in-tree test backend reports them (one line per build)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def counts(self) -> collections.Counter[str]:
+        if not self.path.exists():
+            return collections.Counter()
+        return collections.Counter(line.split()[0] for line in self.path.read_text().splitlines() if line)
+
+
+def env_entries(cache: Path) -> list[str]:
+    """The env folders in a cache root (none if the root or its envs/ folder does not exist)."""
+    envs = cache / "envs"
+    return sorted(p.name for p in envs.iterdir()) if envs.is_dir() else []
+
+
+def run_together(commands: Sequence[Sequence[str]], *, cwd: Path, gate: Path | None = None) -> list[tuple[int, str]]:
+    """Start every command at once and collect each one's exit code and output (stdout and stderr together).
+
+    With *gate*, the file is created as soon as any command announces that it
+    waits for another process's build: builds held at the gate by the test
+    backend then go on, so at least one wait happens whatever the timing.
+    """
+    procs = [
+        subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for cmd in commands
+    ]
+    outputs: list[list[str]] = [[] for _ in procs]
+
+    def pump(proc: subprocess.Popen[str], lines: list[str]) -> None:
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                lines.append(line)
+                if gate is not None and "isoenv:" in line and "waiting for" in line:
+                    gate.touch()
+
+    threads = [threading.Thread(target=pump, args=pair) for pair in zip(procs, outputs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [(proc.wait(), "".join(lines)) for proc, lines in zip(procs, outputs)]
+
+
+def pytest_command(*args: str) -> list[str]:
+    """A separate pytest process (the plugin loads from its entry point), quiet and without a cache provider."""
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+
+
+def install_base(exe: Path, base_prefix: Path, prefix: Path, name: str) -> Path:
+    """Install a copy of the interpreter *exe* (of *base_prefix*) at *prefix*, its executable called *name*.
+
+    The executable is copied, the standard library hard-linked (never written
+    to: Python replaces bytecode files rather than writing into them). Skips
+    the test when an interpreter cannot run from such a copy. Returns the new executable.
+    """
+    [stdlib] = (p.relative_to(base_prefix) for p in base_prefix.glob("lib/python3.*") if (p / "os.py").is_file())
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    skipped = {"site-packages", "test", "idlelib", "tkinter", "turtledemo"}
+    (prefix / "bin").mkdir(parents=True)
+    copy = prefix / "bin" / name
+    shutil.copy2(exe, copy)
+    shutil.copytree(base_prefix / stdlib, prefix / stdlib, copy_function=link, ignore=lambda _, n: skipped & set(n))
+    probe = subprocess.run([str(copy), "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True)
+    if probe.returncode or Path(probe.stdout.strip()) != prefix:
+        pytest.skip(f"{exe} cannot run from a copy ({probe.stderr.strip() or probe.stdout.strip()})")
+    return copy
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, *, size: str, readonly: bool = False) -> Iterator[Path]:
+    """Mount a small tmpfs at *path* for the block (root on Linux only; skips the test otherwise)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size},mode=0700" + (",ro" if readonly else "")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -1,0 +1,146 @@
+"""Builds that die part-way (SIGKILL, a full disk) leave nothing that is ever used; the next use rebuilds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import isoenv_testbackend as backend
+import pytest
+from reliability_helpers import BuildTrace, Figure, env_entries, tmpfs
+
+from pytest_isoenv.cache import RECORD_NAME
+
+# The pytester runs stand for a user's project: its warnings are reported, not turned into errors as ours are.
+pytestmark = pytest.mark.filterwarnings("always::pytest_isoenv.IsoEnvWarning")
+
+CHILD = Path(__file__).with_name("build_child.py")
+
+
+def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
+    """Poll *condition* until it holds or *proc* has ended (no time limit: the build is held, not timed)."""
+    while not condition() and proc.poll() is None:
+        time.sleep(0.005)
+
+
+def what_is_left(env: Path) -> str:
+    """A short inventory of a killed build's folder."""
+    site = next(env.glob("lib*/python*/site-packages"), None) or next(env.glob("Lib/site-packages"), None)
+    names = sorted(p.name for p in site.iterdir()) if site else []
+    found = [
+        "pyvenv.cfg" if (env / "pyvenv.cfg").exists() else "no pyvenv.cfg",
+        "pip seeded" if "pip" in names else "no pip",
+        "alpha installed" if "alpha" in names else "alpha not installed",
+        "a record" if (env / RECORD_NAME).exists() else "no record",
+    ]
+    return ", ".join(found)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and process groups are POSIX")
+@pytest.mark.parametrize("point", ["creation", "install", "record"])
+def test_killed_build_is_never_used(
+    point: str,
+    pytester: pytest.Pytester,
+    private_cache: Path,
+    wheelhouse: Path,
+    make_project: Callable[..., Path],
+    build_trace: BuildTrace,
+    monkeypatch: pytest.MonkeyPatch,
+    figure: Figure,
+) -> None:
+    project = make_project("crashy")
+    if point == "install":
+        # The test backend holds the build of crashy at a gate that never opens: killed while pip runs it.
+        monkeypatch.setenv("ISOENV_TESTBACKEND_GATE", str(pytester.path / "never"))
+    kill_at = "record" if point == "record" else "none"
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(private_cache), str(wheelhouse), kill_at, "alpha", str(project)],
+        start_new_session=True,  # so the kill reaches pip and the backend too
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        if point == "creation":
+            wait_until(lambda: any((private_cache / "envs").glob("*/pyvenv.cfg")), child)
+        elif point == "install":
+            wait_until(lambda: build_trace.counts()["crashy"] > 0, child)
+        if point != "record":
+            os.killpg(child.pid, signal.SIGKILL)
+        output = child.communicate()[0]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == -signal.SIGKILL, output
+    [entry] = env_entries(private_cache)
+    env = private_cache / "envs" / entry
+    left = what_is_left(env)
+    assert not (env / RECORD_NAME).exists()
+
+    monkeypatch.delenv("ISOENV_TESTBACKEND_GATE", raising=False)
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.isoenv("alpha", {str(project)!r})
+        def test_after_crash(isoenv):
+            isoenv.run("python", "-c", "import alpha, crashy")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*IsoEnvWarning: rebuilding env (alpha, crashy) [[]*[]]: it has no completion record (an interrupted build)"]
+    )
+    assert env_entries(private_cache) == [entry]
+    assert (env / RECORD_NAME).is_file()
+    figure(f"SIGKILL during {point} left: {left}; not used: the next run warned, rebuilt it and passed")
+
+
+@pytest.mark.slow
+def test_disk_full_during_build_fails_cleanly(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
+) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    # Stored uncompressed: 64 MiB unpacked into an env on a 48 MiB disk.
+    backend.write_wheel(wheels, "bulky", "1.0", files={"bulky/__init__.py": "", "bulky/data.txt": "x" * (64 << 20)})
+    backend.write_wheel(wheels, "slim", "1.0", files={"slim/__init__.py": ""})
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("bulky")
+        def test_bulky(isoenv):
+            pass
+
+        @pytest.mark.isoenv("slim")
+        def test_slim_after(isoenv):
+            isoenv.run("python", "-c", "import slim")
+        """
+    )
+    with tmpfs(tmp_path / "small", size="48m") as disk:
+        cache = disk / "cache"
+        monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(cache))
+        result = pytester.runpytest(f"--isoenv-find-links={wheels}")
+        stats = os.statvfs(disk)
+        free_mib = stats.f_bavail * stats.f_frsize >> 20
+        entries, trash = env_entries(cache), sorted(p.name for p in (cache / "trash").iterdir())
+        records = [(cache / "envs" / e / RECORD_NAME).is_file() for e in entries]
+    result.assert_outcomes(passed=1, errors=1)
+    assert "test_disk_full_during_build_fails_cleanly.py::test_bulky: installing bulky failed" in result.stdout.str()
+    error = next(line for line in result.stdout.lines if "No space left on device" in line)
+    assert len(entries) == 1, "only the slim env, built after the failure on the same disk"
+    assert records == [True]
+    assert trash == []
+    figure(
+        f"disk full (48 MiB tmpfs) while installing 64 MiB: BuildError with {error.strip()!r}; entries left: slim only; "
+        f"trash empty; {free_mib} MiB free after"
+    )
