@@ -380,9 +380,10 @@ class Cache:
         max_age: float | None = None,
         max_size: int | None = None,
         keep: Collection[str] = (),
+        unusable: bool = True,
         now: float | None = None,
     ) -> Pruned:
-        """Remove envs that are unusable or unused for *max_age* days, then the least recently used.
+        """Remove envs that are *unusable* or unused for *max_age* days, then the least recently used.
 
         The second step goes on while the cache is over *max_size* bytes. Envs
         whose keys are in *keep* or in a live lease, and envs being built, stay.
@@ -390,7 +391,7 @@ class Cache:
         now = time.time() if now is None else now
 
         def stale(entry: Entry) -> str | None:
-            if entry.record is None:
+            if entry.record is None and unusable:
                 return f"unusable: {entry.problem}"
             if max_age is not None and now - entry.last_used > max_age * 86400:
                 return f"last used {format_age(now - entry.last_used)}, isoenv_max_age is {max_age:g} day(s)"

@@ -117,7 +117,8 @@ def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) ->
     if others:
         return f"isoenv: not pruning the cache: {others[0].who} is using it" if config.get_verbosity() > 0 else None
     used = {*factory.stats.reused, *factory.stats.built, *factory.lease.keys}
-    pruned = factory.cache.prune(max_age=policy.max_age, max_size=policy.max_size, keep=used)
+    # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
+    pruned = factory.cache.prune(max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
     if not pruned.removed:
         return None
     return (

@@ -358,6 +358,17 @@ def test_session_end_does_not_prune_while_another_process_uses_the_cache(
     assert Cache(cache_dir).entries() == []
 
 
+def test_session_end_leaves_unusable_entries_to_the_prune_command(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    interrupted = cache_dir / "envs" / ("0" * 20)
+    interrupted.mkdir(parents=True)
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    assert interrupted.exists()  # the next session that needs it rebuilds it, or it ages out
+    result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-prune")
+    result.stdout.fnmatch_lines([f"  removed {interrupted.name}  ?  (unusable: it has no completion record*)"])
+    assert not interrupted.exists()
+
+
 PLAN_TESTS = """
     import pytest
 
