@@ -6,7 +6,9 @@ Layout of a cache root::
     envs/<key>/                   one env, built in place (venvs hard-code their location)
     envs/<key>/isoenv-record.json the completion record, written last; no record, no env
     locks/<key>.lock              held while building <key>; <key>.owner says who holds it
+    locks/maintenance.lock        held while pruning or clearing moves envs aside
     logs/<key>.log                the installer output of the last build of <key>
+    sessions/<id>.lock, <id>.json a live process's lease: its lock is held while it runs, the JSON lists its keys
     virtualenv/                   virtualenv's app-data (seed wheels), so seeding pip is fast
     py-info/                      what interpreter discovery learned
     trash/                        envs being removed (moved here first, so removal is atomic)
@@ -21,10 +23,11 @@ import shutil
 import socket
 import stat
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +148,7 @@ class Cache:
             if not tag.exists():
                 _write_atomic(tag, CACHEDIR_TAG)
                 _write_atomic(self.root / ".gitignore", "# created by pytest-isoenv\n*\n")
-            for sub in ("envs", "locks", "logs", "trash"):
+            for sub in ("envs", "locks", "logs", "trash", "sessions"):
                 _make_private_dir(self.root / sub)
                 _check_owned(self.root / sub)
         except OSError as exc:
@@ -293,16 +296,352 @@ class Cache:
         """Remove the env of *key*: first moved aside, so no reader ever sees it half-deleted."""
         remove_tree(self.env_dir(key), self.root / "trash")
 
+    # Management: what is cached, who uses it, and removing what nobody needs. A process using
+    # envs holds a Lease; removal happens under the maintenance lock, and Lease.add waits for that
+    # lock after registering a key, so a prune either sees the lease or finishes before the
+    # process looks at the env.
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.root / "sessions"
+
+    @property
+    def _maintenance_path(self) -> Path:
+        return self.root / "locks" / "maintenance.lock"
+
+    def entries(self, *, sizes: bool = True) -> list[Entry]:
+        """Every env directory in the cache, least recently used first; *sizes* measures each one."""
+        try:
+            paths = [p for p in self.envs_dir.iterdir() if p.is_dir() and not p.is_symlink()]
+        except FileNotFoundError:
+            return []
+        return sorted((self._entry(path, sizes) for path in paths), key=lambda entry: entry.last_used)
+
+    def _entry(self, path: Path, sizes: bool) -> Entry:
+        try:
+            key = json.loads((path / RECORD_NAME).read_text(encoding="utf-8"))["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            key = None
+        # Without a full key, read_record explains what is wrong with the entry.
+        record, problem = self.read_record(key if isinstance(key, str) and self.env_dir(key) == path else path.name)
+        last_used = 0.0
+        for where in (path / RECORD_NAME, path):
+            with contextlib.suppress(OSError):
+                last_used = where.stat().st_mtime
+                break
+        return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
+
+    def building(self, name: str) -> str | None:
+        """Who is building the env *name* (a key or its directory name) right now, or ``None``."""
+        lock = FileLock(self._lock_path(name), mode=0o600, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return _read_owner(self._lock_path(name).with_suffix(".owner"))
+        lock.release()
+        return None
+
+    def leases(self) -> list[LeaseInfo]:
+        """The leases of live processes; those of processes that ended are removed on the way."""
+        live = []
+        for path in sorted(self.sessions_dir.glob("*.json")):
+            lock = FileLock(path.with_suffix(".lock"), mode=0o600, thread_local=False)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    live.append(
+                        LeaseInfo(path.stem, int(data["pid"]), str(data["host"]), str(data["run_id"]), data["keys"])
+                    )
+                continue
+            try:
+                for stale in (path, path.with_suffix(".lock")):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()
+            finally:
+                lock.release()
+        return live
+
+    def wait_for_maintenance(self, notify: Notify | None = None) -> None:
+        """Return once no prune or clear is removing envs (waiting, and saying so, while one is)."""
+        lock = FileLock(self._maintenance_path, mode=0o600, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if notify is not None:
+                notify("waiting for another process to finish pruning the isoenv cache")
+            lock.acquire()
+        lock.release()
+
+    def prune(
+        self,
+        *,
+        max_age: float | None = None,
+        max_size: int | None = None,
+        keep: Collection[str] = (),
+        unusable: bool = True,
+        now: float | None = None,
+    ) -> Pruned:
+        """Remove envs that are *unusable* or unused for *max_age* days, then the least recently used.
+
+        The second step goes on while the cache is over *max_size* bytes. Envs
+        whose keys are in *keep* or in a live lease, and envs being built, stay.
+        """
+        now = time.time() if now is None else now
+
+        def stale(entry: Entry) -> str | None:
+            if entry.record is None and unusable:
+                return f"unusable: {entry.problem}"
+            if max_age is not None and now - entry.last_used > max_age * 86400:
+                return f"last used {format_age(now - entry.last_used)}, isoenv_max_age is {max_age:g} day(s)"
+            return None
+
+        def over_size(entries: list[Entry]) -> Iterator[tuple[Entry, str]]:
+            if max_size is None:
+                return
+            total = sum(entry.size or 0 for entry in entries)
+            for entry in entries:
+                if total <= max_size:
+                    return
+                total -= entry.size or 0
+                yield entry, f"least recently used while the cache is over isoenv_max_size ({format_size(max_size)})"
+
+        return self._remove_entries(stale, over_size, keep=keep, sizes=max_size is not None)
+
+    def clear(self, *, keep: Collection[str] = ()) -> Pruned:
+        """Remove every env, except those in *keep*, in a live lease, or being built."""
+        return self._remove_entries(lambda entry: "cleared", None, keep=keep, sizes=False)
+
+    def _remove_entries(
+        self,
+        reason: Callable[[Entry], str | None],
+        then: Callable[[list[Entry]], Iterator[tuple[Entry, str]]] | None,
+        *,
+        keep: Collection[str],
+        sizes: bool,
+    ) -> Pruned:
+        pruned = Pruned()
+        if not self.envs_dir.is_dir():
+            return pruned
+        moved: list[Path] = []
+        with FileLock(self._maintenance_path, mode=0o600, thread_local=False):
+            busy = {key[:KEY_LENGTH]: "used by this session" for key in keep}
+            for lease in self.leases():
+                for key in lease.keys:
+                    busy.setdefault(key[:KEY_LENGTH], f"in use by {lease.who}")
+            remaining = []
+            for entry in self.entries(sizes=sizes):
+                why = reason(entry)
+                if why is None or not self._move_entry(entry, why, busy.get(entry.name), pruned, moved):
+                    remaining.append(entry)
+            # Sizes count what stays, busy entries included; only entries nobody holds go.
+            for entry, why in then(remaining) if then is not None else ():
+                self._move_entry(entry, why, busy.get(entry.name), pruned, moved)
+        for path in [*moved, *self._trash_leftovers()]:
+            _delete(path)
+        return pruned
+
+    def _move_entry(self, entry: Entry, why: str, user: str | None, pruned: Pruned, moved: list[Path]) -> bool:
+        if user is not None:
+            pruned.kept.append((entry, user))
+            return False
+        try:
+            with self.lock(entry.name, what="removing it from the cache", timeout=0):
+                if entry.size is None:
+                    entry = replace(entry, size=tree_size(entry.path))
+                target = _move_aside(entry.path, self.root / "trash")
+                with contextlib.suppress(OSError):
+                    self.log_path(entry.name).unlink()
+        except CacheError:
+            pruned.kept.append(
+                (entry, f"being built by {_read_owner(self._lock_path(entry.name).with_suffix('.owner'))}")
+            )
+            return False
+        if target is not None:  # else another process removed it first
+            moved.append(target)
+            pruned.removed.append((entry, why))
+        return True
+
+    def _trash_leftovers(self) -> list[Path]:
+        """Whatever an interrupted removal left in the trash."""
+        try:
+            return list((self.root / "trash").iterdir())
+        except OSError:
+            return []
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One env directory in the cache, as listing and pruning see it."""
+
+    name: str
+    """The directory name: the first hex digits of the key."""
+    path: Path
+    record: Record | None
+    """The completion record, or ``None`` when the env cannot be used."""
+    problem: str | None
+    """Why the env cannot be used, when it cannot."""
+    last_used: float
+    """When a session last used it (the record's mtime), as a timestamp."""
+    size: int | None = None
+    """Bytes on disk, when measured."""
+
+    def _data(self, *keys: str) -> Any:
+        value: Any = self.record.data if self.record is not None else {}
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    @property
+    def description(self) -> str:
+        return str(self._data("spec", "description") or "?")
+
+    @property
+    def python(self) -> str:
+        implementation, version = self._data("interpreter", "implementation"), self._data("interpreter", "version")
+        return f"{implementation} {str(version).split()[0]}" if implementation and version else "?"
+
+    @property
+    def installer(self) -> str:
+        return str(self._data("installer") or "?")
+
+    @property
+    def created(self) -> float | None:
+        created = self._data("created")
+        return float(created) if isinstance(created, (int, float)) else None
+
+
+@dataclass
+class Pruned:
+    """What a prune or clear did: the entries removed and the ones it had to keep, each with why."""
+
+    removed: list[tuple[Entry, str]] = field(default_factory=list)
+    kept: list[tuple[Entry, str]] = field(default_factory=list)
+
+    @property
+    def freed(self) -> int:
+        return sum(entry.size or 0 for entry, _ in self.removed)
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    """A live process's lease, as another process reads it."""
+
+    id: str
+    pid: int
+    host: str
+    run_id: str
+    keys: list[str]
+
+    @property
+    def who(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+class Lease:
+    """A process's claim on the envs it uses, so that no prune or clear removes them while it runs.
+
+    ``sessions/<id>.lock`` is held as long as the lease lives (the OS lets go of it when the
+    process dies) and ``sessions/<id>.json`` lists the keys. Pruning spares every key of a
+    lease whose lock it cannot take.
+    """
+
+    def __init__(self, cache: Cache, run_id: str) -> None:
+        self.cache = cache
+        self.run_id = run_id
+        self.id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.keys: set[str] = set()
+        self._json = cache.sessions_dir / f"{self.id}.json"
+        # Not thread-local: a lease taken in a worker thread is released by the main thread.
+        self._lock = FileLock(cache.sessions_dir / f"{self.id}.lock", mode=0o600, thread_local=False)
+        self._mutex = threading.Lock()
+
+    def add(self, key: str, *, notify: Notify | None = None) -> None:
+        """Claim *key* before its env is looked at; waits while a prune or clear is removing envs."""
+        with self._mutex:
+            if key in self.keys:
+                return
+            if not self._lock.is_locked:
+                self._lock.acquire()
+            self.keys.add(key)
+            data = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "run_id": self.run_id,
+                "since": time.time(),
+                "keys": sorted(self.keys),
+            }
+            _write_atomic(self._json, json.dumps(data))
+            self.cache.wait_for_maintenance(notify)
+
+    def close(self) -> None:
+        """Give up every claim (pruning may remove those envs from now on)."""
+        with self._mutex:
+            if self._lock.is_locked:
+                for path in (self._json, Path(self._lock.lock_file)):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                self._lock.release()
+            self.keys.clear()
+
+
+def format_size(size: float) -> str:
+    """Bytes for people: ``512 B``, ``12.3 MB`` (powers of 1000, as ``isoenv_max_size``'s ``MB``)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+def format_age(seconds: float) -> str:
+    """How long ago, roughly: ``just now``, ``5 min ago``, ``3 h ago``, ``12 days ago``."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} day{'s' if seconds >= 2 * 86400 else ''} ago"
+
+
+def tree_size(path: Path) -> int:
+    """Bytes used by the files under *path*, a file with several hard links counted once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                info = Path(dirpath, name).lstat()
+            except OSError:
+                continue
+            if (info.st_dev, info.st_ino) not in seen:
+                seen.add((info.st_dev, info.st_ino))
+                total += info.st_size
+    return total
+
 
 def remove_tree(path: Path, trash: Path) -> None:
     """Move *path* into *trash* (an atomic rename on the same filesystem), then delete it."""
+    target = _move_aside(path, trash)
+    if target is not None:
+        _delete(target)
+
+
+def _move_aside(path: Path, trash: Path) -> Path | None:
+    """Rename *path* into *trash*, so no reader ever sees it half-deleted; where it is now, or ``None``."""
     if not path.exists() and not path.is_symlink():
-        return
+        return None
     target = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
     try:
         path.rename(target)
     except OSError:
         target = path
+    return target
+
+
+def _delete(target: Path) -> None:
     if target.is_symlink():
         target.unlink()
     else:

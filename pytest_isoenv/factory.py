@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, Notify, Record
+from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, introspect, isolated_environ, read_distributions
-from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, SharedEnvError, SpecError
+from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
 from .privatecopy import copy_env
 from .spec import EnvSpec, PathArg, compute_key
@@ -76,6 +76,8 @@ class IsoEnvFactory:
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
+        #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
+        self.lease = Lease(self.cache, settings.run_id)
 
     def get(
         self,
@@ -141,6 +143,10 @@ class IsoEnvFactory:
             }
             key = self._keys[spec] = compute_key(material)
         return key
+
+    def close(self) -> None:
+        """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""
+        self.lease.close()
 
     @property
     def discovery(self) -> Discovery:
@@ -246,6 +252,7 @@ class IsoEnvFactory:
         if key in self._failed:
             raise self._failed[key].for_test(where) if where else self._failed[key]
         self._ensure_cache()
+        self.lease.add(key, notify=self._notify)
         what = f"env ({spec.describe()})"
         try:
             record, built = self.cache.get_or_build(
@@ -346,10 +353,10 @@ class IsoEnvFactory:
         interpreter = self.interpreter(spec)
         installer = self.installer(spec)
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(
-            f"# pytest-isoenv: building {spec.describe()} with {installer.name} on {interpreter.executable}\n",
-            encoding="utf-8",
-        )
+        header = f"building {spec.describe()} with {installer.name} on {interpreter.executable}"
+        log.write_text(f"# pytest-isoenv: {header}\n", encoding="utf-8")
+        if self._echo is not None:
+            self._echo(f"{header} (log: {log})")
         started = time.monotonic()
         python = installer.build(
             path, interpreter.executable, spec, self.settings.index, log=log, environ=os.environ, echo=self._echo
@@ -367,7 +374,16 @@ class IsoEnvFactory:
                 "dist_infos": dist_infos,
             }
         else:  # a layout the interpreter's venv scheme did not predict: ask the env itself
-            info = introspect(python, isolated_environ(path, python.parent))
+            try:
+                info = introspect(python, isolated_environ(path, python.parent))
+            except RunError as exc:
+                raise BuildError(
+                    f"the new env of {spec.describe()} cannot report its paths and packages",
+                    cmd=exc.cmd,
+                    returncode=exc.returncode,
+                    output=exc.stderr or exc.stdout,
+                    log=log,
+                ) from exc
 
         def rel(value: str) -> str:
             return os.path.relpath(value, path)

@@ -7,6 +7,7 @@ The reference docs build their option table from :data:`OPTIONS`, so what
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ class Option:
     name: str
     help: str
     kind: Literal["string", "bool", "linelist", "command"] = "string"
-    """``command`` is a flag that does something and exits, like ``--fixtures``: it has no ini key."""
+    """``command`` is a flag that does something, like ``--fixtures`` or a report: it has no ini key."""
     default: Any = None
     metavar: str | None = None
 
@@ -35,6 +36,10 @@ class Option:
     @property
     def ini(self) -> str:
         return "isoenv_" + self.name
+
+    @property
+    def has_ini(self) -> bool:
+        return self.kind != "command"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -74,6 +79,41 @@ OPTIONS: tuple[Option, ...] = (
         "lock_timeout",
         "Seconds to wait for another process's build before failing (default: as long as it takes)",
         metavar="SECONDS",
+    ),
+    Option(
+        "max_age",
+        "Days an env may go unused before pruning removes it (default: 30)",
+        default="30",
+        metavar="DAYS",
+    ),
+    Option(
+        "max_size",
+        "Cache size above which pruning removes the least recently used envs, such as 2GB or 500MiB "
+        "(default: no limit)",
+        metavar="SIZE",
+    ),
+    Option(
+        "no_auto_prune",
+        "Do not prune the cache when a session ends (it only ever prunes when no other process uses the cache)",
+        kind="bool",
+        default=False,
+    ),
+    Option(
+        "list",
+        "List the cached envs (key, Python, packages, installer, size, created, last used) and exit",
+        kind="command",
+    ),
+    Option(
+        "prune",
+        "Remove envs unused for isoenv_max_age days, then the least recently used ones over isoenv_max_size, and exit",
+        kind="command",
+    ),
+    Option("clear", "Remove every cached env that no other process is using or building, and exit", kind="command"),
+    Option(
+        "plan",
+        "After collection, show the envs the selected tests need, their keys, whether each is cached, "
+        "and a plan key for CI caches",
+        kind="command",
     ),
     Option(
         "python",
@@ -120,6 +160,33 @@ def get(config: pytest.Config, name: str) -> Any:
     """The value of option *name*: the command line wins over the ini file."""
     value = config.getoption("isoenv_" + name)
     return config.getini("isoenv_" + name) if value is None else value
+
+
+def parse_days(config: pytest.Config) -> float:
+    """``isoenv_max_age`` as a number of days."""
+    value = get(config, "max_age")
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        days = -1.0
+    if not days >= 0:
+        raise pytest.UsageError(f"isoenv_max_age must be a number of days such as 30 or 0.5, not {value!r}")
+    return days
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?", re.IGNORECASE)
+
+
+def parse_size(config: pytest.Config) -> int | None:
+    """``isoenv_max_size`` in bytes (``None``: no limit). ``KB``, ``MB``... count in thousands, ``KiB``... in 1024s."""
+    value = get(config, "max_size")
+    if value in (None, ""):
+        return None
+    match = _SIZE.fullmatch(str(value).strip())
+    if match is None:
+        raise pytest.UsageError(f"isoenv_max_size must be a size such as 2GB, 500MiB or 10000000, not {value!r}")
+    number, prefix, binary = match.groups()
+    return int(float(number) * (1024 if binary else 1000) ** " kmgt".index((prefix or " ").lower()))
 
 
 def cache_dir(config: pytest.Config) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import matrix, options
+from . import manage, matrix, options
 from .cache import Notify
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
@@ -21,6 +21,8 @@ from .installers import IndexOptions, installer_class
 from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
+POLICY = pytest.StashKey[manage.Policy]()
+PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-python``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
 NOTIFY = pytest.StashKey[Notify]()
@@ -40,24 +42,30 @@ def pytest_configure(config: pytest.Config) -> None:
     capman = config.pluginmanager.getplugin("capturemanager")
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
 
-    def notify(message: str) -> None:
+    def write(prefix: str, message: str) -> None:
         reporter = config.pluginmanager.getplugin("terminalreporter")
         if capman is None:
             return
         with capman.global_and_fixture_disabled():
             if workerinput is not None:
                 # An xdist worker's terminal output is dropped, but its stderr is the controller's: say it there.
-                sys.stderr.write(f"isoenv: [{workerinput['workerid']}] {message}\n")
+                sys.stderr.write(f"{prefix} [{workerinput['workerid']}] {message}\n")
                 sys.stderr.flush()
             elif reporter is not None:
-                reporter.write_line(f"isoenv: {message}")
+                reporter.write_line(f"{prefix} {message}")
+
+    def notify(message: str) -> None:
+        write("isoenv:", message)
 
     config.stash[NOTIFY] = notify
+    config.stash[POLICY] = manage.Policy.from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
         notify=notify,
         warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
+        # -v streams installer output; otherwise it only goes to the build's log.
+        echo=(lambda line: write("isoenv|", line)) if config.get_verbosity() > 0 else None,
     )
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
@@ -76,8 +84,9 @@ def session_pythons(config: pytest.Config) -> list[str]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if not config.getoption("isoenv_pythons"):
-        return None
+    code = manage.run_command(config)
+    if code is not None or not config.getoption("isoenv_pythons"):
+        return code
     factory = IsoEnvFactory(settings_from_config(config))
     try:
         lines = matrix.report(factory.discovery, factory.installer(factory.spec(())), session_pythons(config))
@@ -164,6 +173,32 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    config = session.config
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if config.getoption("isoenv_plan") and reporter is not None and not hasattr(config, "workerinput"):
+        factory = config.stash[FACTORY]
+        for line in manage.plan_lines(factory, session.items, lambda item: marker_spec(factory, item)):
+            reporter.write_line(line)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    try:
+        line = manage.auto_prune(config, config.stash[FACTORY], config.stash[POLICY])
+    except IsoEnvError as exc:
+        line = f"isoenv: pruning the cache failed: {exc}"
+    if line:
+        config.stash[PRUNED] = line
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    factory = config.stash.get(FACTORY, None)
+    if factory is not None:
+        factory.close()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """Build the envs the selected tests' markers ask for, several at once, before the first test runs.
@@ -220,13 +255,14 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     stats = config.stash[FACTORY].stats
-    if not (stats.reused or stats.built or stats.failed):
-        return
-    built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
-    line = f"isoenv: {len(stats.reused)} env(s) reused, {len(stats.built)} built"
-    line += f" ({built})" if built else ""
-    line += f", {len(stats.failed)} failed" if stats.failed else ""
-    terminalreporter.write_line(line)
+    if stats.reused or stats.built or stats.failed:
+        built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
+        line = f"isoenv: {len(stats.reused)} env(s) reused, {len(stats.built)} built"
+        line += f" ({built})" if built else ""
+        line += f", {len(stats.failed)} failed" if stats.failed else ""
+        terminalreporter.write_line(line)
+    if PRUNED in config.stash:
+        terminalreporter.write_line(config.stash[PRUNED])
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_isoenv.factory import IsoEnvFactory, Settings
-from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.installers import IndexOptions, select_installer
 
 RESOURCES = Path(__file__).parent / "resources"
 sys.path.insert(0, str(RESOURCES))
@@ -47,6 +47,12 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         scripts={"clitool": "clitool:main"},
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def installer_name(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The installer the suite's envs are built with: what ``ISOENV_TEST_INSTALLER`` resolves to."""
+    return select_installer(INSTALLER, app_data=tmp_path_factory.getbasetemp() / "unused").name
 
 
 @pytest.fixture(scope="session")

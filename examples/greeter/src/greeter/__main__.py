@@ -1,0 +1,3 @@
+from greeter.cli import main
+
+raise SystemExit(main())

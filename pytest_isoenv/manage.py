@@ -1,0 +1,171 @@
+"""Looking after the cache from the command line: list, prune, clear, the plan of a run, and pruning at its end.
+
+The cache itself decides what may go (see :meth:`Cache.prune`); this module
+reads the options, calls it and puts the result into words and tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from . import options
+from .cache import KEY_LENGTH, Cache, Entry, Pruned, format_age, format_size
+from .errors import CacheError, InterpreterNotFound, IsoEnvError
+from .factory import IsoEnvFactory
+from .spec import EnvSpec
+
+COMMANDS = ("list", "prune", "clear")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When envs go: the session's ``isoenv_max_age``, ``isoenv_max_size`` and whether it prunes at its end."""
+
+    max_age: float
+    max_size: int | None
+    auto: bool
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Policy:
+        """Read and check the options (a bad value is a usage error before anything runs)."""
+        return cls(options.parse_days(config), options.parse_size(config), not options.get(config, "no_auto_prune"))
+
+
+def run_command(config: pytest.Config) -> int | None:
+    """Run ``--isoenv-list``, ``--isoenv-prune`` or ``--isoenv-clear`` if one was given; its exit code."""
+    chosen = [name for name in COMMANDS if config.getoption(f"isoenv_{name}")]
+    if not chosen:
+        return None
+    if len(chosen) > 1:
+        flags = " and ".join(f"--isoenv-{name}" for name in chosen)
+        raise pytest.UsageError(f"{flags} are separate commands: give one at a time")
+    policy = Policy.from_config(config)
+    cache = Cache(options.cache_dir(config))
+    try:
+        if cache.root.exists():
+            cache.ensure()
+        if chosen[0] == "list":
+            lines = list_lines(cache)
+        elif chosen[0] == "prune":
+            lines = pruned_lines(cache, cache.prune(max_age=policy.max_age, max_size=policy.max_size))
+        else:
+            lines = pruned_lines(cache, cache.clear())
+    except CacheError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print("\n".join(lines))
+    return 0
+
+
+def list_lines(cache: Cache, *, now: float | None = None) -> list[str]:
+    """The ``--isoenv-list`` table: one row per env, least recently used first."""
+    entries = cache.entries()
+    total = sum(entry.size or 0 for entry in entries)
+    head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
+    if not entries:
+        return [head]
+    users = {key[:KEY_LENGTH]: lease.who for lease in cache.leases() for key in lease.keys}
+    now = time.time() if now is None else now
+    rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "SIZE", "CREATED", "LAST USED", "STATE")]
+    for entry in entries:
+        created = entry.created
+        rows.append(
+            (
+                entry.name,
+                entry.python,
+                entry.description,
+                entry.installer,
+                format_size(entry.size or 0),
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "?",
+                format_age(now - entry.last_used),
+                _state(cache, entry, users),
+            )
+        )
+    return [head, *table(rows)]
+
+
+def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
+    builder = cache.building(entry.name)
+    if builder is not None:
+        return f"being built by {builder}"
+    if entry.name in users:
+        return f"in use by {users[entry.name]}"
+    return "ready" if entry.record is not None else f"unusable: {entry.problem}"
+
+
+def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
+    """What a prune or clear removed and what it kept, with reasons."""
+    lines = [
+        f"isoenv cache {cache.root}: removed {len(pruned.removed)} env(s), freed {format_size(pruned.freed)}"
+        + (f", kept {len(pruned.kept)} in use" if pruned.kept else "")
+    ]
+    lines += [f"  removed {entry.name}  {entry.description}  ({why})" for entry, why in pruned.removed]
+    lines += [f"  kept    {entry.name}  {entry.description}  ({why})" for entry, why in pruned.kept]
+    return lines
+
+
+def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) -> str | None:
+    """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
+    if not policy.auto or getattr(config, "workerinput", None) is not None or not factory.cache.envs_dir.is_dir():
+        return None
+    # xdist workers share the run id: their leases are this run's, not another process's.
+    others = [lease for lease in factory.cache.leases() if lease.run_id != factory.settings.run_id]
+    if others:
+        return f"isoenv: not pruning the cache: {others[0].who} is using it" if config.get_verbosity() > 0 else None
+    used = {*factory.stats.reused, *factory.stats.built, *factory.lease.keys}
+    # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
+    pruned = factory.cache.prune(max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
+    if not pruned.removed:
+        return None
+    return (
+        f"isoenv: pruned {len(pruned.removed)} env(s) from the cache ({format_size(pruned.freed)} freed), "
+        f"unused for {policy.max_age:g} day(s) or over isoenv_max_size; see pytest --isoenv-list"
+    )
+
+
+def plan_lines(
+    factory: IsoEnvFactory, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
+) -> list[str]:
+    """The ``--isoenv-plan`` report: each env the ``isoenv`` fixture of *items* needs, and a key over them all."""
+    uses: dict[str, list[EnvSpec]] = {}
+    errors: list[str] = []
+    for item in items:
+        if "isoenv" not in getattr(item, "fixturenames", ()):
+            continue
+        try:
+            spec = spec_of(item)
+            uses.setdefault(factory.key(spec), []).append(spec)
+        except InterpreterNotFound as exc:
+            errors.append(f"  skipped: {str(exc).splitlines()[0]}")
+        except IsoEnvError as exc:
+            errors.append(f"  error: {str(exc).splitlines()[0]}")
+    rows, cached = [], 0
+    for key, specs in uses.items():
+        spec = specs[0]
+        if all(s.private for s in specs):
+            state = "private"
+        elif factory.cache.read_record(key)[0] is not None:
+            state, cached = "cached", cached + 1
+        else:
+            state = "to build"
+        tests = f"({len(specs)} test{'s' if len(specs) > 1 else ''})"
+        python = factory.interpreter(spec).label
+        rows.append((state, key[:KEY_LENGTH], python, factory.installer(spec).name, spec.describe(), tests))
+    shared = sum(1 for row in rows if row[0] != "private")
+    head = (
+        f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
+        f"{cached} cached, {shared - cached} to build"
+    )
+    plan_key = hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
+    return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key}"]
+
+
+def table(rows: Iterable[Sequence[str]]) -> list[str]:
+    """Rows as aligned columns (the last one ragged)."""
+    rows = list(rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip() for row in rows]

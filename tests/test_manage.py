@@ -1,0 +1,489 @@
+"""Cache management: listing, pruning and clearing, leases that protect envs in use, the plan, and build output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from pytest_isoenv.cache import RECORD_NAME, Cache, Lease, Pruned
+from pytest_isoenv.env import IsolatedEnv
+from pytest_isoenv.factory import IsoEnvFactory
+
+MakeFactory = Callable[..., IsoEnvFactory]
+DAY = 86400.0
+
+
+def set_last_used(env: IsolatedEnv, days_ago: float) -> None:
+    stamp = time.time() - days_ago * DAY
+    os.utime(env.path / RECORD_NAME, (stamp, stamp))
+
+
+def removed(pruned: Pruned) -> set[str]:
+    return {entry.name for entry, _ in pruned.removed}
+
+
+def kept(pruned: Pruned) -> dict[str, str]:
+    return {entry.name: why for entry, why in pruned.kept}
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def built(make_factory: MakeFactory, cache_dir: Path, tmp_path: Path) -> dict[str, IsolatedEnv]:
+    """Three envs in a private cache, built by a "session" that has ended (its lease is released).
+
+    Each has only a constraints file of its own: a distinct key, and no install to wait for.
+    """
+    factory = make_factory(cache_dir=cache_dir)
+    envs = {}
+    for number, name in enumerate(("one", "two", "three"), start=1):
+        (tmp_path / f"{name}.txt").write_text(f"alpha<{number}\n")
+        envs[name] = factory.get(constraints=f"{name}.txt")
+    factory.close()
+    return envs
+
+
+# A separate process that uses an env, then waits for a line on stdin (or exits at once without
+# releasing anything, like a crash, when told "crash").
+USER_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, uuid
+    from pathlib import Path
+    from pytest_isoenv.factory import IsoEnvFactory, Settings
+
+    factory = IsoEnvFactory(Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex))
+    env = factory.get()
+    print(env.key, flush=True)
+    if sys.argv[2] == "crash":
+        os._exit(0)
+    sys.stdin.readline()
+    """
+)
+
+
+@pytest.fixture
+def other_process(cache_dir: Path) -> Iterator[Callable[[str], tuple[subprocess.Popen[str], str]]]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(mode: str) -> tuple[subprocess.Popen[str], str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", USER_SCRIPT, str(cache_dir), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout is not None
+        return proc, proc.stdout.readline().strip()
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.communicate("done\n")
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.mark.slow
+def test_entries_describe_each_env(built: dict[str, IsolatedEnv], cache_dir: Path, installer_name: str) -> None:
+    set_last_used(built["two"], days_ago=3)
+    entries = Cache(cache_dir).entries()
+    assert entries[0].name == built["two"].path.name  # least recently used first
+    by_name = {entry.name: entry for entry in entries}
+    assert set(by_name) == {env.path.name for env in built.values()}
+    one = by_name[built["one"].path.name]
+    assert one.record is not None
+    assert one.problem is None
+    assert one.description == "-c one.txt"
+    assert one.installer == installer_name
+    assert one.python == f"CPython {'.'.join(map(str, sys.version_info[:3]))}"
+    assert one.size is not None
+    assert one.size > 100_000  # pip alone is bigger than that
+    assert one.created is not None
+    assert one.created <= one.last_used
+
+
+@pytest.mark.slow
+def test_prune_removes_envs_unused_for_max_age_with_their_logs(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    cache = Cache(cache_dir)
+    set_last_used(built["one"], days_ago=31)
+    set_last_used(built["three"], days_ago=29)
+    pruned = cache.prune(max_age=30)
+    assert removed(pruned) == {built["one"].path.name}
+    assert "last used 31 days ago, isoenv_max_age is 30 day(s)" in pruned.removed[0][1]
+    assert pruned.freed > 0
+    assert not built["one"].path.exists()
+    assert not cache.log_path(built["one"].key).exists()
+    assert list((cache_dir / "trash").iterdir()) == []
+    for name in ("two", "three"):
+        assert cache.read_record(built[name].key)[0] is not None
+
+
+@pytest.mark.slow
+def test_prune_over_max_size_removes_the_least_recently_used_first(
+    built: dict[str, IsolatedEnv], cache_dir: Path
+) -> None:
+    cache = Cache(cache_dir)
+    for days_ago, name in enumerate(["two", "one", "three"]):
+        set_last_used(built[name], days_ago=days_ago)
+    sizes = {entry.name: entry.size or 0 for entry in cache.entries()}
+    # Room for the two most recently used envs, not for the third.
+    budget = sizes[built["two"].path.name] + sizes[built["one"].path.name] + 1000
+    pruned = cache.prune(max_size=budget)
+    assert removed(pruned) == {built["three"].path.name}
+    assert "over isoenv_max_size" in pruned.removed[0][1]
+    assert sum(entry.size or 0 for entry in cache.entries()) <= budget
+
+
+@pytest.mark.slow
+def test_prune_removes_unusable_entries_whatever_their_age(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    interrupted = cache_dir / "envs" / ("0" * 20)
+    (interrupted / "lib").mkdir(parents=True)
+    record = built["one"].path / RECORD_NAME
+    record.write_text(json.dumps({**json.loads(record.read_text()), "format": 999}))
+    pruned = Cache(cache_dir).prune()
+    assert removed(pruned) == {interrupted.name, built["one"].path.name}
+    reasons = {entry.name: why for entry, why in pruned.removed}
+    assert reasons[interrupted.name] == "unusable: it has no completion record (an interrupted build)"
+    assert reasons[built["one"].path.name] == "unusable: its completion record is of another format"
+
+
+@pytest.mark.slow
+def test_clear_spares_envs_another_process_uses_until_it_ends(
+    built: dict[str, IsolatedEnv], cache_dir: Path, other_process: Callable[[str], tuple[subprocess.Popen[str], str]]
+) -> None:
+    cache = Cache(cache_dir)
+    proc, key = other_process("wait")
+    pruned = cache.clear()
+    assert kept(pruned) == {key[:20]: f"in use by pid {proc.pid} on {os.uname().nodename}"}
+    assert cache.read_record(key)[0] is not None
+    assert removed(pruned) == {env.path.name for env in built.values()} - {key[:20]}
+
+    proc.communicate("done\n")
+    assert cache.leases() == []
+    assert removed(cache.clear()) == {key[:20]}
+    assert cache.entries() == []
+
+
+def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
+    cache_dir: Path, other_process: Callable[[str], tuple[subprocess.Popen[str], str]]
+) -> None:
+    proc, key = other_process("crash")
+    proc.wait()
+    cache = Cache(cache_dir)
+    assert len(list(cache.sessions_dir.glob("*.json"))) == 1  # it never released its lease
+    assert cache.leases() == []
+    assert list(cache.sessions_dir.iterdir()) == []
+    assert removed(cache.clear()) == {key[:20]}
+
+
+@pytest.mark.slow
+def test_clear_spares_an_env_being_built(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    cache = Cache(cache_dir)
+    key = built["one"].key
+    with cache.lock(key, what="a build"):
+        assert cache.building(key) == f"pid {os.getpid()} on {os.uname().nodename} for 0s"
+        pruned = cache.clear()
+    assert kept(pruned) == {key[:20]: f"being built by pid {os.getpid()} on {os.uname().nodename} for 0s"}
+    assert cache.building(key) is None
+    assert cache.read_record(key)[0] is not None
+
+
+@pytest.mark.slow
+def test_keep_spares_the_keys_a_session_used(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    pruned = Cache(cache_dir).prune(max_age=0, keep={built["three"].key})
+    assert kept(pruned) == {built["three"].path.name: "used by this session"}
+    assert removed(pruned) == {built["one"].path.name, built["two"].path.name}
+
+
+def test_a_lease_is_registered_before_it_waits_for_a_prune_in_progress(cache_dir: Path) -> None:
+    cache = Cache(cache_dir)
+    cache.ensure()
+    lease = Lease(cache, run_id="run")
+    waiting = threading.Event()
+    messages: list[str] = []
+
+    def notify(message: str) -> None:
+        messages.append(message)
+        waiting.set()
+
+    key = "ab" * 32
+    with FileLock(cache_dir / "locks" / "maintenance.lock"):
+        thread = threading.Thread(target=lease.add, args=(key,), kwargs={"notify": notify})
+        thread.start()
+        assert waiting.wait(60)
+        # A prune holding the lock now would see the key; the user has not looked at the env yet.
+        assert [info.keys for info in cache.leases()] == [[key]]
+        assert thread.is_alive()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert messages == ["waiting for another process to finish pruning the isoenv cache"]
+    lease.close()
+    assert cache.leases() == []
+
+
+def run_isolated(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.slow
+def test_list_shows_a_table_and_runs_no_test(
+    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, installer_name: str
+) -> None:
+    pytester.makepyfile("def test_fails():\n    assert False\n")
+    set_last_used(built["one"], days_ago=2)
+    result = run_isolated(pytester, "--isoenv-list", f"--isoenv-cache-dir={cache_dir}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            f"isoenv cache {cache_dir}: 3 env(s), * MB",
+            "KEY * PYTHON * PACKAGES * INSTALLER * SIZE * CREATED * LAST USED * STATE",
+            f"{built['one'].path.name}  CPython 3.* -c one.txt * {installer_name} * MB * 20* 2 days ago * ready",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*test_fails*")
+
+
+def test_list_of_an_empty_cache(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    result = run_isolated(pytester, "--isoenv-list", f"--isoenv-cache-dir={tmp_path / 'none'}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"isoenv cache {tmp_path / 'none'}: 0 env(s), 0 B"])
+
+
+@pytest.mark.slow
+def test_prune_and_clear_commands(
+    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_last_used(built["one"], days_ago=40)
+    result = run_isolated(pytester, "--isoenv-prune", f"--isoenv-cache-dir={cache_dir}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "isoenv cache *: removed 1 env(s), freed * MB",
+            f"  removed {built['one'].path.name}  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
+        ]
+    )
+    monkeypatch.delenv("PYTEST_ISOENV_CACHE_DIR")  # it would win over the ini key
+    pytester.makeini(f"[pytest]\nisoenv_cache_dir = {cache_dir}\nisoenv_max_age = 0.5\n")
+    set_last_used(built["three"], days_ago=1)
+    result = run_isolated(pytester, "--isoenv-prune")
+    result.stdout.fnmatch_lines(
+        ["*removed 1 env(s)*", f"  removed {built['three'].path.name}  -c three.txt  (*0.5 day(s))"]
+    )
+    result = run_isolated(pytester, "--isoenv-clear")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed {built['two'].path.name}  -c two.txt  (cleared)"])
+    assert Cache(cache_dir).entries() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--isoenv-prune", "--isoenv-max-size=2 parsecs"], "*isoenv_max_size must be a size such as 2GB*'2 parsecs'*"),
+        (["--isoenv-prune", "--isoenv-max-age=soon"], "*isoenv_max_age must be a number of days*'soon'*"),
+        (["--isoenv-list", "--isoenv-clear"], "*--isoenv-list and --isoenv-clear are separate commands*"),
+    ],
+)
+def test_bad_management_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    result = run_isolated(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [("2GB", 2 * 1000**3), ("500MiB", 500 * 1024**2), ("1.5 kb", 1500), ("10000000", 10_000_000), ("3g", 3 * 1000**3)],
+)
+def test_max_size_units(pytester: pytest.Pytester, value: str, size: int) -> None:
+    from pytest_isoenv.options import parse_size
+
+    config = pytester.parseconfigure(f"--isoenv-max-size={value}")
+    assert parse_size(config) == size
+
+
+@pytest.mark.slow
+def test_session_end_prunes_old_envs_but_never_its_own(
+    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, tmp_path: Path
+) -> None:
+    (pytester.path / "two.txt").write_text((tmp_path / "two.txt").read_text())
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv(constraints="two.txt")
+        def test_uses(isoenv):
+            isoenv.run("python", "-c", "pass")
+        """
+    )
+    # With isoenv_max_age = 0 every env is old the moment the session ends.
+    result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* MB freed)*"])
+    assert [entry.name for entry in Cache(cache_dir).entries()] == [built["two"].path.name]
+    assert "1 env(s) reused, 0 built" in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_session_end_does_not_prune_while_another_process_uses_the_cache(
+    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, make_factory: MakeFactory
+) -> None:
+    other = make_factory(cache_dir=cache_dir)
+    other.get(constraints="one.txt")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"isoenv: not pruning the cache: pid {os.getpid()} on * is using it"])
+    assert len(Cache(cache_dir).entries()) == 3
+
+    other.close()
+    result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0", "--isoenv-no-auto-prune")
+    result.assert_outcomes(passed=1)
+    assert len(Cache(cache_dir).entries()) == 3
+    result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
+    result.stdout.fnmatch_lines(["isoenv: pruned 3 env(s)*"])
+    assert Cache(cache_dir).entries() == []
+
+
+def test_session_end_leaves_unusable_entries_to_the_prune_command(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    interrupted = cache_dir / "envs" / ("0" * 20)
+    interrupted.mkdir(parents=True)
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    assert interrupted.exists()  # the next session that needs it rebuilds it, or it ages out
+    result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-prune")
+    result.stdout.fnmatch_lines([f"  removed {interrupted.name}  ?  (unusable: it has no completion record*)"])
+    assert not interrupted.exists()
+
+
+PLAN_TESTS = """
+    import pytest
+
+    @pytest.mark.isoenv("alpha")
+    def test_one(isoenv):
+        pass
+
+    @pytest.mark.isoenv("alpha")
+    def test_two(isoenv):
+        pass
+
+    def test_bare(isoenv):
+        pass
+
+    @pytest.mark.isoenv("clitool", private=True)
+    def test_private(isoenv):
+        pass
+
+    @pytest.mark.isoenv("not a requirement!")
+    def test_bad(isoenv):
+        pass
+
+    @pytest.mark.isoenv(python="9.99")
+    def test_no_such_python(isoenv):
+        pass
+
+    def test_no_env():
+        pass
+"""
+
+
+@pytest.mark.slow
+def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
+    pytester: pytest.Pytester, tmp_path: Path, installer_name: str
+) -> None:
+    cache = f"--isoenv-cache-dir={tmp_path / 'cache'}"
+    pytester.makepyfile(PLAN_TESTS)
+    before = run_isolated(pytester, cache, "--collect-only", "-q", "--isoenv-plan")
+    assert before.ret == 0
+    before.stdout.fnmatch_lines(
+        [
+            "isoenv plan: 3 env(s) for 4 test(s): 0 cached, 2 to build",
+            f"  to build  ????????????????????  py3.*  {installer_name}  alpha * (2 tests)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  (no packages)  (1 test)",
+            f"  private   ????????????????????  py3.*  {installer_name}  clitool * (1 test)",
+            "  error: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad: invalid requirement *",
+            "  skipped: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_no_such_python: "
+            "no Python interpreter matches '9.99'*",
+            "isoenv plan key: ????????????????????????????????????????????????????????????????",
+        ]
+    )
+    run_isolated(pytester, cache, "-k", "test_one or test_bare").assert_outcomes(passed=2)
+    after = run_isolated(pytester, cache, "--collect-only", "-q", "--isoenv-plan")
+    after.stdout.fnmatch_lines(
+        [
+            "isoenv plan: 3 env(s) for 4 test(s): 2 cached, 0 to build",
+            "  cached * alpha *",
+            "  cached * (no packages) *",
+        ]
+    )
+    plan_key = [line for line in before.outlines if line.startswith("isoenv plan key: ")]
+    assert plan_key == [line for line in after.outlines if line.startswith("isoenv plan key: ")]
+
+    narrowed = run_isolated(pytester, cache, "--collect-only", "-q", "--isoenv-plan", "-k", "test_one")
+    narrowed.stdout.fnmatch_lines(["isoenv plan: 1 env(s) for 1 test(s): 1 cached, 0 to build"])
+    assert plan_key != [line for line in narrowed.outlines if line.startswith("isoenv plan key: ")]
+
+
+@pytest.mark.slow
+def test_verbose_streams_installer_output_and_the_log_keeps_it(
+    pytester: pytest.Pytester, tmp_path: Path, installer_name: str
+) -> None:
+    installed = {"pip": "Successfully installed alpha-1.0 beta-1.0", "uv": " + beta==1.0"}[installer_name]
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("beta")
+        def test_env(isoenv):
+            pass
+        """
+    )
+    quiet = run_isolated(pytester, f"--isoenv-cache-dir={tmp_path / 'quiet'}")
+    quiet.assert_outcomes(passed=1)
+    quiet.stdout.no_fnmatch_line("isoenv| *")
+    (log,) = (tmp_path / "quiet" / "logs").iterdir()
+    assert installed in log.read_text()
+
+    loud = run_isolated(pytester, f"--isoenv-cache-dir={tmp_path / 'loud'}", "-v")
+    loud.assert_outcomes(passed=1)
+    loud.stdout.fnmatch_lines(
+        [
+            f"isoenv| building beta with {installer_name} on * (log: {tmp_path / 'loud' / 'logs'}*.log)",
+            f"isoenv| *{installed}*",
+        ]
+    )
+
+
+def test_every_error_about_a_failed_build_names_its_log(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("no-such-package")
+        def test_one(isoenv):
+            pass
+
+        @pytest.mark.isoenv("no-such-package")
+        def test_two(isoenv):
+            pass
+        """
+    )
+    result = run_isolated(pytester, f"--isoenv-cache-dir={tmp_path / 'cache'}")
+    result.assert_outcomes(errors=2)
+    logs = tmp_path / "cache" / "logs"
+    assert sum(f"full log: {logs}" in line for line in result.stdout.lines) >= 2
+    (log,) = logs.iterdir()
+    assert "no-such-package" in log.read_text()
