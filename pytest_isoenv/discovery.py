@@ -16,17 +16,22 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from python_discovery import DiskCache, PythonInfo, PythonSpec, get_interpreter, iter_interpreters
+from typing import TYPE_CHECKING, Any
 
 from .errors import InterpreterNotFound, SpecError
 
-try:
-    # Private, but it is exactly where python-discovery looks, which is what errors should name.
-    from python_discovery._discovery import _uv_python_roots
-except ImportError:  # pragma: no cover - a later python-discovery; errors then name uv without a folder
-    _uv_python_roots = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from python_discovery import PythonInfo, PythonSpec
+
+
+def _uv_roots(environ: Mapping[str, str]) -> list[Path]:
+    """Where python-discovery looks for uv-managed Pythons, which is what errors should name."""
+    try:  # private, but exactly the folders python-discovery searches
+        from python_discovery._discovery import _uv_python_roots
+    except ImportError:  # pragma: no cover - a later python-discovery; errors then name uv without a folder
+        return []
+    return list(_uv_python_roots(environ))
+
 
 #: Where in a pyenv version folder its interpreter lives, best first (pyenv-win puts ``python.exe`` at the top).
 _PYENV_EXECUTABLES = ("bin/python3", "bin/python", "python.exe", "bin/pypy3", "pypy3.exe")
@@ -94,6 +99,8 @@ class Interpreter:
 
 def parse_spec(spec: str, *, where: str | None = None) -> PythonSpec:
     """*spec* parsed the way discovery reads it; :class:`SpecError` if it cannot name an interpreter."""
+    from python_discovery import PythonSpec
+
     try:
         return PythonSpec.from_string_spec(spec)
     except ValueError as exc:
@@ -150,6 +157,8 @@ class Discovery:
     """
 
     def __init__(self, cache_dir: Path, environ: Mapping[str, str] | None = None) -> None:
+        from python_discovery import DiskCache
+
         self._cache = DiskCache(cache_dir)
         env = dict(os.environ if environ is None else environ)
         self.pyenv_versions = pyenv_root(env) / "versions"
@@ -173,6 +182,8 @@ class Discovery:
         return self._found[spec][0]
 
     def _find(self, spec: str | None, where: str | None) -> tuple[Interpreter, PythonInfo]:
+        from python_discovery import PythonInfo, get_interpreter
+
         if spec is None:
             info = PythonInfo.current_system(self._cache)
             return Interpreter.from_info(info, "running pytest"), info
@@ -215,6 +226,8 @@ class Discovery:
 
     def available(self) -> list[Interpreter]:
         """Every interpreter discovery can find, of any implementation, sorted by implementation and version."""
+        from python_discovery import PythonInfo, PythonSpec, iter_interpreters
+
         seen: dict[Path, Interpreter] = {}
         current = Interpreter.from_info(PythonInfo.current_system(self._cache), "running pytest")
         seen[current.executable] = current
@@ -235,12 +248,14 @@ class Discovery:
         if sys.platform == "win32":
             places.append("the Windows registry (as the py launcher)")
         places.append(f"pyenv versions ({self.pyenv_versions})")
-        uv_roots = [str(root) for root in _uv_python_roots(self._env)] if _uv_python_roots is not None else []
+        uv_roots = [str(root) for root in _uv_roots(self._env)]
         places.append(f"uv-managed Pythons ({', '.join(uv_roots)})" if uv_roots else "uv-managed Pythons")
         return places
 
     def _pyenv_infos(self) -> Iterator[PythonInfo]:
         """The interpreters of every pyenv version, newest first; ones that cannot be queried are left out."""
+        from python_discovery import PythonInfo
+
         try:
             versions = sorted(
                 (entry for entry in self.pyenv_versions.iterdir() if entry.is_dir()),
@@ -258,6 +273,8 @@ class Discovery:
 
     def _origin(self, info: PythonInfo, parsed: PythonSpec) -> str:
         """Where *info* was found, in a word or two, for ``--isoenv-pythons`` and the report header."""
+        from python_discovery import PythonInfo
+
         exe = Path(os.path.realpath(info.system_executable or info.executable or ""))
         # A manager's folder may hold only links to the interpreter, so the path it was run by counts too.
         paths = [exe, *(Path(p) for p in (info.executable, info.system_executable) if p)]
@@ -268,7 +285,7 @@ class Discovery:
             return "running pytest"
         if any(_is_within(path, self.pyenv_versions) for path in paths):
             return "pyenv"
-        uv_roots = list(_uv_python_roots(self._env)) if _uv_python_roots is not None else []
+        uv_roots = _uv_roots(self._env)
         if any(_is_within(path, root) for path in paths for root in uv_roots):
             return "uv"
         if sys.platform == "win32":

@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
-import virtualenv
 from packaging.requirements import Requirement
-from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
 from .errors import BuildError, SpecError
 from .spec import EnvSpec, hash_file
@@ -146,7 +144,7 @@ class Installer(ABC):
             return None
         wanted, limit = "{}.{}".format(*interpreter.version_info[:2]), "{}.{}".format(*oldest)
         return (
-            f"virtualenv {virtualenv.__version__} creates envs for Python >= {limit} only (it bundles no pip for "
+            f"virtualenv {virtualenv_version()} creates envs for Python >= {limit} only (it bundles no pip for "
             f"older ones). Test on Python {limit} or newer, or install an older virtualenv release that still "
             f"supports Python {wanted}"
         )
@@ -296,7 +294,7 @@ class PipInstaller(Installer):
         # virtualenv pins the pip it seeds, so its version names the pip that installs.
         return {
             "installer": self.name,
-            "virtualenv": virtualenv.__version__,
+            "virtualenv": virtualenv_version(),
             "index": index.key_material(),
             "settings": pip_resolution_settings(os.environ),
         }
@@ -316,6 +314,8 @@ class PipInstaller(Installer):
             stream.write(f"$ virtualenv {subprocess.list2cmdline(args)}\n")
         try:
             with _VIRTUALENV_LOCK:
+                import virtualenv  # only when creating: importing it slows every pytest start
+
                 session = virtualenv.cli_run(args, setup_logging=False, env=dict(environ))
         except (Exception, SystemExit) as exc:
             with log.open("a", encoding="utf-8") as stream:
@@ -330,6 +330,19 @@ class PipInstaller(Installer):
             *self.index_arguments(index),
             *self.package_arguments(spec),
         ]  # fmt: skip
+
+
+@functools.cache
+def virtualenv_version() -> str:
+    """The installed virtualenv's version, read without importing it."""
+    return importlib.metadata.version("virtualenv")
+
+
+def bundled_wheels() -> Path:
+    """The folder of the pip (and setuptools) wheels virtualenv bundles, which seed every env's pip."""
+    from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
+
+    return Path(BUNDLE_FOLDER)
 
 
 def oldest_seeded_python() -> tuple[int, int] | None:
@@ -448,7 +461,7 @@ class UvInstaller(Installer):
         return {
             "installer": self.name,
             "uv": self.version,
-            "virtualenv": virtualenv.__version__,
+            "virtualenv": virtualenv_version(),
             "index": index.key_material(),
             "settings": uv_resolution_settings(os.environ),
         }
@@ -500,7 +513,7 @@ class UvInstaller(Installer):
                 str(python),
                 "--no-index",
                 "--find-links",
-                str(BUNDLE_FOLDER),
+                str(bundled_wheels()),
                 "pip",
             ],
             what="seeding pip into the env failed",

@@ -17,7 +17,6 @@ from typing import Any, Union
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from python_discovery import KNOWN_IMPLEMENTATIONS, PythonSpec
 
 from .errors import SpecError
 
@@ -228,6 +227,8 @@ def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) ->
     A spec that names no known implementation (``"banana"``, ``"snakes3"``) is refused here: it
     is a typo, not an interpreter that happens to be missing, so it must not turn into a skip.
     """
+    from python_discovery import KNOWN_IMPLEMENTATIONS, PythonSpec  # not at import: it slows every pytest start
+
     text = os.fspath(value).strip()
     if isinstance(value, os.PathLike) or text.startswith("~") or any(s and s in text for s in (os.sep, os.altsep)):
         return str(_resolve(text, rootdir))
