@@ -273,7 +273,8 @@ class IsoEnvFactory:
         except CacheError as exc:
             raise self._located(exc) from None
         if built:
-            self.stats.built[key] = (spec.describe(), record.build_seconds)
+            # With a Python matrix one requirement set is several envs: say which interpreter each is on.
+            self.stats.built[key] = (f"{spec.describe()} on {self.interpreter(spec).label}", record.build_seconds)
         else:
             self.stats.reused.add(key)
         self._records[key] = record

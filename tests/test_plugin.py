@@ -88,12 +88,12 @@ def test_second_session_builds_nothing(pytester: pytest.Pytester, tmp_path: Path
     cache = tmp_path / "own-cache"
     first = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     first.assert_outcomes(passed=3)
-    first.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 1 built (beta in *s)"])
+    first.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 1 built (beta on py3.* in *s)"])
     second = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     second.assert_outcomes(passed=3)
     second.stdout.fnmatch_lines(["isoenv: 1 env(s) reused, 0 built"])
     rebuilt = pytester.runpytest(f"--isoenv-cache-dir={cache}", "--isoenv-rebuild")
-    rebuilt.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 1 built (beta in *s)"])
+    rebuilt.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 1 built (beta on py3.* in *s)"])
 
 
 @pytest.mark.parametrize(
