@@ -166,16 +166,29 @@ class Installer(ABC):
         log: Path,
         environ: Mapping[str, str],
         echo: Echo | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
-        """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
+        """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec.
+
+        *extra* arguments go at the end of the install command.
+        """
         if self._has_packages(spec):
             run_logged(
-                self.install_command(python, spec, index),
+                [*self.install_command(python, spec, index), *extra],
                 what=f"installing {spec.describe()} failed",
                 log=log,
-                env=environ,
+                env=self.environ(environ),
                 echo=echo,
+                cwd=self.workdir(python),
             )
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The variables the installer's commands run with, made from *environ*."""
+        return dict(environ)
+
+    def workdir(self, python: Path) -> Path | None:
+        """Where the installer's commands run for the env of *python* (``None``: where pytest runs)."""
+        return None
 
     def build(
         self,
@@ -480,9 +493,12 @@ class UvInstaller(Installer):
                 self._cache_dir = str(self._cache_root / "uv")
         return {**environ, "UV_CACHE_DIR": self._cache_dir} if self._cache_dir else dict(environ)
 
+    def workdir(self, python: Path) -> Path:
+        # Inside the env: uv reads project configuration (uv.toml, [tool.uv]) from the working directory
+        # up, and an env shared by every project must not depend on where pytest started.
+        return python.parent
+
     def _run(self, args: Sequence[str], *, what: str, log: Path, environ: Mapping[str, str], cwd: Path) -> None:
-        # Run from the env's parent folder: uv reads project configuration (uv.toml, [tool.uv]) from the
-        # working directory up, and an env shared by every project must not depend on where pytest started.
         run_logged([str(self._uv), *args], what=what, log=log, env=self.environ(environ), cwd=cwd)
 
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
@@ -519,7 +535,7 @@ class UvInstaller(Installer):
             what="seeding pip into the env failed",
             log=log,
             environ=environ,
-            cwd=python.parent,
+            cwd=self.workdir(python),
         )
 
     def build(
@@ -544,15 +560,7 @@ class UvInstaller(Installer):
 
         python = self._venv(path, interpreter, log=log, environ=environ)
         inside = isolated_environ(path, python.parent, environ)
-        if self._has_packages(spec):
-            run_logged(
-                [*self.install_command(python, spec, index), "--compile-bytecode"],
-                what=f"installing {spec.describe()} failed",
-                log=log,
-                env=self.environ(inside),
-                echo=echo,
-                cwd=path.parent,
-            )
+        self.install(python, spec, index, log=log, environ=inside, echo=echo, extra=["--compile-bytecode"])
         self._seed_pip(python, log=log, environ=inside)
         return python
 
@@ -562,26 +570,6 @@ class UvInstaller(Installer):
             *self.index_arguments(index),
             *self.package_arguments(spec),
         ]  # fmt: skip
-
-    def install(
-        self,
-        python: Path,
-        spec: EnvSpec,
-        index: IndexOptions,
-        *,
-        log: Path,
-        environ: Mapping[str, str],
-        echo: Echo | None = None,
-    ) -> None:
-        if self._has_packages(spec):
-            run_logged(
-                self.install_command(python, spec, index),
-                what=f"installing {spec.describe()} failed",
-                log=log,
-                env=self.environ(environ),
-                echo=echo,
-                cwd=python.parent,
-            )
 
 
 def _device(path: Path) -> int | None:
