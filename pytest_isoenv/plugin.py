@@ -166,7 +166,8 @@ def settings_from_config(config: pytest.Config) -> Settings:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = [f"isoenv: cache {options.cache_dir(config)}"]
+    installer = config.stash[FACTORY].settings.installer
+    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
     if config.stash[PYTHONS]:
         discovery = config.stash[FACTORY].discovery
         lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]

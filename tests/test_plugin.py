@@ -196,7 +196,9 @@ def test_options_and_ini_keys_share_help(pytester: pytest.Pytester) -> None:
     markers.stdout.fnmatch_lines(["@pytest.mark.isoenv(*requirements, editable=(), *"])
 
 
-def test_cache_dir_from_environment_variable(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_header_names_the_cache_dir_from_the_environment_and_the_installer(
+    pytester: pytest.Pytester, shared_cache: Path, installer_name: str
+) -> None:
     pytester.makepyfile("def test_it(isoenv): pass")
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines([f"isoenv: cache {Path(__import__('os').environ['PYTEST_ISOENV_CACHE_DIR'])}"])
+    result.stdout.fnmatch_lines([f"isoenv: cache {shared_cache}, installer {installer_name}"])
