@@ -45,9 +45,18 @@ print(json.dumps({
 """
 
 
+def host_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """*base* (default: ``os.environ``) without what would make another interpreter look at the host's Python.
+
+    For every process that runs an interpreter the plugin did not start itself: discovery's probes,
+    env creation, and (through :func:`isolated_environ`) everything run inside an env.
+    """
+    return {k: v for k, v in (os.environ if base is None else base).items() if k not in _HOST_LEAKS}
+
+
 def isolated_environ(path: Path, bin_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment variables for running inside the env at *path*: nothing of the host's Python leaks in."""
-    environ = {k: v for k, v in (os.environ if base is None else base).items() if k not in _HOST_LEAKS}
+    environ = host_environ(base)
     environ["VIRTUAL_ENV"] = str(path)
     environ["PATH"] = os.pathsep.join(filter(None, [str(bin_dir), environ.get("PATH")]))
     environ["PYTHONNOUSERSITE"] = "1"

@@ -13,7 +13,7 @@ from typing import Any
 
 from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
-from .env import Installs, IsolatedEnv, introspect, isolated_environ, read_distributions
+from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
 from .privatecopy import copy_env
@@ -153,7 +153,7 @@ class IsoEnvFactory:
         """Finds the interpreters ``python=`` specs name, remembering what it learns in the cache root."""
         if self._discovery is None:
             self._ensure_cache()
-            self._discovery = Discovery(self.cache.py_info_dir)
+            self._discovery = Discovery(self.cache.py_info_dir, host_environ())
         return self._discovery
 
     def interpreter(self, spec: EnvSpec) -> Interpreter:
@@ -360,7 +360,7 @@ class IsoEnvFactory:
             self._echo(f"{header} (log: {log})")
         started = time.monotonic()
         python = installer.build(
-            path, interpreter.executable, spec, self.settings.index, log=log, environ=os.environ, echo=self._echo
+            path, interpreter.executable, spec, self.settings.index, log=log, environ=host_environ(), echo=self._echo
         )
         built = time.monotonic()
         venv_paths = dict(interpreter.venv_paths)

@@ -164,3 +164,20 @@ def test_run_keeps_host_python_settings_out(
     assert probe.stdout.splitlines()[-1] == "False"
     assert env.run("python", "-c", "import alpha").returncode == 0
     figure("PYTHONPATH, PYTHONHOME, PYTHONSTARTUP and a user site all poisoned on the host: none reached the env")
+
+
+def test_building_keeps_host_python_settings_out(
+    make_factory: Callable[..., IsoEnvFactory], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
+) -> None:
+    """Discovery's probe, env creation and the install all run interpreters: none may see the host's settings."""
+    poison = tmp_path / "poison"
+    poison.mkdir()
+    (poison / "sitecustomize.py").write_text("raise SystemExit('POISON: sitecustomize from PYTHONPATH')\n")
+    monkeypatch.setenv("PYTHONPATH", str(poison))
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "no-such-home"))  # would stop any interpreter from starting
+
+    # A new cache: the interpreter is probed afresh, by path, and the env created and filled for real.
+    env = make_factory(tmp_path / "cache").get("alpha", python=os.path.realpath(sys.executable))
+
+    assert env.run("python", "-c", "import alpha; print(alpha.VERSION)").stdout == "2.0\n"
+    figure("PYTHONPATH and PYTHONHOME poisoned on the host: the interpreter probe, creation and install all passed")
