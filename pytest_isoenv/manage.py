@@ -146,19 +146,17 @@ def plan_lines(
     rows, cached = [], 0
     for key, specs in uses.items():
         spec = specs[0]
-        if all(s.private for s in specs):
-            state = "private"
-        elif factory.cache.read_record(key)[0] is not None:
-            state, cached = "cached", cached + 1
-        else:
-            state = "to build"
-        tests = f"({len(specs)} test{'s' if len(specs) > 1 else ''})"
+        # Private envs are copies of the cached env of their spec, so they need it built all the same.
+        state = "cached" if factory.cache.read_record(key)[0] is not None else "to build"
+        cached += state == "cached"
+        tests = (
+            f"({len(specs)} test{'s' if len(specs) > 1 else ''}{', private' if any(s.private for s in specs) else ''})"
+        )
         python = factory.interpreter(spec).label
         rows.append((state, key[:KEY_LENGTH], python, factory.installer(spec).name, spec.describe(), tests))
-    shared = sum(1 for row in rows if row[0] != "private")
     head = (
         f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
-        f"{cached} cached, {shared - cached} to build"
+        f"{cached} cached, {len(uses) - cached} to build"
     )
     plan_key = hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
     return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key}"]

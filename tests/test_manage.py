@@ -410,10 +410,10 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
     assert before.ret == 0
     before.stdout.fnmatch_lines(
         [
-            "isoenv plan: 3 env(s) for 4 test(s): 0 cached, 2 to build",
+            "isoenv plan: 3 env(s) for 4 test(s): 0 cached, 3 to build",
             f"  to build  ????????????????????  py3.*  {installer_name}  alpha * (2 tests)",
             f"  to build  ????????????????????  py3.*  {installer_name}  (no packages)  (1 test)",
-            f"  private   ????????????????????  py3.*  {installer_name}  clitool * (1 test)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  clitool * (1 test, private)",
             "  error: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad: invalid requirement *",
             "  skipped: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_no_such_python: "
             "no Python interpreter matches '9.99'*",
@@ -424,9 +424,10 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
     after = run_isolated(pytester, cache, "--collect-only", "-q", "--isoenv-plan")
     after.stdout.fnmatch_lines(
         [
-            "isoenv plan: 3 env(s) for 4 test(s): 2 cached, 0 to build",
+            "isoenv plan: 3 env(s) for 4 test(s): 2 cached, 1 to build",
             "  cached * alpha *",
             "  cached * (no packages) *",
+            "  to build * clitool * (1 test, private)",
         ]
     )
     plan_key = [line for line in before.outlines if line.startswith("isoenv plan key: ")]
