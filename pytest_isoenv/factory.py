@@ -76,6 +76,7 @@ class IsoEnvFactory:
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
+        self._deferred_warnings: dict[str, list[str]] = {}
         #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
 
@@ -120,6 +121,11 @@ class IsoEnvFactory:
         env = self._shared.get(spec)
         if env is None:
             env = self._shared[spec] = self._shared_env(spec)
+        # What pre-building this env warned about belongs to the first test that uses it, as it would
+        # without pre-building (a warning outside any test would stop the whole run under -W error).
+        for message in self._deferred_warnings.pop(env.key, ()):
+            if self._warn is not None:
+                self._warn(message)
         return env
 
     def key(self, spec: EnvSpec) -> str:
@@ -184,7 +190,6 @@ class IsoEnvFactory:
         specs: Iterable[EnvSpec],
         progress: Notify | None = None,
         *,
-        warn: Notify | None = None,
         jobs: int | None = None,
     ) -> None:
         """Build the missing shared envs *specs* need, several at once, before any test asks for one.
@@ -193,9 +198,9 @@ class IsoEnvFactory:
         on installer subprocesses). *progress* is told one line per env built. Best effort:
         an env another process is building is left to it, and tests wait for
         it when they need it; a spec that cannot be resolved and an env that
-        fails to build are reported by each test that needs them. What the
-        builds warn about (a broken entry rebuilt) reaches *warn* from this
-        thread, after the builds, as warnings are not thread-safe.
+        fails to build are reported by each test that needs them. What a build
+        warns about (a broken entry rebuilt) is told to *progress* at once, and
+        warned about in the set-up of the first test that uses the env.
         """
         self.current_test = None
         todo: dict[str, EnvSpec] = {}
@@ -214,24 +219,25 @@ class IsoEnvFactory:
         # Keys, interpreters and installers are worked out above, in this thread; builds touch only their key.
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="isoenv-build")
         try:
-            warned: list[str] = []  # list.append is atomic: the build threads share it
-            futures = {pool.submit(self._prebuild_one, spec, warned.append): spec for spec in todo.values()}
+            futures = {pool.submit(self._prebuild_one, spec): (key, spec) for key, spec in todo.items()}
             for done, future in enumerate(as_completed(futures), 1):
-                spec = futures[future]
+                key, spec = futures[future]
                 what = f"{spec.describe()} ({self.interpreter(spec).label}, {self.installer(spec).name})"
-                outcome, seconds = future.result()
+                outcome, seconds, warned = future.result()
                 say(f"[{done}/{len(todo)}] {outcome} {what} in {seconds:.1f}s")
+                for message in warned:
+                    say(f"  {message}")
+                self._deferred_warnings.setdefault(key, []).extend(warned)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
-        for message in warned:
-            (warn or self._warn or say)(message)
 
-    def _prebuild_one(self, spec: EnvSpec, warn: Notify) -> tuple[str, float]:
+    def _prebuild_one(self, spec: EnvSpec) -> tuple[str, float, list[str]]:
         started = time.monotonic()
+        warned: list[str] = []
         try:
-            env = self._shared_env(spec, wait=False, warn=warn)
+            env = self._shared_env(spec, wait=False, warn=warned.append)
         except LockTimeout:
             outcome = "left to the process building it:"
         except Exception:  # the tests that need the env get the same error at setup (BuildError is memoised)
@@ -239,7 +245,7 @@ class IsoEnvFactory:
         else:
             self._shared[spec] = env
             outcome = "built" if env.key in self.stats.built else "reused"
-        return outcome, time.monotonic() - started
+        return outcome, time.monotonic() - started, warned
 
     def _missing(self, key: str) -> bool:
         """Whether *key* has no usable env in the cache (or must be rebuilt in this run)."""

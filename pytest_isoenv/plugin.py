@@ -224,13 +224,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     # xdist workers share the CPUs: together they run at most one build per CPU.
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     jobs = (os.cpu_count() or 1) // int(workerinput["workercount"]) if workerinput else None
-    factory.prebuild(
-        specs,
-        progress=config.stash[NOTIFY],
-        # Outside any test, so not warnings.warn: pytest records these in its warnings summary all the same.
-        warn=lambda message: config.issue_config_time_warning(IsoEnvWarning(message), stacklevel=2),
-        jobs=jobs,
-    )
+    factory.prebuild(specs, progress=config.stash[NOTIFY], jobs=jobs)
 
 
 @pytest.hookimpl(tryfirst=True)

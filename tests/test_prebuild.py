@@ -119,3 +119,34 @@ def test_xdist_workers_share_the_building(pytester: pytest.Pytester, fresh_cache
     assert len(per_worker) == 2
     built = [key for keys in per_worker for key in keys]
     assert len(built) == len(set(built)) == 2, per_worker
+
+
+def test_a_rebuild_warning_belongs_to_the_tests_that_use_the_env(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+    """Pre-build says at once why it rebuilt an env, and warns in the first test that uses it, not outside
+    any test: under ``-W error`` that test fails, and the rest of the run goes on."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("alpha==1.0")
+        def test_uses_it(isoenv):
+            pass
+
+        def test_unrelated():
+            pass
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+    (record,) = fresh_cache.glob("envs/*/isoenv-record.json")
+    record.unlink()  # as an interrupted build leaves it
+
+    result = pytester.runpytest("-W", "error::pytest_isoenv.IsoEnvWarning")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "isoenv: [[]1/1[]] built alpha==1.0 *",
+            "isoenv:   rebuilding env (alpha==1.0) [[]*[]]: it has no completion record (an interrupted build)",
+            "*IsoEnvWarning: rebuilding env (alpha==1.0)*",
+            "ERROR *::test_uses_it*",
+        ]
+    )
