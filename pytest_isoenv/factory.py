@@ -329,16 +329,8 @@ class IsoEnvFactory:
         # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
         # several times faster than two uv runs that link the same files from uv's cache.
         copy_env(shared.path, path, bin_dir=shared.bin_dir, site_packages=shared.site_packages)
-        return IsolatedEnv(
-            path,
-            python=path / shared.python.relative_to(shared.path),
-            bin_dir=path / shared.bin_dir.relative_to(shared.path),
-            site_packages=path / shared.site_packages.relative_to(shared.path),
-            key=shared.key,
-            spec=spec,
-            private=True,
-            installs=self._install_into,
-        )
+        # The record's paths are relative to the env, so they hold for the copy as well.
+        return self._env_from_paths(path, self._records[shared.key].data, shared.key, spec, installs=self._install_into)
 
     def _env_from_paths(
         self, path: Path, data: dict[str, Any], key: str, spec: EnvSpec, installs: Installs | None = None
