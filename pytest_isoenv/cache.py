@@ -194,11 +194,13 @@ class Cache:
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                if notify is not None:
-                    # The holder writes its owner file just after locking: give it a moment to appear.
-                    holder = _read_owner(owner_path, patience=1.0)
-                    notify(f"waiting for {what} [{key[:12]}], being built by {holder}")
-                lock.acquire(timeout=timeout)
+                if notify is None:
+                    lock.acquire(timeout=timeout)
+                else:
+                    holder = _holder_unless_free(lock, owner_path)
+                    if holder is not None:  # else it finished while we looked: there is no wait to announce
+                        notify(f"waiting for {what} [{key[:12]}], being built by {holder}")
+                        lock.acquire(timeout=timeout)
         except Timeout:
             raise LockTimeout(
                 f"gave up waiting {timeout:g}s for the lock of {what} [{key[:12]}], held by "
@@ -665,20 +667,41 @@ def _file_signature(path: Path) -> list[int] | None:
     return [info.st_size, info.st_mtime_ns]
 
 
-def _read_owner(owner_path: Path, *, patience: float = 0.0) -> str:
-    """Who holds a lock, from its owner file; waits up to *patience* seconds for a new holder to write it."""
-    deadline = time.monotonic() + patience
-    while True:
+#: How long a waiter looks for a new lock holder's owner file (written just after it locks) before
+#: announcing the wait without naming the holder.
+OWNER_PATIENCE = 1.0
+
+
+def _owner(owner_path: Path) -> str | None:
+    """Who holds a lock, from its owner file, or ``None`` if there is none (yet, or any more)."""
+    try:
+        owner = json.loads(owner_path.read_text(encoding="utf-8"))
+        since = time.time() - float(owner["since"])
+        who = f"pid {owner['pid']} on {owner['host']}"
+        who = f"xdist worker {owner['worker']} ({who})" if owner.get("worker") else who
+        return f"{who} for {since:.0f}s"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_owner(owner_path: Path) -> str:
+    """Who holds a lock, for a message."""
+    return _owner(owner_path) or "another process"
+
+
+def _holder_unless_free(lock: FileLock, owner_path: Path) -> str | None:
+    """Who holds *lock*, giving a new holder :data:`OWNER_PATIENCE` seconds to write its owner file;
+    ``None`` once we hold *lock* ourselves, as a holder may finish (and remove its file) while we look."""
+    deadline = time.monotonic() + OWNER_PATIENCE
+    while (holder := _owner(owner_path)) is None:
         try:
-            owner = json.loads(owner_path.read_text(encoding="utf-8"))
-            since = time.time() - float(owner["since"])
-            who = f"pid {owner['pid']} on {owner['host']}"
-            who = f"xdist worker {owner['worker']} ({who})" if owner.get("worker") else who
-            return f"{who} for {since:.0f}s"
-        except (OSError, ValueError, KeyError, TypeError):
+            lock.acquire(timeout=0)
+            return None
+        except Timeout:
             if time.monotonic() >= deadline:
                 return "another process"
             time.sleep(0.02)
+    return holder
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -8,11 +8,13 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_isoenv import cache as cache_module
 from pytest_isoenv.cache import RECORD_NAME, Cache
 from pytest_isoenv.errors import CacheError
 
@@ -206,3 +208,41 @@ def test_remove_moves_aside_then_deletes(cache: Cache) -> None:
     assert not cache.env_dir(KEY).exists()
     assert list((cache.root / "trash").iterdir()) == []
     assert Path(sys.executable).exists(), "removing an env never follows its links"
+
+
+def test_a_holder_that_finishes_while_we_look_is_no_wait_to_announce(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock is taken, but its holder's owner file is missing (gone with a holder that just finished):
+    the waiter takes the lock as soon as it is free and announces nothing, not a wait for "another process"."""
+    monkeypatch.setattr(cache_module, "OWNER_PATIENCE", 60.0)  # the holder surely lets go inside the window
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from filelock import FileLock\n"
+            f"with FileLock({str(cache.root / 'locks' / (KEY[:20] + '.lock'))!r}):\n"
+            "    print('locked', flush=True); sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+    notices: list[str] = []
+    entered = threading.Event()
+
+    def waiter() -> None:
+        with cache.lock(KEY, what="env (alpha)", notify=notices.append):
+            entered.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        assert not entered.wait(0.3), "the lock is held: the waiter must wait"
+    finally:
+        holder.communicate("")
+    thread.join(30)
+    assert entered.is_set()
+    assert notices == []

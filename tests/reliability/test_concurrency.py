@@ -124,7 +124,9 @@ def test_independent_processes_build_each_env_once(
     assert len(env_entries(private_cache)) == 3
     announced = [w for _, output in results for w in waits(output)]
     assert announced
-    assert all(re.search(r"waiting for env \(p[abc]\) \[\w+\], being built by pid \d+ on ", w) for w in announced)
+    assert all(re.search(r"waiting for env \(p[abc]\) \[\w+\], being built by pid \d+ on ", w) for w in announced), (
+        announced
+    )
     figure(
         f"3 pytest processes at once, 6 tests each, 3 envs: builds per env "
         f"{', '.join(f'{p}={builds[p]}' for p in PROJECTS)}; {len(announced)} waits announced, e.g. {announced[0]!r}"
