@@ -221,9 +221,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         if "isoenv" in getattr(item, "fixturenames", ()):
             with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
                 specs.append(marker_spec(factory, item))
-    # xdist workers share the CPUs: together they run at most one build per CPU.
+    # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    jobs = (os.cpu_count() or 1) // int(workerinput["workercount"]) if workerinput else None
+    jobs = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"])) if workerinput else None
     factory.prebuild(specs, progress=config.stash[NOTIFY], jobs=jobs)
 
 
