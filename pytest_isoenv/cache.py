@@ -668,8 +668,9 @@ def _file_signature(path: Path) -> list[int] | None:
 
 
 #: How long a waiter looks for a new lock holder's owner file (written just after it locks) before
-#: announcing the wait without naming the holder.
-OWNER_PATIENCE = 1.0
+#: announcing the wait without naming the holder. The waiter waits for the build anyway, and stops
+#: looking as soon as the lock is free, so this is generous: a loaded machine can stall the holder.
+OWNER_PATIENCE = 5.0
 
 
 def _owner(owner_path: Path) -> str | None:
