@@ -1,113 +1,79 @@
-"""The env cache: its layout on disk, per-key locks, completion records and reuse checks.
+"""The env store: its layout on disk, ownership of its folder, per-key locks and generations of each env.
 
 Layout of a cache root::
 
-    CACHEDIR.TAG, .gitignore
-    envs/<key>/                   one env, built in place (venvs hard-code their location)
-    envs/<key>/isoenv-record.json the completion record, written last; no record, no env
-    locks/<key>.lock              held while building <key>; <key>.owner says who holds it
+    CACHEDIR.TAG, .gitignore      written with the skeleton; the tag marks the folder as pytest-isoenv's own
+    envs/<name>/                  one env (name: the key's first hex digits), in one or more generations
+    envs/<name>/current           the generation handed out, by name; replaced atomically to switch
+    envs/<name>/<n>/              generation n: a venv built in place (venvs hard-code their location),
+                                  with isoenv-record.json written last (no record, no env)
+    locks/<name>.lock             held while building or switching <name>; <name>.owner says who holds it
     locks/maintenance.lock        held while pruning or clearing moves envs aside
-    logs/<key>.log                the installer output of the last build of <key>
-    sessions/<id>.lock, <id>.json a live process's lease: its lock is held while it runs, the JSON lists its keys
-    virtualenv/                   virtualenv's app-data (seed wheels), so seeding pip is fast
-    py-info/                      what interpreter discovery learned
+    logs/<name>.log               the installer output of the last build of <name>
+    sessions/<id>.lock, <id>.json a live process's lease (see leases.py)
+    hashes/                       content hashes of input files, by path and stat (see keys.py)
+    virtualenv/, py-info/, uv/    virtualenv's app-data, what interpreter discovery learned, uv's cache
     trash/                        envs being removed (moved here first, so removal is atomic)
+
+A rebuild never touches a generation another process may be running in: it builds
+the next generation beside it and switches ``current`` to it. Old generations go
+when no live lease holds them (see :mod:`pytest_isoenv.leases`).
+
+The cache writes into and deletes from nothing but a folder it created and tagged,
+and there only names it could have made; anything else is refused, never adopted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import shutil
+import re
 import socket
-import stat
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
+from ._fs import check_not_link, check_owned, delete, make_private_dir, move_aside, tree_size, write_atomic
 from .errors import BuildError, CacheError, LockTimeout
+from .record import RECORD_NAME, Built, Record, RecordProblem
 
-RECORD_NAME = "isoenv-record.json"
-#: Bump when the record's content changes meaning; records of another format are rebuilt.
-RECORD_FORMAT = 1
 KEY_LENGTH = 20  # hex digits of the key used for directory names: 80 bits, short paths for Windows
+CURRENT_NAME = "current"
 
+#: The names the cache makes, and so the only ones it ever removes.
+ENTRY_NAME = re.compile(rf"[0-9a-f]{{{KEY_LENGTH}}}")
+GENERATION_NAME = re.compile(r"[0-9]+")
+TRASH_NAME = re.compile(r"[0-9a-zA-Z._-]+-[0-9a-f]{8}")
+
+SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    f"{SIGNATURE}\n"
     "# This file is a cache directory tag created by pytest-isoenv.\n"
     "# For information about cache directory tags, see:\n"
     "#\thttps://bford.info/cachedir/spec.html\n"
 )
+SUBFOLDERS = ("envs", "locks", "logs", "trash", "sessions", "hashes")
 
 #: Told, as a sentence, what a waiting process waits for (the terminal, or a warning).
 Notify = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Record:
-    """The completion record of a built env: what it is, what is in it, and how long it took."""
-
-    key: str
-    path: Path
-    data: dict[str, Any] = field(repr=False)
-
-    @property
-    def python(self) -> Path:
-        return self.path / str(self.data["paths"]["python"])
-
-    @property
-    def run_id(self) -> str | None:
-        run_id: str | None = self.data.get("run_id")
-        return run_id
-
-    @property
-    def build_seconds(self) -> float:
-        return float(self.data.get("timings", {}).get("total", 0.0))
-
-    @property
-    def site_packages(self) -> Path:
-        return self.path / str(self.data["paths"]["site_packages"])
-
-    def problem(self) -> str | None:
-        """Why this env cannot be used as it is, found by cheap checks, or ``None`` if it can.
-
-        A few ``stat`` calls and one directory listing: cheap enough for every use.
-        """
-        base = self.data.get("base_executable")
-        if base:
-            signature = _file_signature(Path(base))
-            if signature is None:
-                return f"its base interpreter {base} was removed"
-            if self.data.get("base_signature", signature) != signature:
-                return f"its base interpreter {base} was replaced since the env was built (upgraded or reinstalled)"
-        if not self.python.exists():
-            return f"its interpreter {self.python} is missing"
-        changed = self.site_packages_changes()
-        if changed:
-            return f"its site-packages {self.site_packages} changed since it was built ({changed})"
-        missing = [d for d in self.data.get("dist_infos", []) if not (self.path / d).exists()]
-        if missing:
-            return f"{len(missing)} installed distribution(s) are gone from it (e.g. {missing[0]})"
-        return None
-
-    def site_packages_changes(self) -> str | None:
-        """What was added to or removed from site-packages since the build (by name), or ``None``."""
-        recorded = self.data.get("site_packages_entries")
-        if recorded is None:
-            return None
-        now = site_packages_entries(self.site_packages)
-        added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
-        parts = [f"added {', '.join(added)}"] if added else []
-        parts += [f"removed {', '.join(removed)}"] if removed else []
-        return "; ".join(parts) or None
+def cache_write_error(root: Path, exc: OSError, doing: str) -> str:
+    """A one-line account of a write into the cache that failed, with what to do about it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        fix = "free some space, run pytest --isoenv-prune, or point --isoenv-cache-dir at another disk"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "the cache is read-only: envs already built are still used; make it writable to record more"
+    else:
+        fix = "check the cache dir, or point --isoenv-cache-dir at another directory"
+    return f"cannot {doing} in the isoenv cache {root} ({reason}): {fix}"
 
 
 class Cache:
@@ -130,65 +96,171 @@ class Cache:
     def py_info_dir(self) -> Path:
         return self.root / "py-info"
 
-    def env_dir(self, key: str) -> Path:
+    @property
+    def hashes_dir(self) -> Path:
+        return self.root / "hashes"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.root / "sessions"
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.root / "trash"
+
+    @property
+    def maintenance_lock_path(self) -> Path:
+        return self.root / "locks" / "maintenance.lock"
+
+    def entry_dir(self, key: str) -> Path:
+        """The folder of every generation of the env of *key* (a key or an entry name)."""
         return self.envs_dir / key[:KEY_LENGTH]
 
     def log_path(self, key: str) -> Path:
         return self.root / "logs" / f"{key[:KEY_LENGTH]}.log"
 
-    def _lock_path(self, key: str) -> Path:
+    def lock_path(self, key: str) -> Path:
         return self.root / "locks" / f"{key[:KEY_LENGTH]}.lock"
 
-    def ensure(self) -> None:
-        """Create the root (private to the user) and its folders, refusing places that are not safe."""
+    # -- ownership ---------------------------------------------------------------------------------------
+
+    def is_ours(self) -> bool:
+        """Whether the root exists and carries pytest-isoenv's tag (so the cache may write and delete in it)."""
         try:
-            _make_private_dir(self.root)
-            _check_owned(self.root)
-            tag = self.root / "CACHEDIR.TAG"
-            if not tag.exists():
-                _write_atomic(tag, CACHEDIR_TAG)
-                _write_atomic(self.root / ".gitignore", "# created by pytest-isoenv\n*\n")
-            for sub in ("envs", "locks", "logs", "trash", "sessions"):
-                _make_private_dir(self.root / sub)
-                _check_owned(self.root / sub)
+            text = (self.root / "CACHEDIR.TAG").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        return text.startswith(SIGNATURE) and "pytest-isoenv" in text
+
+    def check(self) -> bool:
+        """Whether the cache exists, refusing a root that is unsafe or not pytest-isoenv's. Writes nothing.
+
+        An empty folder is no cache yet (:meth:`ensure` may make one there).
+        """
+        try:
+            check_owned(self.root)
+        except FileNotFoundError:
+            return False
+        if not self.is_ours():
+            if any(self.root.iterdir()):
+                self._refuse_foreign()
+            return False
+        for sub in SUBFOLDERS:
+            with contextlib.suppress(FileNotFoundError):
+                check_owned(self.root / sub)
+        return True
+
+    def _refuse_foreign(self) -> None:
+        raise CacheError(
+            f"the isoenv cache dir {self.root} is not empty and was not made by pytest-isoenv (it has no "
+            "CACHEDIR.TAG of pytest-isoenv's); refusing to write into it or delete anything from it. Point "
+            "--isoenv-cache-dir (or PYTEST_ISOENV_CACHE_DIR) at a new or empty directory, or at an existing "
+            "pytest-isoenv cache"
+        )
+
+    def ensure(self) -> None:
+        """Create the root (private to the user) with its tag and folders, refusing places that are not safe.
+
+        A new root is made whole under a temporary name and renamed into place, so a
+        folder without the tag is never one the cache made. An existing folder is
+        used only if it carries the tag, or is empty (it is tagged first, then filled).
+        """
+        try:
+            if not self.check():
+                self._create()
+                check_owned(self.root)
+            if not self.is_ours():
+                if any(self.root.iterdir()):
+                    self._refuse_foreign()
+                write_atomic(self.root / "CACHEDIR.TAG", CACHEDIR_TAG)
+            gitignore = self.root / ".gitignore"
+            if not gitignore.exists() and not gitignore.is_symlink():
+                write_atomic(gitignore, "# created by pytest-isoenv\n*\n")
+            for sub in SUBFOLDERS:
+                if not (self.root / sub).is_dir():
+                    make_private_dir(self.root / sub)
+                check_owned(self.root / sub)
         except OSError as exc:
             raise CacheError(
                 f"cannot use the isoenv cache dir {self.root}: {exc.strerror or exc}. "
                 "Point --isoenv-cache-dir (or PYTEST_ISOENV_CACHE_DIR) at a writable directory"
             ) from exc
 
+    def _create(self) -> None:
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        skeleton = self.root.with_name(f".{self.root.name}.{uuid.uuid4().hex[:8]}.new")
+        try:
+            skeleton.mkdir(mode=0o700)
+            write_atomic(skeleton / "CACHEDIR.TAG", CACHEDIR_TAG)
+            write_atomic(skeleton / ".gitignore", "# created by pytest-isoenv\n*\n")
+            for sub in SUBFOLDERS:
+                (skeleton / sub).mkdir(mode=0o700)
+            try:
+                skeleton.rename(self.root)
+            except OSError:
+                if not self.root.is_dir():  # else another process made it first: use theirs
+                    raise
+        finally:
+            if skeleton.exists():
+                delete(skeleton)
+
+    # -- records and generations -------------------------------------------------------------------------
+
+    def current(self, key: str) -> Path | None:
+        """The folder of *key*'s current generation, or ``None`` if no build of it was ever completed."""
+        entry = self.entry_dir(key)
+        try:
+            check_owned(entry, mode=False)
+            name = (entry / CURRENT_NAME).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return entry / name if GENERATION_NAME.fullmatch(name) else None
+
     def read_record(self, key: str) -> tuple[Record | None, str | None]:
         """The usable record of *key*, or ``None`` and why the entry cannot be used (``None`` if absent)."""
-        path = self.env_dir(key)
+        generation = self.current(key)
+        if generation is None:
+            entry = self.entry_dir(key)
+            return None, ("it has no completion record (an interrupted build)" if entry.exists() else None)
         try:
-            _check_owned(path, mode=False)
+            check_owned(generation, mode=False)
+            record = Record.load(generation, key)
         except FileNotFoundError:
-            return None, None
-        try:
-            data = json.loads((path / RECORD_NAME).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None, ("it has no completion record (an interrupted build)" if path.exists() else None)
-        except (OSError, ValueError) as exc:
-            return None, f"its completion record is unreadable ({exc})"
-        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-            return None, "its completion record is of another format"
-        if data.get("key") != key:
-            return None, "its completion record belongs to another key"
-        record = Record(key, path, data)
+            return None, f"its current generation {generation.name} is missing"
+        except RecordProblem as exc:
+            return None, str(exc)
         problem = record.problem()
         return (None, problem) if problem else (record, None)
+
+    def _next_generation(self, key: str) -> Path:
+        entry = self.entry_dir(key)
+        make_private_dir(entry)
+        check_owned(entry, mode=False)
+        # The lowest free number: a broken generation nobody holds was removed just before, and its
+        # successor takes its path, so env objects handed out for it earlier in this process work again.
+        taken = {p.name for p in entry.iterdir()}
+        number = 1
+        while str(number) in taken:
+            number += 1
+        return entry / str(number)
+
+    def generations(self, key: str) -> list[Path]:
+        """Every generation folder of *key*, current or not."""
+        try:
+            return sorted(
+                (p for p in self.entry_dir(key).iterdir() if GENERATION_NAME.fullmatch(p.name)),
+                key=lambda p: int(p.name),
+            )
+        except OSError:
+            return []
 
     @contextlib.contextmanager
     def lock(self, key: str, *, what: str, notify: Notify | None = None, timeout: float = -1) -> Iterator[None]:
         """Hold the build lock of *key*, saying what we wait for and who holds it when it is taken."""
-        lock_path = self._lock_path(key)
+        lock_path = self.lock_path(key)
         owner_path = lock_path.with_suffix(".owner")
         # Recent filelock opens with O_NOFOLLOW, older ones follow links: refuse a link either way.
-        if lock_path.is_symlink():
-            raise CacheError(
-                f"the lock file {lock_path} is a symlink; refusing to follow it. Remove the link "
-                "(nothing but pytest-isoenv should write into the cache dir)"
-            )
+        check_not_link(lock_path, "lock file")
         lock = FileLock(lock_path, mode=0o600)
         try:
             try:
@@ -204,11 +276,11 @@ class Cache:
         except Timeout:
             raise LockTimeout(
                 f"gave up waiting {timeout:g}s for the lock of {what} [{key[:12]}], held by "
-                f"{_read_owner(owner_path)} (lock file {lock_path}). Raise isoenv_lock_timeout, or end "
+                f"{read_owner(owner_path)} (lock file {lock_path}). Raise isoenv_lock_timeout, or end "
                 "that process if it is stuck"
             ) from None
         except OSError as exc:
-            raise CacheError(f"cannot lock {lock_path}: {exc.strerror or exc}") from exc
+            raise CacheError(cache_write_error(self.root, exc, f"lock {lock_path.name}")) from exc
         try:
             owner = {
                 "pid": os.getpid(),
@@ -218,7 +290,7 @@ class Cache:
                 "since": time.time(),
             }
             with contextlib.suppress(OSError):
-                _write_atomic(owner_path, json.dumps(owner))
+                write_atomic(owner_path, json.dumps(owner))
             yield
         finally:
             with contextlib.suppress(OSError):
@@ -228,106 +300,158 @@ class Cache:
     def get_or_build(
         self,
         key: str,
-        build: Callable[[Path, Path], dict[str, Any]],
+        build: Callable[[Path, Path], Built],
         *,
         what: str,
         run_id: str,
-        rebuild: bool = False,
+        stale: Callable[[Record], bool] | None = None,
         notify: Notify | None = None,
         warn: Notify | None = None,
         lock_timeout: float = -1,
+        held: Callable[[str], set[str]] | None = None,
     ) -> tuple[Record, bool]:
-        """The env of *key*: reused when a usable one exists, else built by ``build(env_dir, log)``.
+        """The env of *key*: reused when a usable one exists, else built by ``build(generation_dir, log)``.
 
         Check, lock, check again: the lock is taken only when a build looks
-        needed, and whoever held it may have built the env meanwhile. With
-        *rebuild*, an env not built during *run_id* is rebuilt once for the run
-        (every xdist worker of a run shares its id). Returns the record and
-        whether this call built it. A failed or interrupted build leaves nothing.
+        needed, and whoever held it may have built the env meanwhile. A record
+        for which *stale* says true is rebuilt (``--isoenv-rebuild``). A build
+        makes a new generation beside the current one and switches to it only
+        once complete; a failed or interrupted build leaves nothing. Returns the
+        record and whether this call built it. *held* tells which generations of
+        a key live processes hold, so the ones nobody holds can go.
         """
 
         def usable() -> tuple[Record | None, str | None]:
             record, problem = self.read_record(key)
-            if record is not None and rebuild and record.run_id != run_id:
+            if record is not None and stale is not None and stale(record):
                 return None, None
             return record, problem
 
         record, _ = usable()
-        if record is None:
-            with self.lock(key, what=what, notify=notify, timeout=lock_timeout):
-                record, problem = usable()
-                if record is None:
-                    # Only under the lock: before it, a missing record may be a build in progress.
-                    if problem is not None and warn is not None:
-                        warn(f"rebuilding {what} [{key[:12]}]: {problem}")
-                    self.remove(key)
-                    env_dir, log = self.env_dir(key), self.log_path(key)
-                    try:
-                        data = build(env_dir, log)
-                        return self.publish(key, {**data, "run_id": run_id}), True
-                    except OSError as exc:
-                        # A full disk or a vanished folder: the same clean failure as an installer's.
-                        self.remove(key)
-                        raise BuildError(f"building {what} failed: {exc}", log=log) from exc
-                    except BaseException:
-                        self.remove(key)
-                        raise
-        self.touch(record)
-        return record, False
-
-    def publish(self, key: str, data: dict[str, Any]) -> Record:
-        """Write the completion record of the env built at ``env_dir(key)``: the last step of a build.
-
-        Adds what :meth:`Record.problem` compares on each use: the base
-        interpreter's file signature and the names in site-packages.
-        """
-        path = self.env_dir(key)
-        data = {**data, "format": RECORD_FORMAT, "key": key, "created": time.time()}
-        data["site_packages_entries"] = site_packages_entries(path / str(data["paths"]["site_packages"]))
-        if data.get("base_executable"):
-            data["base_signature"] = _file_signature(Path(data["base_executable"]))
-        _write_atomic(path / RECORD_NAME, json.dumps(data, indent=2, sort_keys=True))
-        return Record(key, path, data)
+        if record is not None:
+            self.touch(record)
+            return record, False
+        with self.lock(key, what=what, notify=notify, timeout=lock_timeout):
+            record, problem = usable()
+            if record is not None:
+                self.touch(record)
+                return record, False
+            # Only under the lock: before it, a missing record may be a build in progress.
+            if problem is not None:
+                if warn is not None:
+                    warn(f"rebuilding {what} [{key[:12]}]: {problem}")
+                # A broken env is no fallback: it goes now, unless another process still runs in it.
+                self.sweep(key, held(key) if held is not None else set(), current_too=True)
+            log = self.log_path(key)
+            try:
+                check_not_link(log, "build log")
+                generation = self._next_generation(key)
+            except OSError as exc:
+                raise CacheError(cache_write_error(self.root, exc, f"start building {what}")) from exc
+            try:
+                record = Record.complete(key, generation, build(generation, log), run_id)
+                record.dump()
+                write_atomic(self.entry_dir(key) / CURRENT_NAME, generation.name)
+            except OSError as exc:
+                # A full disk or a vanished folder: the same clean failure as an installer's.
+                self._discard(generation)
+                raise BuildError(
+                    f"building {what} failed: {cache_write_error(self.root, exc, 'build')}", log=log
+                ) from exc
+            except BaseException:
+                self._discard(generation)
+                raise
+            self.sweep(key, held(key) if held is not None else set())
+        return record, True
 
     def touch(self, record: Record) -> None:
         """Record that *record*'s env was used now (the record's mtime; the env itself is never modified)."""
         with contextlib.suppress(OSError):
             os.utime(record.path / RECORD_NAME)
 
-    def remove(self, key: str) -> None:
-        """Remove the env of *key*: first moved aside, so no reader ever sees it half-deleted."""
-        remove_tree(self.env_dir(key), self.root / "trash")
+    def sweep(self, key: str, held: set[str], *, current_too: bool = False) -> list[Path]:
+        """Remove the generations of *key* that are not current and not in *held*; call it under the key's lock.
 
-    # Management: what is cached, who uses it, and removing what nobody needs. A process using
-    # envs holds a Lease; removal happens under the maintenance lock, and Lease.add waits for that
-    # lock after registering a key, so a prune either sees the lease or finishes before the
-    # process looks at the env.
+        *held* names the generations live processes hold (``"*"``: all of them).
+        With *current_too*, the current one goes too if nobody holds it (it is broken).
+        """
+        if "*" in held:
+            return []
+        current = self.current(key)
+        if current_too and current is not None and current.name not in held:
+            with contextlib.suppress(OSError):
+                (self.entry_dir(key) / CURRENT_NAME).unlink()
+            current = None
+        removed = []
+        for generation in self.generations(key):
+            if generation != current and generation.name not in held:
+                self._discard(generation)
+                removed.append(generation)
+        return removed
 
-    @property
-    def sessions_dir(self) -> Path:
-        return self.root / "sessions"
+    def _discard(self, path: Path) -> None:
+        """Remove *path* from the cache: first moved aside, so no reader ever sees it half-deleted.
 
-    @property
-    def _maintenance_path(self) -> Path:
-        return self.root / "locks" / "maintenance.lock"
+        An entry left with no generation goes too (``rmdir`` only removes an empty folder).
+        """
+        with contextlib.suppress(OSError):
+            target = move_aside(path, self.trash_dir)
+            if target is not None:
+                delete(target)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+    def remove_entry(self, name: str) -> Path | None:
+        """Move the entry *name* (every generation) into the trash; where it is now, or ``None`` if it was gone.
+
+        Only a name the cache could have made is touched; a link is moved as a link, never followed.
+        """
+        if not ENTRY_NAME.fullmatch(name):
+            raise CacheError(f"refusing to remove {self.envs_dir / name}: not a name pytest-isoenv makes")
+        target = move_aside(self.envs_dir / name, self.trash_dir)
+        with contextlib.suppress(OSError):
+            if not self.log_path(name).is_symlink():
+                self.log_path(name).unlink()
+        return target
+
+    def trash_leftovers(self) -> list[Path]:
+        """Whatever an interrupted removal left in the trash (only names the cache makes there)."""
+        try:
+            return [p for p in self.trash_dir.iterdir() if TRASH_NAME.fullmatch(p.name)]
+        except OSError:
+            return []
+
+    # -- listing -----------------------------------------------------------------------------------------
 
     def entries(self, *, sizes: bool = True) -> list[Entry]:
-        """Every env directory in the cache, least recently used first; *sizes* measures each one."""
+        """Every env entry in the cache, least recently used first; *sizes* measures each one.
+
+        Folders and links whose names the cache does not make are listed as foreign, and never removed.
+        """
         try:
-            paths = [p for p in self.envs_dir.iterdir() if p.is_dir() and not p.is_symlink()]
+            paths = [p for p in self.envs_dir.iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
             return []
         return sorted((self._entry(path, sizes) for path in paths), key=lambda entry: entry.last_used)
 
     def _entry(self, path: Path, sizes: bool) -> Entry:
+        if not ENTRY_NAME.fullmatch(path.name):
+            return Entry(path.name, path, None, "not made by pytest-isoenv (left alone)", 0.0, None, foreign=True)
         try:
-            key = json.loads((path / RECORD_NAME).read_text(encoding="utf-8"))["key"]
-        except (OSError, ValueError, KeyError, TypeError):
-            key = None
+            check_owned(path, mode=False)
+        except CacheError as exc:
+            return Entry(path.name, path, None, str(exc).split(";")[0], 0.0, None)
+        except FileNotFoundError:
+            return Entry(path.name, path, None, "removed meanwhile", 0.0, None)
+        generation = self.current(path.name)
+        key: object = None
+        if generation is not None:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                key = json.loads((generation / RECORD_NAME).read_text(encoding="utf-8"))["key"]
         # Without a full key, read_record explains what is wrong with the entry.
-        record, problem = self.read_record(key if isinstance(key, str) and self.env_dir(key) == path else path.name)
+        record, problem = self.read_record(key if isinstance(key, str) and key.startswith(path.name) else path.name)
         last_used = 0.0
-        for where in (path / RECORD_NAME, path):
+        for where in ((generation / RECORD_NAME) if generation else path, path):
             with contextlib.suppress(OSError):
                 last_used = where.stat().st_mtime
                 break
@@ -335,336 +459,56 @@ class Cache:
 
     def building(self, name: str) -> str | None:
         """Who is building the env *name* (a key or its directory name) right now, or ``None``."""
-        lock = FileLock(self._lock_path(name), mode=0o600, thread_local=False)
+        if self.lock_path(name).is_symlink():
+            return None
+        lock = FileLock(self.lock_path(name), mode=0o600, thread_local=False)
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            return _read_owner(self._lock_path(name).with_suffix(".owner"))
+            return read_owner(self.lock_path(name).with_suffix(".owner"))
+        except OSError:  # a read-only cache: nobody can be building in it
+            return None
         lock.release()
         return None
-
-    def leases(self) -> list[LeaseInfo]:
-        """The leases of live processes; those of processes that ended are removed on the way."""
-        live = []
-        for path in sorted(self.sessions_dir.glob("*.json")):
-            lock = FileLock(path.with_suffix(".lock"), mode=0o600, thread_local=False)
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                    data = json.loads(path.read_text(encoding="utf-8"))
-                    live.append(
-                        LeaseInfo(path.stem, int(data["pid"]), str(data["host"]), str(data["run_id"]), data["keys"])
-                    )
-                continue
-            try:
-                for stale in (path, path.with_suffix(".lock")):
-                    with contextlib.suppress(OSError):
-                        stale.unlink()
-            finally:
-                lock.release()
-        return live
-
-    def wait_for_maintenance(self, notify: Notify | None = None) -> None:
-        """Return once no prune or clear is removing envs (waiting, and saying so, while one is)."""
-        lock = FileLock(self._maintenance_path, mode=0o600, thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if notify is not None:
-                notify("waiting for another process to finish pruning the isoenv cache")
-            lock.acquire()
-        lock.release()
-
-    def prune(
-        self,
-        *,
-        max_age: float | None = None,
-        max_size: int | None = None,
-        keep: Collection[str] = (),
-        unusable: bool = True,
-        now: float | None = None,
-    ) -> Pruned:
-        """Remove envs that are *unusable* or unused for *max_age* days, then the least recently used.
-
-        The second step goes on while the cache is over *max_size* bytes. Envs
-        whose keys are in *keep* or in a live lease, and envs being built, stay.
-        """
-        now = time.time() if now is None else now
-
-        def stale(entry: Entry) -> str | None:
-            if entry.record is None and unusable:
-                return f"unusable: {entry.problem}"
-            if max_age is not None and now - entry.last_used > max_age * 86400:
-                return f"last used {format_age(now - entry.last_used)}, isoenv_max_age is {max_age:g} day(s)"
-            return None
-
-        def over_size(entries: list[Entry]) -> Iterator[tuple[Entry, str]]:
-            if max_size is None:
-                return
-            total = sum(entry.size or 0 for entry in entries)
-            for entry in entries:
-                if total <= max_size:
-                    return
-                total -= entry.size or 0
-                yield entry, f"least recently used while the cache is over isoenv_max_size ({format_size(max_size)})"
-
-        return self._remove_entries(stale, over_size, keep=keep, sizes=max_size is not None)
-
-    def clear(self, *, keep: Collection[str] = ()) -> Pruned:
-        """Remove every env, except those in *keep*, in a live lease, or being built."""
-        return self._remove_entries(lambda entry: "cleared", None, keep=keep, sizes=False)
-
-    def _remove_entries(
-        self,
-        reason: Callable[[Entry], str | None],
-        then: Callable[[list[Entry]], Iterator[tuple[Entry, str]]] | None,
-        *,
-        keep: Collection[str],
-        sizes: bool,
-    ) -> Pruned:
-        pruned = Pruned()
-        if not self.envs_dir.is_dir():
-            return pruned
-        moved: list[Path] = []
-        with FileLock(self._maintenance_path, mode=0o600, thread_local=False):
-            busy = {key[:KEY_LENGTH]: "used by this session" for key in keep}
-            for lease in self.leases():
-                for key in lease.keys:
-                    busy.setdefault(key[:KEY_LENGTH], f"in use by {lease.who}")
-            remaining = []
-            for entry in self.entries(sizes=sizes):
-                why = reason(entry)
-                if why is None or not self._move_entry(entry, why, busy.get(entry.name), pruned, moved):
-                    remaining.append(entry)
-            # Sizes count what stays, busy entries included; only entries nobody holds go.
-            for entry, why in then(remaining) if then is not None else ():
-                self._move_entry(entry, why, busy.get(entry.name), pruned, moved)
-        for path in [*moved, *self._trash_leftovers()]:
-            _delete(path)
-        return pruned
-
-    def _move_entry(self, entry: Entry, why: str, user: str | None, pruned: Pruned, moved: list[Path]) -> bool:
-        if user is not None:
-            pruned.kept.append((entry, user))
-            return False
-        try:
-            with self.lock(entry.name, what="removing it from the cache", timeout=0):
-                if entry.size is None:
-                    entry = replace(entry, size=tree_size(entry.path))
-                target = _move_aside(entry.path, self.root / "trash")
-                with contextlib.suppress(OSError):
-                    self.log_path(entry.name).unlink()
-        except CacheError:
-            pruned.kept.append(
-                (entry, f"being built by {_read_owner(self._lock_path(entry.name).with_suffix('.owner'))}")
-            )
-            return False
-        if target is not None:  # else another process removed it first
-            moved.append(target)
-            pruned.removed.append((entry, why))
-        return True
-
-    def _trash_leftovers(self) -> list[Path]:
-        """Whatever an interrupted removal left in the trash."""
-        try:
-            return list((self.root / "trash").iterdir())
-        except OSError:
-            return []
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One env directory in the cache, as listing and pruning see it."""
+    """One env entry in the cache, as listing and pruning see it."""
 
     name: str
     """The directory name: the first hex digits of the key."""
     path: Path
     record: Record | None
-    """The completion record, or ``None`` when the env cannot be used."""
+    """The current generation's completion record, or ``None`` when the env cannot be used."""
     problem: str | None
     """Why the env cannot be used, when it cannot."""
     last_used: float
     """When a session last used it (the record's mtime), as a timestamp."""
     size: int | None = None
-    """Bytes on disk, when measured."""
-
-    def _data(self, *keys: str) -> Any:
-        value: Any = self.record.data if self.record is not None else {}
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        return value
+    """Bytes on disk, every generation counted, when measured."""
+    foreign: bool = False
+    """Not something pytest-isoenv made: listed, never removed."""
 
     @property
     def description(self) -> str:
-        return str(self._data("spec", "description") or "?")
+        return self.record.built.description if self.record is not None else "?"
 
     @property
     def python(self) -> str:
-        implementation, version = self._data("interpreter", "implementation"), self._data("interpreter", "version")
+        if self.record is None:
+            return "?"
+        interpreter = self.record.built.interpreter
+        implementation, version = interpreter.get("implementation"), interpreter.get("version")
         return f"{implementation} {str(version).split()[0]}" if implementation and version else "?"
 
     @property
     def installer(self) -> str:
-        return str(self._data("installer") or "?")
+        return self.record.built.installer if self.record is not None else "?"
 
     @property
     def created(self) -> float | None:
-        created = self._data("created")
-        return float(created) if isinstance(created, (int, float)) else None
-
-
-@dataclass
-class Pruned:
-    """What a prune or clear did: the entries removed and the ones it had to keep, each with why."""
-
-    removed: list[tuple[Entry, str]] = field(default_factory=list)
-    kept: list[tuple[Entry, str]] = field(default_factory=list)
-
-    @property
-    def freed(self) -> int:
-        return sum(entry.size or 0 for entry, _ in self.removed)
-
-
-@dataclass(frozen=True)
-class LeaseInfo:
-    """A live process's lease, as another process reads it."""
-
-    id: str
-    pid: int
-    host: str
-    run_id: str
-    keys: list[str]
-
-    @property
-    def who(self) -> str:
-        return f"pid {self.pid} on {self.host}"
-
-
-class Lease:
-    """A process's claim on the envs it uses, so that no prune or clear removes them while it runs.
-
-    ``sessions/<id>.lock`` is held as long as the lease lives (the OS lets go of it when the
-    process dies) and ``sessions/<id>.json`` lists the keys. Pruning spares every key of a
-    lease whose lock it cannot take.
-    """
-
-    def __init__(self, cache: Cache, run_id: str) -> None:
-        self.cache = cache
-        self.run_id = run_id
-        self.id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self.keys: set[str] = set()
-        self._json = cache.sessions_dir / f"{self.id}.json"
-        # Not thread-local: a lease taken in a worker thread is released by the main thread.
-        self._lock = FileLock(cache.sessions_dir / f"{self.id}.lock", mode=0o600, thread_local=False)
-        self._mutex = threading.Lock()
-
-    def add(self, key: str, *, notify: Notify | None = None) -> None:
-        """Claim *key* before its env is looked at; waits while a prune or clear is removing envs."""
-        with self._mutex:
-            if key in self.keys:
-                return
-            if not self._lock.is_locked:
-                self._lock.acquire()
-            self.keys.add(key)
-            data = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "run_id": self.run_id,
-                "since": time.time(),
-                "keys": sorted(self.keys),
-            }
-            _write_atomic(self._json, json.dumps(data))
-            self.cache.wait_for_maintenance(notify)
-
-    def close(self) -> None:
-        """Give up every claim (pruning may remove those envs from now on)."""
-        with self._mutex:
-            if self._lock.is_locked:
-                for path in (self._json, Path(self._lock.lock_file)):
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                self._lock.release()
-            self.keys.clear()
-
-
-def format_size(size: float) -> str:
-    """Bytes for people: ``512 B``, ``12.3 MB`` (powers of 1000, as ``isoenv_max_size``'s ``MB``)."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
-
-
-def format_age(seconds: float) -> str:
-    """How long ago, roughly: ``just now``, ``5 min ago``, ``3 h ago``, ``12 days ago``."""
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min ago"
-    if seconds < 86400:
-        return f"{seconds // 3600:.0f} h ago"
-    return f"{seconds // 86400:.0f} day{'s' if seconds >= 2 * 86400 else ''} ago"
-
-
-def tree_size(path: Path) -> int:
-    """Bytes used by the files under *path*, a file with several hard links counted once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                info = Path(dirpath, name).lstat()
-            except OSError:
-                continue
-            if (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
-    return total
-
-
-def remove_tree(path: Path, trash: Path) -> None:
-    """Move *path* into *trash* (an atomic rename on the same filesystem), then delete it."""
-    target = _move_aside(path, trash)
-    if target is not None:
-        _delete(target)
-
-
-def _move_aside(path: Path, trash: Path) -> Path | None:
-    """Rename *path* into *trash*, so no reader ever sees it half-deleted; where it is now, or ``None``."""
-    if not path.exists() and not path.is_symlink():
-        return None
-    target = trash / f"{path.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        path.rename(target)
-    except OSError:
-        target = path
-    return target
-
-
-def _delete(target: Path) -> None:
-    if target.is_symlink():
-        target.unlink()
-    else:
-        shutil.rmtree(target, ignore_errors=True)
-
-
-def site_packages_entries(site_packages: Path) -> list[str]:
-    """The names in a site-packages folder that installs and uninstalls change (bytecode caches left out)."""
-    try:
-        return sorted(p.name for p in site_packages.iterdir() if p.name != "__pycache__")
-    except OSError:
-        return []
-
-
-def _file_signature(path: Path) -> list[int] | None:
-    """What changes when a file is replaced (size and mtime), or ``None`` if it is gone."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns]
+        return self.record.created if self.record is not None else None
 
 
 #: How long a waiter looks for a new lock holder's owner file (written just after it locks) before
@@ -685,7 +529,7 @@ def _owner(owner_path: Path) -> str | None:
         return None
 
 
-def _read_owner(owner_path: Path) -> str:
+def read_owner(owner_path: Path) -> str:
     """Who holds a lock, for a message."""
     return _owner(owner_path) or "another process"
 
@@ -703,44 +547,3 @@ def _holder_unless_free(lock: FileLock, owner_path: Path) -> str | None:
                 return "another process"
             time.sleep(0.02)
     return holder
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _make_private_dir(path: Path) -> None:
-    if not path.is_symlink():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
-def _check_owned(path: Path, *, mode: bool = True) -> None:
-    """Refuse a cache path that someone else could swap (a symlink) or put code in (theirs, or writable).
-
-    *mode* also refuses group- or world-writable folders; envs are left out of that,
-    as virtualenv creates them with the user's umask inside the private root.
-    """
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode):
-        raise CacheError(
-            f"the isoenv cache path {path} is a symlink; refusing it (another user could redirect it). "
-            "Point --isoenv-cache-dir at a real directory of your own, or remove the link"
-        )
-    if sys.platform == "win32":
-        return
-    if info.st_uid != os.getuid():
-        raise CacheError(
-            f"the isoenv cache path {path} is owned by uid {info.st_uid}, not by you (uid {os.getuid()}); "
-            "refusing to run code from it. Point --isoenv-cache-dir at a directory of your own"
-        )
-    if mode and stat.S_IMODE(info.st_mode) & 0o022:
-        raise CacheError(
-            f"the isoenv cache path {path} is writable by others (mode {stat.S_IMODE(info.st_mode):o}); "
-            f"refusing to run code from it. Fix it with: chmod go-w {path}"
-        )

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, Lease, Notify, Record
+from .cache import Cache, Notify
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
+from .leases import Lease, held_generations
 from .privatecopy import copy_env
+from .record import Built, Record
 from .spec import EnvSpec, PathArg, compute_key
 
 
@@ -55,6 +57,7 @@ class IsoEnvFactory:
         settings: Settings,
         *,
         private_root: Callable[[], Path] | None = None,
+        current_test: Callable[[], str | None] | None = None,
         notify: Notify | None = None,
         warn: Notify | None = None,
         echo: Echo | None = None,
@@ -62,10 +65,9 @@ class IsoEnvFactory:
         self.settings = settings
         self.cache = Cache(settings.cache_dir, worker=settings.worker)
         self.stats = Stats()
-        #: Makes a new folder for private envs (the plugin binds it to pytest's temp dirs).
-        self.private_root = private_root
-        #: The node id of the test being set up, named in errors; set by the plugin.
-        self.current_test: str | None = None
+        self._private_root = private_root
+        self._current_test = current_test or (lambda: None)
+        self._started = time.time()
         self._notify = notify
         self._warn = warn
         self._echo = echo
@@ -77,6 +79,7 @@ class IsoEnvFactory:
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
         self._deferred_warnings: dict[str, list[str]] = {}
+        self._told_lease_problem = False
         #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
 
@@ -108,10 +111,14 @@ class IsoEnvFactory:
         )
         return self.env(spec)
 
-    def spec(self, requirements: Sequence[object], **kwargs: Any) -> EnvSpec:
-        """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`."""
-        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=self.current_test, **kwargs)
-        self.settings.index.check_reachable(spec, where=self.current_test)
+    def spec(self, requirements: Sequence[object], *, where: str | None = None, **kwargs: Any) -> EnvSpec:
+        """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`.
+
+        *where* names the test in errors (default: the test being run).
+        """
+        where = where or self._current_test()
+        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **kwargs)
+        self.settings.index.check_reachable(spec, where=where)
         return spec
 
     def env(self, spec: EnvSpec) -> IsolatedEnv:
@@ -128,19 +135,22 @@ class IsoEnvFactory:
                 self._warn(message)
         return env
 
-    def key(self, spec: EnvSpec) -> str:
+    def key(self, spec: EnvSpec, *, where: str | None = None) -> str:
         """The cache key of *spec*: its content plus the interpreter, installer and index settings."""
         key = self._keys.get(spec)
         if key is None:
-            installer = self.installer(spec)  # first: an unknown name is refused before the cache is touched
-            interpreter = self.interpreter(spec)
+            where = where or self._current_test()
+            installer = self.installer(
+                spec, where=where
+            )  # first: an unknown name is refused before the cache is touched
+            interpreter = self.interpreter(spec, where=where)
             unsupported = installer.unsupported(interpreter)
             if unsupported:
                 raise SpecError(
                     f"python={spec.python!r} is {interpreter.implementation} {interpreter.version_text} at "
                     f"{interpreter.executable}, which the {installer.name} installer cannot make envs from: "
                     f"{unsupported}",
-                    where=self.current_test,
+                    where=where,
                 )
             material = {
                 "spec": spec.key_material(),
@@ -162,15 +172,17 @@ class IsoEnvFactory:
             self._discovery = Discovery(self.cache.py_info_dir, host_environ())
         return self._discovery
 
-    def interpreter(self, spec: EnvSpec) -> Interpreter:
+    def interpreter(self, spec: EnvSpec, *, where: str | None = None) -> Interpreter:
         """The base interpreter *spec* builds on."""
-        return self.discovery.find(spec.python, where=self.current_test)
+        return self.discovery.find(spec.python, where=where or self._current_test())
 
-    def installer(self, spec: EnvSpec) -> Installer:
+    def installer(self, spec: EnvSpec, *, where: str | None = None) -> Installer:
         """The installer *spec* uses (its own choice, or the session's)."""
         name = spec.installer or self.settings.installer
         if name not in self._installers:
-            self._installers[name] = select_installer(name, app_data=self.cache.app_data_dir, where=self.current_test)
+            self._installers[name] = select_installer(
+                name, app_data=self.cache.app_data_dir, where=where or self._current_test()
+            )
         return self._installers[name]
 
     def _ensure_cache(self) -> None:
@@ -183,7 +195,8 @@ class IsoEnvFactory:
 
     def _located(self, exc: CacheError) -> CacheError:
         """*exc* with the test it happened in named first (cache errors do not know it)."""
-        return CacheError(f"{self.current_test}: {exc}") if self.current_test else exc
+        where = self._current_test()
+        return CacheError(f"{where}: {exc}") if where else exc
 
     def prebuild(
         self,
@@ -202,7 +215,6 @@ class IsoEnvFactory:
         warns about (a broken entry rebuilt) is told to *progress* at once, and
         warned about in the set-up of the first test that uses the env.
         """
-        self.current_test = None
         todo: dict[str, EnvSpec] = {}
         for spec in specs:
             try:
@@ -249,16 +261,30 @@ class IsoEnvFactory:
 
     def _missing(self, key: str) -> bool:
         """Whether *key* has no usable env in the cache (or must be rebuilt in this run)."""
-        record, _ = self.cache.read_record(key)
-        return record is None or (self.settings.rebuild and record.run_id != self.settings.run_id)
+        try:
+            record, _ = self.cache.read_record(key)
+        except CacheError:  # a bad entry fails the tests that need it, each naming it; it stops nothing else
+            return False
+        return record is None or self._stale(record)
+
+    def _stale(self, record: Record) -> bool:
+        """Whether ``--isoenv-rebuild`` wants *record* rebuilt: built neither in this run nor since it started.
+
+        So two sessions started together with ``--isoenv-rebuild`` build each env once, not twice.
+        """
+        return self.settings.rebuild and record.run_id != self.settings.run_id and record.created < self._started
 
     def _shared_env(self, spec: EnvSpec, *, wait: bool = True, warn: Notify | None = None) -> IsolatedEnv:
         key = self.key(spec)
-        where = self.current_test
+        where = self._current_test()
         if key in self._failed:
             raise self._failed[key].for_test(where) if where else self._failed[key]
         self._ensure_cache()
         self.lease.add(key, notify=self._notify)
+        if self.lease.problem is not None and not self._told_lease_problem:
+            self._told_lease_problem = True
+            if self._notify is not None:
+                self._notify(self.lease.problem)
         what = f"env ({spec.describe()})"
         try:
             record, built = self.cache.get_or_build(
@@ -266,10 +292,11 @@ class IsoEnvFactory:
                 lambda path, log: self._build(spec, path, log),
                 what=what,
                 run_id=self.settings.run_id,
-                rebuild=self.settings.rebuild,
+                stale=self._stale,
                 notify=self._notify if wait else None,
                 warn=warn or self._warn,
                 lock_timeout=self.settings.lock_timeout if wait else 0,
+                held=lambda key: held_generations(self.cache, key, exclude=self.lease.id),
             )
         except BuildError as exc:
             exc = exc.for_test(where) if where else exc
@@ -278,38 +305,36 @@ class IsoEnvFactory:
             raise exc from None
         except CacheError as exc:
             raise self._located(exc) from None
+        self.lease.pin(key, record.generation)
         if built:
             # With a Python matrix one requirement set is several envs: say which interpreter each is on.
-            self.stats.built[key] = (f"{spec.describe()} on {self.interpreter(spec).label}", record.build_seconds)
+            self.stats.built[key] = (f"{spec.describe()} on {self.interpreter(spec).label}", record.built.build_seconds)
         else:
             self.stats.reused.add(key)
         self._records[key] = record
-        return self._env_from_paths(record.path, record.data, key, spec)
+        return self._env_from_record(record, record.path, spec)
 
     def check_shared(self, where: str) -> None:
         """After a test: if a shared env handed out this session was changed, throw it away and rebuild it.
 
         Raises :class:`SharedEnvError` naming *where* (the test that just ran)
         and each changed env. Cheap enough for every test: a few ``stat`` calls
-        and one directory listing per env. The rebuilt env has the same path,
-        so env objects that session fixtures hold keep working.
+        and one directory listing per env. The rebuilt env is a new generation
+        (other processes may still run in the changed one); env objects handed
+        out before it point at the changed env, so get the env again after it.
         """
         errors = []
         for spec, env in list(self._shared.items()):
             record = self._records.get(env.key)
-            if record is None or record.problem() is None:
-                continue
-            with self.cache.lock(env.key, what=f"env ({spec.describe()})"):
-                # Another process may have rebuilt it meanwhile; then its record is the one to trust.
-                _, problem = self.cache.read_record(env.key)
-                if problem is not None:
-                    self.cache.remove(env.key)
+            problem = None if record is None else record.problem()
             if problem is None:
                 continue
             del self._shared[spec]
             error = f"{where} changed the shared env ({spec.describe()}) [{env.key[:12]}]: {problem}"
             try:
-                self._shared[spec] = self._shared_env(spec)
+                # The changed generation is no longer usable (its record says so), so this builds the next
+                # one, unless another process did already.
+                self._shared[spec] = self._shared_env(spec, warn=lambda message: None)  # the error says it
                 error += ". It was thrown away and rebuilt, as other tests reuse it"
             except IsoEnvError as exc:
                 error += f". It was thrown away; rebuilding it failed: {exc}"
@@ -322,33 +347,33 @@ class IsoEnvFactory:
 
     def _private(self, spec: EnvSpec) -> IsolatedEnv:
         """A changeable env made from the cached shared env of *spec* (built first if need be), not from the index."""
-        if self.private_root is None:
+        if self._private_root is None:
             raise RuntimeError("private envs need a folder: pass private_root to IsoEnvFactory")
         shared = self.env(dataclasses.replace(spec, private=False))
-        path = self.private_root() / "env"
+        path = self._private_root() / "env"
         # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
         # several times faster than two uv runs that link the same files from uv's cache.
         copy_env(shared.path, path, bin_dir=shared.bin_dir, site_packages=shared.site_packages)
         # The record's paths are relative to the env, so they hold for the copy as well.
-        return self._env_from_paths(path, self._records[shared.key].data, shared.key, spec, installs=self._install_into)
+        return self._env_from_record(self._records[shared.key], path, spec, installs=self._install_into)
 
-    def _env_from_paths(
-        self, path: Path, data: dict[str, Any], key: str, spec: EnvSpec, installs: Installs | None = None
+    def _env_from_record(
+        self, record: Record, path: Path, spec: EnvSpec, installs: Installs | None = None
     ) -> IsolatedEnv:
-        paths = data["paths"]
+        """The env described by *record*, at *path* (the record's own generation, or a private copy of it)."""
         return IsolatedEnv(
             path,
-            python=path / paths["python"],
-            bin_dir=path / paths["bin_dir"],
-            site_packages=path / paths["site_packages"],
-            key=key,
+            python=path / record.built.python,
+            bin_dir=path / record.built.bin_dir,
+            site_packages=path / record.built.site_packages,
+            key=record.key,
             spec=spec,
             private=installs is not None,
             installs=installs,
         )
 
-    def _build(self, spec: EnvSpec, path: Path, log: Path) -> dict[str, Any]:
-        """Create the env at *path* and install *spec* into it; the record's content."""
+    def _build(self, spec: EnvSpec, path: Path, log: Path) -> Built:
+        """Create the env at *path* and install *spec* into it; what the record says of it."""
         interpreter = self.interpreter(spec)
         installer = self.installer(spec)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -360,18 +385,12 @@ class IsoEnvFactory:
         python = installer.build(
             path, interpreter.executable, spec, self.settings.index, log=log, environ=host_environ(), echo=self._echo
         )
-        built = time.monotonic()
         venv_paths = dict(interpreter.venv_paths)
         dirs = [path / venv_paths[k] for k in ("scripts", "purelib", "platlib") if k in venv_paths]
         if len(dirs) == 3 and all(d.is_dir() for d in dirs):
             # Read from here what the env's interpreter would report: a subprocess less per build.
             packages, dist_infos = read_distributions(*dirs[1:])
-            info: dict[str, Any] = {
-                "scripts": str(dirs[0]),
-                "purelib": str(dirs[1]),
-                "packages": packages,
-                "dist_infos": dist_infos,
-            }
+            scripts, purelib = str(dirs[0]), str(dirs[1])
         else:  # a layout the interpreter's venv scheme did not predict: ask the env itself
             try:
                 info = introspect(python, isolated_environ(path, python.parent))
@@ -383,24 +402,29 @@ class IsoEnvFactory:
                     output=exc.stderr or exc.stdout,
                     log=log,
                 ) from exc
+            packages, dist_infos, scripts, purelib = (
+                info["packages"],
+                info["dist_infos"],
+                info["scripts"],
+                info["purelib"],
+            )
 
-        def rel(value: str) -> str:
+        def rel(value: str | Path) -> str:
             return os.path.relpath(value, path)
 
-        return {
-            "spec": {"description": spec.describe(), "python": spec.python, "private": spec.private},
-            "installer": installer.name,
-            "interpreter": interpreter.key_material(),
-            "base_executable": str(interpreter.executable),
-            "paths": {
-                "python": rel(str(python)),
-                "bin_dir": rel(info["scripts"]),
-                "site_packages": rel(info["purelib"]),
-            },
-            "packages": info["packages"],
-            "dist_infos": [rel(d) for d in info["dist_infos"] if Path(d).is_relative_to(path)],
-            "timings": {"build": round(built - started, 3), "total": round(time.monotonic() - started, 3)},
-        }
+        return Built(
+            description=spec.describe(),
+            python_spec=spec.python,
+            installer=installer.name,
+            interpreter=interpreter.key_material(),
+            base_executable=str(interpreter.executable),
+            python=rel(python),
+            bin_dir=rel(scripts),
+            site_packages=rel(purelib),
+            packages=packages,
+            dist_infos=[rel(d) for d in dist_infos if Path(d).is_relative_to(path)],
+            build_seconds=round(time.monotonic() - started, 3),
+        )
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
         spec = self.spec(requirements, editable=list(editable))

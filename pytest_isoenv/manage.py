@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import pytest
 
 from . import options
-from .cache import KEY_LENGTH, Cache, Entry, Pruned, format_age, format_size
+from ._format import format_age, format_size
+from .cache import KEY_LENGTH, Cache, Entry
 from .errors import CacheError, InterpreterNotFound, IsoEnvError
 from .factory import IsoEnvFactory
+from .leases import Pruned, clear, live_leases, prune
 from .spec import EnvSpec
 
 COMMANDS = ("list", "prune", "clear")
@@ -47,29 +49,31 @@ def run_command(config: pytest.Config) -> int | None:
     policy = Policy.from_config(config)
     cache = Cache(options.cache_dir(config))
     try:
-        if cache.root.exists():
-            cache.ensure()
+        # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
+        exists = cache.check()
         if chosen[0] == "list":
             lines = list_lines(cache)
         elif chosen[0] == "prune":
-            lines = pruned_lines(cache, cache.prune(max_age=policy.max_age, max_size=policy.max_size))
+            lines = pruned_lines(
+                cache, prune(cache, max_age=policy.max_age, max_size=policy.max_size) if exists else Pruned()
+            )
         else:
-            lines = pruned_lines(cache, cache.clear())
+            lines = pruned_lines(cache, clear(cache) if exists else Pruned())
     except CacheError as exc:
         raise pytest.UsageError(str(exc)) from None
     print("\n".join(lines))
     return 0
 
 
-def list_lines(cache: Cache, *, now: float | None = None) -> list[str]:
+def list_lines(cache: Cache) -> list[str]:
     """The ``--isoenv-list`` table: one row per env, least recently used first."""
     entries = cache.entries()
     total = sum(entry.size or 0 for entry in entries)
     head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
     if not entries:
         return [head]
-    users = {key[:KEY_LENGTH]: lease.who for lease in cache.leases() for key in lease.keys}
-    now = time.time() if now is None else now
+    users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
+    now = time.time()
     rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "SIZE", "CREATED", "LAST USED", "STATE")]
     for entry in entries:
         created = entry.created
@@ -89,6 +93,8 @@ def list_lines(cache: Cache, *, now: float | None = None) -> list[str]:
 
 
 def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
+    if entry.foreign:
+        return f"foreign: {entry.problem}"
     builder = cache.building(entry.name)
     if builder is not None:
         return f"being built by {builder}"
@@ -112,13 +118,15 @@ def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) ->
     """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
     if not policy.auto or getattr(config, "workerinput", None) is not None or not factory.cache.envs_dir.is_dir():
         return None
+    if factory.lease.problem is not None:  # a read-only or full cache: it was said once already
+        return None
     # xdist workers share the run id: their leases are this run's, not another process's.
-    others = [lease for lease in factory.cache.leases() if lease.run_id != factory.settings.run_id]
+    others = [lease for lease in live_leases(factory.cache) if lease.run_id != factory.settings.run_id]
     if others:
         return f"isoenv: not pruning the cache: {others[0].who} is using it" if config.get_verbosity() > 0 else None
     used = {*factory.stats.reused, *factory.stats.built, *factory.lease.keys}
     # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
-    pruned = factory.cache.prune(max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
+    pruned = prune(factory.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
     if not pruned.removed:
         return None
     return (
@@ -138,7 +146,7 @@ def plan_lines(
             continue
         try:
             spec = spec_of(item)
-            uses.setdefault(factory.key(spec), []).append(spec)
+            uses.setdefault(factory.key(spec, where=item.nodeid), []).append(spec)
         except InterpreterNotFound as exc:
             errors.append(f"  skipped: {str(exc).splitlines()[0]}")
         except IsoEnvError as exc:

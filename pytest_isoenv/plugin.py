@@ -26,6 +26,10 @@ PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-python``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
 NOTIFY = pytest.StashKey[Notify]()
+#: The node id of the test being run, named in errors.
+CURRENT_TEST = pytest.StashKey[str]()
+#: pytest's temporary directories, where private envs go (set when the ``isoenv_factory`` fixture is first used).
+TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
@@ -62,6 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
+        private_root=lambda: config.stash[TMP_PATH_FACTORY].mktemp("isoenv-private", numbered=True),
+        current_test=lambda: config.stash.get(CURRENT_TEST, None),
         notify=notify,
         warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
         # -v streams installer output; otherwise it only goes to the build's log.
@@ -131,8 +137,7 @@ def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
     callspec = getattr(item, "callspec", None)
     if callspec is not None and "isoenv_python" in callspec.params:
         kwargs["python"] = callspec.params["isoenv_python"]
-    factory.current_test = item.nodeid
-    return factory.spec(args, **kwargs)
+    return factory.spec(args, where=item.nodeid, **kwargs)
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
@@ -229,9 +234,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    factory = item.config.stash.get(FACTORY, None)
-    if factory is not None:
-        factory.current_test = item.nodeid
+    item.config.stash[CURRENT_TEST] = item.nodeid
 
 
 @pytest.hookimpl(wrapper=True)
@@ -269,9 +272,8 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
     set of arguments and cached across tests, sessions and xdist workers.
     """
-    factory = request.config.stash[FACTORY]
-    factory.private_root = lambda: tmp_path_factory.mktemp("isoenv-private", numbered=True)
-    return factory
+    request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
+    return request.config.stash[FACTORY]
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .cache import RECORD_NAME
+from .record import RECORD_NAME
 
 _METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link")
 

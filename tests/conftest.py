@@ -111,7 +111,11 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callab
     """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
 
     def make(
-        cache_dir: Path | None = None, *, warn: Callable[[str], None] | None = None, **settings: object
+        cache_dir: Path | None = None,
+        *,
+        warn: Callable[[str], None] | None = None,
+        current_test: Callable[[], str | None] | None = None,
+        **settings: object,
     ) -> IsoEnvFactory:
         settings.setdefault("installer", INSTALLER)
         return IsoEnvFactory(
@@ -123,6 +127,7 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callab
                 **settings,  # type: ignore[arg-type]
             ),
             private_root=lambda: Path(tempfile.mkdtemp(dir=tmp_path, prefix="private-")),
+            current_test=current_test,
             warn=warn,
         )
 

@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 from pytest_isoenv import cache as cache_module
-from pytest_isoenv.cache import RECORD_NAME, Cache
+from pytest_isoenv._fs import delete
+from pytest_isoenv.cache import CURRENT_NAME, Cache
 from pytest_isoenv.errors import CacheError
+from pytest_isoenv.record import RECORD_NAME, Built, Record
 
 KEY = "ab" * 32
 
 
-def fake_env(path: Path, log: Path) -> dict[str, Any]:
+def fake_env(path: Path, log: Path) -> Built:
     """What a build leaves for the cache logic: an env dir with an interpreter in it.
 
     The cache never looks inside an env beyond these cheap checks, so these tests
@@ -31,8 +33,19 @@ def fake_env(path: Path, log: Path) -> dict[str, Any]:
     (path / "bin" / "python").symlink_to(sys.executable)
     (path / "site-packages").mkdir()
     log.write_text("built\n")
-    paths = {"python": "bin/python", "site_packages": "site-packages"}
-    return {"paths": paths, "dist_infos": [], "timings": {"total": 0.5}}
+    return Built(
+        description="fake",
+        python_spec=None,
+        installer="none",
+        interpreter={},
+        base_executable=sys.executable,
+        python="bin/python",
+        bin_dir="bin",
+        site_packages="site-packages",
+        packages={},
+        dist_infos=[],
+        build_seconds=0.5,
+    )
 
 
 @pytest.fixture
@@ -52,18 +65,19 @@ def test_ensure_makes_a_private_tagged_root(cache: Cache) -> None:
 def test_build_once_then_reuse(cache: Cache) -> None:
     calls: list[Path] = []
 
-    def build(path: Path, log: Path) -> dict[str, Any]:
+    def build(path: Path, log: Path) -> Built:
         calls.append(path)
         return fake_env(path, log)
 
     record, built = cache.get_or_build(KEY, build, what="env", run_id="r1")
     assert built
-    assert record.python == cache.env_dir(KEY) / "bin" / "python"
+    assert record.python == cache.entry_dir(KEY) / "1" / "bin" / "python"
+    assert cache.current(KEY) == record.path
     again, built_again = cache.get_or_build(KEY, build, what="env", run_id="r2")
     assert not built_again
-    assert again.data == record.data
+    assert (again.built, again.created) == (record.built, record.created)
     assert len(calls) == 1
-    data = json.loads((cache.env_dir(KEY) / RECORD_NAME).read_text())
+    data = json.loads((record.path / RECORD_NAME).read_text())
     assert data["key"] == KEY
     assert data["run_id"] == "r1"
 
@@ -71,30 +85,38 @@ def test_build_once_then_reuse(cache: Cache) -> None:
 def test_rebuild_happens_once_per_run(cache: Cache) -> None:
     builds = []
 
-    def build(path: Path, log: Path) -> dict[str, Any]:
+    def build(path: Path, log: Path) -> Built:
         builds.append(1)
         return fake_env(path, log)
 
+    def stale(record: Record) -> bool:
+        return record.run_id != "r2"
+
     cache.get_or_build(KEY, build, what="env", run_id="r1")
-    cache.get_or_build(KEY, build, what="env", run_id="r2", rebuild=True)
-    cache.get_or_build(KEY, build, what="env", run_id="r2", rebuild=True)
+    first = cache.current(KEY)
+    cache.get_or_build(KEY, build, what="env", run_id="r2", stale=stale)
+    cache.get_or_build(KEY, build, what="env", run_id="r2", stale=stale)
     assert len(builds) == 2
+    assert cache.current(KEY) != first, "the rebuild is a new generation"
+    assert [p.name for p in cache.generations(KEY)] == ["2"], "nobody holds the old one, so it went"
+    cache.get_or_build(KEY, build, what="env", run_id="r3", stale=lambda record: record.run_id != "r3")
+    assert [p.name for p in cache.generations(KEY)] == ["1"], "the lowest free number is reused"
 
 
 def test_failed_build_leaves_nothing_behind(cache: Cache) -> None:
-    def build(path: Path, log: Path) -> dict[str, Any]:
+    def build(path: Path, log: Path) -> Built:
         fake_env(path, log)
         raise RuntimeError("installer exploded")
 
     with pytest.raises(RuntimeError, match="exploded"):
         cache.get_or_build(KEY, build, what="env", run_id="r1")
-    assert not cache.env_dir(KEY).exists()
+    assert not cache.entry_dir(KEY).exists()
     assert list((cache.root / "trash").iterdir()) == []
     assert (cache.log_path(KEY)).read_text() == "built\n", "the log outlives the failed build"
 
 
 def test_entry_without_record_is_never_used_and_is_rebuilt(cache: Cache) -> None:
-    fake_env(cache.env_dir(KEY), cache.log_path(KEY))  # an interrupted build: no completion record
+    fake_env(cache.entry_dir(KEY) / "1", cache.log_path(KEY))  # an interrupted build: no completion record
     assert cache.read_record(KEY) == (None, "it has no completion record (an interrupted build)")
     warnings: list[str] = []
     record, built = cache.get_or_build(KEY, fake_env, what="env", run_id="r", warn=warnings.append)
@@ -113,7 +135,7 @@ def test_entry_without_record_is_never_used_and_is_rebuilt(cache: Cache) -> None
 )
 def test_damaged_entries_are_not_used(cache: Cache, damage: Any, reason: str) -> None:
     cache.get_or_build(KEY, fake_env, what="env", run_id="r")
-    damage(cache.env_dir(KEY))
+    damage(cache.current(KEY))
     record, problem = cache.read_record(KEY)
     assert record is None
     assert problem is not None
@@ -123,9 +145,12 @@ def test_damaged_entries_are_not_used(cache: Cache, damage: Any, reason: str) ->
 def test_record_of_another_key_is_not_used(cache: Cache) -> None:
     other = "cd" * 32
     cache.get_or_build(KEY, fake_env, what="env", run_id="r")
-    data = json.loads((cache.env_dir(KEY) / RECORD_NAME).read_text())
-    cache.env_dir(other).mkdir()
-    (cache.env_dir(other) / RECORD_NAME).write_text(json.dumps(data))
+    generation = cache.current(KEY)
+    assert generation is not None
+    data = json.loads((generation / RECORD_NAME).read_text())
+    (cache.entry_dir(other) / "1").mkdir(parents=True)
+    (cache.entry_dir(other) / "1" / RECORD_NAME).write_text(json.dumps(data))
+    (cache.entry_dir(other) / CURRENT_NAME).write_text("1")
     assert cache.read_record(other) == (None, "its completion record belongs to another key")
 
 
@@ -144,10 +169,11 @@ def test_waiting_for_a_lock_says_for_what_and_for_whom(cache: Cache, tmp_path: P
                 from pytest_isoenv.cache import Cache
                 from test_cache import fake_env
                 cache = Cache(Path({str(cache.root)!r}))
-                with cache.lock({KEY!r}, what="env (alpha)"):
+                def slow(path, log):
                     Path({str(ready)!r}).touch()
                     time.sleep(1.5)
-                    cache.publish({KEY!r}, {{**fake_env(cache.env_dir({KEY!r}), cache.log_path({KEY!r})), "run_id": "other"}})
+                    return fake_env(path, log)
+                cache.get_or_build({KEY!r}, slow, what="env (alpha)", run_id="other")
                 """
             ),
         ]
@@ -204,8 +230,10 @@ def test_unwritable_place_says_what_to_do(tmp_path: Path) -> None:
 
 def test_remove_moves_aside_then_deletes(cache: Cache) -> None:
     cache.get_or_build(KEY, fake_env, what="env", run_id="r")
-    cache.remove(KEY)
-    assert not cache.env_dir(KEY).exists()
+    moved = cache.remove_entry(KEY[:20])
+    assert moved is not None
+    assert not cache.entry_dir(KEY).exists()
+    delete(moved)
     assert list((cache.root / "trash").iterdir()) == []
     assert Path(sys.executable).exists(), "removing an env never follows its links"
 

@@ -190,8 +190,7 @@ def test_a_python_virtualenv_cannot_seed_is_refused_before_anything_is_built(
     pyenv = fake_pyenv(tmp_path / "pyenv", {f"{dotted(version)}.0": real_pythons[version]})
     for name, value in environ_for(tmp_path, pyenv).items():
         monkeypatch.setenv(name, value)
-    factory = make_factory(cache_dir=tmp_path / "cache")
-    factory.current_test = "tests/test_old.py::test_it"
+    factory = make_factory(cache_dir=tmp_path / "cache", current_test=lambda: "tests/test_old.py::test_it")
 
     with pytest.raises(SpecError) as info:
         factory.get(python=dotted(version))

@@ -13,9 +13,9 @@ import isoenv_testbackend as backend
 import pytest
 
 from pytest_isoenv import BuildError
-from pytest_isoenv.cache import RECORD_NAME
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.record import RECORD_NAME
 
 MakeFactory = Callable[..., IsoEnvFactory]
 MakeProject = Callable[..., Path]
@@ -41,12 +41,12 @@ def test_completion_record_describes_the_env(make_factory: MakeFactory, tmp_path
     env = factory.get("beta")
     record = json.loads((env.path / RECORD_NAME).read_text())
     assert record["key"] == env.key
-    assert record["packages"]["alpha"] == "1.0"
-    assert record["packages"]["beta"] == "1.0"
-    assert record["installer"] == factory.installer(env.spec).name
-    assert record["timings"]["total"] > 0
-    assert record["spec"]["description"] == "beta"
-    log = (tmp_path / "cache" / "logs" / f"{env.path.name}.log").read_text()
+    assert record["built"]["packages"]["alpha"] == "1.0"
+    assert record["built"]["packages"]["beta"] == "1.0"
+    assert record["built"]["installer"] == factory.installer(env.spec).name
+    assert record["built"]["build_seconds"] > 0
+    assert record["built"]["description"] == "beta"
+    log = (tmp_path / "cache" / "logs" / f"{env.key[:20]}.log").read_text()
     assert re.search(r"pip install .*\bbeta\b", log)
     assert "# exit code 0" in log
 
@@ -125,8 +125,8 @@ def test_wheelhouse_contents_are_part_of_the_key(make_factory: MakeFactory, whee
 
 def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_factory: MakeFactory, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    factory = make_factory(cache)
-    factory.current_test = "tests/test_x.py::test_one"
+    where = ["tests/test_x.py::test_one"]
+    factory = make_factory(cache, current_test=lambda: where[0])
     with pytest.raises(BuildError) as excinfo:
         factory.get("alpha==9.9")
     error = excinfo.value
@@ -143,7 +143,7 @@ def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_factory
     assert list((cache / "trash").iterdir()) == []
 
     log_mtime = error.log.stat().st_mtime_ns
-    factory.current_test = "tests/test_x.py::test_two"
+    where[0] = "tests/test_x.py::test_two"
     with pytest.raises(BuildError) as again:
         factory.get("alpha==9.9")
     assert str(again.value).startswith("tests/test_x.py::test_two: installing alpha==9.9 failed")

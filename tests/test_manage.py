@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from pytest_isoenv.cache import RECORD_NAME, Cache, Lease, Pruned
+from pytest_isoenv.cache import Cache
 from pytest_isoenv.env import IsolatedEnv
 from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.leases import Lease, Pruned, clear, live_leases, prune
+from pytest_isoenv.record import RECORD_NAME
 
 MakeFactory = Callable[..., IsoEnvFactory]
 DAY = 86400.0
@@ -102,10 +104,10 @@ def other_process(cache_dir: Path) -> Iterator[Callable[[str], tuple[subprocess.
 def test_entries_describe_each_env(built: dict[str, IsolatedEnv], cache_dir: Path, installer_name: str) -> None:
     set_last_used(built["two"], days_ago=3)
     entries = Cache(cache_dir).entries()
-    assert entries[0].name == built["two"].path.name  # least recently used first
+    assert entries[0].name == built["two"].key[:20]  # least recently used first
     by_name = {entry.name: entry for entry in entries}
-    assert set(by_name) == {env.path.name for env in built.values()}
-    one = by_name[built["one"].path.name]
+    assert set(by_name) == {env.key[:20] for env in built.values()}
+    one = by_name[built["one"].key[:20]]
     assert one.record is not None
     assert one.problem is None
     assert one.description == "-c one.txt"
@@ -122,8 +124,8 @@ def test_prune_removes_envs_unused_for_max_age_with_their_logs(built: dict[str, 
     cache = Cache(cache_dir)
     set_last_used(built["one"], days_ago=31)
     set_last_used(built["three"], days_ago=29)
-    pruned = cache.prune(max_age=30)
-    assert removed(pruned) == {built["one"].path.name}
+    pruned = prune(cache, max_age=30)
+    assert removed(pruned) == {built["one"].key[:20]}
     assert "last used 31 days ago, isoenv_max_age is 30 day(s)" in pruned.removed[0][1]
     assert pruned.freed > 0
     assert not built["one"].path.exists()
@@ -142,9 +144,9 @@ def test_prune_over_max_size_removes_the_least_recently_used_first(
         set_last_used(built[name], days_ago=days_ago)
     sizes = {entry.name: entry.size or 0 for entry in cache.entries()}
     # Room for the two most recently used envs, not for the third.
-    budget = sizes[built["two"].path.name] + sizes[built["one"].path.name] + 1000
-    pruned = cache.prune(max_size=budget)
-    assert removed(pruned) == {built["three"].path.name}
+    budget = sizes[built["two"].key[:20]] + sizes[built["one"].key[:20]] + 1000
+    pruned = prune(cache, max_size=budget)
+    assert removed(pruned) == {built["three"].key[:20]}
     assert "over isoenv_max_size" in pruned.removed[0][1]
     assert sum(entry.size or 0 for entry in cache.entries()) <= budget
 
@@ -155,11 +157,11 @@ def test_prune_removes_unusable_entries_whatever_their_age(built: dict[str, Isol
     (interrupted / "lib").mkdir(parents=True)
     record = built["one"].path / RECORD_NAME
     record.write_text(json.dumps({**json.loads(record.read_text()), "format": 999}))
-    pruned = Cache(cache_dir).prune()
-    assert removed(pruned) == {interrupted.name, built["one"].path.name}
+    pruned = prune(Cache(cache_dir))
+    assert removed(pruned) == {interrupted.name, built["one"].key[:20]}
     reasons = {entry.name: why for entry, why in pruned.removed}
     assert reasons[interrupted.name] == "unusable: it has no completion record (an interrupted build)"
-    assert reasons[built["one"].path.name] == "unusable: its completion record is of another format"
+    assert reasons[built["one"].key[:20]].startswith("unusable: its completion record is of another format")
 
 
 @pytest.mark.slow
@@ -168,14 +170,14 @@ def test_clear_spares_envs_another_process_uses_until_it_ends(
 ) -> None:
     cache = Cache(cache_dir)
     proc, key = other_process("wait")
-    pruned = cache.clear()
+    pruned = clear(cache)
     assert kept(pruned) == {key[:20]: f"in use by pid {proc.pid} on {os.uname().nodename}"}
     assert cache.read_record(key)[0] is not None
-    assert removed(pruned) == {env.path.name for env in built.values()} - {key[:20]}
+    assert removed(pruned) == {env.key[:20] for env in built.values()} - {key[:20]}
 
     proc.communicate("done\n")
-    assert cache.leases() == []
-    assert removed(cache.clear()) == {key[:20]}
+    assert live_leases(cache) == []
+    assert removed(clear(cache)) == {key[:20]}
     assert cache.entries() == []
 
 
@@ -186,9 +188,9 @@ def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
     proc.wait()
     cache = Cache(cache_dir)
     assert len(list(cache.sessions_dir.glob("*.json"))) == 1  # it never released its lease
-    assert cache.leases() == []
+    assert live_leases(cache) == []
     assert list(cache.sessions_dir.iterdir()) == []
-    assert removed(cache.clear()) == {key[:20]}
+    assert removed(clear(cache)) == {key[:20]}
 
 
 @pytest.mark.slow
@@ -197,7 +199,7 @@ def test_clear_spares_an_env_being_built(built: dict[str, IsolatedEnv], cache_di
     key = built["one"].key
     with cache.lock(key, what="a build"):
         assert cache.building(key) == f"pid {os.getpid()} on {os.uname().nodename} for 0s"
-        pruned = cache.clear()
+        pruned = clear(cache)
     assert kept(pruned) == {key[:20]: f"being built by pid {os.getpid()} on {os.uname().nodename} for 0s"}
     assert cache.building(key) is None
     assert cache.read_record(key)[0] is not None
@@ -205,9 +207,9 @@ def test_clear_spares_an_env_being_built(built: dict[str, IsolatedEnv], cache_di
 
 @pytest.mark.slow
 def test_keep_spares_the_keys_a_session_used(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
-    pruned = Cache(cache_dir).prune(max_age=0, keep={built["three"].key})
-    assert kept(pruned) == {built["three"].path.name: "used by this session"}
-    assert removed(pruned) == {built["one"].path.name, built["two"].path.name}
+    pruned = prune(Cache(cache_dir), max_age=0, keep={built["three"].key})
+    assert kept(pruned) == {built["three"].key[:20]: "used by this session"}
+    assert removed(pruned) == {built["one"].key[:20], built["two"].key[:20]}
 
 
 def test_a_lease_is_registered_before_it_waits_for_a_prune_in_progress(cache_dir: Path) -> None:
@@ -227,13 +229,13 @@ def test_a_lease_is_registered_before_it_waits_for_a_prune_in_progress(cache_dir
         thread.start()
         assert waiting.wait(60)
         # A prune holding the lock now would see the key; the user has not looked at the env yet.
-        assert [info.keys for info in cache.leases()] == [[key]]
+        assert [info.keys for info in live_leases(cache)] == [{key: "*"}]
         assert thread.is_alive()
     thread.join(60)
     assert not thread.is_alive()
     assert messages == ["waiting for another process to finish pruning the isoenv cache"]
     lease.close()
-    assert cache.leases() == []
+    assert live_leases(cache) == []
 
 
 def run_isolated(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -252,7 +254,7 @@ def test_list_shows_a_table_and_runs_no_test(
         [
             f"isoenv cache {cache_dir}: 3 env(s), * MB",
             "KEY * PYTHON * PACKAGES * INSTALLER * SIZE * CREATED * LAST USED * STATE",
-            f"{built['one'].path.name}  CPython 3.* -c one.txt * {installer_name} * MB * 20* 2 days ago * ready",
+            f"{built['one'].key[:20]}  CPython 3.* -c one.txt * {installer_name} * MB * 20* 2 days ago * ready",
         ]
     )
     result.stdout.no_fnmatch_line("*test_fails*")
@@ -274,7 +276,7 @@ def test_prune_and_clear_commands(
     result.stdout.fnmatch_lines(
         [
             "isoenv cache *: removed 1 env(s), freed * MB",
-            f"  removed {built['one'].path.name}  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
+            f"  removed {built['one'].key[:20]}  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
         ]
     )
     monkeypatch.delenv("PYTEST_ISOENV_CACHE_DIR")  # it would win over the ini key
@@ -282,11 +284,11 @@ def test_prune_and_clear_commands(
     set_last_used(built["three"], days_ago=1)
     result = run_isolated(pytester, "--isoenv-prune")
     result.stdout.fnmatch_lines(
-        ["*removed 1 env(s)*", f"  removed {built['three'].path.name}  -c three.txt  (*0.5 day(s))"]
+        ["*removed 1 env(s)*", f"  removed {built['three'].key[:20]}  -c three.txt  (*0.5 day(s))"]
     )
     result = run_isolated(pytester, "--isoenv-clear")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed {built['two'].path.name}  -c two.txt  (cleared)"])
+    result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed {built['two'].key[:20]}  -c two.txt  (cleared)"])
     assert Cache(cache_dir).entries() == []
 
 
@@ -333,7 +335,7 @@ def test_session_end_prunes_old_envs_but_never_its_own(
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* MB freed)*"])
-    assert [entry.name for entry in Cache(cache_dir).entries()] == [built["two"].path.name]
+    assert [entry.name for entry in Cache(cache_dir).entries()] == [built["two"].key[:20]]
     assert "1 env(s) reused, 0 built" in result.stdout.str()
 
 
@@ -359,8 +361,9 @@ def test_session_end_does_not_prune_while_another_process_uses_the_cache(
 
 
 def test_session_end_leaves_unusable_entries_to_the_prune_command(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    Cache(cache_dir).ensure()
     interrupted = cache_dir / "envs" / ("0" * 20)
-    interrupted.mkdir(parents=True)
+    interrupted.mkdir()
     pytester.makepyfile("def test_nothing():\n    pass\n")
     run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
     assert interrupted.exists()  # the next session that needs it rebuilds it, or it ages out

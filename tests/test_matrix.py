@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_isoenv.cache import Cache
 from pytest_isoenv.discovery import Discovery, pyenv_root
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers import oldest_seeded_python
@@ -64,6 +65,7 @@ def test_a_marker_python_that_is_no_spec_is_an_error(tmp_path: Path, value: obje
 
 def test_the_marker_narrows_the_runs_list(tmp_path: Path, shared_cache: Path, three_pythons: list[str]) -> None:
     low, mid, high = three_pythons
+    Cache(shared_cache).ensure()
     discovery = Discovery(shared_cache / "py-info")
 
     def chosen(session: list[str], marker: object) -> list[tuple[str, str, bool]] | None:

@@ -137,7 +137,7 @@ def test_a_rebuild_warning_belongs_to_the_tests_that_use_the_env(pytester: pytes
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
-    (record,) = fresh_cache.glob("envs/*/isoenv-record.json")
+    (record,) = fresh_cache.glob("envs/*/*/isoenv-record.json")
     record.unlink()  # as an interrupted build leaves it
 
     result = pytester.runpytest("-W", "error::pytest_isoenv.IsoEnvWarning")

@@ -31,8 +31,8 @@ def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> No
     assert env.run("python", "-m", "pip", "--version").stdout.startswith("pip ")
     assert env.installed()["beta"] == "1.0"
     record = json.loads((env.path / "isoenv-record.json").read_text())
-    assert record["installer"] == "uv"
-    assert {"alpha", "beta", "clitool", "pip"} <= set(record["packages"])
+    assert record["built"]["installer"] == "uv"
+    assert {"alpha", "beta", "clitool", "pip"} <= set(record["built"]["packages"])
     # Compiled once at build: nothing writes into a cached env, and PYTHONDONTWRITEBYTECODE may forbid it.
     assert list((env.site_packages / "alpha").glob("__pycache__/*.pyc"))
 

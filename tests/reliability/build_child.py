@@ -12,21 +12,20 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
-from pytest_isoenv.cache import Cache
 from pytest_isoenv.factory import IsoEnvFactory, Settings
 from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.record import Record
 
 
 def main() -> None:
     cache_dir, wheelhouse, kill_at, *requirements = sys.argv[1:]
     if kill_at == "record":
 
-        def publish(self: Cache, key: str, data: dict[str, Any]) -> None:
+        def dump(self: Record) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
-        Cache.publish = publish  # type: ignore[assignment,method-assign]
+        Record.dump = dump  # type: ignore[method-assign]
     factory = IsoEnvFactory(
         Settings(
             cache_dir=Path(cache_dir),

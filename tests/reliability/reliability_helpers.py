@@ -36,6 +36,15 @@ def env_entries(cache: Path) -> list[str]:
     return sorted(p.name for p in envs.iterdir()) if envs.is_dir() else []
 
 
+def generation(cache: Path, entry: str) -> Path:
+    """The folder of the generation of the env *entry* that is in use, or else of its newest (an unfinished build)."""
+    folder = cache / "envs" / entry
+    current = folder / "current"
+    if current.exists():
+        return folder / current.read_text().strip()
+    return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
 def run_together(commands: Sequence[Sequence[str]], *, cwd: Path, gate: Path | None = None) -> list[tuple[int, str]]:
     """Start every command at once and collect each one's exit code and output (stdout and stderr together).
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_helpers import BuildTrace, Figure, env_entries, pytest_command, run_together
+from reliability_helpers import BuildTrace, Figure, env_entries, generation, pytest_command, run_together
 
-from pytest_isoenv.cache import RECORD_NAME
 from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.record import RECORD_NAME
 
 MakeProject = Callable[..., Path]
 
@@ -79,7 +79,7 @@ def test_xdist_builds_each_env_once(
     builds = build_trace.counts()
     assert builds == dict.fromkeys(PROJECTS, 1), f"builds per env: {dict(builds)}"
     assert len(env_entries(private_cache)) == 3
-    assert all((private_cache / "envs" / e / RECORD_NAME).is_file() for e in env_entries(private_cache))
+    assert all((generation(private_cache, e) / RECORD_NAME).is_file() for e in env_entries(private_cache))
     announced = waits(output)
     # The test backend holds every build until a wait is announced: 4 workers, 3 envs, so one must wait.
     assert announced, output

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import Figure, env_entries, install_base
+from reliability_helpers import Figure, env_entries, generation, install_base
 
 from pytest_isoenv import BuildError, InterpreterNotFound, IsoEnvFactory
-from pytest_isoenv.cache import RECORD_FORMAT, RECORD_NAME
+from pytest_isoenv.record import RECORD_FORMAT, RECORD_NAME
 
 # The pytester runs stand for a user's project: its warnings are reported, not turned into errors as ours are.
 pytestmark = pytest.mark.filterwarnings("always::pytest_isoenv.IsoEnvWarning")
@@ -31,12 +31,12 @@ def test_alpha(isoenv):
 
 def only_entry(cache: Path) -> tuple[Path, dict[str, Any]]:
     [entry] = env_entries(cache)
-    env = cache / "envs" / entry
+    env = generation(cache, entry)
     return env, json.loads((env / RECORD_NAME).read_text())
 
 
 def delete_interpreter(env: Path, record: dict[str, Any]) -> None:
-    (env / record["paths"]["python"]).unlink()
+    (env / record["built"]["python"]).unlink()
 
 
 def truncate_record(env: Path, record: dict[str, Any]) -> None:
@@ -49,14 +49,14 @@ def record_of_another_format(env: Path, record: dict[str, Any]) -> None:
 
 
 def empty_site_packages(env: Path, record: dict[str, Any]) -> None:
-    for path in (env / record["paths"]["site_packages"]).iterdir():
+    for path in (env / record["built"]["site_packages"]).iterdir():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {
     "interpreter deleted": (delete_interpreter, "its interpreter * is missing"),
     "record truncated": (truncate_record, "its completion record is unreadable (*)"),
-    "record of another format": (record_of_another_format, "its completion record is of another format"),
+    "record of another format": (record_of_another_format, "its completion record is of another format*"),
     "site-packages emptied": (empty_site_packages, "its site-packages * changed since it was built (removed *alpha*)"),
 }
 
@@ -150,6 +150,7 @@ def test_removed_base_interpreter_is_never_handed_out(
 ) -> None:
     first, _ = factory_for(private_cache)
     first.get("alpha==1.0", python=str(base_copy))
+    first.close()  # that session ended: nobody runs in the env any more
     # A session that resolved the interpreter before it was removed (keys are worked out at collection).
     second, warnings = factory_for(private_cache)
     spec = second.spec(["alpha==1.0"], python=str(base_copy))

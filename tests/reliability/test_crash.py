@@ -13,9 +13,9 @@ from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from reliability_helpers import BuildTrace, Figure, env_entries, tmpfs
+from reliability_helpers import BuildTrace, Figure, env_entries, generation, tmpfs
 
-from pytest_isoenv.cache import RECORD_NAME
+from pytest_isoenv.record import RECORD_NAME
 
 # The pytester runs stand for a user's project: its warnings are reported, not turned into errors as ours are.
 pytestmark = pytest.mark.filterwarnings("always::pytest_isoenv.IsoEnvWarning")
@@ -69,7 +69,7 @@ def test_killed_build_is_never_used(
     )
     try:
         if point == "creation":
-            wait_until(lambda: any((private_cache / "envs").glob("*/pyvenv.cfg")), child)
+            wait_until(lambda: any((private_cache / "envs").glob("*/*/pyvenv.cfg")), child)
         elif point == "install":
             wait_until(lambda: build_trace.counts()["crashy"] > 0, child)
         if point != "record":
@@ -80,7 +80,7 @@ def test_killed_build_is_never_used(
             os.killpg(child.pid, signal.SIGKILL)
     assert child.returncode == -signal.SIGKILL, output
     [entry] = env_entries(private_cache)
-    env = private_cache / "envs" / entry
+    env = generation(private_cache, entry)
     left = what_is_left(env)
     assert not (env / RECORD_NAME).exists()
 
@@ -100,7 +100,10 @@ def test_killed_build_is_never_used(
         ["*IsoEnvWarning: rebuilding env (alpha, crashy) [[]*[]]: it has no completion record (an interrupted build)"]
     )
     assert env_entries(private_cache) == [entry]
-    assert (env / RECORD_NAME).is_file()
+    assert (generation(private_cache, entry) / RECORD_NAME).is_file()
+    assert sorted(p.name for p in (private_cache / "envs" / entry).iterdir()) == ["1", "current"], (
+        "the killed build's folder was removed, not kept beside the new one"
+    )
     figure(f"SIGKILL during {point} left: {left}; not used: the next run warned, rebuilt it and passed")
 
 
@@ -134,7 +137,7 @@ def test_disk_full_during_build_fails_cleanly(
         stats = os.statvfs(disk)
         free_mib = stats.f_bavail * stats.f_frsize >> 20
         entries, trash = env_entries(cache), sorted(p.name for p in (cache / "trash").iterdir())
-        records = [(cache / "envs" / e / RECORD_NAME).is_file() for e in entries]
+        records = [(generation(cache, e) / RECORD_NAME).is_file() for e in entries]
     result.assert_outcomes(passed=1, errors=1)
     assert "test_disk_full_during_build_fails_cleanly.py::test_bulky: installing bulky failed" in result.stdout.str()
     error = next(line for line in result.stdout.lines if "No space left on device" in line)

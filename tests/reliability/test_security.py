@@ -14,7 +14,8 @@ import pytest
 from reliability_helpers import Figure
 
 from pytest_isoenv import CacheError, IsoEnvFactory
-from pytest_isoenv.cache import RECORD_NAME, Cache
+from pytest_isoenv.cache import Cache
+from pytest_isoenv.record import RECORD_NAME
 
 #: A uid that is not the test's: root can hand folders to it, as another user of a shared /tmp would own them.
 OTHER_UID = 4242
@@ -121,7 +122,7 @@ def test_lock_file_symlink_is_not_followed(
     victim = tmp_path / "victim"
     victim.write_text("precious")
     victim.chmod(0o644)
-    lock = private_cache / "locks" / f"{factory.cache.env_dir(factory.key(spec)).name}.lock"
+    lock = private_cache / "locks" / f"{factory.cache.entry_dir(factory.key(spec)).name}.lock"
     lock.symlink_to(victim)
 
     with pytest.raises(CacheError, match=r"is a symlink; refusing to follow it") as refused:
@@ -129,7 +130,7 @@ def test_lock_file_symlink_is_not_followed(
 
     assert victim.read_text() == "precious"
     assert mode(victim) == 0o644
-    assert not factory.cache.env_dir(factory.key(spec)).exists()
+    assert not factory.cache.entry_dir(factory.key(spec)).exists()
     try:
         filelock.FileLock(lock, mode=0o600).acquire(timeout=0)
         own = "follows it"
