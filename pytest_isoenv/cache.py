@@ -507,6 +507,10 @@ class Entry:
         return self.record.built.installer if self.record is not None else "?"
 
     @property
+    def resolution(self) -> str:
+        return self.record.built.resolution if self.record is not None else "?"
+
+    @property
     def created(self) -> float | None:
         return self.record.created if self.record is not None else None
 

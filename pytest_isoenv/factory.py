@@ -34,6 +34,10 @@ class Settings:
     rebuild: bool = False
     lock_timeout: float = -1
     worker: str | None = None  # the xdist worker id, when this session is one
+    with_requirements: tuple[str, ...] = ()
+    """Canonical requirements every env gets in place of its own of the same names (``--isoenv-with``)."""
+    resolution: str = "highest"
+    """Which versions installers pick (``--isoenv-resolution``)."""
 
 
 @dataclass
@@ -43,6 +47,20 @@ class Stats:
     reused: set[str] = field(default_factory=set)
     built: dict[str, tuple[str, float]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TestContext:
+    """What the factory is told of the test being run, for errors and the Python matrix."""
+
+    __test__ = False  # not a test class, whatever pytest makes of its name
+
+    nodeid: str | None = None
+    """The test's node id, named in errors."""
+    matrix_python: str | None = None
+    """The interpreter spec the Python matrix chose for the test, if it chose one."""
+    broad_fixture: tuple[str, str] | None = None
+    """The name and scope of a fixture broader than a test being set up for it, if one is."""
 
 
 class IsoEnvFactory:
@@ -57,7 +75,7 @@ class IsoEnvFactory:
         settings: Settings,
         *,
         private_root: Callable[[], Path] | None = None,
-        current_test: Callable[[], str | None] | None = None,
+        context: Callable[[], TestContext] | None = None,
         notify: Notify | None = None,
         warn: Notify | None = None,
         echo: Echo | None = None,
@@ -66,7 +84,7 @@ class IsoEnvFactory:
         self.cache = Cache(settings.cache_dir, worker=settings.worker)
         self.stats = Stats()
         self._private_root = private_root
-        self._current_test = current_test or (lambda: None)
+        self._context = context or TestContext
         self._started = time.time()
         self._notify = notify
         self._warn = warn
@@ -83,41 +101,83 @@ class IsoEnvFactory:
         #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
 
+    def _current_test(self) -> str | None:
+        return self._context().nodeid
+
     def get(
         self,
         *requirements: PathArg,
         editable: PathArg | Sequence[PathArg] = (),
         constraints: PathArg | None = None,
         requirements_files: PathArg | Sequence[PathArg] = (),
+        groups: str | Sequence[str] = (),
         python: PathArg | None = None,
         private: bool = False,
         installer: str | None = None,
+        find_links: PathArg | Sequence[PathArg] = (),
+        index_url: str | None = None,
     ) -> IsolatedEnv:
         """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
 
         *editable* projects are installed in editable mode; relative paths
         resolve against pytest's rootdir. *python* picks the interpreter
-        (default: the one running pytest). A shared env (the default) must not
-        be changed; ``private=True`` gives a fresh env of the caller's own.
+        (default: the one running pytest, or in a test that the Python matrix
+        runs on several interpreters, that test's; see :doc:`how-to/dependency-matrix`).
+        A shared env (the default) must not be changed; ``private=True`` gives
+        a fresh env of the caller's own. Every other keyword argument is as in
+        the marker.
         """
+        context = self._context()
+        if python is None and context.matrix_python is not None:
+            python = self._follow_matrix(context)
         spec = self.spec(
             requirements,
             editable=editable,
             constraints=constraints,
             requirements_files=requirements_files,
+            groups=groups,
             python=python,
             private=private,
             installer=installer,
+            find_links=find_links,
+            index_url=index_url,
         )
         return self.env(spec)
 
-    def spec(self, requirements: Sequence[object], *, where: str | None = None, **kwargs: Any) -> EnvSpec:
+    def _follow_matrix(self, context: TestContext) -> str:
+        """The Python matrix's interpreter for a ``get()`` without ``python=``, or a loud error where it cannot be.
+
+        A fixture broader than a test is made once, for the tests on every
+        interpreter: following the test that happens to make it would hand its
+        env to tests on other Pythons.
+        """
+        assert context.matrix_python is not None
+        if context.broad_fixture is None:
+            return context.matrix_python
+        name, scope = context.broad_fixture
+        raise SpecError(
+            f"isoenv_factory.get() without python= in the {scope}-scoped fixture {name!r}, for a test the "
+            f"Python matrix runs on {context.matrix_python}: the fixture is made once for the tests on every Python, "
+            "so its env cannot follow the matrix",
+            where=context.nodeid,
+            fix=f"Make {name!r} function-scoped so that each test gets an env on its own Python, or pass python= "
+            "to get() (python=sys.executable for the Python running pytest)",
+        )
+
+    def spec(
+        self, requirements: Sequence[object], *, where: str | None = None, session: bool = True, **kwargs: Any
+    ) -> EnvSpec:
         """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`.
 
-        *where* names the test in errors (default: the test being run).
+        *where* names the test in errors (default: the test being run). With
+        *session* (the default), the session's ``--isoenv-with`` and
+        ``--isoenv-resolution`` apply.
         """
         where = where or self._current_test()
         spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **kwargs)
+        if session:
+            spec = spec.with_requirements(self.settings.with_requirements)
+            spec = dataclasses.replace(spec, resolution=self.settings.resolution)
         self.settings.index.check_reachable(spec, where=where)
         return spec
 
@@ -152,10 +212,14 @@ class IsoEnvFactory:
                     f"{unsupported}",
                     where=where,
                 )
+            try:
+                installer.resolution_arguments(spec.resolution)
+            except SpecError as exc:
+                raise SpecError(exc.problem, where=where, fix=exc.fix) from None
             material = {
                 "spec": spec.key_material(),
                 "interpreter": interpreter.key_material(),
-                "installer": installer.key_material(self.settings.index),
+                "installer": installer.key_material(self.settings.index.for_spec(spec)),
             }
             key = self._keys[spec] = compute_key(material)
         return key
@@ -383,7 +447,13 @@ class IsoEnvFactory:
             self._echo(f"{header} (log: {log})")
         started = time.monotonic()
         python = installer.build(
-            path, interpreter.executable, spec, self.settings.index, log=log, environ=host_environ(), echo=self._echo
+            path,
+            interpreter.executable,
+            spec,
+            self.settings.index.for_spec(spec),
+            log=log,
+            environ=host_environ(),
+            echo=self._echo,
         )
         venv_paths = dict(interpreter.venv_paths)
         dirs = [path / venv_paths[k] for k in ("scripts", "purelib", "platlib") if k in venv_paths]
@@ -424,14 +494,15 @@ class IsoEnvFactory:
             packages=packages,
             dist_infos=[rel(d) for d in dist_infos if Path(d).is_relative_to(path)],
             build_seconds=round(time.monotonic() - started, 3),
+            resolution=spec.resolution,
         )
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
-        spec = self.spec(requirements, editable=list(editable))
+        spec = self.spec(requirements, session=False, editable=list(editable))
         self.installer(env.spec).install(
             env.python,
             spec,
-            self.settings.index,
+            self.settings.index.for_spec(env.spec),
             log=env.path.with_name(f"{env.path.name}.log"),
             environ=env.environ,
             echo=self._echo,

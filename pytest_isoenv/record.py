@@ -52,6 +52,8 @@ class Built:
     """The metadata folders of those distributions, relative to the env."""
     build_seconds: float
     """How long the build took."""
+    resolution: str = "highest"
+    """The resolution strategy it was built with (``--isoenv-resolution``)."""
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,16 @@ import base64
 import hashlib
 import os
 import re
+import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python < 3.11: the projects the tests write use only this much TOML.
-    tomllib = None  # type: ignore[assignment]
+else:  # The projects the tests write use only as much TOML as _read_project parses itself.
+    tomllib = None
 
 
 def normalize(name: str) -> str:
@@ -33,11 +35,18 @@ def write_wheel(
     requires: tuple[str, ...] | list[str] = (),
     files: dict[str, str] | None = None,
     scripts: dict[str, str] | None = None,
+    extras: dict[str, list[str]] | None = None,
 ) -> Path:
-    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text."""
+    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text.
+
+    *extras* maps an extra's name to the requirements it adds.
+    """
     dist_info = f"{normalize(name)}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     metadata += "".join(f"Requires-Dist: {req}\n" for req in requires)
+    for extra, extra_requires in (extras or {}).items():
+        metadata += f"Provides-Extra: {extra}\n"
+        metadata += "".join(f'Requires-Dist: {req}; extra == "{extra}"\n' for req in extra_requires)
     contents = dict(files or {})
     contents[f"{dist_info}/METADATA"] = metadata
     contents[f"{dist_info}/WHEEL"] = (
@@ -59,12 +68,12 @@ def write_wheel(
     return path
 
 
-def _read_project(root: Path) -> dict:
+def _read_project(root: Path) -> dict[str, Any]:
     text = (root / "pyproject.toml").read_text(encoding="utf-8")
     if tomllib is not None:
         return tomllib.loads(text)
-    data: dict = {}
-    table: dict = data
+    data: dict[str, Any] = {}
+    table: dict[str, Any] = data
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("["):
@@ -105,6 +114,7 @@ def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
         requires=project.get("dependencies", []),
         files=files,
         scripts=project.get("scripts"),
+        extras=project.get("optional-dependencies"),
     )
     return wheel.name
 
