@@ -89,6 +89,8 @@ class IsoEnvFactory:
         python: PathArg | None = None,
         private: bool = False,
         installer: str | None = None,
+        warm: bool = False,
+        preload: str | Sequence[str] = (),
     ) -> IsolatedEnv:
         """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
 
@@ -96,6 +98,9 @@ class IsoEnvFactory:
         resolve against pytest's rootdir. *python* picks the interpreter
         (default: the one running pytest). A shared env (the default) must not
         be changed; ``private=True`` gives a fresh env of the caller's own.
+        ``warm=True`` runs the env's Python programs in forks of an interpreter
+        that started once, with the *preload* modules imported (see
+        :mod:`pytest_isoenv.warm`).
         """
         spec = self.spec(
             requirements,
@@ -105,6 +110,8 @@ class IsoEnvFactory:
             python=python,
             private=private,
             installer=installer,
+            warm=warm,
+            preload=preload,
         )
         return self.env(spec)
 
@@ -126,6 +133,8 @@ class IsoEnvFactory:
         for message in self._deferred_warnings.pop(env.key, ()):
             if self._warn is not None:
                 self._warn(message)
+        if (env.spec.warm, env.spec.preload) != (spec.warm, spec.preload):
+            env = env.handed_out_as(spec)  # the same env, its programs run warm or not as this spec asks
         return env
 
     def key(self, spec: EnvSpec) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from . import manage, matrix, options
+from . import manage, matrix, options, warm
 from .cache import Notify
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
@@ -29,7 +29,7 @@ NOTIFY = pytest.StashKey[Notify]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
-    "installer=None): the packages the test's `isoenv` env has; the closest marker wins"
+    "installer=None, warm=False, preload=()): the packages the test's `isoenv` env has; the closest marker wins"
 )
 
 
@@ -168,6 +168,9 @@ def settings_from_config(config: pytest.Config) -> Settings:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
+    unavailable = warm.unavailable()
+    if unavailable is not None:
+        lines.append(f"isoenv: {unavailable}: warm=True envs run every call as a plain subprocess")
     if config.stash[PYTHONS]:
         discovery = config.stash[FACTORY].discovery
         lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
@@ -195,6 +198,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    warm.stop()  # the warm interpreters would go with this process anyway; stopping them here is tidy
     factory = config.stash.get(FACTORY, None)
     if factory is not None:
         factory.close()
@@ -258,6 +262,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
     if PRUNED in config.stash:
         terminalreporter.write_line(config.stash[PRUNED])
+    for line in warm.unsupported():
+        terminalreporter.write_line(f"isoenv: warm=True ran plain subprocesses for {line}")
 
 
 @pytest.fixture(scope="session")
@@ -265,7 +271,8 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """Session-scoped factory of isolated envs, for fixtures of your own.
 
     ``isoenv_factory.get(*requirements, editable=(), constraints=None,
-    requirements_files=(), python=None, private=False, installer=None)``
+    requirements_files=(), python=None, private=False, installer=None,
+    warm=False, preload=())``
     returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
     set of arguments and cached across tests, sessions and xdist workers.
     """

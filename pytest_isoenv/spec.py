@@ -24,7 +24,9 @@ from .errors import SpecError
 KEY_FORMAT = 1
 
 #: The keyword arguments the marker and ``isoenv_factory.get()`` accept.
-SPEC_ARGUMENTS = ("editable", "constraints", "requirements_files", "python", "private", "installer")
+SPEC_ARGUMENTS = (
+    "editable", "constraints", "requirements_files", "python", "private", "installer", "warm", "preload",
+)  # fmt: skip
 
 PathArg = Union[str, "os.PathLike[str]"]
 
@@ -107,8 +109,8 @@ class EnvSpec:
     """What one isolated environment contains, validated and normalised.
 
     Build it with :meth:`from_arguments`; the constructor trusts its input.
-    Equal specs describe the same env. ``private`` says how the env is handed
-    out, not what it is, so it is not part of the key.
+    Equal specs describe the same env. ``private``, ``warm`` and ``preload``
+    say how the env is handed out, not what it is, so they are not part of the key.
     """
 
     requirements: tuple[str, ...] = ()
@@ -127,6 +129,10 @@ class EnvSpec:
     """The installer name asked for, or ``None`` for the session's choice."""
     private: bool = field(default=False, compare=False)
     """Whether the test gets its own, changeable copy."""
+    warm: bool = field(default=False, compare=False)
+    """Whether the env's Python programs run in forks of a warm interpreter (see :mod:`pytest_isoenv.warm`)."""
+    preload: tuple[str, ...] = field(default=(), compare=False)
+    """Modules the warm interpreter imports once, before it serves any call."""
 
     @classmethod
     def from_arguments(
@@ -186,6 +192,16 @@ class EnvSpec:
         private = kwargs.get("private", False)
         if not isinstance(private, bool):
             raise SpecError(f"private={private!r} is not True or False", where=where)
+        warm = kwargs.get("warm", False)
+        if not isinstance(warm, bool):
+            raise SpecError(f"warm={warm!r} is not True or False", where=where)
+        preload = _module_names(kwargs.get("preload", ()), where)
+        if preload and not warm:
+            raise SpecError(
+                f"preload={preload!r} needs a warm interpreter to import into",
+                where=where,
+                fix="Add warm=True, or leave preload out",
+            )
         return cls(
             requirements=tuple(sorted(reqs)),
             local=tuple(sorted(set(local))),
@@ -197,6 +213,8 @@ class EnvSpec:
             python=None if python is None else normalize_python(python, rootdir, where) or None,
             installer=installer,
             private=private,
+            warm=warm,
+            preload=preload,
         )
 
     def key_material(self) -> dict[str, Any]:
@@ -258,6 +276,21 @@ def _parse_requirement(text: str, where: str | None) -> str:
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None
+
+
+def _module_names(value: object, where: str | None) -> tuple[str, ...]:
+    """``preload=``: one dotted module name or a list of them, each checked, in the order given."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)):
+        raise SpecError(f"preload={value!r} is not a module name or a list of them", where=where)
+    for name in names:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise SpecError(
+                f"preload entry {name!r} is not a module name",
+                where=where,
+                fix='Use importable dotted names such as "requests" or "mypkg.cli"',
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def _as_sequence(value: object, name: str, where: str | None) -> list[PathArg]:
