@@ -26,6 +26,7 @@ from conftest import INSTALLER, write_project
 from pytest_isoenv import IsolatedEnv, SpecError, WarmError, warm
 from pytest_isoenv.factory import IsoEnvFactory, Settings
 from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.warm import WarmServer
 
 pytestmark = pytest.mark.skipif(warm.unavailable() is not None, reason=str(warm.unavailable()))
 
@@ -65,7 +66,7 @@ class Pair:
     warm: IsolatedEnv
 
     @property
-    def server(self) -> warm.WarmServer:
+    def server(self) -> WarmServer:
         server = warm.server_for(self.warm.python, self.warm.bin_dir, self.warm.environ, self.warm.spec.preload)
         assert server is not None
         return server
