@@ -96,6 +96,12 @@ def write_project(
     return root
 
 
+@pytest.fixture(scope="session")
+def project_writer() -> MakeProject:
+    """:func:`write_project` itself, for fixtures that outlive one test (``make_project`` writes into its tmp_path)."""
+    return write_project
+
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> MakeProject:
     """Factory: ``make_project(name, version="0.1", dependencies=(), scripts=None, body="", parent=tmp_path)``."""

@@ -15,13 +15,12 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import INSTALLER, write_project
 
 from pytest_isoenv import IsolatedEnv, SpecError, WarmError, warm
 from pytest_isoenv.factory import IsoEnvFactory, Settings
@@ -86,7 +85,9 @@ class Pair:
 
 
 @pytest.fixture(scope="module")
-def factory(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, shared_cache: Path) -> IsoEnvFactory:
+def factory(
+    tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, shared_cache: Path, installer_name: str
+) -> IsoEnvFactory:
     root = tmp_path_factory.mktemp("warm-root")
     return IsoEnvFactory(
         Settings(
@@ -94,15 +95,15 @@ def factory(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, shared_c
             rootdir=root,
             run_id=uuid.uuid4().hex,
             index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
-            installer=INSTALLER,
+            installer=installer_name,
         ),
         private_root=lambda: Path(tempfile.mkdtemp(dir=root, prefix="private-")),
     )
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = write_project(
+def probe(tmp_path_factory: pytest.TempPathFactory, project_writer: Callable[..., Path]) -> Path:
+    root = project_writer(
         tmp_path_factory.mktemp("probe"),
         "warmprobe",
         scripts={"warmprobe": "warmprobe:main", "warmprobe-fail": "warmprobe:fail"},
