@@ -13,7 +13,7 @@ import sys
 import tempfile
 import textwrap
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def write_project(
 
 
 @pytest.fixture(scope="session")
-def project_writer() -> MakeProject:
+def project_writer() -> Callable[..., Path]:
     """:func:`write_project` itself, for fixtures that outlive one test (``make_project`` writes into its tmp_path)."""
     return write_project
 
