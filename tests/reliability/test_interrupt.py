@@ -21,7 +21,7 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="sends POSIX signals"),
 ]
 
-# Only as a guard against a hung test: a build held at the gate waits two minutes, so a wait this long fails.
+# Shorter than the two minutes a build waits at the gate: a run that waits for the held build fails the test.
 PATIENCE = 60.0
 
 
