@@ -92,7 +92,7 @@ def marker_environment(python: Path, environ: Mapping[str, str]) -> dict[str, st
 def missing(spec: EnvSpec, python: Path, site_dirs: tuple[Path, ...], environ: Mapping[str, str]) -> list[str]:
     """What *spec* asked for that is not installed in the env of *python*, one phrase each.
 
-    Requirements (its own and the plain ones of its requirements files) must be
+    Requirements (its own, its groups' and the plain ones of its requirements files) must be
     installed at a version their specifier allows, where their markers hold for
     the env's interpreter; local and editable projects must be installed from
     their folder (as their ``direct_url.json`` says), wheels and sdists at their
@@ -123,8 +123,11 @@ def missing(spec: EnvSpec, python: Path, site_dirs: tuple[Path, ...], environ: M
 
 
 def _requirements(spec: EnvSpec) -> Iterator[str]:
-    """The named requirements of *spec*: its own, and the plain lines of its requirements files."""
+    """The named requirements of *spec*: its own, its dependency groups', and the plain lines of its requirements
+    files."""
     yield from spec.requirements
+    for _, requirements in spec.groups:
+        yield from requirements
     for path in spec.requirements_files:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
