@@ -15,8 +15,9 @@ from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
-from .installers import Echo, IndexOptions, Installer, select_installer
+from .installers import IndexOptions, Installer, InstallerDirs, select_installer
 from .privatecopy import copy_env
+from .processes import Echo
 from .spec import EnvSpec, PathArg, compute_key
 
 
@@ -228,7 +229,8 @@ class IsoEnvFactory:
         """The installer *spec* uses (its own choice, or the session's)."""
         name = spec.installer or self.settings.installer
         if name not in self._installers:
-            self._installers[name] = select_installer(name, app_data=self.cache.app_data_dir, where=self.current_test)
+            dirs = InstallerDirs(app_data=self.cache.app_data_dir, uv_cache=self.cache.root / "uv")
+            self._installers[name] = select_installer(name, dirs=dirs, where=self.current_test)
         return self._installers[name]
 
     def _ensure_cache(self) -> None:
@@ -287,7 +289,11 @@ class IsoEnvFactory:
                     say(f"  {message}")
                 self._deferred_warnings.setdefault(key, []).extend(warned)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Interrupted (Ctrl-C): stop the running installers rather than wait for them, and wait only for
+            # their builds to remove what they had made, so that nothing half-built is left or published.
+            for installer in self._installers.values():
+                installer.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown()
 
