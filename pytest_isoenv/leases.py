@@ -232,7 +232,7 @@ def _remove_entries(
     sizes: bool,
 ) -> Pruned:
     pruned = Pruned()
-    if not cache.envs_dir.is_dir():
+    if not cache.is_ours() or not cache.envs_dir.is_dir():  # never remove from a folder the cache did not make
         return pruned
     moved: list[Path] = []
     try:

@@ -119,7 +119,7 @@ def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) ->
     """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
     if not policy.auto or getattr(config, "workerinput", None) is not None or not factory.cache.envs_dir.is_dir():
         return None
-    if factory.lease.problem is not None:  # a read-only or full cache: it was said once already
+    if factory.lease.problem is not None or not factory.cache.is_ours():  # read-only, full, or not a cache at all
         return None
     # xdist workers share the run id: their leases are this run's, not another process's.
     others = [lease for lease in live_leases(factory.cache) if lease.run_id != factory.settings.run_id]
