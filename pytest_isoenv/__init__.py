@@ -11,6 +11,7 @@ from .env import IsolatedEnv
 from .errors import (
     BuildError,
     CacheError,
+    CommandNotFound,
     InterpreterNotFound,
     IsoEnvError,
     IsoEnvWarning,
@@ -24,6 +25,7 @@ from .spec import EnvSpec
 __all__ = [
     "BuildError",
     "CacheError",
+    "CommandNotFound",
     "EnvSpec",
     "InterpreterNotFound",
     "IsoEnvError",

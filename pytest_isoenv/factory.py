@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
@@ -18,6 +18,9 @@ from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, 
 from .installers import Echo, IndexOptions, Installer, select_installer
 from .privatecopy import copy_env
 from .spec import EnvSpec, PathArg, compute_key
+
+if TYPE_CHECKING:
+    from .coverage_support import Measurement
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,11 @@ class IsoEnvFactory:
         notify: Notify | None = None,
         warn: Notify | None = None,
         echo: Echo | None = None,
+        coverage: Measurement | None = None,
     ) -> None:
         self.settings = settings
+        #: Set while the session measures coverage: every env then has coverage.py, and its processes measure.
+        self.coverage = coverage
         self.cache = Cache(settings.cache_dir, worker=settings.worker)
         self.stats = Stats()
         #: Makes a new folder for private envs (the plugin binds it to pytest's temp dirs).
@@ -111,6 +117,8 @@ class IsoEnvFactory:
     def spec(self, requirements: Sequence[object], **kwargs: Any) -> EnvSpec:
         """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`."""
         spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=self.current_test, **kwargs)
+        if self.coverage is not None:
+            spec = dataclasses.replace(spec, coverage=self.coverage.version)
         self.settings.index.check_reachable(spec, where=self.current_test)
         return spec
 
@@ -343,8 +351,8 @@ class IsoEnvFactory:
             site_packages=path / paths["site_packages"],
             key=key,
             spec=spec,
-            private=installs is not None,
             installs=installs,
+            coverage=self.coverage if spec.coverage else None,
         )
 
     def _build(self, spec: EnvSpec, path: Path, log: Path) -> dict[str, Any]:
@@ -357,8 +365,15 @@ class IsoEnvFactory:
         if self._echo is not None:
             self._echo(f"{header} (log: {log})")
         started = time.monotonic()
+        installs = spec if self.coverage is None else self.coverage.install_spec(spec, interpreter)
         python = installer.build(
-            path, interpreter.executable, spec, self.settings.index, log=log, environ=host_environ(), echo=self._echo
+            path,
+            interpreter.executable,
+            installs,
+            self.settings.index,
+            log=log,
+            environ=host_environ(),
+            echo=self._echo,
         )
         built = time.monotonic()
         venv_paths = dict(interpreter.venv_paths)

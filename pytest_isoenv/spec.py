@@ -125,6 +125,9 @@ class EnvSpec:
     """The interpreter spec (``"3.12"``, ``"pypy3.10"``, an absolute path) or ``None`` for the running one."""
     installer: str | None = None
     """The installer name asked for, or ``None`` for the session's choice."""
+    coverage: str | None = None
+    """The coverage.py version installed to measure the env's processes: set only while the session
+    measures coverage (the host's version, so the data combine), else ``None``."""
     private: bool = field(default=False, compare=False)
     """Whether the test gets its own, changeable copy."""
 
@@ -210,6 +213,8 @@ class EnvSpec:
             "editable": [{"path": str(p), "metadata": hash_metadata_files(p)} for p in self.editable],
             "constraints": None if self.constraints is None else hash_file(self.constraints),
             "requirements_files": [hash_file(p) for p in self.requirements_files],
+            # Only while measuring: an env that is not measured keeps the key it always had.
+            **({"coverage": self.coverage} if self.coverage else {}),
         }
 
     def describe(self) -> str:
@@ -218,7 +223,8 @@ class EnvSpec:
         parts += [f"-r {p.name}" for p in self.requirements_files]
         if self.constraints is not None:
             parts.append(f"-c {self.constraints.name}")
-        return ", ".join(parts) or "(no packages)"
+        text = ", ".join(parts) or "(no packages)"
+        return f"{text} +coverage {self.coverage}" if self.coverage else text
 
 
 def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) -> str:
