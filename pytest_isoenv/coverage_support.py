@@ -97,6 +97,8 @@ class Measurement:
         self._rcfiles: dict[Path, Path] = {}
         self._paths: dict[str, str] = {}
         self._wheel: Path | bool | None = False  # False: not looked for yet
+        self.notes: set[str] = set()
+        """What could not be measured, for the session's summary."""
 
     @property
     def data_dir(self) -> Path:
@@ -120,6 +122,8 @@ class Measurement:
         plain = dataclasses.replace(spec, coverage=None)
         if any(canonicalize_name(Requirement(r).name) == "coverage" for r in spec.requirements):
             return plain  # the test asked for its own coverage: that one it gets
+        if _unsupported(spec.coverage, ".".join(map(str, interpreter.version_info))):
+            return plain  # not measured: said at each use of the env (see _rcfile)
         wheel = self._host_wheel(interpreter)
         if wheel is not None:
             return dataclasses.replace(plain, local=(*plain.local, wheel))
@@ -141,6 +145,14 @@ class Measurement:
         mapped = installed_copies(env)
         with self._lock:
             self._paths.update(mapped)
+        if not (env.site_packages / "coverage").is_dir():
+            python = _env_python_version(env)
+            reason = _unsupported(self.version, python) if python else None
+            with self._lock:
+                self.notes.add(
+                    f"the env ({env.spec.describe()}) on Python {python or '?'} is not measured: "
+                    + (reason or "it has no coverage package")
+                )
         source = []
         for entry in [*(config.source or ()), *getattr(config, "source_dirs", ())]:
             path = self.topdir / entry
@@ -246,6 +258,34 @@ class Measurement:
         if not isinstance(wheel, Path) or not _wheel_fits(wheel, interpreter):
             return None
         return wheel
+
+
+def _unsupported(version: str, python: str) -> str | None:
+    """Why coverage *version* (the host's) cannot run on Python *python*, by its ``Requires-Python``; else ``None``."""
+    from importlib import metadata
+
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        requires = metadata.metadata("coverage")["Requires-Python"]
+        specifier = SpecifierSet(requires or "")
+    except (metadata.PackageNotFoundError, InvalidSpecifier):
+        return None
+    if specifier.contains(python, prereleases=True):
+        return None
+    return f"coverage {version} (the version pytest runs with) needs Python {requires}"
+
+
+def _env_python_version(env: IsolatedEnv) -> str | None:
+    """The Python version *env* was made from, as its ``pyvenv.cfg`` says."""
+    try:
+        lines = (env.path / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    values = dict(line.partition("=")[::2] for line in lines)
+    found = {k.strip(): v.strip() for k, v in values.items()}
+    version = found.get("version_info") or found.get("version")
+    return ".".join(version.split(".")[:3]) if version else None
 
 
 def _current_config() -> Any:

@@ -152,10 +152,6 @@ class IsolatedEnv:
     """How a private env installs into itself; ``None`` for a shared env, which must not be changed."""
     coverage: Measures | None = field(default=None, repr=False, compare=False)
     """Set while the session measures coverage of the env's processes (see :doc:`/how-to/coverage`)."""
-    _environ: dict[str, str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_environ", isolated_environ(self.path, self.bin_dir))
 
     @property
     def private(self) -> bool:
@@ -165,8 +161,9 @@ class IsolatedEnv:
     @property
     def environ(self) -> dict[str, str]:
         """Variables for running inside the env: ``VIRTUAL_ENV`` set, its scripts first on ``PATH``,
-        ``PYTHONPATH``, ``PYTHONHOME`` and the user site turned off. A fresh copy each time."""
-        return dict(self._environ)
+        ``PYTHONPATH``, ``PYTHONHOME`` and the user site turned off. Made from the host's variables
+        as they are now (so ``monkeypatch.setenv`` applies), a fresh copy each time."""
+        return isolated_environ(self.path, self.bin_dir)
 
     def script(self, name: str) -> Path | None:
         """The path of the script *name* in :attr:`bin_dir` (``.exe`` and friends found on Windows), if any."""
@@ -295,7 +292,7 @@ class IsolatedEnv:
         if not args:
             raise TypeError("run() and popen() need a command")
         argv = [os.fspath(a) for a in args]
-        environ = dict(self._environ)
+        environ = self.environ
         changes: list[Mapping[str, str | None]] = [env or {}]
         if self.coverage is not None:
             changes.insert(0, self.coverage.environ(self))
@@ -346,7 +343,7 @@ class IsolatedEnv:
 
         While the session measures coverage, ``coverage`` is one of them (see :doc:`/how-to/coverage`).
         """
-        packages: dict[str, str] = introspect(self.python, self._environ)["packages"]
+        packages: dict[str, str] = introspect(self.python, self.environ)["packages"]
         return packages
 
     def install(self, *requirements: str | os.PathLike[str], editable: Sequence[str | os.PathLike[str]] = ()) -> None:

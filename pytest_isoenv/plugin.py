@@ -359,7 +359,8 @@ class CoverageHooks:
         finally:
             PROCESSES.stop(wide=True)  # a stopped server saves its data (sigterm = True)
             _, problems = self.measurement.finish()
-            self.config.stash[COVERAGE_LINES] = [f"isoenv: coverage of env processes: {p}" for p in problems]
+            lines = sorted(self.measurement.notes) + problems
+            self.config.stash[COVERAGE_LINES] = [f"isoenv: coverage of env processes: {line}" for line in lines]
 
 
 class XdistHooks:

@@ -65,8 +65,12 @@ class Processes:
     def exit_fixture(self) -> None:
         self._fixture_scopes.pop()
 
-    def stop(self, *, wide: bool = False, grace: float = GRACE_SECONDS) -> list[str]:
-        """Stop the test's processes that still run (with *wide*: every one); one line for each stopped."""
+    def stop(self, *, wide: bool = False, grace: float | None = None) -> list[str]:
+        """Stop the test's processes that still run (with *wide*: every one); one line for each stopped.
+
+        Each gets *grace* seconds (default :data:`GRACE_SECONDS`) to exit after it is terminated.
+        """
+        grace = GRACE_SECONDS if grace is None else grace
         lines = []
         keep = []
         for started in self._started:

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import write_project
 
 pytest.importorskip("pytest_cov")
@@ -137,7 +136,8 @@ def test_no_coverage_package_and_same_key_when_not_measuring(pytester: pytest.Py
     measured_off = pytester.runpytest_subprocess("-s", "--cov=covdemo", "--isoenv-no-coverage")
     measured_off.assert_outcomes(passed=1)
     keys = [re.findall(r"KEY (\w+)", r.stdout.str()) for r in (plain, measured_off)]
-    assert keys[0] == keys[1] and len(keys[0]) == 1
+    assert keys[0] == keys[1]
+    assert len(keys[0]) == 1
 
 
 @pytest.mark.slow
