@@ -256,7 +256,7 @@ class IsolatedEnv:
         is stopped when the session ends, if that fixture did not stop it first.
         """
         __tracebackhide__ = True
-        from .processes import PROCESSES, group_options
+        from .background import PROCESSES, group_options
 
         how = self._invocation(args, cwd=cwd, env=env, external=external)
         if (

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from . import manage, matrix, options
+from .background import PROCESSES
 from .cache import Notify
 from .coverage_support import Measurement, host_coverage_version, session_measures
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
 from .installers import IndexOptions, installer_class
-from .processes import PROCESSES
 from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()

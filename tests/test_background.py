@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isoenv import processes
+from pytest_isoenv import background
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="reads process states from /proc")
 
@@ -38,7 +38,7 @@ def test_the_howtos_http_server_example_runs(pytester: pytest.Pytester) -> None:
 def test_processes_a_test_leaves_running_are_stopped_with_their_children(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(processes, "GRACE_SECONDS", 1)  # pytester runs in this process
+    monkeypatch.setattr(background, "GRACE_SECONDS", 1)  # pytester runs in this process
     pytester.makepyfile(
         textwrap.dedent(
             """
