@@ -21,6 +21,7 @@ from .errors import (
 )
 from .factory import IsoEnvFactory
 from .spec import EnvSpec
+from .warm import WarmError
 
 __all__ = [
     "BuildError",
@@ -35,4 +36,5 @@ __all__ = [
     "RunError",
     "SharedEnvError",
     "SpecError",
+    "WarmError",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import warm as _warm
 from .errors import CommandNotFound, RunError, SharedEnvError
 
 if TYPE_CHECKING:
@@ -159,6 +161,18 @@ class IsolatedEnv:
         return self.installs is not None
 
     @property
+    def warm(self) -> bool:
+        """Whether :meth:`run` serves the env's Python programs from a warm interpreter (``warm=True``).
+
+        True only where that can work (POSIX, ``os.fork``); elsewhere every call is a plain subprocess.
+        """
+        return self.spec.warm and _warm.unavailable() is None
+
+    def handed_out_as(self, spec: EnvSpec) -> IsolatedEnv:
+        """This env as *spec* hands it out: the same env, with *spec*'s ``warm`` and ``preload``."""
+        return dataclasses.replace(self, spec=spec)
+
+    @property
     def environ(self) -> dict[str, str]:
         """Variables for running inside the env: ``VIRTUAL_ENV`` set, its scripts first on ``PATH``,
         ``PYTHONPATH``, ``PYTHONHOME`` and the user site turned off. Made from the host's variables
@@ -213,23 +227,22 @@ class IsolatedEnv:
         """
         __tracebackhide__ = True
         how = self._invocation(args, cwd=cwd, env=env, external=external)
+        options: dict[str, Any] = {"cwd": how.cwd, "env": how.environ, "timeout": timeout, "input": input}
+        options.update(capture_output=True, encoding=encoding, errors=errors)
         try:
-            proc = subprocess.run(
-                how.argv,
-                cwd=how.cwd,
-                env=how.environ,
-                timeout=timeout,
-                input=input,
-                capture_output=True,
-                encoding=encoding,
-                errors=errors,
-                check=False,
-            )
+            # Measured processes start plain: the warm interpreter started before coverage was asked for.
+            if self.warm and self.coverage is None:
+                proc = _warm.run(how.argv, server=self._warm_server(), **options)
+            else:
+                proc = subprocess.run(how.argv, check=False, **options)
         except FileNotFoundError as exc:
             raise self._not_found(how, exc) from None
         if check and proc.returncode:
             raise RunError(proc.returncode, how.argv, proc.stdout, proc.stderr, env_path=self.path)
         return proc
+
+    def _warm_server(self) -> _warm.WarmServer | None:
+        return _warm.server_for(self.python, self.bin_dir, self.environ, self.spec.preload)
 
     def popen(
         self,
@@ -359,6 +372,8 @@ class IsolatedEnv:
                 "(@pytest.mark.isoenv(..., private=True) or isoenv_factory.get(..., private=True))"
             )
         self.installs(self, requirements, editable)
+        # A warm interpreter may have imported what was just replaced: the next call starts a new one.
+        _warm.stop(self.python)
 
     def __repr__(self) -> str:
         kind = "private" if self.private else "shared"
