@@ -18,7 +18,7 @@ from .cache import Notify
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions, installer_class, resolution_needs_uv
+from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
 from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
@@ -205,7 +205,9 @@ def settings_from_config(config: pytest.Config) -> Settings:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     settings = config.stash[FACTORY].settings
-    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
+    label, warnings = installer_notes(installer)
+    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}"]
+    lines += [f"isoenv: warning: {warning}" for warning in warnings]
     if settings.resolution != "highest":
         lines.append(f"isoenv: resolution {settings.resolution} (--isoenv-resolution): keyed apart from highest")
     lines += [
