@@ -101,6 +101,8 @@ class IsoEnvFactory:
         installer: str | None = None,
         find_links: PathArg | Sequence[PathArg] = (),
         index_url: str | None = None,
+        warm: bool = False,
+        preload: str | Sequence[str] = (),
     ) -> IsolatedEnv:
         """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
 
@@ -110,7 +112,9 @@ class IsoEnvFactory:
         runs on several interpreters, that test's; see :doc:`how-to/dependency-matrix`).
         A shared env (the default) must not be changed; ``private=True`` gives
         a fresh env of the caller's own. Every other keyword argument is as in
-        the marker.
+        the marker; ``warm=True`` runs the env's Python programs in forks of an
+        interpreter that started once, with the *preload* modules imported (see
+        :mod:`pytest_isoenv.warm`).
         """
         if python is None and self.matrix_python is not None:
             python = self._follow_matrix()
@@ -125,6 +129,8 @@ class IsoEnvFactory:
             installer=installer,
             find_links=find_links,
             index_url=index_url,
+            warm=warm,
+            preload=preload,
         )
         return self.env(spec)
 
@@ -173,6 +179,8 @@ class IsoEnvFactory:
         for message in self._deferred_warnings.pop(env.key, ()):
             if self._warn is not None:
                 self._warn(message)
+        if (env.spec.warm, env.spec.preload) != (spec.warm, spec.preload):
+            env = env.handed_out_as(spec)  # the same env, its programs run warm or not as this spec asks
         return env
 
     def key(self, spec: EnvSpec) -> str:

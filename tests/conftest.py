@@ -13,7 +13,7 @@ import sys
 import tempfile
 import textwrap
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,12 @@ def write_project(
     shutil.copy(RESOURCES / "isoenv_testbackend.py", root)
     (package / "__init__.py").write_text(body or f"NAME = {name!r}\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def project_writer() -> Callable[..., Path]:
+    """:func:`write_project` itself, for fixtures that outlive one test (``make_project`` writes into its tmp_path)."""
+    return write_project
 
 
 @pytest.fixture
