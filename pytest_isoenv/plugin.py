@@ -20,7 +20,7 @@ from .coverage_support import Measurement, host_coverage_version, session_measur
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions, installer_class, resolution_needs_uv
+from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
 from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
@@ -222,7 +222,9 @@ def settings_from_config(config: pytest.Config) -> Settings:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     settings = config.stash[FACTORY].settings
-    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
+    label, warnings = installer_notes(installer)
+    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}"]
+    lines += [f"isoenv: warning: {warning}" for warning in warnings]
     unavailable = warm.unavailable()
     if unavailable is not None:
         lines.append(f"isoenv: {unavailable}: warm=True envs run every call as a plain subprocess")
