@@ -96,10 +96,8 @@ def params_for(
     chosen = [spec for spec in session if any(covers(spec, want) for want in wanted)]
     if chosen:
         return [PythonParam(spec, spec_label(spec)) for spec in chosen]
-    reason = (
-        f"{where} asks for python={marker!r}, which none of this run's Pythons satisfy "
-        f"(--isoenv-python: {', '.join(session)})"
-    )
+    # The test id is left out: pytest shows it with the reason, and folds identical reasons into one line.
+    reason = f"python={marker!r} is none of this run's Pythons (--isoenv-pythons={','.join(session)})"
     return [PythonParam(spec, spec_label(spec), skip=reason) for spec in wanted]
 
 
@@ -115,7 +113,7 @@ def report(discovery: Discovery, installer: Installer, session: Sequence[str]) -
     notes = [(i, installer.unsupported(i)) for i in found]
     lines += [f"  {i.label} at {i.executable}: {note}" for i, note in notes if note]
     if session:
-        lines.append("--isoenv-python selects:")
+        lines.append("--isoenv-pythons selects:")
         lines += [f"  {spec}: {describe(discovery, spec)}" for spec in session]
     return lines
 
