@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from helpers import MakeFactory, finish, read_line
 
 from pytest_isoenv.cache import RECORD_NAME, Cache, Lease, Pruned
 from pytest_isoenv.env import IsolatedEnv
-from pytest_isoenv.factory import IsoEnvFactory
 
-MakeFactory = Callable[..., IsoEnvFactory]
 DAY = 86400.0
 
 
@@ -86,13 +85,12 @@ def other_process(cache_dir: Path) -> Iterator[Callable[[str], tuple[subprocess.
             text=True,
         )
         started.append(proc)
-        assert proc.stdout is not None
-        return proc, proc.stdout.readline().strip()
+        return proc, read_line(proc, what="the other process").strip()
 
     yield start
     for proc in started:
         if proc.poll() is None:
-            proc.communicate("done\n")
+            finish(proc, what="the other process", input="done\n")
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
@@ -173,7 +171,7 @@ def test_clear_spares_envs_another_process_uses_until_it_ends(
     assert cache.read_record(key)[0] is not None
     assert removed(pruned) == {env.path.name for env in built.values()} - {key[:20]}
 
-    proc.communicate("done\n")
+    finish(proc, what="the other process", input="done\n")
     assert cache.leases() == []
     assert removed(cache.clear()) == {key[:20]}
     assert cache.entries() == []
@@ -183,7 +181,7 @@ def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
     cache_dir: Path, other_process: Callable[[str], tuple[subprocess.Popen[str], str]]
 ) -> None:
     proc, key = other_process("crash")
-    proc.wait()
+    finish(proc, what="the crashing process")
     cache = Cache(cache_dir)
     assert len(list(cache.sessions_dir.glob("*.json"))) == 1  # it never released its lease
     assert cache.leases() == []

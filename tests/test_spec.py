@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import MakeProject
 from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.spec import EnvSpec, compute_key, hash_metadata_files, hash_tree, normalize_requirement
-
-MakeProject = Callable[..., Path]
 
 
 def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:
@@ -115,7 +114,7 @@ def test_missing_requirements_and_constraints_files(tmp_path: Path) -> None:
         ({"editable": 5}, r"editable=5 is not a path or a list of paths"),
     ],
 )
-def test_wrongly_typed_arguments(kwargs: dict[str, object], pattern: str) -> None:
+def test_wrongly_typed_arguments(kwargs: dict[str, Any], pattern: str) -> None:
     with pytest.raises(SpecError, match=pattern):
         spec(**kwargs)
 
