@@ -6,6 +6,7 @@ The reference docs build their option table from :data:`OPTIONS`, so what
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -222,7 +223,7 @@ def misread_path_option(config: pytest.Config) -> str | None:
     for option in OPTIONS:
         if option.metavar is None:
             continue
-        for flag, value in zip(args, args[1:]):
+        for flag, value in itertools.pairwise(args):
             path = Path(os.path.abspath(invocation / os.path.expanduser(value)))
             if flag == option.flag and path.exists() and path.is_relative_to(rootpath):
                 return (
