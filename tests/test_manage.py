@@ -249,8 +249,9 @@ def test_list_shows_a_table_and_runs_no_test(
     result.stdout.fnmatch_lines(
         [
             f"isoenv cache {cache_dir}: 3 env(s), * MB",
-            "KEY * PYTHON * PACKAGES * INSTALLER * SIZE * CREATED * LAST USED * STATE",
-            f"{built['one'].path.name}  CPython 3.* -c one.txt * {installer_name} * MB * 20* 2 days ago * ready",
+            "KEY * PYTHON * PACKAGES * INSTALLER * RESOLUTION * SIZE * CREATED * LAST USED * STATE",
+            f"{built['one'].path.name}  CPython 3.* -c one.txt * {installer_name} * highest * MB * 20* 2 days ago "
+            "* ready",
         ]
     )
     result.stdout.no_fnmatch_line("*test_fails*")
@@ -409,9 +410,9 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
     before.stdout.fnmatch_lines(
         [
             "isoenv plan: 3 env(s) for 4 test(s): 0 cached, 3 to build",
-            f"  to build  ????????????????????  py3.*  {installer_name}  alpha * (2 tests)",
-            f"  to build  ????????????????????  py3.*  {installer_name}  (no packages)  (1 test)",
-            f"  to build  ????????????????????  py3.*  {installer_name}  clitool * (1 test, private)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  alpha * (2 tests)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  (no packages)  (1 test)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  clitool * (1 test, private)",
             "  error: invalid requirement * (in test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad)",
             "  skipped: no Python interpreter matches '9.99'* "
             "(in test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_no_such_python)",

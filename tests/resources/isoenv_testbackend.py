@@ -35,11 +35,18 @@ def write_wheel(
     requires: tuple[str, ...] | list[str] = (),
     files: dict[str, str] | None = None,
     scripts: dict[str, str] | None = None,
+    extras: dict[str, list[str]] | None = None,
 ) -> Path:
-    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text."""
+    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text.
+
+    *extras* maps an extra's name to the requirements it adds.
+    """
     dist_info = f"{normalize(name)}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     metadata += "".join(f"Requires-Dist: {req}\n" for req in requires)
+    for extra, extra_requires in (extras or {}).items():
+        metadata += f"Provides-Extra: {extra}\n"
+        metadata += "".join(f'Requires-Dist: {req}; extra == "{extra}"\n' for req in extra_requires)
     contents = dict(files or {})
     contents[f"{dist_info}/METADATA"] = metadata
     contents[f"{dist_info}/WHEEL"] = (
@@ -83,11 +90,12 @@ def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
     root = Path.cwd()
     project = _read_project(root)["project"]
     # Hooks for the reliability tests: ISOENV_TESTBACKEND_TRACE names a file that gets one line per build
-    # (what they count), and a build waits (two minutes at most) until the file ISOENV_TESTBACKEND_GATE exists.
+    # (what they count: the project, the backend's process and the installer that started it), and a build
+    # waits (two minutes at most) until the file ISOENV_TESTBACKEND_GATE exists.
     trace = os.environ.get("ISOENV_TESTBACKEND_TRACE")
     if trace:
         with open(trace, "a", encoding="utf-8") as stream:
-            stream.write(f"{project['name']} {os.getpid()}\n")
+            stream.write(f"{project['name']} {os.getpid()} {os.getppid()}\n")
     gate = os.environ.get("ISOENV_TESTBACKEND_GATE")
     deadline = time.monotonic() + 120
     while gate and not Path(gate).exists() and time.monotonic() < deadline:
@@ -107,6 +115,7 @@ def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
         requires=project.get("dependencies", []),
         files=files,
         scripts=project.get("scripts"),
+        extras=project.get("optional-dependencies"),
     )
     return wheel.name
 
