@@ -17,6 +17,7 @@ from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_envir
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
 from .privatecopy import copy_env
+from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
 from .spec import EnvSpec, PathArg, compute_key
 from .workers import cpu_count
@@ -422,6 +423,13 @@ class IsoEnvFactory:
         """A changeable env made from the cached shared env of *spec* (built first if need be), not from the index."""
         if self.private_root is None:
             raise RuntimeError("private envs need a folder: pass private_root to IsoEnvFactory")
+        unsupported = private_envs_unsupported()
+        if unsupported:
+            raise SpecError(
+                unsupported,
+                where=self.current_test,
+                fix="Use a shared env, or skip the test on Windows (see the Windows and macOS page of the docs)",
+            )
         shared = self.env(dataclasses.replace(spec, private=False))
         path = self.private_root() / "env"
         # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
