@@ -15,7 +15,7 @@ from . import manage, matrix, options, warm, workers
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions, installer_class, resolution_needs_uv
+from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
 from .reporting import WORKEROUTPUT_KEY, Reporter, installer_note
 from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
@@ -207,8 +207,10 @@ def settings_from_config(config: pytest.Config) -> Settings:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     settings = config.stash[FACTORY].settings
-    name = installer_class(installer).name
-    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {name}{installer_note(installer, name)}"]
+    label, warnings = installer_notes(installer)
+    # A plain "pip" from auto means uv is not installed (else the label says why auto passed it over).
+    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}{installer_note(installer, label)}"]
+    lines += [f"isoenv: warning: {warning}" for warning in warnings]
     misread = options.misread_path_option(config)
     if misread:
         lines.append(f"isoenv: {misread}")
