@@ -111,6 +111,6 @@ def test_reinstalling_the_same_version_is_a_change(
     )
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=2, errors=1)
-    line = next(line for line in result.stdout.lines if "::test_reinstalls changed the shared env" in line)
+    line = next(line for line in result.stdout.lines if "was changed by" in line and "::test_reinstalls" in line)
     assert "reinstalled alpha-1.0.dist-info" in line
-    figure(f"same-version reinstall into a shared env: {line.split(': ', 1)[1][:160]}...; the next test saw 1.0")
+    figure(f"same-version reinstall into a shared env: {line[line.index('(reinstalled') :]}; the next test saw 1.0")
