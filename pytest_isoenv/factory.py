@@ -16,6 +16,7 @@ from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
 from .installers import Echo, IndexOptions, Installer, select_installer
+from .keys import FileHashes
 from .privatecopy import copy_env
 from .spec import EnvSpec, PathArg, compute_key
 
@@ -73,6 +74,7 @@ class IsoEnvFactory:
         self._discovery: Discovery | None = None
         self._installers: dict[str | None, Installer] = {}
         self._keys: dict[EnvSpec, str] = {}
+        self._hashes: FileHashes | None = None
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
@@ -142,13 +144,25 @@ class IsoEnvFactory:
                     f"{unsupported}",
                     where=self.current_test,
                 )
-            material = {
-                "spec": spec.key_material(),
-                "interpreter": interpreter.key_material(),
-                "installer": installer.key_material(self.settings.index),
-            }
+            hashes = self._file_hashes()
+            try:
+                material = {
+                    "spec": spec.key_material(hashes),
+                    "interpreter": interpreter.key_material(),
+                    "installer": installer.key_material(self.settings.index, hashes),
+                }
+            except SpecError as exc:
+                raise SpecError(exc.problem, where=self.current_test, fix=exc.fix) from None
+            finally:
+                hashes.save()
             key = self._keys[spec] = compute_key(material)
         return key
+
+    def _file_hashes(self) -> FileHashes:
+        """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
+        if self._hashes is None:
+            self._hashes = FileHashes(self.cache.root / "hashes", cache_root=self.cache.root)
+        return self._hashes
 
     def close(self) -> None:
         """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""

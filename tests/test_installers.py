@@ -13,10 +13,10 @@ from pytest_isoenv.installers import (
     IndexOptions,
     Installer,
     PipInstaller,
-    pip_resolution_settings,
     run_logged,
     select_installer,
 )
+from pytest_isoenv.keys import pip_resolution_settings
 from pytest_isoenv.spec import EnvSpec
 
 

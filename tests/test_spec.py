@@ -9,7 +9,8 @@ import pytest
 from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.spec import EnvSpec, compute_key, hash_metadata_files, hash_tree, normalize_requirement
+from pytest_isoenv.keys import FileHashes, editable_material
+from pytest_isoenv.spec import EnvSpec, compute_key, normalize_requirement
 
 MakeProject = Callable[..., Path]
 
@@ -133,22 +134,22 @@ def test_file_contents_are_in_the_key_material(tmp_path: Path) -> None:
 
 def test_local_project_hash_follows_sources_but_not_build_or_vcs_folders(make_project: MakeProject) -> None:
     project = make_project("proj")
-    before = hash_tree(project)
+    before = FileHashes().tree(project)
     for noise in (".git/HEAD", "build/lib/x.py", "proj.egg-info/PKG-INFO", "proj/__pycache__/m.cpython-311.pyc"):
         (project / noise).parent.mkdir(parents=True, exist_ok=True)
         (project / noise).write_text("noise")
-    assert hash_tree(project) == before
+    assert FileHashes().tree(project) == before
     (project / "proj" / "__init__.py").write_text("CHANGED = True\n")
-    assert hash_tree(project) != before
+    assert FileHashes().tree(project) != before
 
 
 def test_editable_hash_follows_metadata_files_only(make_project: MakeProject) -> None:
     project = make_project("proj")
-    before = hash_metadata_files(project)
+    before = editable_material(project, FileHashes())
     (project / "proj" / "__init__.py").write_text("CHANGED = True\n")
-    assert hash_metadata_files(project) == before, "source edits are live in an editable install"
+    assert editable_material(project, FileHashes()) == before, "source edits are live in an editable install"
     (project / "setup.cfg").write_text("[metadata]\n")
-    assert hash_metadata_files(project) != before
+    assert editable_material(project, FileHashes()) != before
 
 
 def test_describe() -> None:

@@ -18,8 +18,8 @@ from pytest_isoenv.installers import (
     find_uv,
     installer_class,
     select_installer,
-    uv_resolution_settings,
 )
+from pytest_isoenv.keys import uv_resolution_settings
 
 MakeFactory = Callable[..., IsoEnvFactory]
 
