@@ -480,8 +480,12 @@ class UvInstaller(Installer):
         return python
 
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        # uv takes a wheel in a find-links folder for immutable by its file name, and a local project's
+        # build for current while its pyproject.toml is: a new key made for a changed local file must
+        # not get uv's cached copy of the old one.
+        refresh = ["--refresh"] if keys.uses_local_files(spec, index.find_links, os.environ) else []
         return [
-            str(self._uv), "pip", "install", "--python", str(python),
+            str(self._uv), "pip", "install", "--python", str(python), *refresh,
             *self.index_arguments(index),
             *self.package_arguments(spec),
         ]  # fmt: skip

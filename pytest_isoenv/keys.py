@@ -34,6 +34,7 @@ else:  # pragma: no cover - exercised on older Pythons only
 
 if TYPE_CHECKING:
     from .installers import IndexOptions
+    from .spec import EnvSpec
 
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
@@ -255,6 +256,17 @@ def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
     if path.is_dir():
         return editable_material(path, hashes) if editable else {"tree": str(path), "sha256": hashes.tree(path)}
     return {"file": str(path), "sha256": hashes.file_or_none(path)}
+
+
+def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[str, str]) -> bool:
+    """Whether installing *spec* reads local projects, archives or find-links folders (which uv caches)."""
+    links = [*find_links, *environ.get("UV_FIND_LINKS", "").replace(",", " ").split()]
+    return bool(
+        spec.local
+        or any(_local_path(link, None) for link in links)
+        or any("@ file:" in r for r in spec.requirements)
+        or any(needs_rewrite(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else [])))
+    )
 
 
 def local_material(path: Path, hashes: FileHashes) -> dict[str, Any]:
