@@ -116,7 +116,7 @@ class FileHashes:
                 self._dirty.add(name)
             return entry[4]
         digest = sha256_file(path)
-        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _RACY_NS and "\t" not in name and "\n" not in name:
+        if time.time_ns() - st.st_mtime_ns > _RACY_NS and "\t" not in name and "\n" not in name:
             self._entries[name] = (*signature, digest, self._today)
             self._dirty.add(name)
         return digest

@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.keys import FileHashes, editable_material
-from pytest_isoenv.spec import EnvSpec, compute_key, normalize_requirement
+from pytest_isoenv.spec import EnvSpec, compute_key, normalize_requirement, normalize_specifier
 
 MakeProject = Callable[..., Path]
 
@@ -155,3 +155,45 @@ def test_editable_hash_follows_metadata_files_only(make_project: MakeProject) ->
 def test_describe() -> None:
     assert spec().describe() == "(no packages)"
     assert spec("b", "a").describe() == "a, b"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (">=2", ">=2"),
+        (">=2.0", ">=2"),
+        (">=2.0.0", ">=2"),
+        ("<3.0", "<3"),
+        ("==2.0", "==2"),
+        ("!=1.10.0", "!=1.10"),
+        (">1.0.0rc1", ">1rc1"),
+        ("<=1!2.0.post1.dev3", "<=1!2.post1.dev3"),
+        ("~=2.0", "~=2.0"),  # ~=2.0 allows 2.x, ~=2.0.0 only 2.0.x: not equal
+        ("===2.0", "===2.0"),
+        ("==2.0.*", "==2.0.*"),  # 2.0.* is not 2.*
+        ("==2.0+local.1", "==2.0+local.1"),
+    ],
+)
+def test_equal_specifiers_normalise_alike(given: str, expected: str) -> None:
+    [specifier] = Requirement(f"pkg{given}").specifier
+    assert normalize_specifier(specifier) == expected
+
+
+def test_specifiers_equal_under_pep_440_give_one_key_but_keep_their_spelling() -> None:
+    a, b, c = spec("alpha>=2"), spec("alpha>=2.0"), spec("alpha>=2.0.0,>=2")
+    assert a.key_material() == b.key_material() == c.key_material()
+    assert spec("alpha~=2.0").key_material() != spec("alpha~=2.0.0").key_material()
+    assert b.describe() == "alpha>=2.0"
+
+
+@pytest.mark.parametrize("kwargs", [{"python": ""}, {"python": " "}, {"installer": ""}])
+def test_empty_python_or_installer_is_refused(kwargs: dict[str, object]) -> None:
+    [name] = kwargs
+    with pytest.raises(SpecError, match=rf"test_y: {name}=.* is not a.* leave {name} out"):
+        spec(**kwargs)
+
+
+def test_missing_included_requirements_file_is_refused_naming_the_test(tmp_path: Path) -> None:
+    (tmp_path / "reqs.txt").write_text("-r gone.txt\n")
+    with pytest.raises(SpecError, match=r"test_y: .*reqs.txt includes '-r gone.txt', which does not exist"):
+        spec(requirements_files="reqs.txt", rootdir=tmp_path)
