@@ -111,7 +111,7 @@ def report(discovery: Discovery, installer: Installer, session: Sequence[str]) -
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = [f"Python interpreters found ({len(found)}):"]
     for row in rows:
-        lines.append("  " + "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[4]]))
+        lines.append("  " + "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]]))
     notes = [(i, installer.unsupported(i)) for i in found]
     lines += [f"  {i.label} at {i.executable}: {note}" for i, note in notes if note]
     if session:

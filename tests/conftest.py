@@ -13,20 +13,18 @@ import sys
 import tempfile
 import textwrap
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+import isoenv_testbackend as backend
 import pytest
+from helpers import MakeFactory, MakeProject, Warn
 
 from pytest_isoenv.factory import IsoEnvFactory, Settings
 from pytest_isoenv.installers import IndexOptions, select_installer
 
 RESOURCES = Path(__file__).parent / "resources"
-sys.path.insert(0, str(RESOURCES))
-
-import isoenv_testbackend as backend  # noqa: E402
-
-MakeProject = Callable[..., Path]
 
 #: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
@@ -100,19 +98,25 @@ def write_project(
 def make_project(tmp_path: Path) -> MakeProject:
     """Factory: ``make_project(name, version="0.1", dependencies=(), scripts=None, body="", parent=tmp_path)``."""
 
-    def make(name: str, version: str = "0.1", *, parent: Path | None = None, **kwargs: object) -> Path:
-        return write_project(parent or tmp_path, name, version, **kwargs)  # type: ignore[arg-type]
+    def make(
+        name: str,
+        version: str = "0.1",
+        *,
+        parent: Path | None = None,
+        dependencies: Iterable[str] = (),
+        scripts: dict[str, str] | None = None,
+        body: str = "",
+    ) -> Path:
+        return write_project(parent or tmp_path, name, version, dependencies=dependencies, scripts=scripts, body=body)
 
     return make
 
 
 @pytest.fixture
-def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callable[..., IsoEnvFactory]:
+def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFactory:
     """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
 
-    def make(
-        cache_dir: Path | None = None, *, warn: Callable[[str], None] | None = None, **settings: object
-    ) -> IsoEnvFactory:
+    def make(cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any) -> IsoEnvFactory:
         settings.setdefault("installer", INSTALLER)
         return IsoEnvFactory(
             Settings(
@@ -120,7 +124,7 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> Callab
                 rootdir=tmp_path,
                 run_id=uuid.uuid4().hex,
                 index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
-                **settings,  # type: ignore[arg-type]
+                **settings,
             ),
             private_root=lambda: Path(tempfile.mkdtemp(dir=tmp_path, prefix="private-")),
             warn=warn,

@@ -7,15 +7,15 @@ import os
 import stat
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import WAIT, hold_lock
 
 from pytest_isoenv import cache as cache_module
-from pytest_isoenv.cache import RECORD_NAME, Cache
+from pytest_isoenv.cache import RECORD_NAME, Cache, Record
 from pytest_isoenv.errors import CacheError
 
 KEY = "ab" * 32
@@ -129,36 +129,29 @@ def test_record_of_another_key_is_not_used(cache: Cache) -> None:
     assert cache.read_record(other) == (None, "its completion record belongs to another key")
 
 
-def test_waiting_for_a_lock_says_for_what_and_for_whom(cache: Cache, tmp_path: Path) -> None:
+def test_waiting_for_a_lock_says_for_what_and_for_whom(cache: Cache) -> None:
     """Another process holds the build lock; we wait, say so, and then reuse what it built."""
-    ready = tmp_path / "ready"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys, time
-                from pathlib import Path
-                sys.path.insert(0, {str(Path(__file__).parent)!r})
-                from pytest_isoenv.cache import Cache
-                from test_cache import fake_env
-                cache = Cache(Path({str(cache.root)!r}))
-                with cache.lock({KEY!r}, what="env (alpha)"):
-                    Path({str(ready)!r}).touch()
-                    time.sleep(1.5)
-                    cache.publish({KEY!r}, {{**fake_env(cache.env_dir({KEY!r}), cache.log_path({KEY!r})), "run_id": "other"}})
-                """
-            ),
-        ]
-    )
-    try:
-        while not ready.exists():
-            assert holder.poll() is None, "the lock holder died"
-        notices: list[str] = []
-        record, built = cache.get_or_build(KEY, fake_env, what="env (alpha)", run_id="mine", notify=notices.append)
-    finally:
-        holder.wait()
+    notices: list[str] = []
+    waited = threading.Event()
+    outcome: list[tuple[Record, bool]] = []
+
+    def notify(message: str) -> None:
+        notices.append(message)
+        waited.set()
+
+    def waiter() -> None:
+        outcome.append(cache.get_or_build(KEY, fake_env, what="env (alpha)", run_id="mine", notify=notify))
+
+    with hold_lock(cache.root, KEY) as holder:
+        thread = threading.Thread(target=waiter, daemon=True)
+        thread.start()
+        assert waited.wait(WAIT), "the waiter never announced its wait"
+        # What the holder builds, written while it holds the lock: the cache only looks at the record.
+        cache.publish(KEY, {**fake_env(cache.env_dir(KEY), cache.log_path(KEY)), "run_id": "other"})
+        holder.release()
+        thread.join(WAIT)
+    assert outcome, "the waiter did not end once the lock was free"
+    [(record, built)] = outcome
     assert not built, "the waiting process reuses the env built while it waited"
     assert record.run_id == "other"
     assert len(notices) == 1
@@ -174,7 +167,7 @@ def test_lock_timeout_names_the_holder(cache: Cache) -> None:
         "    pass\n"
     )
     with cache.lock(KEY, what="env (alpha)"):
-        proc = subprocess.run([sys.executable, "-c", waiter], capture_output=True, text=True, check=False)
+        proc = subprocess.run([sys.executable, "-c", waiter], capture_output=True, text=True, check=False, timeout=WAIT)
     assert proc.returncode != 0
     assert f"gave up waiting 0.2s for the lock of env (alpha) [{KEY[:12]}], held by pid {os.getpid()}" in proc.stderr
     assert "isoenv_lock_timeout" in proc.stderr
@@ -216,20 +209,6 @@ def test_a_holder_that_finishes_while_we_look_is_no_wait_to_announce(
     """The lock is taken, but its holder's owner file is missing (gone with a holder that just finished):
     the waiter takes the lock as soon as it is free and announces nothing, not a wait for "another process"."""
     monkeypatch.setattr(cache_module, "OWNER_PATIENCE", 60.0)  # the holder surely lets go inside the window
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from filelock import FileLock\n"
-            f"with FileLock({str(cache.root / 'locks' / (KEY[:20] + '.lock'))!r}):\n"
-            "    print('locked', flush=True); sys.stdin.read()\n",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline() == "locked\n"
     notices: list[str] = []
     entered = threading.Event()
 
@@ -237,12 +216,11 @@ def test_a_holder_that_finishes_while_we_look_is_no_wait_to_announce(
         with cache.lock(KEY, what="env (alpha)", notify=notices.append):
             entered.set()
 
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    try:
+    with hold_lock(cache.root, KEY, owner=False) as holder:
+        thread = threading.Thread(target=waiter, daemon=True)
+        thread.start()
         assert not entered.wait(0.3), "the lock is held: the waiter must wait"
-    finally:
-        holder.communicate("")
-    thread.join(30)
+        holder.release()
+        thread.join(WAIT)
     assert entered.is_set()
     assert notices == []

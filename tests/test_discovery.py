@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import virtualenv
+from helpers import MakeFactory
 
 from pytest_isoenv.discovery import Discovery, spec_label
 from pytest_isoenv.errors import InterpreterNotFound, SpecError
-from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import oldest_seeded_python
 
 Version = tuple[int, int]
@@ -178,7 +177,7 @@ def test_available_lists_each_interpreter_once_with_where_it_was_found(
 def test_a_python_virtualenv_cannot_seed_is_refused_before_anything_is_built(
     tmp_path: Path,
     real_pythons: dict[Version, Path],
-    make_factory: Callable[..., IsoEnvFactory],
+    make_factory: MakeFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     oldest = oldest_seeded_python()

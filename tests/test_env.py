@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import MakeFactory
 
 from pytest_isoenv import IsolatedEnv, RunError, SharedEnvError
-from pytest_isoenv.factory import IsoEnvFactory
 
 
 @pytest.fixture
-def env(make_factory: Callable[..., IsoEnvFactory]) -> IsolatedEnv:
+def env(make_factory: MakeFactory) -> IsolatedEnv:
     return make_factory().get("beta", "clitool")
 
 
@@ -43,7 +42,7 @@ def test_environ_points_into_the_env_and_is_a_copy(env: IsolatedEnv) -> None:
 
 
 def test_nothing_of_the_host_python_leaks_in(
-    make_factory: Callable[..., IsoEnvFactory], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    make_factory: MakeFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     poison = tmp_path / "poison"
     poison.mkdir()
@@ -109,7 +108,7 @@ def test_shared_env_refuses_install(env: IsolatedEnv) -> None:
         env.install("alpha==2.0")
 
 
-def test_private_env_is_the_callers_own(make_factory: Callable[..., IsoEnvFactory]) -> None:
+def test_private_env_is_the_callers_own(make_factory: MakeFactory) -> None:
     factory = make_factory()
     shared = factory.get("beta", "clitool")
     private = factory.get("beta", "clitool", private=True)

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
+from helpers import MakeFactory, MakeProject
 
 from pytest_isoenv import BuildError
 from pytest_isoenv.cache import RECORD_NAME
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import IndexOptions
-
-MakeFactory = Callable[..., IsoEnvFactory]
-MakeProject = Callable[..., Path]
 
 
 def test_second_session_builds_nothing(make_factory: MakeFactory, tmp_path: Path) -> None:

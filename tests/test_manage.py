@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
+from helpers import MakeFactory
 
 from pytest_isoenv.cache import RECORD_NAME, Cache, Lease, Pruned
 from pytest_isoenv.env import IsolatedEnv
-from pytest_isoenv.factory import IsoEnvFactory
 
-MakeFactory = Callable[..., IsoEnvFactory]
 DAY = 86400.0
 
 

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from pytest_isoenv.factory import IsoEnvFactory
-
-MakeFactory = Callable[..., IsoEnvFactory]
+from helpers import MakeFactory
 
 INSTALLERS = [pytest.param("pip", marks=pytest.mark.slow), "uv"]
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import MakeProject
 from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.keys import FileHashes, editable_material
 from pytest_isoenv.spec import EnvSpec, compute_key, normalize_requirement, normalize_specifier
-
-MakeProject = Callable[..., Path]
 
 
 def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:
@@ -113,7 +112,7 @@ def test_missing_requirements_and_constraints_files(tmp_path: Path) -> None:
         ({"editable": 5}, r"editable=5 is not a path or a list of paths"),
     ],
 )
-def test_wrongly_typed_arguments(kwargs: dict[str, object], pattern: str) -> None:
+def test_wrongly_typed_arguments(kwargs: dict[str, Any], pattern: str) -> None:
     with pytest.raises(SpecError, match=pattern):
         spec(**kwargs)
 

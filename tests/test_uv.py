@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import MakeFactory
 
 from pytest_isoenv import SpecError
-from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import (
     PipInstaller,
     UvInstaller,
@@ -20,8 +20,6 @@ from pytest_isoenv.installers import (
     select_installer,
 )
 from pytest_isoenv.keys import uv_resolution_settings
-
-MakeFactory = Callable[..., IsoEnvFactory]
 
 
 def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> None:

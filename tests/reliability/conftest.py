@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import FactoryFor, MakeFactory
 from reliability_helpers import BuildTrace, Figure, install_base
 
 from pytest_isoenv.factory import IsoEnvFactory
@@ -48,7 +49,7 @@ def build_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuildTrace:
 
 
 @pytest.fixture
-def factory_for(make_factory: Callable[..., IsoEnvFactory]) -> Callable[..., tuple[IsoEnvFactory, list[str]]]:
+def factory_for(make_factory: MakeFactory) -> FactoryFor:
     """``factory_for(cache)``: a new session's factory on *cache*, and the list its warnings go to."""
 
     def make(cache: Path, **settings: object) -> tuple[IsoEnvFactory, list[str]]:

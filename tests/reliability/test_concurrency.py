@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_helpers import BuildTrace, Figure, env_entries, pytest_command, run_together
+from helpers import FactoryFor, MakeProject, finish, hold_lock, kill, read_line
+from reliability_helpers import RUN_LIMIT, BuildTrace, Figure, env_entries, pytest_command, run_together
 
 from pytest_isoenv.cache import RECORD_NAME
-from pytest_isoenv.factory import IsoEnvFactory
-
-MakeProject = Callable[..., Path]
 
 PROJECTS = ("pa", "pb", "pc")
 
@@ -133,33 +129,8 @@ def test_independent_processes_build_each_env_once(
     )
 
 
-HOLD_LOCK = """
-import os, sys, threading
-from pathlib import Path
-from pytest_isoenv.cache import Cache
-
-threading.Timer(120, os._exit, [1]).start()  # never outlive a broken test
-cache = Cache(Path(sys.argv[1]))
-cache.ensure()
-with cache.lock(sys.argv[2], what="env (alpha)"):
-    print("locked", flush=True)
-    sys.stdin.read()  # held until the test closes our stdin
-os._exit(0)
-"""
-
-
-def hold_lock(cache: Path, key: str) -> subprocess.Popen[str]:
-    """Another process that holds the build lock of *key* until its stdin is closed."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(cache), key], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "locked"
-    return holder
-
-
 @pytest.fixture
-def alpha_key(private_cache: Path, factory_for: Callable[..., tuple[IsoEnvFactory, list[str]]]) -> str:
+def alpha_key(private_cache: Path, factory_for: FactoryFor) -> str:
     """The key of the env the lock tests' pytester runs ask for (same interpreter, installer and index)."""
     factory, _ = factory_for(private_cache)
     return factory.key(factory.spec(["alpha"]))
@@ -178,11 +149,8 @@ def test_lock_timeout_names_the_holder(
     pytester: pytest.Pytester, private_cache: Path, alpha_key: str, figure: Figure
 ) -> None:
     pytester.makepyfile(LOCK_TEST)
-    holder = hold_lock(private_cache, alpha_key)
-    try:
+    with hold_lock(private_cache, alpha_key) as holder:
         result = pytester.runpytest("--isoenv-lock-timeout", "1")
-    finally:
-        holder.communicate("")
     result.assert_outcomes(errors=1)
     line = next(line for line in result.stdout.lines if "gave up waiting" in line)
     assert "test_lock_timeout_names_the_holder.py::test_alpha: gave up waiting 1s for the lock of env (alpha)" in line
@@ -196,21 +164,18 @@ def test_lock_wait_lasts_as_long_as_the_holder(
     pytester: pytest.Pytester, private_cache: Path, alpha_key: str, figure: Figure
 ) -> None:
     pytester.makepyfile(LOCK_TEST)
-    holder = hold_lock(private_cache, alpha_key)
-    waiter = subprocess.Popen(
-        pytest_command(), cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert waiter.stdout is not None
-    seen = []
-    try:
-        for line in waiter.stdout:
-            seen.append(line)
-            if "waiting for" in line:
-                break
-        holder.communicate("")  # the "build" ends only once the waiter is known to wait
-    finally:
-        holder.kill()
-    output = "".join(seen) + waiter.communicate()[0]
+    with hold_lock(private_cache, alpha_key) as holder:
+        waiter = subprocess.Popen(
+            pytest_command(), cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        seen: list[str] = []
+        try:
+            while not seen or "waiting for" not in seen[-1]:
+                seen.append(read_line(waiter, what="the waiting pytest run"))
+            holder.release()  # the "build" ends only once the waiter is known to wait
+            output = "".join(seen) + finish(waiter, timeout=RUN_LIMIT, what="the waiting pytest run")
+        finally:
+            kill(waiter)
     assert waiter.returncode == 0, output
     [announced] = waits(output)
     assert f"being built by pid {holder.pid} on " in announced

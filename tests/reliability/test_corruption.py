@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import FactoryFor
 from reliability_helpers import Figure, env_entries, install_base
 
-from pytest_isoenv import BuildError, InterpreterNotFound, IsoEnvFactory
+from pytest_isoenv import BuildError, InterpreterNotFound
 from pytest_isoenv.cache import RECORD_FORMAT, RECORD_NAME
 
 # The pytester runs stand for a user's project: its warnings are reported, not turned into errors as ours are.
@@ -145,7 +146,7 @@ def test_upgraded_base_interpreter_gets_a_new_env(
 def test_removed_base_interpreter_is_never_handed_out(
     private_cache: Path,
     base_copy: Path,
-    factory_for: Callable[..., tuple[IsoEnvFactory, list[str]]],
+    factory_for: FactoryFor,
     figure: Figure,
 ) -> None:
     first, _ = factory_for(private_cache)

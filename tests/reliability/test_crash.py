@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from reliability_helpers import BuildTrace, Figure, env_entries, tmpfs
+from helpers import MakeProject, finish
+from reliability_helpers import BuildTrace, Figure, env_entries, tmpfs, wait_until
 
 from pytest_isoenv.cache import RECORD_NAME
 
@@ -21,12 +20,6 @@ from pytest_isoenv.cache import RECORD_NAME
 pytestmark = pytest.mark.filterwarnings("always::pytest_isoenv.IsoEnvWarning")
 
 CHILD = Path(__file__).with_name("build_child.py")
-
-
-def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str]) -> None:
-    """Poll *condition* until it holds or *proc* has ended (no time limit: the build is held, not timed)."""
-    while not condition() and proc.poll() is None:
-        time.sleep(0.005)
 
 
 def what_is_left(env: Path) -> str:
@@ -50,7 +43,7 @@ def test_killed_build_is_never_used(
     pytester: pytest.Pytester,
     private_cache: Path,
     wheelhouse: Path,
-    make_project: Callable[..., Path],
+    make_project: MakeProject,
     build_trace: BuildTrace,
     monkeypatch: pytest.MonkeyPatch,
     figure: Figure,
@@ -69,12 +62,12 @@ def test_killed_build_is_never_used(
     )
     try:
         if point == "creation":
-            wait_until(lambda: any((private_cache / "envs").glob("*/pyvenv.cfg")), child)
+            wait_until(lambda: any((private_cache / "envs").glob("*/pyvenv.cfg")), child, what="a pyvenv.cfg")
         elif point == "install":
-            wait_until(lambda: build_trace.counts()["crashy"] > 0, child)
+            wait_until(lambda: build_trace.counts()["crashy"] > 0, child, what="the build of crashy")
         if point != "record":
             os.killpg(child.pid, signal.SIGKILL)
-        output = child.communicate()[0]
+        output = finish(child, what="the build")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)

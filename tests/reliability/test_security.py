@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import filelock
 import pytest
+from helpers import FactoryFor, MakeFactory
 from reliability_helpers import Figure
 
-from pytest_isoenv import CacheError, IsoEnvFactory
+from pytest_isoenv import CacheError
 from pytest_isoenv.cache import RECORD_NAME, Cache
 
 #: A uid that is not the test's: root can hand folders to it, as another user of a shared /tmp would own them.
@@ -22,7 +22,6 @@ as_root = pytest.mark.skipif(
     sys.platform == "win32" or os.geteuid() != 0, reason="giving a folder to another user needs root"
 )
 posix = pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
-FactoryFor = Callable[..., tuple[IsoEnvFactory, list[str]]]
 SUBFOLDERS = ("envs", "locks", "logs", "trash")
 
 
@@ -139,7 +138,7 @@ def test_lock_file_symlink_is_not_followed(
 
 
 def test_run_keeps_host_python_settings_out(
-    make_factory: Callable[..., IsoEnvFactory], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
+    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
 ) -> None:
     env = make_factory().get("alpha")
     poison = tmp_path / "poison"
@@ -167,7 +166,7 @@ def test_run_keeps_host_python_settings_out(
 
 
 def test_building_keeps_host_python_settings_out(
-    make_factory: Callable[..., IsoEnvFactory], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
+    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
 ) -> None:
     """Discovery's probe, env creation and the install all run interpreters: none may see the host's settings."""
     poison = tmp_path / "poison"

@@ -11,14 +11,16 @@ import base64
 import hashlib
 import os
 import re
+import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python < 3.11: the projects the tests write use only this much TOML.
-    tomllib = None  # type: ignore[assignment]
+else:  # The projects the tests write use only as much TOML as _read_project parses itself.
+    tomllib = None
 
 
 def normalize(name: str) -> str:
@@ -59,12 +61,12 @@ def write_wheel(
     return path
 
 
-def _read_project(root: Path) -> dict:
+def _read_project(root: Path) -> dict[str, Any]:
     text = (root / "pyproject.toml").read_text(encoding="utf-8")
     if tomllib is not None:
         return tomllib.loads(text)
-    data: dict = {}
-    table: dict = data
+    data: dict[str, Any] = {}
+    table: dict[str, Any] = data
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("["):

@@ -5,17 +5,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from helpers import WAIT, kill
 
 #: Records the figure a test established (the ``figure`` fixture).
 Figure = Callable[[str], None]
+
+#: How long commands started together may take: each runs a pytest session that builds envs, on a loaded machine.
+RUN_LIMIT = 400.0
 
 
 class BuildTrace:
@@ -36,15 +42,26 @@ def env_entries(cache: Path) -> list[str]:
     return sorted(p.name for p in envs.iterdir()) if envs.is_dir() else []
 
 
-def run_together(commands: Sequence[Sequence[str]], *, cwd: Path, gate: Path | None = None) -> list[tuple[int, str]]:
+def run_together(
+    commands: Sequence[Sequence[str]], *, cwd: Path, gate: Path | None = None, timeout: float = RUN_LIMIT
+) -> list[tuple[int, str]]:
     """Start every command at once and collect each one's exit code and output (stdout and stderr together).
 
     With *gate*, the file is created as soon as any command announces that it
     waits for another process's build: builds held at the gate by the test
     backend then go on, so at least one wait happens whatever the timing.
+    Commands still running after *timeout* seconds are killed and the test
+    fails with every command's output so far.
     """
     procs = [
-        subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=sys.platform != "win32",  # so a kill reaches the installers they run
+        )
         for cmd in commands
     ]
     outputs: list[list[str]] = [[] for _ in procs]
@@ -57,12 +74,39 @@ def run_together(commands: Sequence[Sequence[str]], *, cwd: Path, gate: Path | N
                 if gate is not None and "isoenv:" in line and "waiting for" in line:
                     gate.touch()
 
-    threads = [threading.Thread(target=pump, args=pair) for pair in zip(procs, outputs)]
+    threads = [threading.Thread(target=pump, args=pair, daemon=True) for pair in zip(procs, outputs, strict=True)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + timeout
     for thread in threads:
-        thread.join()
-    return [(proc.wait(), "".join(lines)) for proc, lines in zip(procs, outputs)]
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in threads):
+        states = ["still running" if proc.poll() is None else f"exit code {proc.returncode}" for proc in procs]
+        for proc in procs:
+            kill(proc)
+        for thread in threads:
+            thread.join(WAIT)
+        seen = "\n".join(
+            f"--- {shlex.join(cmd)} (pid {proc.pid}, {state}):\n" + "".join(lines)
+            for cmd, proc, state, lines in zip(commands, procs, states, outputs, strict=True)
+        )
+        pytest.fail(f"{len(procs)} commands run together did not all end within {timeout:.0f}s; output so far:\n{seen}")
+    return [(proc.wait(), "".join(lines)) for proc, lines in zip(procs, outputs, strict=True)]
+
+
+def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str], *, what: str, timeout: float = WAIT) -> None:
+    """Poll *condition* until it holds or *proc* has ended.
+
+    After *timeout* seconds *proc* is killed and the test fails, naming *what*
+    it waited for, with the process's output so far.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition() and proc.poll() is None:
+        if time.monotonic() > deadline:
+            kill(proc)
+            output = proc.communicate(timeout=WAIT)[0] or ""
+            pytest.fail(f"waited {timeout:.0f}s for {what}; pid {proc.pid} never got there. Its output:\n{output}")
+        time.sleep(0.005)
 
 
 def pytest_command(*args: str) -> list[str]:
