@@ -6,16 +6,14 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import MakeProject
 
 from pytest_isoenv import keys
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.keys import FileHashes
-
-MakeProject = Callable[..., Path]
 
 
 def aged(path: Path, text: str) -> Path:

@@ -186,10 +186,10 @@ def test_specifiers_equal_under_pep_440_give_one_key_but_keep_their_spelling() -
 
 
 @pytest.mark.parametrize("kwargs", [{"python": ""}, {"python": " "}, {"installer": ""}])
-def test_empty_python_or_installer_is_refused(kwargs: dict[str, object]) -> None:
-    [name] = kwargs
+def test_empty_python_or_installer_is_refused(kwargs: dict[str, str]) -> None:
+    [(name, value)] = kwargs.items()
     with pytest.raises(SpecError, match=rf"test_y: {name}=.* is not a.* leave {name} out"):
-        spec(**kwargs)
+        EnvSpec.from_arguments((), rootdir=Path("/"), where="tests/test_x.py::test_y", **{name: value})
 
 
 def test_missing_included_requirements_file_is_refused_naming_the_test(tmp_path: Path) -> None:

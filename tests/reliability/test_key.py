@@ -12,10 +12,11 @@ import shutil
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
+import isoenv_testbackend as backend
 import pytest
+from helpers import MakeFactory, MakeProject
 from reliability_helpers import BuildTrace, Figure
 
 from pytest_isoenv.env import IsolatedEnv
@@ -23,11 +24,8 @@ from pytest_isoenv.factory import IsoEnvFactory, Settings
 from pytest_isoenv.installers import IndexOptions, UvInstaller
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "resources"))
-import isoenv_testbackend as backend
 
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
-MakeProject = Callable[..., Path]
-MakeFactory = Callable[..., IsoEnvFactory]
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
 
@@ -86,11 +84,11 @@ def test_nested_requirements_and_constraints_files_are_followed(
     constraint = "-c" in line or "constraint" in line
     arguments = {"constraints": top} if constraint else {"requirements_files": [top]}
     requirements = ["alpha"] if constraint else []
-    first = session(tmp_path / "cache", wheelhouse).get(*requirements, **arguments)  # type: ignore[arg-type]
+    first = session(tmp_path / "cache", wheelhouse).get(*requirements, **arguments)
     assert alpha(first) == "1.0"
 
     included.write_text("alpha==2.0\n")
-    second = session(tmp_path / "cache", wheelhouse).get(*requirements, **arguments)  # type: ignore[arg-type]
+    second = session(tmp_path / "cache", wheelhouse).get(*requirements, **arguments)
 
     assert alpha(second) == "2.0"
     figure(f"{line!r} in a {'constraints' if constraint else 'requirements'} file: the included file's edit is seen")

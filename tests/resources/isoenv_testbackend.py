@@ -79,13 +79,13 @@ def _read_project(root: Path) -> dict[str, Any]:
     return data
 
 
-def _dependencies(root: Path, data: dict) -> list:
+def _dependencies(root: Path, data: dict[str, Any]) -> list[str]:
     """``[project] dependencies``, or when they are dynamic, the lines of the file that holds them: the one
     ``[tool.setuptools.dynamic]`` names (as setuptools reads it), else ``[tool.isoenv-testbackend]
     dependencies-file`` (a backend option pytest-isoenv cannot know of)."""
     project = data["project"]
     if "dependencies" not in project.get("dynamic", []):
-        return project.get("dependencies", [])
+        return list(project.get("dependencies", []))
     tool = data.get("tool", {})
     files = tool.get("setuptools", {}).get("dynamic", {}).get("dependencies", {}).get("file")
     files = files or tool.get("isoenv-testbackend", {}).get("dependencies-file")
