@@ -33,6 +33,10 @@ class Settings:
     rebuild: bool = False
     lock_timeout: float = -1
     worker: str | None = None  # the xdist worker id, when this session is one
+    with_requirements: tuple[str, ...] = ()
+    """Canonical requirements every env gets in place of its own of the same names (``--isoenv-with``)."""
+    resolution: str = "highest"
+    """Which versions installers pick (``--isoenv-resolution``)."""
 
 
 @dataclass
@@ -67,6 +71,10 @@ class IsoEnvFactory:
         self.private_root = private_root
         #: The node id of the test being set up, named in errors; set by the plugin.
         self.current_test: str | None = None
+        #: The interpreter spec the Python matrix chose for that test, if it chose one; set by the plugin.
+        self.matrix_python: str | None = None
+        #: The name and scope of the fixture broader than a test that is being set up, if one is.
+        self.broad_fixture: tuple[str, str] | None = None
         self._notify = notify
         self._warn = warn
         self._echo = echo
@@ -88,31 +96,69 @@ class IsoEnvFactory:
         editable: PathArg | Sequence[PathArg] = (),
         constraints: PathArg | None = None,
         requirements_files: PathArg | Sequence[PathArg] = (),
+        groups: str | Sequence[str] = (),
         python: PathArg | None = None,
         private: bool = False,
         installer: str | None = None,
+        find_links: PathArg | Sequence[PathArg] = (),
+        index_url: str | None = None,
     ) -> IsolatedEnv:
         """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
 
         *editable* projects are installed in editable mode; relative paths
         resolve against pytest's rootdir. *python* picks the interpreter
-        (default: the one running pytest). A shared env (the default) must not
-        be changed; ``private=True`` gives a fresh env of the caller's own.
+        (default: the one running pytest, or in a test that the Python matrix
+        runs on several interpreters, that test's; see :doc:`how-to/dependency-matrix`).
+        A shared env (the default) must not be changed; ``private=True`` gives
+        a fresh env of the caller's own. Every other keyword argument is as in
+        the marker.
         """
+        if python is None and self.matrix_python is not None:
+            python = self._follow_matrix()
         spec = self.spec(
             requirements,
             editable=editable,
             constraints=constraints,
             requirements_files=requirements_files,
+            groups=groups,
             python=python,
             private=private,
             installer=installer,
+            find_links=find_links,
+            index_url=index_url,
         )
         return self.env(spec)
 
-    def spec(self, requirements: Sequence[object], **kwargs: Any) -> EnvSpec:
-        """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`."""
+    def _follow_matrix(self) -> str:
+        """The Python matrix's interpreter for a ``get()`` without ``python=``, or a loud error where it cannot be.
+
+        A fixture broader than a test is made once, for the tests on every
+        interpreter: following the test that happens to make it would hand its
+        env to tests on other Pythons.
+        """
+        assert self.matrix_python is not None
+        if self.broad_fixture is None:
+            return self.matrix_python
+        name, scope = self.broad_fixture
+        raise SpecError(
+            f"isoenv_factory.get() without python= in the {scope}-scoped fixture {name!r}, for a test the "
+            f"Python matrix runs on {self.matrix_python}: the fixture is made once for the tests on every Python, "
+            "so its env cannot follow the matrix",
+            where=self.current_test,
+            fix=f"Make {name!r} function-scoped so that each test gets an env on its own Python, or pass python= "
+            "to get() (python=sys.executable for the Python running pytest)",
+        )
+
+    def spec(self, requirements: Sequence[object], *, session: bool = True, **kwargs: Any) -> EnvSpec:
+        """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`.
+
+        With *session* (the default), the session's ``--isoenv-with`` and
+        ``--isoenv-resolution`` apply.
+        """
         spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=self.current_test, **kwargs)
+        if session:
+            spec = spec.with_requirements(self.settings.with_requirements)
+            spec = dataclasses.replace(spec, resolution=self.settings.resolution)
         self.settings.index.check_reachable(spec, where=self.current_test)
         return spec
 
@@ -144,12 +190,16 @@ class IsoEnvFactory:
                     f"{unsupported}",
                     where=self.current_test,
                 )
+            try:
+                installer.resolution_arguments(spec.resolution)
+            except SpecError as exc:
+                raise SpecError(exc.problem, where=self.current_test, fix=exc.fix) from None
             hashes = self._file_hashes()
             try:
                 material = {
                     "spec": spec.key_material(hashes),
                     "interpreter": interpreter.key_material(),
-                    "installer": installer.key_material(self.settings.index, hashes),
+                    "installer": installer.key_material(self.settings.index.for_spec(spec), hashes),
                 }
             except SpecError as exc:
                 raise SpecError(exc.problem, where=self.current_test, fix=exc.fix) from None
@@ -372,7 +422,13 @@ class IsoEnvFactory:
             self._echo(f"{header} (log: {log})")
         started = time.monotonic()
         python = installer.build(
-            path, interpreter.executable, spec, self.settings.index, log=log, environ=host_environ(), echo=self._echo
+            path,
+            interpreter.executable,
+            spec,
+            self.settings.index.for_spec(spec),
+            log=log,
+            environ=host_environ(),
+            echo=self._echo,
         )
         built = time.monotonic()
         venv_paths = dict(interpreter.venv_paths)
@@ -402,7 +458,12 @@ class IsoEnvFactory:
             return os.path.relpath(value, path)
 
         return {
-            "spec": {"description": spec.describe(), "python": spec.python, "private": spec.private},
+            "spec": {
+                "description": spec.describe(),
+                "python": spec.python,
+                "private": spec.private,
+                "resolution": spec.resolution,
+            },
             "installer": installer.name,
             "interpreter": interpreter.key_material(),
             "base_executable": str(interpreter.executable),
@@ -417,11 +478,11 @@ class IsoEnvFactory:
         }
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
-        spec = self.spec(requirements, editable=list(editable))
+        spec = self.spec(requirements, session=False, editable=list(editable))
         self.installer(env.spec).install(
             env.python,
             spec,
-            self.settings.index,
+            self.settings.index.for_spec(env.spec),
             log=env.path.with_name(f"{env.path.name}.log"),
             environ=env.environ,
             echo=self._echo,

@@ -45,6 +45,12 @@ class IndexOptions:
         """Refuse, before anything is built, a requirement these options cannot fetch: a URL while offline."""
         if not self.offline:
             return
+        if spec.index_url is not None:
+            raise SpecError(
+                f"index_url={spec.index_url!r} is an index, but installs are offline (--isoenv-offline)",
+                where=where,
+                fix="Put the packages in a find_links= folder instead, or run without --isoenv-offline",
+            )
         for requirement in spec.requirements:
             url = Requirement(requirement).url
             if url and not url.startswith("file:"):
@@ -53,6 +59,16 @@ class IndexOptions:
                     where=where,
                     fix="Put the package in an --isoenv-find-links folder and require it by name, or pass a local path",
                 )
+
+    def for_spec(self, spec: EnvSpec) -> IndexOptions:
+        """These options with *spec*'s own added: its find-links besides the session's, its index instead."""
+        if not spec.find_links and spec.index_url is None:
+            return self
+        return IndexOptions(
+            index_url=spec.index_url or self.index_url,
+            find_links=tuple(dict.fromkeys((*self.find_links, *spec.find_links))),
+            offline=self.offline,
+        )
 
     def key_material(self, hashes: FileHashes | None = None) -> dict[str, Any]:
         """These options as they count for the key (see :func:`pytest_isoenv.keys.index_material`)."""
@@ -226,14 +242,32 @@ class Installer(ABC):
 
     @staticmethod
     def _has_packages(spec: EnvSpec) -> bool:
-        return bool(spec.requirements or spec.local or spec.editable or spec.requirements_files)
+        return bool(
+            spec.requirements
+            or spec.local
+            or spec.editable
+            or spec.requirements_files
+            or any(r for _, r in spec.groups)
+        )
 
-    @staticmethod
-    def package_arguments(spec: EnvSpec) -> list[str]:
-        """The requirement arguments pip and ``uv pip`` share."""
-        args = [*spec.requirements, *map(str, spec.local)]
+    def resolution_arguments(self, resolution: str) -> list[str]:
+        """The arguments that make the installer pick versions by *resolution* (one of ``RESOLUTIONS``)."""
+        if resolution != "highest":
+            raise SpecError(resolution_needs_uv(resolution))
+        return []
+
+    def package_arguments(self, spec: EnvSpec) -> list[str]:
+        """The requirement arguments pip and ``uv pip`` share, and the resolution strategy's.
+
+        Dependency groups are passed as the requirements they resolved to,
+        which every installer version understands.
+        """
+        args = [*spec.requirements, *(str(path) + spec.extras_of(path) for path in spec.local)]
+        for _, requirements in spec.groups:
+            args += requirements
+        args += self.resolution_arguments(spec.resolution)
         for project in spec.editable:
-            args += ["-e", str(project)]
+            args += ["-e", str(project) + spec.extras_of(project)]
         for path in spec.requirements_files:
             args += ["-r", str(path)]
         if spec.constraints is not None:
@@ -249,6 +283,15 @@ class Installer(ABC):
         if index.offline:
             args.append("--no-index")
         return args
+
+
+def resolution_needs_uv(resolution: str) -> str:
+    """The error for a resolution strategy other than ``highest`` asked of pip."""
+    return (
+        f"--isoenv-resolution {resolution} needs the uv installer: pip always installs the highest versions "
+        "allowed and has no option to pick the lowest. Install uv (pip install pytest-isoenv[uv]) and use "
+        "--isoenv-installer uv (or auto), or use --isoenv-resolution highest"
+    )
 
 
 # virtualenv's cli_run is made for one call at a time per process: its option parser, creator and
@@ -478,6 +521,9 @@ class UvInstaller(Installer):
         self.install(python, spec, index, log=log, environ=inside, echo=echo, extra=["--compile-bytecode"])
         self._seed_pip(python, log=log, environ=inside)
         return python
+
+    def resolution_arguments(self, resolution: str) -> list[str]:
+        return [] if resolution == "highest" else ["--resolution", resolution]
 
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
         # uv takes a wheel in a find-links folder for immutable by its file name, and a local project's

@@ -70,7 +70,7 @@ def list_lines(cache: Cache, *, now: float | None = None) -> list[str]:
         return [head]
     users = {key[:KEY_LENGTH]: lease.who for lease in cache.leases() for key in lease.keys}
     now = time.time() if now is None else now
-    rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "SIZE", "CREATED", "LAST USED", "STATE")]
+    rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE")]
     for entry in entries:
         created = entry.created
         rows.append(
@@ -79,6 +79,7 @@ def list_lines(cache: Cache, *, now: float | None = None) -> list[str]:
                 entry.python,
                 entry.description,
                 entry.installer,
+                _resolution(entry),
                 format_size(entry.size or 0),
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "?",
                 format_age(now - entry.last_used),
@@ -86,6 +87,14 @@ def list_lines(cache: Cache, *, now: float | None = None) -> list[str]:
             )
         )
     return [head, *table(rows)]
+
+
+def _resolution(entry: Entry) -> str:
+    """The resolution strategy an env was built with; records from before it was recorded were all ``highest``."""
+    if entry.record is None:
+        return "?"
+    spec = entry.record.data.get("spec")
+    return str(spec.get("resolution") or "highest") if isinstance(spec, dict) else "highest"
 
 
 def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
@@ -133,7 +142,9 @@ def plan_lines(
     """The ``--isoenv-plan`` report: each env the ``isoenv`` fixture of *items* needs, and a key over them all."""
     uses: dict[str, list[EnvSpec]] = {}
     errors: list[str] = []
+    factory_tests = 0
     for item in items:
+        factory_tests += _uses_factory(item)
         if "isoenv" not in getattr(item, "fixturenames", ()):
             continue
         try:
@@ -153,13 +164,35 @@ def plan_lines(
             f"({len(specs)} test{'s' if len(specs) > 1 else ''}{', private' if any(s.private for s in specs) else ''})"
         )
         python = factory.interpreter(spec).label
-        rows.append((state, key[:KEY_LENGTH], python, factory.installer(spec).name, spec.describe(), tests))
+        rows.append(
+            (state, key[:KEY_LENGTH], python, factory.installer(spec).name, spec.resolution, spec.describe(), tests)
+        )
     head = (
         f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
         f"{cached} cached, {len(uses) - cached} to build"
     )
     plan_key = hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
+    if factory_tests:
+        errors.append(
+            f"  not listed: the envs that {factory_tests} test(s) make with isoenv_factory.get(), in the test or "
+            "its fixtures, are known only when they run (the plan key does not cover them)"
+        )
     return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key}"]
+
+
+def _uses_factory(item: pytest.Item) -> bool:
+    """Whether *item* asks for ``isoenv_factory`` itself or through a fixture other than ``isoenv``."""
+    if "isoenv_factory" not in getattr(item, "fixturenames", ()):
+        return False
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of who requests which fixture
+    if info is None:
+        return True
+    if "isoenv_factory" in info.argnames:
+        return True
+    return any(
+        name != "isoenv" and defs and "isoenv_factory" in defs[-1].argnames
+        for name, defs in info.name2fixturedefs.items()
+    )
 
 
 def table(rows: Iterable[Sequence[str]]) -> list[str]:

@@ -1,4 +1,7 @@
-"""The Python matrix: which interpreters a test that uses ``isoenv`` runs on, and what its ids say.
+"""The test matrix: which interpreters and which alternative dependencies a test that uses ``isoenv`` runs on.
+
+The Python matrix
+-----------------
 
 The session's list (``--isoenv-python`` / ``isoenv_python``) is the set of
 Pythons a run may use. A test's marker ``python=`` narrows it to the
@@ -7,16 +10,30 @@ is skipped with a reason rather than run on an interpreter the run did not ask
 for, so in a CI matrix of one Python per job each test runs in the job(s) for
 its Pythons. Without a session list, a marker that lists several Pythons runs
 the test once on each.
+
+The dependency matrix
+---------------------
+A list or tuple in the marker in place of a requirement (or inside
+``editable=``, in place of a path) is a set of alternatives: the test runs
+once per alternative, several lists cross, and the Python matrix crosses
+with them. An alternative that is itself a list stands for several
+requirements together. Ids name the chosen alternatives as written, after the
+Python: ``test_x[py3.12-attrs==22.*]``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .discovery import Discovery, Interpreter, spec_label
+from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, SpecError
 from .installers import Installer
 from .spec import normalize_python
@@ -131,3 +148,140 @@ def describe(discovery: Discovery, spec: str) -> str:
     return (
         f"{interpreter.implementation} {interpreter.version_text} at {interpreter.executable} ({interpreter.found_in})"
     )
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of alternatives a test runs with: the alternative chosen per list, and its id."""
+
+    chosen: tuple[object, ...]
+    label: str
+
+
+def _slots(args: Sequence[object], kwargs: Mapping[str, object]) -> list[Sequence[object]]:
+    """The lists of alternatives of a marker, in order: positional ones, then those inside ``editable=``."""
+    slots: list[Sequence[object]] = [arg for arg in args if isinstance(arg, (list, tuple))]
+    editable = kwargs.get("editable")
+    if isinstance(editable, (list, tuple)):
+        slots += [entry for entry in editable if isinstance(entry, (list, tuple))]
+    return slots
+
+
+def alternative_label(value: object) -> str:
+    """How an alternative reads in a test id: as written; several requirements joined by ``+``."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(alternative_label(v) for v in value)
+    return os.fspath(value).strip() if isinstance(value, (str, os.PathLike)) else repr(value)
+
+
+def dependency_cells(args: Sequence[object], kwargs: Mapping[str, object], where: str) -> list[Cell] | None:
+    """The cells of the marker's dependency matrix, crossed in order, or ``None`` when it has no lists.
+
+    Raises :class:`SpecError` naming the test *where* for an empty list.
+    """
+    slots = _slots(args, kwargs)
+    if not slots:
+        return None
+    for slot in slots:
+        if not slot:
+            raise SpecError(
+                f"the isoenv marker has an empty list of alternatives ({slot!r}); a list in place of a "
+                "requirement runs the test once per alternative, so an empty one would run it on none",
+                where=where,
+                fix='Give at least one alternative, as in ["attrs==22.*", "attrs==23.*"], or remove the list',
+            )
+        for value in slot:
+            if isinstance(value, (list, tuple)) and not value:
+                raise SpecError(
+                    f"the isoenv marker's alternatives {slot!r} include an empty one",
+                    where=where,
+                    fix="Give each alternative a requirement (or several, as a list)",
+                )
+    return [
+        Cell(tuple(chosen), "-".join(alternative_label(value) for value in chosen))
+        for chosen in itertools.product(*slots)
+    ]
+
+
+def choose(
+    args: Sequence[object], kwargs: Mapping[str, Any], chosen: Sequence[object] | None, where: str
+) -> tuple[list[object], dict[str, Any]]:
+    """The marker's arguments with each list of alternatives replaced by the alternative *chosen* for it.
+
+    *chosen* is the test's cell (``None``: the test has none, which is only
+    right for a marker without lists; otherwise the reason is raised).
+    """
+    if not _slots(args, kwargs):
+        return list(args), dict(kwargs)
+    if chosen is None or len(chosen) != len(_slots(args, kwargs)):
+        dependency_cells(args, kwargs, where)  # raises for what made the cells impossible
+        raise SpecError(
+            "the isoenv marker has lists of alternatives, but the test was not run over them",
+            where=where,
+            fix="Request the isoenv fixture in the test itself, or remove the lists",
+        )
+    picks = iter(chosen)
+
+    def flat(items: Iterable[object]) -> list[object]:
+        out: list[object] = []
+        for item in items:
+            if isinstance(item, (list, tuple)):
+                pick = next(picks)
+                out += list(pick) if isinstance(pick, (list, tuple)) else [pick]
+            else:
+                out.append(item)
+        return out
+
+    new_args = flat(args)
+    new_kwargs = dict(kwargs)
+    if isinstance(kwargs.get("editable"), (list, tuple)):
+        new_kwargs["editable"] = flat(kwargs["editable"])
+    return new_args, new_kwargs
+
+
+def cell_of(params: Mapping[str, Any]) -> str | None:
+    """The matrix cell a test's parameters put it in (``py3.12-attrs==22.*``), or ``None`` outside any matrix."""
+    parts = []
+    if params.get("isoenv_python") is not None:
+        parts.append(spec_label(params["isoenv_python"]))
+    if params.get("isoenv_alternatives") is not None:
+        parts.append("-".join(alternative_label(value) for value in params["isoenv_alternatives"]))
+    return "-".join(parts) or None
+
+
+#: The outcomes the per-cell summary counts, in the order it shows them.
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+
+
+def summary_lines(cells: Mapping[str, Counter[str]]) -> list[str]:
+    """The per-cell summary: one line per matrix cell with its outcome counts, cells in natural order."""
+
+    def natural(label: str) -> list[Any]:
+        return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", label)]
+
+    lines = [f"isoenv matrix: {len(cells)} cell(s)"]
+    width = max(map(len, cells), default=0)
+    for label in sorted(cells, key=natural):
+        counts = cells[label]
+        shown = [f"{counts[o]} {o}" for o in OUTCOMES if o in ("passed", "failed", "skipped") or counts[o]]
+        lines.append(f"  {label.ljust(width)}  {', '.join(shown)}")
+    return lines
+
+
+def env_off_the_matrix(fixtures: Mapping[str, object], python: str, where: str) -> str | None:
+    """Why a test the Python matrix runs on *python* must not use one of its *fixtures*' envs, if it must not.
+
+    An env from ``isoenv_factory.get()`` without ``python=`` follows the
+    test's Python only when a test or function-scoped fixture asks for it. One
+    that a broader fixture made (for an earlier test off the matrix) is on the
+    Python running pytest, which this test did not ask for.
+    """
+    for name, value in fixtures.items():
+        if isinstance(value, IsolatedEnv) and value.spec.python is None:
+            return (
+                f"{where}: runs on {python} (the Python matrix), but fixture {name!r} gives it an env on the Python "
+                f"running pytest ({value.spec.describe()}): a fixture broader than the test is made once for the "
+                f"tests on every Python. Make {name!r} function-scoped so that its env follows each test's Python, "
+                "or give its isoenv_factory.get() a python= (python=sys.executable to keep the Python running pytest)"
+            )
+    return None

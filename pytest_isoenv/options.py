@@ -130,6 +130,21 @@ OPTIONS: tuple[Option, ...] = (
         default=False,
     ),
     Option("pythons", "List the Python interpreters found, and where, then exit", kind="command"),
+    Option(
+        "with",
+        "A requirement every env gets, in place of its own requirement of the same name (repeatable; one per "
+        "ini line), such as django==4.2.*",
+        kind="linelist",
+        default=(),
+        metavar="REQUIREMENT",
+    ),
+    Option(
+        "resolution",
+        "Which versions installers pick: highest, lowest-direct (the lowest that the direct requirements allow) "
+        "or lowest (also for indirect ones); other than highest needs uv",
+        default="highest",
+        metavar="STRATEGY",
+    ),
 )
 
 

@@ -7,6 +7,7 @@ import os
 import sys
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
@@ -17,8 +18,8 @@ from .cache import Notify
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions, installer_class
-from .spec import EnvSpec
+from .installers import IndexOptions, installer_class, resolution_needs_uv
+from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
 POLICY = pytest.StashKey[manage.Policy]()
@@ -28,8 +29,9 @@ PYTHONS = pytest.StashKey[list[str]]()
 NOTIFY = pytest.StashKey[Notify]()
 
 MARKER = (
-    "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), python=None, private=False, "
-    "installer=None): the packages the test's `isoenv` env has; the closest marker wins"
+    "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
+    "private=False, installer=None, find_links=(), index_url=None): the packages the test's `isoenv` env has; "
+    "a list in place of a requirement runs the test once per alternative; the closest marker wins"
 )
 
 
@@ -97,8 +99,22 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "isoenv_python" not in metafunc.fixturenames:
-        return
+    # The Python matrix first, so that ids read [py3.12-attrs==22.*].
+    if "isoenv_python" in metafunc.fixturenames:
+        _python_matrix(metafunc)
+    if "isoenv_alternatives" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("isoenv")
+        try:
+            cells = None if marker is None else matrix.dependency_cells(marker.args, marker.kwargs, "")
+        except IsoEnvError:
+            return  # the test's setup reports it, naming the test, as for the Python matrix
+        if cells is not None:
+            metafunc.parametrize(
+                "isoenv_alternatives", [pytest.param(c.chosen, id=c.label) for c in cells], indirect=True
+            )
+
+
+def _python_matrix(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("isoenv")
     session: list[str] = metafunc.config.stash[PYTHONS]
     factory = metafunc.config.stash[FACTORY]
@@ -124,14 +140,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
     """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
 
-    On the interpreter the Python matrix gave the test, if it gave one.
+    On the interpreter the Python matrix gave the test, if it gave one, and
+    with the alternatives of its cell of the dependency matrix.
     """
     marker = item.get_closest_marker("isoenv")
-    args, kwargs = (marker.args, dict(marker.kwargs)) if marker is not None else ((), {})
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "isoenv_python" in callspec.params:
-        kwargs["python"] = callspec.params["isoenv_python"]
+    params = getattr(getattr(item, "callspec", None), "params", {})
     factory.current_test = item.nodeid
+    args, kwargs = matrix.choose(
+        marker.args if marker else (), marker.kwargs if marker else {}, params.get("isoenv_alternatives"), item.nodeid
+    )
+    if "isoenv_python" in params:
+        kwargs["python"] = params["isoenv_python"]
     return factory.spec(args, **kwargs)
 
 
@@ -145,9 +164,25 @@ def settings_from_config(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
     installer = options.get(config, "installer") or None
     try:
-        installer_class(installer)
+        chosen = installer_class(installer)
     except SpecError as exc:
         raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
+    resolution = str(options.get(config, "resolution") or "highest").strip()
+    if resolution not in RESOLUTIONS:
+        raise pytest.UsageError(
+            f"--isoenv-resolution / isoenv_resolution: {resolution!r} is no resolution strategy. "
+            f"Choose one of: {', '.join(RESOLUTIONS)}"
+        )
+    if resolution != "highest" and chosen.name == "pip":
+        raise pytest.UsageError(resolution_needs_uv(resolution))
+    with_requirements = []
+    for value in options.get(config, "with"):
+        if not value.strip():
+            continue
+        try:
+            with_requirements.append(parse_requirement(value))
+        except SpecError as exc:
+            raise pytest.UsageError(f"--isoenv-with / isoenv_with: {exc}") from None
     return Settings(
         cache_dir=options.cache_dir(config),
         rootdir=config.rootpath,
@@ -162,12 +197,22 @@ def settings_from_config(config: pytest.Config) -> Settings:
         lock_timeout=timeout,
         worker=workerinput["workerid"] if workerinput else None,
         installer=installer,
+        with_requirements=tuple(dict.fromkeys(with_requirements)),
+        resolution=resolution,
     )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
+    settings = config.stash[FACTORY].settings
     lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
+    if settings.resolution != "highest":
+        lines.append(f"isoenv: resolution {settings.resolution} (--isoenv-resolution): keyed apart from highest")
+    lines += [
+        f"isoenv: with {requirement} (--isoenv-with): in every env, replacing any requirement of the same name "
+        "that a marker or get() asks for"
+        for requirement in settings.with_requirements
+    ]
     if config.stash[PYTHONS]:
         discovery = config.stash[FACTORY].discovery
         lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
@@ -227,11 +272,45 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     factory.prebuild(specs, progress=config.stash[NOTIFY], jobs=jobs)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     factory = item.config.stash.get(FACTORY, None)
-    if factory is not None:
-        factory.current_test = item.nodeid
+    if factory is None:
+        return (yield)
+    factory.current_test = item.nodeid
+    factory.matrix_python = getattr(getattr(item, "callspec", None), "params", {}).get("isoenv_python")
+    result = yield
+    if factory.matrix_python is not None:
+        # An env a broader fixture made before this test is not on this test's Python, and would be used silently.
+        problem = matrix.env_off_the_matrix(getattr(item, "funcargs", {}), factory.matrix_python, item.nodeid)
+        if problem:
+            pytest.fail(problem, pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[Any, Any, Any]:
+    """While a fixture broader than a test runs, the factory knows it: its ``get()`` cannot follow the test's Python."""
+    factory = request.config.stash.get(FACTORY, None)
+    if factory is None:
+        return (yield)
+    outer = factory.broad_fixture
+    factory.broad_fixture = (fixturedef.argname, fixturedef.scope) if fixturedef.scope != "function" else None
+    try:
+        return (yield)
+    finally:
+        factory.broad_fixture = outer
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    cell = matrix.cell_of(getattr(getattr(item, "callspec", None), "params", {}))
+    if cell is not None:
+        report.isoenv_cell = cell  # plain data: it travels with the report from xdist workers
+    return report
 
 
 @pytest.hookimpl(wrapper=True)
@@ -258,6 +337,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
     if PRUNED in config.stash:
         terminalreporter.write_line(config.stash[PRUNED])
+    cells: dict[str, Counter[str]] = {}
+    for outcome in matrix.OUTCOMES:
+        for report in terminalreporter.stats.get(outcome, ()):
+            cell = getattr(report, "isoenv_cell", None)
+            if cell is not None:
+                cells.setdefault(cell, Counter())[outcome] += 1
+    if cells:
+        for line in matrix.summary_lines(cells):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -287,7 +375,24 @@ def isoenv_python(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv_python: str | None) -> IsolatedEnv:
+def isoenv_alternatives(request: pytest.FixtureRequest) -> tuple[object, ...] | None:
+    """The alternatives the dependency matrix chose for this test, one per list in its marker, else ``None``.
+
+    ``@pytest.mark.isoenv(["attrs==22.*", "attrs==23.*"], "requests")`` runs the
+    test twice, with ids ``test_x[attrs==22.*]`` and ``test_x[attrs==23.*]``;
+    this fixture is then ``("attrs==22.*",)`` and ``("attrs==23.*",)``.
+    """
+    chosen: tuple[object, ...] | None = getattr(request, "param", None)
+    return chosen
+
+
+@pytest.fixture
+def isoenv(
+    request: pytest.FixtureRequest,
+    isoenv_factory: IsoEnvFactory,
+    isoenv_python: str | None,
+    isoenv_alternatives: tuple[object, ...] | None,
+) -> IsolatedEnv:
     """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
 
     Without a marker: an env with pip and no other packages. Shared envs are
@@ -297,7 +402,8 @@ def isoenv(request: pytest.FixtureRequest, isoenv_factory: IsoEnvFactory, isoenv
     A test whose interpreter is not installed is skipped (an error with
     ``--isoenv-strict-python``).
     """
-    # isoenv_python is requested so that the Python matrix can parametrise it; marker_spec reads its value.
+    # isoenv_python and isoenv_alternatives are requested so that the matrices can parametrise them;
+    # marker_spec reads their values.
     try:
         return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
     except InterpreterNotFound as exc:

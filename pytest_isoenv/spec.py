@@ -7,9 +7,11 @@ specs that mean the same env compare equal and hash to the same key.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from packaging.specifiers import Specifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from . import groups as dependency_groups
 from . import keys
 from .errors import SpecError
 from .keys import ARCHIVE_SUFFIXES, PROJECT_FILES, FileHashes, looks_like_path
@@ -28,7 +31,13 @@ from .keys import ARCHIVE_SUFFIXES, PROJECT_FILES, FileHashes, looks_like_path
 KEY_FORMAT = 2
 
 #: The keyword arguments the marker and ``isoenv_factory.get()`` accept.
-SPEC_ARGUMENTS = ("editable", "constraints", "requirements_files", "python", "private", "installer")
+SPEC_ARGUMENTS = (
+    "editable", "constraints", "requirements_files", "groups", "python", "private", "installer", "find_links",
+    "index_url",
+)  # fmt: skip
+
+#: The choices of ``--isoenv-resolution``: which versions the installer picks among those allowed.
+RESOLUTIONS = ("highest", "lowest-direct", "lowest")
 
 PathArg = Union[str, "os.PathLike[str]"]
 
@@ -78,6 +87,33 @@ def normalize_requirement(req: Requirement, *, for_key: bool = False) -> str:
     return text
 
 
+_EXTRAS = re.compile(r"^(?P<path>.+?)\[(?P<extras>[^\[\]]*)\]$")
+_EXTRA_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def split_extras(text: str, rootdir: Path, where: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """A local path with extras (``"./pkg[cli,test]"``) as the path and its canonical extras, sorted.
+
+    Text that is not a path followed by extras (a requirement such as ``"attrs[tests]"``, or an
+    existing file or folder whose name ends in brackets) comes back unchanged, with no extras.
+    """
+    match = _EXTRAS.match(text.strip())
+    if match is None or _resolve(text.strip(), rootdir).exists():
+        return text, ()
+    path = match["path"].strip()
+    names = [name.strip() for name in match["extras"].split(",")]
+    bad = [name for name in names if not _EXTRA_NAME.match(name)]
+    if bad and looks_like_path(path):
+        raise SpecError(
+            f"{text!r} names extras that are not extra names ({', '.join(map(repr, bad))})",
+            where=where,
+            fix='Write extras after the path as in "./my-project[cli,test]"',
+        )
+    if bad:
+        return text, ()
+    return path, tuple(sorted({canonicalize_name(name) for name in names}))
+
+
 @dataclass(frozen=True)
 class EnvSpec:
     """What one isolated environment contains, validated and normalised.
@@ -101,6 +137,16 @@ class EnvSpec:
     """The interpreter spec (``"3.12"``, ``"pypy3.10"``, an absolute path) or ``None`` for the running one."""
     installer: str | None = None
     """The installer name asked for, or ``None`` for the session's choice."""
+    extras: tuple[tuple[Path, tuple[str, ...]], ...] = ()
+    """The extras asked for of local and editable projects (``"./pkg[cli]"``), by path."""
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """PEP 735 dependency groups: each entry as given and the requirements it resolved to, canonicalised."""
+    find_links: tuple[str, ...] = ()
+    """This env's own find-links locations (URLs, or absolute paths), looked in besides the session's."""
+    index_url: str | None = None
+    """This env's own package index, instead of the session's."""
+    resolution: str = "highest"
+    """Which versions the installer picks among those allowed: one of :data:`RESOLUTIONS`."""
     private: bool = field(default=False, compare=False)
     """Whether the test gets its own, changeable copy."""
 
@@ -127,23 +173,38 @@ class EnvSpec:
             )
         reqs: set[str] = set()
         local: list[Path] = []
+        extras: dict[Path, set[str]] = {}
         for item in requirements:
             if isinstance(item, os.PathLike):
                 local.append(_local_source(item, rootdir, where))
+            elif isinstance(item, (list, tuple)):
+                raise SpecError(
+                    f"requirement {item!r} is a list of alternatives, which only a marker can run a test over",
+                    where=where,
+                    fix="Pass one requirement to isoenv_factory.get(), or put the list in @pytest.mark.isoenv(...)",
+                )
             elif not isinstance(item, str):
                 raise SpecError(
                     f"requirement {item!r} is a {type(item).__name__}, not a string",
                     where=where,
                     fix='Pass PEP 508 strings such as "requests>=2.28" or paths to local projects',
                 )
-            elif looks_like_path(item.strip()):
-                local.append(_local_source(item.strip(), rootdir, where))
             else:
-                reqs.add(_parse_requirement(item, where))
+                text = item.strip()
+                path, wanted = split_extras(text, rootdir, where)
+                if looks_like_path(text) or (wanted and looks_like_path(path)):
+                    local.append(_local_source(path, rootdir, where))
+                    extras.setdefault(local[-1], set()).update(wanted)
+                else:
+                    reqs.add(_parse_requirement(item, where))
 
-        editable = [
-            _project_dir(p, rootdir, where, "editable") for p in _as_sequence(kwargs.get("editable"), "editable", where)
-        ]
+        editable = []
+        for entry in _as_sequence(kwargs.get("editable"), "editable", where):
+            wanted = ()
+            if isinstance(entry, str):
+                entry, wanted = split_extras(entry, rootdir, where)
+            editable.append(_project_dir(entry, rootdir, where, "editable"))
+            extras.setdefault(editable[-1], set()).update(wanted)
         req_files = [
             _existing_file(p, rootdir, where, "requirements file")
             for p in _as_sequence(kwargs.get("requirements_files"), "requirements_files", where)
@@ -153,9 +214,9 @@ class EnvSpec:
             constraints = _existing_file(
                 _as_path_arg(constraints, "constraints", where), rootdir, where, "constraints file"
             )
-        for path in [*req_files, *([constraints] if constraints else [])]:
+        for listing in [*req_files, *([constraints] if constraints else [])]:
             try:
-                for _ in keys.walk_requirements(path):  # a missing included file is bad input, found before any build
+                for _ in keys.walk_requirements(listing):  # a missing included file is bad input, found before any build
                     pass
             except SpecError as exc:
                 raise SpecError(exc.problem, where=where, fix=exc.fix) from None
@@ -177,6 +238,11 @@ class EnvSpec:
         private = kwargs.get("private", False)
         if not isinstance(private, bool):
             raise SpecError(f"private={private!r} is not True or False", where=where)
+        index_url = kwargs.get("index_url")
+        if index_url is not None and (not isinstance(index_url, str) or not index_url.strip()):
+            raise SpecError(
+                f"index_url={index_url!r} is not a URL", where=where, fix='Use a URL such as "https://pypi.org/simple"'
+            )
         return cls(
             requirements=tuple(sorted(reqs)),
             local=tuple(sorted(set(local))),
@@ -185,8 +251,41 @@ class EnvSpec:
             requirements_files=tuple(sorted(set(req_files))),
             python=None if python is None else normalize_python(python, rootdir, where) or None,
             installer=installer,
+            extras=tuple(sorted((path, tuple(sorted(names))) for path, names in extras.items() if names)),
+            groups=_groups(kwargs.get("groups"), rootdir, where),
+            find_links=tuple(
+                dict.fromkeys(
+                    _link(link, rootdir) for link in _as_sequence(kwargs.get("find_links"), "find_links", where)
+                )
+            ),
+            index_url=None if index_url is None else index_url.strip(),
             private=private,
         )
+
+    def with_requirements(self, overrides: Iterable[str]) -> EnvSpec:
+        """This spec with *overrides* (canonical requirements) in place of its requirements of the same names.
+
+        Requirements of its dependency groups are replaced too; what is not
+        replaced is added. Used for ``--isoenv-with``.
+        """
+        overrides = tuple(overrides)
+        if not overrides:
+            return self
+        names = {canonicalize_name(Requirement(r).name) for r in overrides}
+
+        def kept(requirements: Iterable[str]) -> tuple[str, ...]:
+            return tuple(r for r in requirements if canonicalize_name(Requirement(r).name) not in names)
+
+        return dataclasses.replace(
+            self,
+            requirements=tuple(sorted({*kept(self.requirements), *overrides})),
+            groups=tuple((label, kept(requirements)) for label, requirements in self.groups),
+        )
+
+    def extras_of(self, path: Path) -> str:
+        """``"[cli,test]"`` for a local or editable project asked for with extras, else ``""``."""
+        names = dict(self.extras).get(path, ())
+        return f"[{','.join(names)}]" if names else ""
 
     def key_material(self, hashes: FileHashes | None = None) -> dict[str, Any]:
         """What this spec contributes to the cache key: its requirements and the content of what they name.
@@ -196,7 +295,7 @@ class EnvSpec:
         """
         hashes = FileHashes() if hashes is None else hashes
         urls = {r: keys.url_material(u, hashes) for r in self.requirements if (u := _file_url(r))}
-        return {
+        material: dict[str, Any] = {
             "requirements": sorted({normalize_requirement(Requirement(r), for_key=True) for r in self.requirements}),
             "file_urls": urls,
             "local": [keys.local_material(p, hashes) for p in self.local],
@@ -204,10 +303,21 @@ class EnvSpec:
             "constraints": None if self.constraints is None else keys.requirements_material(self.constraints, hashes),
             "requirements_files": [keys.requirements_material(p, hashes) for p in self.requirements_files],
         }
+        # Only when used, so that the keys of envs without them stay what they were. The per-env
+        # index options count through the installer's index material (see IndexOptions.for_spec).
+        if self.extras:
+            material["extras"] = [[str(path), list(names)] for path, names in self.extras]
+        if self.groups:
+            material["groups"] = sorted({r for _, requirements in self.groups for r in requirements})
+        if self.resolution != "highest":
+            material["resolution"] = self.resolution
+        return material
 
     def describe(self) -> str:
         """A short human summary, for reports and progress lines."""
-        parts = [*self.requirements, *(p.name for p in self.local), *(f"-e {p.name}" for p in self.editable)]
+        parts = [*self.requirements, *(p.name + self.extras_of(p) for p in self.local)]
+        parts += [f"-e {p.name}{self.extras_of(p)}" for p in self.editable]
+        parts += [f"group {label}" for label, _ in self.groups]
         parts += [f"-r {p.name}" for p in self.requirements_files]
         if self.constraints is not None:
             parts.append(f"-c {self.constraints.name}")
@@ -247,6 +357,17 @@ def _file_url(requirement: str) -> str | None:
     return url if url and url.startswith("file:") else None
 
 
+def parse_requirement(text: str, where: str | None = None) -> str:
+    """A named PEP 508 requirement, canonicalised (``--isoenv-with``); paths are refused, they have no name."""
+    if looks_like_path(text.strip()):
+        raise SpecError(
+            f"{text!r} is a path, not a requirement with a name",
+            where=where,
+            fix='Give a requirement such as "django==4.2.*" or "mypkg @ file:///path/to/mypkg"',
+        )
+    return _parse_requirement(text, where)
+
+
 def _parse_requirement(text: str, where: str | None) -> str:
     try:
         return normalize_requirement(Requirement(text))
@@ -256,6 +377,25 @@ def _parse_requirement(text: str, where: str | None) -> str:
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None
+
+
+def _groups(value: object, rootdir: Path, where: str | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    groups: dict[str, tuple[str, ...]] = {}
+    for entry in _as_sequence(value, "groups", where):
+        if not isinstance(entry, str):
+            raise SpecError(f"groups entry {entry!r} is not a group name", where=where, fix='Use names such as "test"')
+        pyproject, name = dependency_groups.split_group(entry, rootdir)
+        found = dependency_groups.resolve(pyproject, name, where=where, given=entry)
+        groups[entry.strip()] = tuple(sorted({_parse_requirement(r, where) for r in found}))
+    return tuple(sorted(groups.items()))
+
+
+def _link(value: PathArg, rootdir: Path) -> str:
+    """A find-links location: URLs as given, paths made absolute against *rootdir*."""
+    text = os.fspath(value).strip()
+    if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
+        return text
+    return str(_resolve(text, rootdir))
 
 
 def _as_sequence(value: object, name: str, where: str | None) -> list[PathArg]:

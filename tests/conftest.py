@@ -30,6 +30,15 @@ RESOURCES = Path(__file__).parent / "resources"
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
 
 
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Refuse to run without pytest-timeout, which gives every test its time limit (``timeout`` in pyproject.toml)."""
+    if not pluginmanager.has_plugin("timeout"):
+        raise pytest.UsageError(
+            "the suite needs pytest-timeout (plugin 'timeout'), which gives every test a time limit. "
+            'Install the test extra: python -m pip install -e ".[test]"; to wait without a limit, pass --timeout=0'
+        )
+
+
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of small real wheels: alpha 1.0 and 2.0, beta (needs alpha<2), clitool (a console script)."""

@@ -72,10 +72,15 @@ def kill(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def finish(proc: subprocess.Popen[str], *, timeout: float = WAIT, what: str = "the process") -> str:
-    """Wait for *proc* to end and return its output; after *timeout* seconds kill it and fail with what it printed."""
+def finish(
+    proc: subprocess.Popen[str], *, timeout: float = WAIT, what: str = "the process", input: str | None = None
+) -> str:
+    """Wait for *proc* to end (after writing *input* to it) and return its output.
+
+    After *timeout* seconds it is killed and the test fails with what it printed.
+    """
     try:
-        return proc.communicate(timeout=timeout)[0] or ""
+        return proc.communicate(input, timeout=timeout)[0] or ""
     except subprocess.TimeoutExpired:
         kill(proc)
         output = proc.communicate(timeout=WAIT)[0] or ""

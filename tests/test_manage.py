@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeFactory
+from helpers import MakeFactory, finish, read_line
 
 from pytest_isoenv.cache import RECORD_NAME, Cache, Lease, Pruned
 from pytest_isoenv.env import IsolatedEnv
@@ -85,13 +85,12 @@ def other_process(cache_dir: Path) -> Iterator[Callable[[str], tuple[subprocess.
             text=True,
         )
         started.append(proc)
-        assert proc.stdout is not None
-        return proc, proc.stdout.readline().strip()
+        return proc, read_line(proc, what="the other process").strip()
 
     yield start
     for proc in started:
         if proc.poll() is None:
-            proc.communicate("done\n")
+            finish(proc, what="the other process", input="done\n")
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
@@ -172,7 +171,7 @@ def test_clear_spares_envs_another_process_uses_until_it_ends(
     assert cache.read_record(key)[0] is not None
     assert removed(pruned) == {env.path.name for env in built.values()} - {key[:20]}
 
-    proc.communicate("done\n")
+    finish(proc, what="the other process", input="done\n")
     assert cache.leases() == []
     assert removed(cache.clear()) == {key[:20]}
     assert cache.entries() == []
@@ -182,7 +181,7 @@ def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
     cache_dir: Path, other_process: Callable[[str], tuple[subprocess.Popen[str], str]]
 ) -> None:
     proc, key = other_process("crash")
-    proc.wait()
+    finish(proc, what="the crashing process")
     cache = Cache(cache_dir)
     assert len(list(cache.sessions_dir.glob("*.json"))) == 1  # it never released its lease
     assert cache.leases() == []
@@ -250,8 +249,9 @@ def test_list_shows_a_table_and_runs_no_test(
     result.stdout.fnmatch_lines(
         [
             f"isoenv cache {cache_dir}: 3 env(s), * MB",
-            "KEY * PYTHON * PACKAGES * INSTALLER * SIZE * CREATED * LAST USED * STATE",
-            f"{built['one'].path.name}  CPython 3.* -c one.txt * {installer_name} * MB * 20* 2 days ago * ready",
+            "KEY * PYTHON * PACKAGES * INSTALLER * RESOLUTION * SIZE * CREATED * LAST USED * STATE",
+            f"{built['one'].path.name}  CPython 3.* -c one.txt * {installer_name} * highest * MB * 20* 2 days ago "
+            "* ready",
         ]
     )
     result.stdout.no_fnmatch_line("*test_fails*")
@@ -410,9 +410,9 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
     before.stdout.fnmatch_lines(
         [
             "isoenv plan: 3 env(s) for 4 test(s): 0 cached, 3 to build",
-            f"  to build  ????????????????????  py3.*  {installer_name}  alpha * (2 tests)",
-            f"  to build  ????????????????????  py3.*  {installer_name}  (no packages)  (1 test)",
-            f"  to build  ????????????????????  py3.*  {installer_name}  clitool * (1 test, private)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  alpha * (2 tests)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  (no packages)  (1 test)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  clitool * (1 test, private)",
             "  error: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad: invalid requirement *",
             "  skipped: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_no_such_python: "
             "no Python interpreter matches '9.99'*",

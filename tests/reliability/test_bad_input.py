@@ -20,7 +20,9 @@ BAD_INPUTS = {
     "missing_requirements_file": ('requirements_files=["missing.txt"]', "requirements file 'missing.txt' does not"),
     "missing_constraints_file": ('"alpha", constraints="nope.txt"', "constraints file 'nope.txt' does not exist"),
     "non_string_requirement": ("42", "requirement 42 is a int, not a string"),
-    "list_as_requirement": ('["alpha", "beta"]', "requirement ['alpha', 'beta'] is a list, not a string"),
+    "empty_alternatives": ('[], "alpha"', "the isoenv marker has an empty list of alternatives ([])"),
+    "bad_extras": ('"./not-a-project[a b]"', "'./not-a-project[a b]' names extras that are not extra names ('a b')"),
+    "missing_group": ('groups=["test"]', "groups entry 'test': "),
     "unknown_installer": ('"alpha", installer="conda"', "unknown installer 'conda'"),
     "url_while_offline": (
         '"alpha @ https://example.invalid/alpha-1.0-py3-none-any.whl"',

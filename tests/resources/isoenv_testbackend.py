@@ -35,11 +35,18 @@ def write_wheel(
     requires: tuple[str, ...] | list[str] = (),
     files: dict[str, str] | None = None,
     scripts: dict[str, str] | None = None,
+    extras: dict[str, list[str]] | None = None,
 ) -> Path:
-    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text."""
+    """Write ``<name>-<version>-py3-none-any.whl`` into *directory*; *files* maps archive paths to text.
+
+    *extras* maps an extra's name to the requirements it adds.
+    """
     dist_info = f"{normalize(name)}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     metadata += "".join(f"Requires-Dist: {req}\n" for req in requires)
+    for extra, extra_requires in (extras or {}).items():
+        metadata += f"Provides-Extra: {extra}\n"
+        metadata += "".join(f'Requires-Dist: {req}; extra == "{extra}"\n' for req in extra_requires)
     contents = dict(files or {})
     contents[f"{dist_info}/METADATA"] = metadata
     contents[f"{dist_info}/WHEEL"] = (
@@ -124,6 +131,7 @@ def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
         requires=_dependencies(root, data),
         files=files,
         scripts=project.get("scripts"),
+        extras=project.get("optional-dependencies"),
     )
     return wheel.name
 
