@@ -518,6 +518,8 @@ class UvInstaller(Installer):
             "virtualenv": virtualenv_version(),
             "index": index.key_material(hashes),
             "settings": keys.uv_resolution_settings(os.environ, hashes),
+            # pip's settings are carried over to uv (see toolconfig): the files they name count by content.
+            "pip_settings": keys.pip_resolution_settings(os.environ, hashes),
             "pip": self.from_pip.key_material(),
         }
 

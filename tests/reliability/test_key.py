@@ -94,23 +94,22 @@ def test_nested_requirements_and_constraints_files_are_followed(
     figure(f"{line!r} in a {'constraints' if constraint else 'requirements'} file: the included file's edit is seen")
 
 
-@pytest.mark.parametrize("setting", ["variable", "pip config file"])
+@pytest.mark.parametrize("setting", ["PIP_CONSTRAINT", "UV_CONSTRAINT", "pip config file"])
 def test_constraints_named_by_installer_configuration_are_keyed_by_content(
     tmp_path: Path, wheelhouse: Path, installer_name: str, monkeypatch: pytest.MonkeyPatch, setting: str, figure: Figure
 ) -> None:
     constraints = tmp_path / "managed" / "constraints.txt"
     constraints.parent.mkdir()
     constraints.write_text("alpha==1.0\n")
-    if setting == "pip config file":
-        if installer_name != "pip":
-            pytest.skip("uv does not read pip's configuration")
-        config = tmp_path / "pip.conf"
-        config.write_text(f"[install]\nconstraint = {constraints}\n")
-        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
-        name = "constraint = in PIP_CONFIG_FILE"
-    else:
-        name = "PIP_CONSTRAINT" if installer_name == "pip" else "UV_CONSTRAINT"
-        monkeypatch.setenv(name, str(constraints))
+    # Only the configuration under test: pip's files on this machine may name constraints of their own
+    # (and under uv, pip's constraints are carried over as --constraint, which wins over UV_CONSTRAINT).
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[install]\nconstraint = {constraints}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config) if setting == "pip config file" else os.devnull)
+    if setting == "UV_CONSTRAINT" and installer_name != "uv":
+        pytest.skip("pip does not read uv's configuration")
+    if setting != "pip config file":
+        monkeypatch.setenv(setting, str(constraints))
     first = session(tmp_path / "cache", wheelhouse).get("alpha")
     assert alpha(first) == "1.0"
 
@@ -118,7 +117,7 @@ def test_constraints_named_by_installer_configuration_are_keyed_by_content(
     second = session(tmp_path / "cache", wheelhouse).get("alpha")
 
     assert alpha(second) == "2.0"
-    figure(f"{name} ({installer_name}): an edit of the constraints file it names gives a new env")
+    figure(f"{setting} ({installer_name}): an edit of the constraints file it names gives a new env")
 
 
 DYNAMIC = {
