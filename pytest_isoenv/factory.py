@@ -16,6 +16,7 @@ from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
+from .keys import FileHashes
 from .leases import Lease, held_generations
 from .privatecopy import copy_env
 from .privatecopy import unsupported as private_envs_unsupported
@@ -131,6 +132,7 @@ class IsoEnvFactory:
         self._discovery: Discovery | None = None
         self._installers: dict[str | None, Installer] = {}
         self._keys: dict[EnvSpec, str] = {}
+        self._hashes: FileHashes | None = None
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
@@ -258,13 +260,27 @@ class IsoEnvFactory:
                 installer.resolution_arguments(spec.resolution)
             except SpecError as exc:
                 raise SpecError(exc.problem, where=where, fix=exc.fix) from None
-            material = {
-                "spec": spec.key_material(),
-                "interpreter": interpreter.key_material(),
-                "installer": installer.key_material(self.settings.index.for_spec(spec)),
-            }
+            hashes = self._file_hashes()
+            try:
+                material = {
+                    "spec": spec.key_material(hashes),
+                    "interpreter": interpreter.key_material(),
+                    "installer": installer.key_material(self.settings.index.for_spec(spec), hashes),
+                }
+            except SpecError as exc:
+                raise SpecError(exc.problem, where=where, fix=exc.fix) from None
+            finally:
+                hashes.save()
             key = self._keys[spec] = compute_key(material)
         return key
+
+    def _file_hashes(self) -> FileHashes:
+        """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
+        if self._hashes is None:
+            # Only into a cache that is pytest-isoenv's own: never a folder of the user's given by mistake.
+            folder = self.cache.hashes_dir if self.cache.is_ours() else None
+            self._hashes = FileHashes(folder, cache_root=self.cache.root)
+        return self._hashes
 
     def close(self) -> None:
         """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""
