@@ -7,14 +7,13 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import isoenv_testbackend as backend  # tests/resources, on sys.path through conftest.py
 import pytest
+from helpers import MakeFactory, MakeProject
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import IndexOptions, InstallerDirs, PipInstaller
 from pytest_isoenv.matrix import choose, dependency_cells
 from pytest_isoenv.spec import EnvSpec
@@ -22,7 +21,6 @@ from pytest_isoenv.spec import EnvSpec
 RESOURCES = Path(__file__).parent / "resources"
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
 
-MakeProject = Callable[..., Path]
 WHERE = "tests/test_x.py::test_y"
 #: How an error names the test it happened in: at the end of its first line.
 IN_WHERE = re.escape(f"(in {WHERE})")
@@ -194,7 +192,7 @@ def test_with_requirements_replace_the_same_names_and_add_the_others(tmp_path: P
 
 
 def test_per_env_index_options_are_normalised_and_keyed_by_content(
-    tmp_path: Path, make_factory: Callable[..., IsoEnvFactory], versions: Path
+    tmp_path: Path, make_factory: MakeFactory, versions: Path
 ) -> None:
     links = tmp_path / "links"
     links.mkdir()
@@ -217,7 +215,7 @@ def test_per_env_index_options_are_normalised_and_keyed_by_content(
         spec("x", rootdir=tmp_path, index_url=3)
 
 
-def test_resolution_is_part_of_the_key(tmp_path: Path, make_factory: Callable[..., IsoEnvFactory]) -> None:
+def test_resolution_is_part_of_the_key(tmp_path: Path, make_factory: MakeFactory) -> None:
     highest = make_factory(installer="uv" if INSTALLER != "pip" else "pip")
     if highest.installer(highest.spec(())).name != "uv":
         pytest.skip("a resolution other than highest needs uv")
@@ -226,9 +224,7 @@ def test_resolution_is_part_of_the_key(tmp_path: Path, make_factory: Callable[..
     assert "resolution" not in highest.spec(("gamma",)).key_material()
 
 
-def test_pip_refuses_a_resolution_other_than_highest(
-    tmp_path: Path, make_factory: Callable[..., IsoEnvFactory]
-) -> None:
+def test_pip_refuses_a_resolution_other_than_highest(tmp_path: Path, make_factory: MakeFactory) -> None:
     factory = make_factory(installer="pip", resolution="lowest-direct", current_test=lambda: WHERE)
     with pytest.raises(
         SpecError, match="^" + re.escape("--isoenv-resolution lowest-direct needs the uv installer: ") + ".*" + IN_WHERE

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import MakeProject
 from reliability_helpers import BuildTrace, Figure, alive, build_processes, env_entries, pytest_command
 
 from pytest_isoenv.record import RECORD_NAME
@@ -37,7 +38,7 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 def held_build(
     pytester: pytest.Pytester,
     private_cache: Path,
-    make_project: Callable[..., Path],
+    make_project: MakeProject,
     build_trace: BuildTrace,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
