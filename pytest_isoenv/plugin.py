@@ -318,6 +318,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     """After the test's own teardown: a shared env it changed is an error of that test, and is rebuilt."""
     yield
     factory = item.config.stash.get(FACTORY, None)
+    if factory is not None:
+        factory.matrix_python = None  # what runs between tests (session teardown) is on no test's Python
     try:
         if factory is not None:
             factory.check_shared(item.nodeid)
