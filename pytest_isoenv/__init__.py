@@ -20,6 +20,7 @@ from .errors import (
 )
 from .factory import IsoEnvFactory
 from .spec import EnvSpec
+from .warm import WarmError
 
 __all__ = [
     "BuildError",
@@ -33,4 +34,5 @@ __all__ = [
     "RunError",
     "SharedEnvError",
     "SpecError",
+    "WarmError",
 ]

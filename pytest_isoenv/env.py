@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import warm as _warm
 from .errors import RunError, SharedEnvError
 
 if TYPE_CHECKING:
@@ -169,6 +171,20 @@ class IsolatedEnv:
         return self._private
 
     @property
+    def warm(self) -> bool:
+        """Whether :meth:`run` serves the env's Python programs from a warm interpreter (``warm=True``).
+
+        True only where that can work (POSIX, ``os.fork``); elsewhere every call is a plain subprocess.
+        """
+        return self._spec.warm and _warm.unavailable() is None
+
+    def handed_out_as(self, spec: EnvSpec) -> IsolatedEnv:
+        """This env as *spec* hands it out: the same env, with *spec*'s ``warm`` and ``preload``."""
+        other = copy.copy(self)
+        other._spec = spec
+        return other
+
+    @property
     def environ(self) -> dict[str, str]:
         """Variables for running inside the env: ``VIRTUAL_ENV`` set, its scripts first on ``PATH``,
         ``PYTHONPATH``, ``PYTHONHOME`` and the user site turned off. A fresh copy each time."""
@@ -196,6 +212,20 @@ class IsolatedEnv:
         non-zero exit raises :class:`~pytest_isoenv.RunError`, whose message
         shows the command, the exit code and the tails of stdout and stderr.
         """
+        argv, environ = self._command(args, env)
+        options: dict[str, Any] = {"cwd": cwd, "env": environ, "timeout": timeout, "input": input}
+        if self.warm:
+            proc = _warm.run(argv, server=self._warm_server(), capture_output=True, text=True, **options)
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False, **options)
+        if check and proc.returncode:
+            raise RunError(proc.returncode, argv, proc.stdout, proc.stderr, env_path=self._path)
+        return proc
+
+    def _command(
+        self, args: Sequence[str | os.PathLike[str]], env: Mapping[str, str | None] | None
+    ) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of a command run inside the env (what run() and popen() start)."""
         if not args:
             raise TypeError("run() needs a command")
         argv = [os.fspath(a) for a in args]
@@ -208,19 +238,10 @@ class IsolatedEnv:
                 environ.pop(name, None)
             else:
                 environ[name] = value
-        proc = subprocess.run(
-            argv,
-            cwd=cwd,
-            env=environ,
-            timeout=timeout,
-            input=input,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check and proc.returncode:
-            raise RunError(proc.returncode, argv, proc.stdout, proc.stderr, env_path=self._path)
-        return proc
+        return argv, environ
+
+    def _warm_server(self) -> _warm.WarmServer | None:
+        return _warm.server_for(self._python, self._bin_dir, self._environ, self._spec.preload)
 
     def installed(self) -> dict[str, str]:
         """The distributions installed in the env, read inside it: canonical name to version."""
@@ -239,6 +260,8 @@ class IsolatedEnv:
                 "(@pytest.mark.isoenv(..., private=True) or isoenv_factory.get(..., private=True))"
             )
         self._installs(self, requirements, editable)
+        # A warm interpreter may have imported what was just replaced: the next call starts a new one.
+        _warm.stop(self._python)
 
     def __repr__(self) -> str:
         kind = "private" if self._private else "shared"

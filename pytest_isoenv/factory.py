@@ -15,8 +15,9 @@ from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
-from .installers import Echo, IndexOptions, Installer, select_installer
+from .installers import IndexOptions, Installer, InstallerDirs, select_installer
 from .privatecopy import copy_env
+from .processes import Echo
 from .spec import EnvSpec, PathArg, compute_key
 
 
@@ -100,6 +101,8 @@ class IsoEnvFactory:
         installer: str | None = None,
         find_links: PathArg | Sequence[PathArg] = (),
         index_url: str | None = None,
+        warm: bool = False,
+        preload: str | Sequence[str] = (),
     ) -> IsolatedEnv:
         """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
 
@@ -109,7 +112,9 @@ class IsoEnvFactory:
         runs on several interpreters, that test's; see :doc:`how-to/dependency-matrix`).
         A shared env (the default) must not be changed; ``private=True`` gives
         a fresh env of the caller's own. Every other keyword argument is as in
-        the marker.
+        the marker; ``warm=True`` runs the env's Python programs in forks of an
+        interpreter that started once, with the *preload* modules imported (see
+        :mod:`pytest_isoenv.warm`).
         """
         if python is None and self.matrix_python is not None:
             python = self._follow_matrix()
@@ -124,6 +129,8 @@ class IsoEnvFactory:
             installer=installer,
             find_links=find_links,
             index_url=index_url,
+            warm=warm,
+            preload=preload,
         )
         return self.env(spec)
 
@@ -172,6 +179,8 @@ class IsoEnvFactory:
         for message in self._deferred_warnings.pop(env.key, ()):
             if self._warn is not None:
                 self._warn(message)
+        if (env.spec.warm, env.spec.preload) != (spec.warm, spec.preload):
+            env = env.handed_out_as(spec)  # the same env, its programs run warm or not as this spec asks
         return env
 
     def key(self, spec: EnvSpec) -> str:
@@ -220,7 +229,8 @@ class IsoEnvFactory:
         """The installer *spec* uses (its own choice, or the session's)."""
         name = spec.installer or self.settings.installer
         if name not in self._installers:
-            self._installers[name] = select_installer(name, app_data=self.cache.app_data_dir, where=self.current_test)
+            dirs = InstallerDirs(app_data=self.cache.app_data_dir, uv_cache=self.cache.root / "uv")
+            self._installers[name] = select_installer(name, dirs=dirs, where=self.current_test)
         return self._installers[name]
 
     def _ensure_cache(self) -> None:
@@ -279,7 +289,11 @@ class IsoEnvFactory:
                     say(f"  {message}")
                 self._deferred_warnings.setdefault(key, []).extend(warned)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Interrupted (Ctrl-C): stop the running installers rather than wait for them, and wait only for
+            # their builds to remove what they had made, so that nothing half-built is left or published.
+            for installer in self._installers.values():
+                installer.stop()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown()
 

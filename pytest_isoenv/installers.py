@@ -5,15 +5,16 @@ from __future__ import annotations
 import configparser
 import functools
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
-import time
+import weakref
 from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,14 +22,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import platformdirs
 from packaging.requirements import Requirement
 
+from .env import isolated_environ
 from .errors import BuildError, SpecError
+from .processes import BuildInterrupted, Echo, Processes, run_logged
 from .spec import EnvSpec, hash_file
+from .toolconfig import dropped_pip_settings, pip_environ, pip_settings, uv_config, uv_from_pip
+from .verify import missing
 
 if TYPE_CHECKING:
     from .discovery import Interpreter
-
-#: Receives each line of installer output as it comes (the terminal under ``-v``), or nothing.
-Echo = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -84,61 +86,47 @@ def _location_material(link: str) -> Any:
     return link
 
 
-def run_logged(
-    cmd: Sequence[str],
-    *,
-    what: str,
-    log: Path,
-    env: Mapping[str, str],
-    echo: Echo | None = None,
-    cwd: Path | None = None,
-) -> None:
-    """Run an installer command, appending its output to *log*; raise :class:`BuildError` on failure."""
-    last: deque[str] = deque(maxlen=200)
-    with log.open("a", encoding="utf-8") as stream:
-        stream.write(f"$ {subprocess.list2cmdline(cmd)}\n")
-        stream.flush()
-        started = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                list(cmd),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                env=dict(env),
-                cwd=cwd,
-            )
-        except OSError as exc:
-            raise BuildError(f"{what}: cannot start {cmd[0]!r} ({exc})", cmd=cmd, log=log) from exc
-        assert proc.stdout is not None
-        with proc:
-            try:
-                for line in proc.stdout:
-                    stream.write(line)
-                    last.append(line)
-                    if echo is not None:
-                        echo(line.rstrip("\n"))
-            except BaseException:
-                # An interrupted build is removed by the caller: the installer must not go on writing into it.
-                proc.kill()
-                proc.wait()
-                raise
-        stream.write(f"# exit code {proc.returncode} after {time.monotonic() - started:.2f}s\n")
+_SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
+
+
+def env_site_dirs(python: Path, environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The package folders of the env of *python* (purelib, and platlib when it differs), as it reports them."""
+    proc = subprocess.run([str(python), "-I", "-c", _SITE_DIRS], capture_output=True, text=True, env=dict(environ))
     if proc.returncode:
-        raise BuildError(what, cmd=cmd, returncode=proc.returncode, output="".join(last), log=log)
+        raise BuildError(
+            "the new env cannot report its package folders",
+            cmd=[str(python), "-I", "-c", _SITE_DIRS],
+            returncode=proc.returncode,
+            output=proc.stderr or proc.stdout,
+        )
+    return tuple(Path(d) for d in dict.fromkeys(json.loads(proc.stdout)))
+
+
+@dataclass(frozen=True)
+class InstallerDirs:
+    """The folders of the cache root an installer keeps its own data in."""
+
+    app_data: Path
+    """virtualenv's app-data: the seed wheels' images it creates envs from."""
+    uv_cache: Path
+    """uv's cache when uv's own is on another filesystem than the envs (uv links files from its cache)."""
 
 
 class Installer(ABC):
-    """Creates envs and installs into them. One instance serves a whole session."""
+    """Creates envs and installs into them. One instance serves a whole session.
+
+    :meth:`build` runs the stages in order, the same for every installer:
+    :meth:`create` an env, :meth:`seed` pip into it, :meth:`install` the spec's
+    packages, :meth:`compile` everything to bytecode, then check that what was
+    asked for is installed. Installers differ in the stages, never in the order.
+    """
 
     name: ClassVar[str]
 
-    def __init__(self, app_data: Path) -> None:
-        #: The cache's folder for virtualenv's app-data; installers keep their own data beside it.
-        self._app_data = app_data
+    def __init__(self, dirs: InstallerDirs) -> None:
+        self._dirs = dirs
+        #: The installer processes running for this installer's builds; :meth:`stop` stops them.
+        self.processes = Processes()
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -165,9 +153,43 @@ class Installer(ABC):
             f"supports Python {wanted}"
         )
 
+    def stop(self) -> None:
+        """Stop every build in progress: kill its installer processes, so the build ends and leaves nothing."""
+        self.processes.stop()
+
+    def build(
+        self,
+        path: Path,
+        interpreter: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> Path:
+        """Build an env at *path* from the base *interpreter* with pip and *spec*'s packages; its interpreter.
+
+        *environ* is the session's environment, which the env's own runs are
+        isolated from. Raises :class:`BuildError` when a stage fails or the env
+        lacks what *spec* asked for, and :class:`BuildInterrupted` when the
+        session stopped the build.
+        """
+        python = self.create(path, interpreter, log=log, environ=environ)
+        inside = isolated_environ(path, python.parent, environ)
+        self.seed(python, log=log, environ=inside)
+        self.install(python, spec, index, log=log, environ=inside, echo=echo)
+        site = env_site_dirs(python, inside)
+        self.compile(python, site, log=log, environ=inside)
+        self.verify(python, spec, site, log=log, environ=inside)
+        return python
+
     @abstractmethod
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
-        """Create an env at *path* from the base *interpreter*, with pip in it; the env's interpreter."""
+        """Create an env at *path* from the base *interpreter*; the env's interpreter."""
+
+    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:  # noqa: B027 - a hook
+        """Put pip into the env of *python*, if :meth:`create` did not."""
 
     @abstractmethod
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
@@ -182,50 +204,92 @@ class Installer(ABC):
         log: Path,
         environ: Mapping[str, str],
         echo: Echo | None = None,
-        extra: Sequence[str] = (),
     ) -> None:
-        """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec.
-
-        *extra* arguments go at the end of the install command.
-        """
+        """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
         if self._has_packages(spec):
-            run_logged(
-                [*self.install_command(python, spec, index), *extra],
+            self._run(
+                self.install_command(python, spec, index),
                 what=f"installing {spec.describe()} failed",
                 log=log,
-                env=self.environ(environ),
+                environ=environ,
                 echo=echo,
                 cwd=self.workdir(python),
+            )
+
+    def compile(self, python: Path, site: Sequence[Path], *, log: Path, environ: Mapping[str, str]) -> None:
+        """Compile every module of the env to bytecode, so that nothing run from it writes into it.
+
+        A shared env is imported from by many tests and must stay as built, and
+        under ``PYTHONDONTWRITEBYTECODE`` every start would compile again.
+        Timestamp-based, as the import system writes them. A file that does not
+        compile (test data, another Python's syntax) is skipped, as pip skips it.
+        *site* are the env's package folders.
+        """
+        self._run(
+            [
+                str(python),
+                "-I",
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "--invalidation-mode",
+                "timestamp",
+                *map(str, site),
+            ],
+            what="compiling the env to bytecode failed",
+            log=log,
+            environ=environ,
+            check=False,
+        )
+
+    def verify(
+        self, python: Path, spec: EnvSpec, site: Sequence[Path], *, log: Path, environ: Mapping[str, str]
+    ) -> None:
+        """Raise :class:`BuildError` naming what *spec* asked for and the env of *python* lacks."""
+        problems = missing(spec, python, tuple(site), environ)
+        if problems:
+            raise BuildError(
+                f"installing {spec.describe()} did not install it into the env: {'; '.join(problems)}. "
+                "Check the pip or uv configuration (a target, prefix or user setting sends installs elsewhere) "
+                "and the build log",
+                log=log,
             )
 
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
         """The variables the installer's commands run with, made from *environ*."""
         return dict(environ)
 
+    def ignored_settings(self) -> list[str]:
+        """The user's settings that change what gets installed and that this installer does not follow."""
+        return []
+
     def workdir(self, python: Path) -> Path | None:
         """Where the installer's commands run for the env of *python* (``None``: where pytest runs)."""
         return None
 
-    def build(
+    def _run(
         self,
-        path: Path,
-        interpreter: Path,
-        spec: EnvSpec,
-        index: IndexOptions,
+        cmd: Sequence[str],
         *,
+        what: str,
         log: Path,
         environ: Mapping[str, str],
         echo: Echo | None = None,
-    ) -> Path:
-        """Create an env at *path* with pip and *spec*'s packages in it; the env's interpreter.
-
-        *environ* is the session's environment, which the env's own runs are isolated from.
-        """
-        from .env import isolated_environ
-
-        python = self.create(path, interpreter, log=log, environ=environ)
-        self.install(python, spec, index, log=log, environ=isolated_environ(path, python.parent, environ), echo=echo)
-        return python
+        cwd: Path | None = None,
+        check: bool = True,
+    ) -> None:
+        run_logged(
+            cmd,
+            what=what,
+            log=log,
+            env=self.environ(environ),
+            echo=echo,
+            cwd=cwd,
+            processes=self.processes,
+            check=check,
+        )
 
     @staticmethod
     def _has_packages(spec: EnvSpec) -> bool:
@@ -261,9 +325,8 @@ class Installer(ABC):
             args += ["-c", str(spec.constraints)]
         return args
 
-    @staticmethod
-    def index_arguments(index: IndexOptions) -> list[str]:
-        """The index arguments pip and ``uv pip`` share."""
+    def index_arguments(self, index: IndexOptions) -> list[str]:
+        """The index arguments of the install command (what pip and ``uv pip`` share)."""
         args = ["--index-url", index.index_url] if index.index_url else []
         for link in index.find_links:
             args += ["--find-links", link]
@@ -346,6 +409,10 @@ class PipInstaller(Installer):
 
     name = "pip"
 
+    def __init__(self, dirs: InstallerDirs) -> None:
+        super().__init__(dirs)
+        self._settings = pip_settings(os.environ, pip_config_files(os.environ))
+
     def key_material(self, index: IndexOptions) -> dict[str, Any]:
         # virtualenv pins the pip it seeds, so its version names the pip that installs.
         return {
@@ -355,11 +422,19 @@ class PipInstaller(Installer):
             "settings": pip_resolution_settings(os.environ),
         }
 
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """*environ* with the user's pip configuration restated, less what would send installs elsewhere."""
+        return pip_environ(environ, self._settings)
+
+    def ignored_settings(self) -> list[str]:
+        """The user's pip settings no build uses (they would send installs elsewhere), with their sources."""
+        return dropped_pip_settings(self._settings)
+
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         args = [
             str(path),
             "--python", str(interpreter),
-            "--app-data", str(self._app_data),
+            "--app-data", str(self._dirs.app_data),
             "--no-periodic-update",
             "--pip", "bundle",
             "--no-setuptools",
@@ -368,6 +443,8 @@ class PipInstaller(Installer):
         ]  # fmt: skip
         with log.open("a", encoding="utf-8") as stream:
             stream.write(f"$ virtualenv {subprocess.list2cmdline(args)}\n")
+        if self.processes.stopped:
+            raise BuildInterrupted
         try:
             with _VIRTUALENV_LOCK:
                 import virtualenv  # only when creating: importing it slows every pytest start
@@ -477,24 +554,31 @@ def _find_uv() -> tuple[Path, str | None] | None:
 
 
 class UvInstaller(Installer):
-    """``uv venv`` (with pip seeded from virtualenv's bundled wheels) and ``uv pip install``.
+    """``uv venv``, pip seeded from virtualenv's bundled wheels, and ``uv pip install``.
 
-    uv links files from its cache into envs, so its cache must be on the
-    env's filesystem: when uv's own cache is on another device than the isoenv
-    cache, uv gets a cache inside the isoenv cache root instead of copying.
+    uv sees exactly the configuration the key covers: the user's and the
+    system's ``uv.toml`` (or ``UV_CONFIG_FILE``), never a project's (the cache
+    may be inside one), and pip's index settings, carried over. uv links files
+    from its cache into envs, so its cache must be on the envs' filesystem:
+    when uv's own cache is on another device, uv gets one in the isoenv cache.
     """
 
     name = "uv"
 
-    def __init__(self, app_data: Path) -> None:
-        super().__init__(app_data)
+    def __init__(self, dirs: InstallerDirs) -> None:
+        super().__init__(dirs)
         uv = find_uv()
         if uv is None:
             raise RuntimeError(self.unavailable())
         self._uv = uv
-        self._cache_root = app_data.parent
         self._version: str | None = None
         self._cache_dir: str | None = None
+        self._config: dict[str, str] | None = None
+        self._config_dir: Path | None = None
+        #: The user's uv settings no build uses (they would send installs elsewhere).
+        self.dropped: list[str] = []
+        #: The user's pip settings, as uv arguments and variables.
+        self.from_pip = uv_from_pip(pip_settings(os.environ, pip_config_files(os.environ)))
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -520,39 +604,62 @@ class UvInstaller(Installer):
             "virtualenv": virtualenv_version(),
             "index": index.key_material(),
             "settings": uv_resolution_settings(os.environ),
+            "pip": self.from_pip.key_material(),
         }
 
+    def ignored_settings(self) -> list[str]:
+        """The user's pip settings that change what gets installed and that uv cannot follow."""
+        self._configuration()
+        return [*self.from_pip.not_carried, *(f"{option} (uv configuration)" for option in self.dropped)]
+
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """*environ* for running uv, with ``UV_CACHE_DIR`` set when uv's cache is on another filesystem."""
+        """*environ* for running uv: its own configuration only, and a cache on the envs' filesystem."""
+        result = {**self.from_pip.environ, **environ, **self._configuration()}
         if self._cache_dir is None:
             self._cache_dir = ""
             user_cache: Path | None = Path(environ["UV_CACHE_DIR"]) if environ.get("UV_CACHE_DIR") else None
             if user_cache is None:  # uv knows its default and its config files' cache-dir
                 proc = subprocess.run(
-                    [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=dict(environ), check=False
+                    [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=result, check=False
                 )
                 user_cache = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
-            if user_cache is None or _device(user_cache) != _device(self._cache_root):
-                self._cache_dir = str(self._cache_root / "uv")
-        return {**environ, "UV_CACHE_DIR": self._cache_dir} if self._cache_dir else dict(environ)
+            if user_cache is None or _device(user_cache) != _device(self._dirs.uv_cache.parent):
+                self._cache_dir = str(self._dirs.uv_cache)
+        if self._cache_dir:
+            result["UV_CACHE_DIR"] = self._cache_dir
+        return result
+
+    def _configuration(self) -> dict[str, str]:
+        """The variables that make uv read the user's and system's configuration and no project's.
+
+        ``UV_NO_CONFIG`` stops uv looking for files; ``UV_CONFIG_FILE`` (which
+        wins over it) names the one file made of what the key includes.
+        """
+        if self._config is None:
+            files = uv_config_files(os.environ)
+            try:
+                text, self.dropped = uv_config(files)
+            except ValueError:
+                text, self.dropped = None, []  # unreadable: give uv the file itself, so uv says what is wrong
+                self._config = {"UV_NO_CONFIG": "1", "UV_CONFIG_FILE": str(files[0])}
+                return self._config
+            self._config = {"UV_NO_CONFIG": "1"}
+            if text is not None:
+                self._config_dir = Path(tempfile.mkdtemp(prefix="isoenv-uv-config-"))
+                weakref.finalize(self, shutil.rmtree, self._config_dir, True)
+                config = self._config_dir / "uv.toml"
+                config.write_text(text, encoding="utf-8")
+                self._config["UV_CONFIG_FILE"] = str(config)
+        return self._config
 
     def workdir(self, python: Path) -> Path:
-        # Inside the env: uv reads project configuration (uv.toml, [tool.uv]) from the working directory
-        # up, and an env shared by every project must not depend on where pytest started.
+        # Inside the env: an env shared by every project must not depend on where pytest started.
         return python.parent
 
-    def _run(self, args: Sequence[str], *, what: str, log: Path, environ: Mapping[str, str], cwd: Path) -> None:
-        run_logged([str(self._uv), *args], what=what, log=log, env=self.environ(environ), cwd=cwd)
-
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
-        python = self._venv(path, interpreter, log=log, environ=environ)
-        self._seed_pip(python, log=log, environ=environ)
-        return python
-
-    def _venv(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._run(
-            ["venv", "--quiet", "--no-project", "--python", str(interpreter), str(path)],
+            [str(self._uv), "venv", "--quiet", "--no-project", "--python", str(interpreter), str(path)],
             what=f"uv could not create an env from {interpreter}",
             log=log,
             environ=environ,
@@ -561,51 +668,22 @@ class UvInstaller(Installer):
         scripts = "Scripts" if sys.platform == "win32" else "bin"
         return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
 
-    def _seed_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
-        # virtualenv's bundled wheels: no index needed. A pip the spec installed itself satisfies "pip".
+    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        """pip from virtualenv's bundled wheels (no index needed), as every env has it.
+
+        Before the spec's packages: a pip the spec asks for replaces it.
+        """
+        command = [
+            str(self._uv), "pip", "install", "--quiet", "--python", str(python),
+            "--no-index", "--find-links", str(bundled_wheels()), "pip",
+        ]  # fmt: skip
         self._run(
-            [
-                "pip",
-                "install",
-                "--quiet",
-                "--python",
-                str(python),
-                "--no-index",
-                "--find-links",
-                str(bundled_wheels()),
-                "pip",
-            ],
+            command,
             what="seeding pip into the env failed",
             log=log,
             environ=environ,
             cwd=self.workdir(python),
         )
-
-    def build(
-        self,
-        path: Path,
-        interpreter: Path,
-        spec: EnvSpec,
-        index: IndexOptions,
-        *,
-        log: Path,
-        environ: Mapping[str, str],
-        echo: Echo | None = None,
-    ) -> Path:
-        """``uv venv``, ``uv pip install`` of *spec*'s packages, compiled to bytecode, then pip.
-
-        A cached env is imported from by many tests, and nothing may write into
-        it (nor can, under ``PYTHONDONTWRITEBYTECODE``), so its packages are
-        compiled once here, as pip does. pip comes last: uv compiles all of
-        site-packages, and pip's own thousand files are rarely imported.
-        """
-        from .env import isolated_environ
-
-        python = self._venv(path, interpreter, log=log, environ=environ)
-        inside = isolated_environ(path, python.parent, environ)
-        self.install(python, spec, index, log=log, environ=inside, echo=echo, extra=["--compile-bytecode"])
-        self._seed_pip(python, log=log, environ=inside)
-        return python
 
     def resolution_arguments(self, resolution: str) -> list[str]:
         return [] if resolution == "highest" else ["--resolution", resolution]
@@ -614,8 +692,29 @@ class UvInstaller(Installer):
         return [
             str(self._uv), "pip", "install", "--python", str(python),
             *self.index_arguments(index),
+            *self.from_pip.arguments,
             *self.package_arguments(spec),
         ]  # fmt: skip
+
+    def index_arguments(self, index: IndexOptions) -> list[str]:
+        """The plugin's index options and, under them, the user's pip index settings, as pip would combine them.
+
+        The plugin's index URL replaces pip's; find-links locations and extra
+        indexes add up. pip takes the best version from every index, so with
+        extra indexes uv does too (``--index-strategy unsafe-best-match``).
+        """
+        pip = self.from_pip
+        index_url = index.index_url or pip.index_url
+        args = ["--index-url", index_url] if index_url else []
+        for url in pip.extra_index_urls:
+            args += ["--extra-index-url", url]
+        if pip.extra_index_urls and "UV_INDEX_STRATEGY" not in os.environ:
+            args += ["--index-strategy", "unsafe-best-match"]
+        for link in (*pip.find_links, *index.find_links):
+            args += ["--find-links", link]
+        if index.offline or pip.no_index:
+            args.append("--no-index")
+        return args
 
 
 def _device(path: Path) -> int | None:
@@ -632,14 +731,27 @@ def _device(path: Path) -> int | None:
 INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
 
 
+def auto_choice() -> tuple[type[Installer], str | None]:
+    """The installer ``auto`` means on this machine, and why it is not uv when uv is installed.
+
+    uv when it is installed and can follow the user's pip settings; pip otherwise.
+    """
+    if UvInstaller.unavailable() is not None:
+        return PipInstaller, None
+    cannot = uv_from_pip(pip_settings(os.environ, pip_config_files(os.environ))).not_carried
+    if cannot:
+        return PipInstaller, f"uv cannot follow the pip setting(s) {', '.join(cannot)}"
+    return UvInstaller, None
+
+
 def installer_class(name: str | None, *, where: str | None = None) -> type[Installer]:
-    """The installer called *name* (``None`` or ``"auto"``: uv when available, else pip).
+    """The installer called *name* (``None`` or ``"auto"``: see :func:`auto_choice`).
 
     Raises :class:`SpecError` for an unknown name or an installer this machine lacks.
     """
     choices = f"Choose one of: auto, {', '.join(INSTALLERS)}"
     if name in (None, "auto"):
-        return UvInstaller if UvInstaller.unavailable() is None else PipInstaller
+        return auto_choice()[0]
     if name not in INSTALLERS:
         raise SpecError(f"unknown installer {name!r}", where=where, fix=choices)
     reason = INSTALLERS[name].unavailable()
@@ -648,6 +760,6 @@ def installer_class(name: str | None, *, where: str | None = None) -> type[Insta
     return INSTALLERS[name]
 
 
-def select_installer(name: str | None, *, app_data: Path, where: str | None = None) -> Installer:
-    """The installer called *name* (``None`` or ``"auto"``: the best available)."""
-    return installer_class(name, where=where)(app_data)
+def select_installer(name: str | None, *, dirs: InstallerDirs, where: str | None = None) -> Installer:
+    """The installer called *name* (``None`` or ``"auto"``: the best available), keeping its data in *dirs*."""
+    return installer_class(name, where=where)(dirs)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from . import manage, matrix, options
+from . import manage, matrix, options, warm
 from .cache import Notify
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
@@ -30,7 +30,8 @@ NOTIFY = pytest.StashKey[Notify]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
-    "private=False, installer=None, find_links=(), index_url=None): the packages the test's `isoenv` env has; "
+    "private=False, installer=None, find_links=(), index_url=None, warm=False, preload=()): the packages the "
+    "test's `isoenv` env has; "
     "a list in place of a requirement runs the test once per alternative; the closest marker wins"
 )
 
@@ -193,6 +194,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     settings = config.stash[FACTORY].settings
     lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
+    unavailable = warm.unavailable()
+    if unavailable is not None:
+        lines.append(f"isoenv: {unavailable}: warm=True envs run every call as a plain subprocess")
     if settings.resolution != "highest":
         lines.append(f"isoenv: resolution {settings.resolution} (--isoenv-resolution): keyed apart from highest")
     lines += [
@@ -227,6 +231,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    warm.stop()  # the warm interpreters would go with this process anyway; stopping them here is tidy
     factory = config.stash.get(FACTORY, None)
     if factory is not None:
         factory.close()
@@ -335,6 +340,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if cells:
         for line in matrix.summary_lines(cells):
             terminalreporter.write_line(line)
+    for line in warm.unsupported():
+        terminalreporter.write_line(f"isoenv: warm=True ran plain subprocesses for {line}")
 
 
 @pytest.fixture(scope="session")
@@ -342,7 +349,8 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """Session-scoped factory of isolated envs, for fixtures of your own.
 
     ``isoenv_factory.get(*requirements, editable=(), constraints=None,
-    requirements_files=(), python=None, private=False, installer=None)``
+    requirements_files=(), python=None, private=False, installer=None,
+    warm=False, preload=())``
     returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
     set of arguments and cached across tests, sessions and xdist workers.
     """

@@ -29,7 +29,7 @@ KEY_FORMAT = 1
 #: The keyword arguments the marker and ``isoenv_factory.get()`` accept.
 SPEC_ARGUMENTS = (
     "editable", "constraints", "requirements_files", "groups", "python", "private", "installer", "find_links",
-    "index_url",
+    "index_url", "warm", "preload",
 )  # fmt: skip
 
 #: The choices of ``--isoenv-resolution``: which versions the installer picks among those allowed.
@@ -143,8 +143,8 @@ class EnvSpec:
     """What one isolated environment contains, validated and normalised.
 
     Build it with :meth:`from_arguments`; the constructor trusts its input.
-    Equal specs describe the same env. ``private`` says how the env is handed
-    out, not what it is, so it is not part of the key.
+    Equal specs describe the same env. ``private``, ``warm`` and ``preload``
+    say how the env is handed out, not what it is, so they are not part of the key.
     """
 
     requirements: tuple[str, ...] = ()
@@ -173,6 +173,10 @@ class EnvSpec:
     """Which versions the installer picks among those allowed: one of :data:`RESOLUTIONS`."""
     private: bool = field(default=False, compare=False)
     """Whether the test gets its own, changeable copy."""
+    warm: bool = field(default=False, compare=False)
+    """Whether the env's Python programs run in forks of a warm interpreter (see :mod:`pytest_isoenv.warm`)."""
+    preload: tuple[str, ...] = field(default=(), compare=False)
+    """Modules the warm interpreter imports once, before it serves any call."""
 
     @classmethod
     def from_arguments(
@@ -247,6 +251,16 @@ class EnvSpec:
         private = kwargs.get("private", False)
         if not isinstance(private, bool):
             raise SpecError(f"private={private!r} is not True or False", where=where)
+        warm = kwargs.get("warm", False)
+        if not isinstance(warm, bool):
+            raise SpecError(f"warm={warm!r} is not True or False", where=where)
+        preload = _module_names(kwargs.get("preload", ()), where)
+        if preload and not warm:
+            raise SpecError(
+                f"preload={preload!r} needs a warm interpreter to import into",
+                where=where,
+                fix="Add warm=True, or leave preload out",
+            )
         index_url = kwargs.get("index_url")
         if index_url is not None and (not isinstance(index_url, str) or not index_url.strip()):
             raise SpecError(
@@ -271,6 +285,8 @@ class EnvSpec:
             ),
             index_url=None if index_url is None else index_url.strip(),
             private=private,
+            warm=warm,
+            preload=preload,
         )
 
     def with_requirements(self, overrides: Iterable[str]) -> EnvSpec:
@@ -379,6 +395,21 @@ def _parse_requirement(text: str, where: str | None) -> str:
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None
+
+
+def _module_names(value: object, where: str | None) -> tuple[str, ...]:
+    """``preload=``: one dotted module name or a list of them, each checked, in the order given."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)):
+        raise SpecError(f"preload={value!r} is not a module name or a list of them", where=where)
+    for name in names:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise SpecError(
+                f"preload entry {name!r} is not a module name",
+                where=where,
+                fix='Use importable dotted names such as "requests" or "mypkg.cli"',
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def _groups(value: object, rootdir: Path, where: str | None) -> tuple[tuple[str, tuple[str, ...]], ...]:

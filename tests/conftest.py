@@ -13,7 +13,7 @@ import sys
 import tempfile
 import textwrap
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from helpers import MakeFactory, MakeProject, Warn
 
 from pytest_isoenv.factory import IsoEnvFactory, Settings
-from pytest_isoenv.installers import IndexOptions, select_installer
+from pytest_isoenv.installers import IndexOptions, installer_class
 
 RESOURCES = Path(__file__).parent / "resources"
 
@@ -57,9 +57,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installer_name(tmp_path_factory: pytest.TempPathFactory) -> str:
+def installer_name() -> str:
     """The installer the suite's envs are built with: what ``ISOENV_TEST_INSTALLER`` resolves to."""
-    return select_installer(INSTALLER, app_data=tmp_path_factory.getbasetemp() / "unused").name
+    return installer_class(INSTALLER).name
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +101,12 @@ def write_project(
     shutil.copy(RESOURCES / "isoenv_testbackend.py", root)
     (package / "__init__.py").write_text(body or f"NAME = {name!r}\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def project_writer() -> Callable[..., Path]:
+    """:func:`write_project` itself, for fixtures that outlive one test (``make_project`` writes into its tmp_path)."""
+    return write_project
 
 
 @pytest.fixture

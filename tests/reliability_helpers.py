@@ -154,3 +154,31 @@ def tmpfs(path: Path, *, size: str, readonly: bool = False) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def build_processes(trace: BuildTrace, project: str) -> tuple[int, int] | None:
+    """The backend's and the installer's process ids of the first build of *project* the trace saw, if any."""
+    if not trace.path.exists():
+        return None
+    for line in trace.path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == project:
+            return int(parts[1]), int(parts[2])
+    return None
+
+
+def alive(pid: int) -> bool:
+    """Whether process *pid* exists and is not a zombie (a killed process nobody reaped yet is dead)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,7 +15,7 @@ import pytest
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.installers import IndexOptions, PipInstaller
+from pytest_isoenv.installers import IndexOptions, InstallerDirs, PipInstaller
 from pytest_isoenv.matrix import choose, dependency_cells
 from pytest_isoenv.spec import EnvSpec
 
@@ -120,7 +120,10 @@ def test_extras_of_local_and_editable_projects(tmp_path: Path, make_project: Mak
     plain = spec("./proj", rootdir=tmp_path).key_material()
     assert "extras" not in plain
     assert result.key_material() != plain
-    assert PipInstaller(tmp_path).package_arguments(here) == ["-e", f"{project}[cli]"]
+    assert PipInstaller(InstallerDirs(app_data=tmp_path, uv_cache=tmp_path)).package_arguments(here) == [
+        "-e",
+        f"{project}[cli]",
+    ]
 
 
 def test_bad_extras_and_a_missing_path_with_extras_are_errors(tmp_path: Path, make_project: MakeProject) -> None:
@@ -143,7 +146,10 @@ def test_groups_resolve_includes_and_are_keyed_by_content(tmp_path: Path) -> Non
     result = spec(groups=["test"], rootdir=tmp_path)
     assert result.groups == (("test", ("alpha>=1", "mypy")),)
     assert result.describe() == "group test"
-    assert PipInstaller(tmp_path).package_arguments(result) == ["alpha>=1", "mypy"]
+    assert PipInstaller(InstallerDirs(app_data=tmp_path, uv_cache=tmp_path)).package_arguments(result) == [
+        "alpha>=1",
+        "mypy",
+    ]
     (tmp_path / "sub").mkdir()
     write_groups(tmp_path / "sub", 'test = ["beta"]\n')
     assert spec(groups="sub:test", rootdir=tmp_path).groups == (("sub:test", ("beta",)),)

@@ -12,12 +12,18 @@ from pytest_isoenv.errors import BuildError, SpecError
 from pytest_isoenv.installers import (
     IndexOptions,
     Installer,
+    InstallerDirs,
     PipInstaller,
     pip_resolution_settings,
-    run_logged,
     select_installer,
 )
+from pytest_isoenv.processes import run_logged
 from pytest_isoenv.spec import EnvSpec
+
+
+def dirs(root: Path) -> InstallerDirs:
+    """Installer folders in a cache root *root*."""
+    return InstallerDirs(app_data=root / "virtualenv", uv_cache=root / "uv")
 
 
 def test_pip_command_carries_packages_and_index_options(tmp_path: Path) -> None:
@@ -29,7 +35,7 @@ def test_pip_command_carries_packages_and_index_options(tmp_path: Path) -> None:
         ["attrs", "./proj"], rootdir=tmp_path, editable=["proj"], requirements_files="reqs.txt", constraints="c.txt"
     )
     index = IndexOptions(index_url="https://mirror.example/simple", find_links=("/wheels",), offline=True)
-    command = PipInstaller(tmp_path).install_command(Path("/env/bin/python"), spec, index)
+    command = PipInstaller(dirs(tmp_path)).install_command(Path("/env/bin/python"), spec, index)
     project = str(tmp_path / "proj")
     assert command[:4] == ["/env/bin/python", "-m", "pip", "install"]
     tail = command[command.index("--index-url") :]
@@ -93,7 +99,7 @@ def test_run_logged_missing_program(tmp_path: Path) -> None:
 
 
 def test_select_installer(tmp_path: Path) -> None:
-    assert isinstance(select_installer("pip", app_data=tmp_path), PipInstaller)
-    assert isinstance(select_installer(None, app_data=tmp_path), Installer)
+    assert isinstance(select_installer("pip", dirs=dirs(tmp_path)), PipInstaller)
+    assert isinstance(select_installer(None, dirs=dirs(tmp_path)), Installer)
     with pytest.raises(SpecError, match=r"test_a: unknown installer 'conda'. Choose one of: auto, pip"):
-        select_installer("conda", app_data=tmp_path, where="test_a")
+        select_installer("conda", dirs=dirs(tmp_path), where="test_a")

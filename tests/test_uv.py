@@ -12,6 +12,7 @@ from helpers import MakeFactory
 
 from pytest_isoenv import SpecError
 from pytest_isoenv.installers import (
+    InstallerDirs,
     PipInstaller,
     UvInstaller,
     _find_uv,
@@ -63,7 +64,7 @@ def test_auto_means_uv_when_it_is_installed() -> None:
 
 def test_unknown_installer_lists_the_choices(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"t\.py::t: unknown installer 'conda'\. Choose one of: auto, pip, uv"):
-        select_installer("conda", app_data=tmp_path, where="t.py::t")
+        select_installer("conda", dirs=InstallerDirs(tmp_path, tmp_path), where="t.py::t")
 
 
 @pytest.fixture
@@ -126,10 +127,10 @@ def test_uv_cache_on_another_filesystem_is_replaced_by_one_in_the_cache_root(tmp
     cache_root.mkdir()
     if (cache_root.stat().st_dev) == Path("/dev/shm").stat().st_dev:
         pytest.skip("the test's temp dir is on the same filesystem as /dev/shm")
-    installer = UvInstaller(cache_root / "virtualenv")
+    installer = UvInstaller(InstallerDirs(app_data=cache_root / "virtualenv", uv_cache=cache_root / "uv"))
     environ = installer.environ({"UV_CACHE_DIR": "/dev/shm/isoenv-test-uv-cache", "PATH": "/usr/bin"})
     assert environ["UV_CACHE_DIR"] == str(cache_root / "uv")
-    same = UvInstaller(cache_root / "virtualenv")
+    same = UvInstaller(InstallerDirs(app_data=cache_root / "virtualenv", uv_cache=cache_root / "uv"))
     assert same.environ({"UV_CACHE_DIR": str(tmp_path / "uv-cache")})["UV_CACHE_DIR"] == str(tmp_path / "uv-cache")
 
 

@@ -90,11 +90,12 @@ def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
     root = Path.cwd()
     project = _read_project(root)["project"]
     # Hooks for the reliability tests: ISOENV_TESTBACKEND_TRACE names a file that gets one line per build
-    # (what they count), and a build waits (two minutes at most) until the file ISOENV_TESTBACKEND_GATE exists.
+    # (what they count: the project, the backend's process and the installer that started it), and a build
+    # waits (two minutes at most) until the file ISOENV_TESTBACKEND_GATE exists.
     trace = os.environ.get("ISOENV_TESTBACKEND_TRACE")
     if trace:
         with open(trace, "a", encoding="utf-8") as stream:
-            stream.write(f"{project['name']} {os.getpid()}\n")
+            stream.write(f"{project['name']} {os.getpid()} {os.getppid()}\n")
     gate = os.environ.get("ISOENV_TESTBACKEND_GATE")
     deadline = time.monotonic() + 120
     while gate and not Path(gate).exists() and time.monotonic() < deadline:
