@@ -125,13 +125,16 @@ def make_venv(path: Path, *packages: str) -> Path:
 
 
 def find_pythons(wanted: list[str]) -> dict[str, Path]:
-    """The interpreter of each wanted version: the one running this, pyenv's versions folder, or PATH."""
+    """The interpreter of each wanted version: pyenv's versions folder, the one running this, or PATH."""
     pyenv = Path(os.path.expanduser(os.environ.get("PYENV_ROOT") or "~/.pyenv")) / "versions"
     found: dict[str, Path] = {}
     for version in wanted:
         # Real interpreters before pyenv's shims, which run only the versions pyenv has made active.
-        candidates = [sys.executable] if "{}.{}".format(*sys.version_info[:2]) == version else []
-        candidates += [str(p) for p in sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True)]
+        candidates = [str(p) for p in sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True)]
+        if (
+            "{}.{}".format(*sys.version_info[:2]) == version
+        ):  # the base of a venv, not the venv: its bin is no PATH entry
+            candidates.append(getattr(sys, "_base_executable", sys.executable))
         candidates.append(shutil.which(f"python{version}") or "")
         for candidate in filter(None, candidates):
             out = subprocess.run(
