@@ -352,7 +352,7 @@ def test_popen_stderr_to_stdout_and_wait_timeout(pair: Pair) -> None:
         (["python", "-c", "print(1)"], {"env": {"LC_ALL": "C"}}),
         (["python", "no-such-file.py"], {}),  # the interpreter's own error message
         (["python", "-c"], {}),
-        (["sh", "-c", "echo plain"], {}),  # not the env's Python
+        (["sh", "-c", "echo plain"], {"external": True}),  # not the env's Python: a host program
     ],
 )
 def test_what_cannot_be_served_warm_runs_plain(pair: Pair, args: list[str], kwargs: dict[str, Any]) -> None:
