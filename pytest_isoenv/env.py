@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ _HOST_LEAKS = (
     "UV_PYTHON", "UV_SYSTEM_PYTHON", "UV_PROJECT_ENVIRONMENT", "CONDA_PREFIX",
 )  # fmt: skip
 
-#: Suffixes that make a file runnable on Windows; a script ``x.exe`` runs as ``x``.
+#: Suffixes that make a file runnable on Windows: a script ``x.exe`` runs as ``x``.
 _PATHEXT = frozenset(e.lower() for e in os.environ.get("PATHEXT", ".COM;.EXE;.BAT;.CMD").split(";") if e)
 
 #: Runs inside an env: where its scripts and packages live, and what is installed.
@@ -189,10 +190,10 @@ class IsolatedEnv:
         names = set()
         for entry in self.bin_dir.iterdir() if self.bin_dir.is_dir() else ():
             stem, suffix = entry.stem, entry.suffix
-            if shutil.which(entry.name, path=str(self.bin_dir)) is not None:
+            if sys.platform == "win32" and suffix.lower() in _PATHEXT:
+                names.add(stem)  # name.exe runs as name
+            elif shutil.which(entry.name, path=str(self.bin_dir)) is not None:
                 names.add(entry.name)
-            elif suffix.lower() in _PATHEXT and shutil.which(stem, path=str(self.bin_dir)) is not None:
-                names.add(stem)  # Windows: name.exe runs as name
         return sorted(names)
 
     def run(
