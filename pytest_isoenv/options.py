@@ -16,6 +16,9 @@ from typing import Any, Literal
 import platformdirs
 import pytest
 
+from .errors import SpecError
+from .spec import RESOLUTIONS, parse_requirement
+
 CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
 
 
@@ -193,6 +196,29 @@ def get(config: pytest.Config, name: str) -> Any:
     """The value of option *name*: the command line wins over the ini file."""
     value = config.getoption("isoenv_" + name)
     return config.getini("isoenv_" + name) if value is None else value
+
+
+def parse_resolution(config: pytest.Config) -> str:
+    """``isoenv_resolution``: one of :data:`~pytest_isoenv.spec.RESOLUTIONS`."""
+    value = str(get(config, "resolution") or "highest").strip()
+    if value not in RESOLUTIONS:
+        raise pytest.UsageError(
+            f"--isoenv-resolution / isoenv_resolution: {value!r} is no resolution strategy. "
+            f"Choose one of: {', '.join(RESOLUTIONS)}"
+        )
+    return value
+
+
+def parse_with(config: pytest.Config) -> tuple[str, ...]:
+    """``isoenv_with``: named requirements, canonicalised, each once."""
+    requirements: list[str] = []
+    for value in get(config, "with"):
+        if value.strip():
+            try:
+                requirements.append(parse_requirement(value))
+            except SpecError as exc:
+                raise pytest.UsageError(f"--isoenv-with / isoenv_with: {exc}") from None
+    return tuple(dict.fromkeys(requirements))
 
 
 def parse_days(config: pytest.Config) -> float:

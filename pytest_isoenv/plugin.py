@@ -20,7 +20,7 @@ from .errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings, TestContext
 from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
 from .reporting import WORKEROUTPUT_KEY, Reporter, installer_note
-from .spec import RESOLUTIONS, EnvSpec, parse_requirement
+from .spec import EnvSpec
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
 POLICY = pytest.StashKey[manage.Policy]()
@@ -191,22 +191,9 @@ def settings_from_config(config: pytest.Config) -> Settings:
         chosen = installer_class(installer)
     except SpecError as exc:
         raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
-    resolution = str(options.get(config, "resolution") or "highest").strip()
-    if resolution not in RESOLUTIONS:
-        raise pytest.UsageError(
-            f"--isoenv-resolution / isoenv_resolution: {resolution!r} is no resolution strategy. "
-            f"Choose one of: {', '.join(RESOLUTIONS)}"
-        )
+    resolution = options.parse_resolution(config)
     if resolution != "highest" and chosen.name == "pip":
         raise pytest.UsageError(resolution_needs_uv(resolution))
-    with_requirements = []
-    for value in options.get(config, "with"):
-        if not value.strip():
-            continue
-        try:
-            with_requirements.append(parse_requirement(value))
-        except SpecError as exc:
-            raise pytest.UsageError(f"--isoenv-with / isoenv_with: {exc}") from None
     return Settings(
         cache_dir=options.cache_dir(config),
         rootdir=config.rootpath,
@@ -221,7 +208,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         lock_timeout=timeout,
         worker=workerinput["workerid"] if workerinput else None,
         installer=installer,
-        with_requirements=tuple(dict.fromkeys(with_requirements)),
+        with_requirements=options.parse_with(config),
         resolution=resolution,
     )
 
@@ -363,6 +350,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     if stopped:
         item.add_report_section("teardown", "isoenv", "processes started with popen():\n" + "\n".join(stopped))
     factory = item.config.stash.get(FACTORY, None)
+    if factory is not None:
+        factory.matrix_python = None  # what runs between tests (session teardown) is on no test's Python
     try:
         if factory is not None:
             factory.check_shared(item.nodeid)

@@ -266,6 +266,10 @@ def test_a_list_runs_the_test_once_per_alternative(matrix_pytester: pytest.Pytes
             "  gamma==3.*  1 passed, 0 failed, 0 skipped",
         ]
     )
+    # Under xdist the cells reach the controller's summary with the reports.
+    distributed = matrix_pytester.runpytest("-p", "xdist", "-n", "2")
+    distributed.assert_outcomes(passed=4)
+    distributed.stdout.fnmatch_lines(["isoenv matrix: 3 cell(s)", "  gamma==3.*  1 passed, 0 failed, 0 skipped"])
     selected = matrix_pytester.runpytest("-v", "-k", "version and 2.")
     selected.assert_outcomes(passed=1)
     selected.stdout.fnmatch_lines([lit("*::test_version[gamma==2.*] PASSED*")])
