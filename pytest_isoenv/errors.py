@@ -39,7 +39,12 @@ class IsoEnvError(Exception):
 
 
 class IsoEnvWarning(UserWarning):
-    """Something was wrong but handled, such as a broken cache entry that is being rebuilt."""
+    """Something a test should hear about, at its own location.
+
+    What the plugin repairs on its own (a broken env rebuilt) is not warned
+    about: it is reported in the terminal output and the summary, so that
+    ``filterwarnings = error`` does not turn it into a test error.
+    """
 
 
 class SpecError(IsoEnvError, ValueError):
