@@ -152,7 +152,7 @@ class CommandNotFound(IsoEnvError, FileNotFoundError):
 
     A bare name that is no script of the env (unless ``external=True`` asked for
     the host's program), or a program found neither in the env nor on the host.
-    :attr:`scripts` lists what the env has.
+    ``scripts`` lists the scripts the env has.
     """
 
     def __init__(

@@ -16,6 +16,7 @@ from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
+from .keys import FileHashes
 from .privatecopy import copy_env
 from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
@@ -119,6 +120,7 @@ class IsoEnvFactory:
         self._discovery: Discovery | None = None
         self._installers: dict[str | None, Installer] = {}
         self._keys: dict[EnvSpec, str] = {}
+        self._hashes: FileHashes | None = None
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
@@ -234,13 +236,25 @@ class IsoEnvFactory:
                 installer.resolution_arguments(spec.resolution)
             except SpecError as exc:
                 raise SpecError(exc.problem, where=self.current_test, fix=exc.fix) from None
-            material = {
-                "spec": spec.key_material(),
-                "interpreter": interpreter.key_material(),
-                "installer": installer.key_material(self.settings.index.for_spec(spec)),
-            }
+            hashes = self._file_hashes()
+            try:
+                material = {
+                    "spec": spec.key_material(hashes),
+                    "interpreter": interpreter.key_material(),
+                    "installer": installer.key_material(self.settings.index.for_spec(spec), hashes),
+                }
+            except SpecError as exc:
+                raise SpecError(exc.problem, where=self.current_test, fix=exc.fix) from None
+            finally:
+                hashes.save()
             key = self._keys[spec] = compute_key(material)
         return key
+
+    def _file_hashes(self) -> FileHashes:
+        """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
+        if self._hashes is None:
+            self._hashes = FileHashes(self.cache.root / "hashes", cache_root=self.cache.root)
+        return self._hashes
 
     def close(self) -> None:
         """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import configparser
+import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import platformdirs
 from packaging.requirements import Requirement
 
+from . import keys
 from .env import isolated_environ
 from .errors import BuildError, SpecError
+from .keys import FileHashes, pip_config_files, uv_config_files
 from .processes import BuildInterrupted, Echo, Processes, run_logged
-from .spec import EnvSpec, hash_file
+from .spec import EnvSpec
 from .toolconfig import dropped_pip_settings, pip_environ, pip_settings, uv_config, uv_from_pip
 from .verify import missing
 
@@ -70,20 +71,9 @@ class IndexOptions:
             offline=self.offline,
         )
 
-    def key_material(self) -> dict[str, Any]:
-        return {
-            "index_url": self.index_url,
-            "find_links": [_location_material(link) for link in self.find_links],
-            "offline": self.offline,
-        }
-
-
-def _location_material(link: str) -> Any:
-    """A find-links location as it counts for the key: a local folder by the files it offers."""
-    path = Path(link[len("file://") :] if link.startswith("file://") else link)
-    if path.is_dir():
-        return {"dir": str(path.resolve()), "files": sorted(p.name for p in path.iterdir())}
-    return link
+    def key_material(self, hashes: FileHashes | None = None) -> dict[str, Any]:
+        """These options as they count for the key (see :func:`pytest_isoenv.keys.index_material`)."""
+        return keys.index_material(self, FileHashes() if hashes is None else hashes)
 
 
 _SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
@@ -100,6 +90,23 @@ def env_site_dirs(python: Path, environ: Mapping[str, str]) -> tuple[Path, ...]:
             output=proc.stderr or proc.stdout,
         )
     return tuple(Path(d) for d in dict.fromkeys(json.loads(proc.stdout)))
+
+
+def with_absolute_paths(spec: EnvSpec, folder: Path) -> EnvSpec:
+    """*spec* with its requirements and constraints files replaced by copies in *folder* whose paths are absolute.
+
+    Paths in a requirements file mean the file's folder, whichever installer runs and wherever (see
+    :func:`pytest_isoenv.keys.absolute_copies`). Files without local paths are used as they are.
+    """
+    files = [*spec.requirements_files, *([spec.constraints] if spec.constraints else [])]
+    if not any(keys.needs_rewrite(path) for path in files):
+        return spec
+    copies = keys.absolute_copies(files, folder)
+    return dataclasses.replace(
+        spec,
+        requirements_files=tuple(copies[p] for p in spec.requirements_files),
+        constraints=None if spec.constraints is None else copies[spec.constraints],
+    )
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,11 @@ class Installer(ABC):
         return None
 
     @abstractmethod
-    def key_material(self, index: IndexOptions) -> dict[str, Any]:
-        """The installer's identity and every setting of it that can change what gets installed."""
+    def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
+        """The installer's identity and every setting of it that can change what gets installed.
+
+        *hashes* reads the files those settings name (see :mod:`pytest_isoenv.keys`).
+        """
 
     def unsupported(self, interpreter: Interpreter) -> str | None:
         """Why this installer cannot make envs from *interpreter*, and what to do, or ``None`` if it can.
@@ -206,9 +216,11 @@ class Installer(ABC):
         echo: Echo | None = None,
     ) -> None:
         """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
-        if self._has_packages(spec):
+        if not self._has_packages(spec):
+            return
+        with tempfile.TemporaryDirectory(prefix="isoenv-requirements-") as folder:
             self._run(
-                self.install_command(python, spec, index),
+                self.install_command(python, with_absolute_paths(spec, Path(folder)), index),
                 what=f"installing {spec.describe()} failed",
                 log=log,
                 environ=environ,
@@ -340,59 +352,6 @@ def resolution_needs_uv(resolution: str) -> str:
     )
 
 
-# Settings that change what pip resolves or how it builds. Others (timeouts, certificates,
-# progress bars, cache location) change only how it gets there, and stay out of the key.
-_PIP_RESOLUTION_SETTINGS = frozenset(
-    {
-        "index-url", "extra-index-url", "find-links", "no-index", "pre", "only-binary", "no-binary",
-        "prefer-binary", "constraint", "build-constraint", "upgrade-strategy", "no-build-isolation",
-        "no-deps", "uploaded-prior-to", "use-feature", "use-deprecated", "ignore-requires-python",
-        "config-settings", "platform", "python-version", "implementation", "abi", "isolated",
-    }
-)  # fmt: skip
-
-
-def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
-    """The pip configuration files pip itself would read, in its order of precedence (lowest first)."""
-    config_file = environ.get("PIP_CONFIG_FILE")
-    if config_file == os.devnull:
-        return []
-    name = "pip.ini" if sys.platform == "win32" else "pip.conf"
-    files = [
-        Path(d, name) for d in platformdirs.site_config_dir("pip", appauthor=False, multipath=True).split(os.pathsep)
-    ]
-    if sys.platform != "win32":
-        files.append(Path("/etc", name))
-    files.append(Path.home() / (f"pip/{name}" if sys.platform == "win32" else f".pip/{name}"))
-    files.append(Path(platformdirs.user_config_dir("pip", appauthor=False, roaming=True), name))
-    if config_file:
-        files.append(Path(config_file))
-    return [f for f in files if f.is_file()]
-
-
-def pip_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The user's pip settings (config files and ``PIP_*`` variables) that change what pip installs."""
-    settings: dict[str, Any] = {}
-    for path in pip_config_files(environ):
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            settings[f"unreadable:{path}"] = True  # pip will complain; the key still notices the file
-            continue
-        for section in ("global", "install"):
-            if parser.has_section(section):
-                for option, value in parser.items(section):
-                    if option.replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
-                        settings[f"{section}.{option}"] = value
-    for name, value in environ.items():
-        if name.startswith("PIP_") and name[4:].lower().replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
-            settings[name] = value
-            if name == "PIP_FIND_LINKS":
-                settings["PIP_FIND_LINKS:contents"] = [_location_material(v) for v in value.split()]
-    return settings
-
-
 # virtualenv's cli_run is made for one call at a time per process: its option parser, creator and
 # seeder plugins are found through process-wide registries and it keeps module-level caches. Creating
 # takes a fraction of a build (installing is the slow part, in a subprocess), so builds running in
@@ -409,13 +368,14 @@ class PipInstaller(Installer):
         super().__init__(dirs)
         self._settings = pip_settings(os.environ, pip_config_files(os.environ))
 
-    def key_material(self, index: IndexOptions) -> dict[str, Any]:
+    def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
         # virtualenv pins the pip it seeds, so its version names the pip that installs.
+        hashes = FileHashes() if hashes is None else hashes
         return {
             "installer": self.name,
             "virtualenv": virtualenv_version(),
-            "index": index.key_material(),
-            "settings": pip_resolution_settings(os.environ),
+            "index": index.key_material(hashes),
+            "settings": keys.pip_resolution_settings(os.environ, hashes),
         }
 
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
@@ -480,53 +440,6 @@ def oldest_seeded_python() -> tuple[int, int] | None:
     return major, minor
 
 
-# uv settings that change what ``uv pip install`` resolves or how it builds (environment variables;
-# config files count whole). Cache, network and output settings stay out of the key.
-_UV_RESOLUTION_VARIABLES = frozenset(
-    {
-        "UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
-        "UV_INDEX_STRATEGY", "UV_PRERELEASE", "UV_RESOLUTION", "UV_CONSTRAINT", "UV_BUILD_CONSTRAINT",
-        "UV_OVERRIDE", "UV_EXCLUDE_NEWER", "UV_NO_BINARY", "UV_NO_BINARY_PACKAGE", "UV_NO_BUILD",
-        "UV_NO_BUILD_PACKAGE", "UV_NO_BUILD_ISOLATION", "UV_NO_BUILD_ISOLATION_PACKAGE", "UV_CONFIG_SETTINGS",
-        "UV_TORCH_BACKEND", "UV_NO_SOURCES", "UV_CONFIG_FILE", "UV_NO_CONFIG",
-    }
-)  # fmt: skip
-
-
-def uv_config_files(environ: Mapping[str, str]) -> list[Path]:
-    """The uv configuration files uv itself would read for a command run outside any project.
-
-    ``UV_CONFIG_FILE`` replaces every discovered file and ``UV_NO_CONFIG`` turns discovery off.
-    Otherwise the user's file, then the first system file found.
-    """
-    if environ.get("UV_NO_CONFIG"):
-        return []
-    if environ.get("UV_CONFIG_FILE"):
-        return [Path(environ["UV_CONFIG_FILE"])]
-    if sys.platform == "win32":
-        user = [Path(environ.get("APPDATA", Path.home() / "AppData" / "Roaming"), "uv", "uv.toml")]
-        system = [Path(environ.get("SYSTEMDRIVE", "C:") + "\\", "ProgramData", "uv", "uv.toml")]
-    else:
-        user = [Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config", "uv", "uv.toml")]
-        system = [Path(d, "uv", "uv.toml") for d in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
-        system.append(Path("/etc/uv/uv.toml"))
-    found = [f for f in user if f.is_file()]
-    return found + [f for f in system if f.is_file()][:1]
-
-
-def uv_resolution_settings(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The user's uv settings (config files and ``UV_*`` variables) that change what uv installs."""
-    settings: dict[str, Any] = {
-        f"file:{path}": hash_file(path) if path.is_file() else None for path in uv_config_files(environ)
-    }
-    for name, value in environ.items():
-        if name in _UV_RESOLUTION_VARIABLES:
-            settings[name] = value
-            if name == "UV_FIND_LINKS":
-                settings["UV_FIND_LINKS:contents"] = [_location_material(v) for v in value.split(",")]
-    return settings
-
-
 def find_uv() -> Path | None:
     """The uv executable: the one the ``uv`` package ships (``pytest-isoenv[uv]``), else one on PATH."""
     found = _find_uv()
@@ -586,14 +499,17 @@ class UvInstaller(Installer):
             self._version = proc.stdout.strip() or f"unknown ({self._uv})"
         return self._version
 
-    def key_material(self, index: IndexOptions) -> dict[str, Any]:
+    def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
         # virtualenv's version names the pip wheel seeded into every env.
+        hashes = FileHashes() if hashes is None else hashes
         return {
             "installer": self.name,
             "uv": self.version,
             "virtualenv": virtualenv_version(),
-            "index": index.key_material(),
-            "settings": uv_resolution_settings(os.environ),
+            "index": index.key_material(hashes),
+            "settings": keys.uv_resolution_settings(os.environ, hashes),
+            # pip's settings are carried over to uv (see toolconfig): the files they name count by content.
+            "pip_settings": keys.pip_resolution_settings(os.environ, hashes),
             "pip": self.from_pip.key_material(),
         }
 
@@ -673,8 +589,12 @@ class UvInstaller(Installer):
         return [] if resolution == "highest" else ["--resolution", resolution]
 
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        # uv takes a wheel in a find-links folder for immutable by its file name, and a local project's
+        # build for current while its pyproject.toml is: a new key made for a changed local file must
+        # not get uv's cached copy of the old one.
+        refresh = ["--refresh"] if keys.uses_local_files(spec, index.find_links, os.environ) else []
         return [
-            str(self._uv), "pip", "install", "--python", str(python),
+            str(self._uv), "pip", "install", "--python", str(python), *refresh,
             *self.index_arguments(index),
             *self.from_pip.arguments,
             *self.package_arguments(spec),

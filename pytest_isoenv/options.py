@@ -222,6 +222,21 @@ def parse_size(config: pytest.Config) -> int | None:
     return int(float(number) * (1024 if binary else 1000) ** " kmgt".index((prefix or " ").lower()))
 
 
+def paths_or_urls(config: pytest.Config, name: str) -> list[str]:
+    """A linelist option of paths and URLs, each path made absolute as pytest does for its own options.
+
+    Paths from the command line resolve against the invocation directory, paths from the ini file
+    against the rootdir; URLs (``https://...``, ``file:...``) stay as given.
+    """
+    given = config.getoption("isoenv_" + name)
+    base = config.invocation_params.dir if given is not None else config.rootpath
+    values = config.getini("isoenv_" + name) if given is None else given
+    return [
+        value if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value) else os.path.abspath(base / os.path.expanduser(value))
+        for value in map(str, values)
+    ]
+
+
 def cache_dir(config: pytest.Config) -> Path:
     """The cache root: the flag, else the environment variable, else the ini key, else the user cache dir."""
     value = config.getoption("isoenv_cache_dir") or os.environ.get(CACHE_DIR_ENV) or config.getini("isoenv_cache_dir")

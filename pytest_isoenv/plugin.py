@@ -208,7 +208,7 @@ def settings_from_config(config: pytest.Config) -> Settings:
         run_id=workerinput["testrunuid"] if workerinput else uuid.uuid4().hex,
         index=IndexOptions(
             index_url=options.get(config, "index_url") or None,
-            find_links=tuple(options.get(config, "find_links")),
+            find_links=tuple(options.paths_or_urls(config, "find_links")),
             offline=bool(options.get(config, "offline")),
         ),
         rebuild=bool(options.get(config, "rebuild")),

@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any, Union
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import Specifier
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from . import groups as dependency_groups
+from . import keys
 from .errors import SpecError
+from .keys import ARCHIVE_SUFFIXES, PROJECT_FILES, FileHashes, looks_like_path
 
 #: Bump when the layout of the key material changes, so old entries are never matched.
-KEY_FORMAT = 1
+KEY_FORMAT = 2
 
 #: The keyword arguments the marker and ``isoenv_factory.get()`` accept.
 SPEC_ARGUMENTS = (
@@ -37,19 +41,37 @@ RESOLUTIONS = ("highest", "lowest-direct", "lowest")
 
 PathArg = Union[str, "os.PathLike[str]"]
 
-_PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
-_ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz")
-# Folders whose contents never change what a project installs, but change all the time.
-_IGNORED_DIRS = frozenset(
-    {
-        ".git", ".hg", ".svn", ".bzr", ".tox", ".nox", ".venv", "venv", "__pycache__", "build", "dist",
-        ".pytest_cache", ".mypy_cache", ".ruff_cache", ".eggs", "node_modules", ".idea", ".vscode",
-    }
-)  # fmt: skip
+
+def normalize_specifier(specifier: Specifier) -> str:
+    """A specifier's text with trailing ``.0`` release parts dropped where PEP 440 compares them as equal.
+
+    ``>=2``, ``>=2.0`` and ``>=2.0.0`` are one specifier: comparison operators pad releases with zeros.
+    ``~=`` (its length is its meaning), ``===`` (text), ``==``/``!=`` wildcards (``==2.*`` is not
+    ``==2.0.*``) and local versions stay as written.
+    """
+    operator, version = specifier.operator, specifier.version
+    if operator in ("~=", "===") or version.endswith(".*") or "+" in version:
+        return str(specifier)
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return str(specifier)
+    release = list(parsed.release)
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    text = (f"{parsed.epoch}!" if parsed.epoch else "") + ".".join(map(str, release))
+    text += "".join(map(str, parsed.pre or ()))
+    text += f".post{parsed.post}" if parsed.post is not None else ""
+    text += f".dev{parsed.dev}" if parsed.dev is not None else ""
+    return operator + text
 
 
-def normalize_requirement(req: Requirement) -> str:
-    """The canonical text of a requirement: canonical name, sorted extras, sorted specifiers."""
+def normalize_requirement(req: Requirement, *, for_key: bool = False) -> str:
+    """The canonical text of a requirement: canonical name, sorted extras, sorted specifiers.
+
+    *for_key*: with specifiers in the form :func:`normalize_specifier` gives, for the cache key (what
+    reports show keeps the version as written).
+    """
     text: str = canonicalize_name(req.name)
     if req.extras:
         text += "[" + ",".join(sorted(canonicalize_name(e) for e in req.extras)) + "]"
@@ -58,7 +80,8 @@ def normalize_requirement(req: Requirement) -> str:
         if req.marker:
             text += " "
     else:
-        text += str(req.specifier)  # SpecifierSet prints its members sorted
+        # SpecifierSet prints its members sorted; the key also merges the ones PEP 440 says are equal.
+        text += ",".join(sorted({normalize_specifier(s) for s in req.specifier})) if for_key else str(req.specifier)
     if req.marker:
         text += f"; {req.marker}"
     return text
@@ -80,7 +103,7 @@ def split_extras(text: str, rootdir: Path, where: str | None = None) -> tuple[st
     path = match["path"].strip()
     names = [name.strip() for name in match["extras"].split(",")]
     bad = [name for name in names if not _EXTRA_NAME.match(name)]
-    if bad and _looks_like_path(path):
+    if bad and looks_like_path(path):
         raise SpecError(
             f"{text!r} names extras that are not extra names ({', '.join(map(repr, bad))})",
             where=where,
@@ -89,53 +112,6 @@ def split_extras(text: str, rootdir: Path, where: str | None = None) -> tuple[st
     if bad:
         return text, ()
     return path, tuple(sorted({canonicalize_name(name) for name in names}))
-
-
-def _looks_like_path(text: str) -> bool:
-    if "@" in text:  # "name @ https://..." has slashes but is a requirement
-        try:
-            return Requirement(text).url is None
-        except InvalidRequirement:
-            pass
-    return (
-        text in (".", "..")
-        or "/" in text
-        or os.sep in text
-        or (os.altsep is not None and os.altsep in text)
-        or text.endswith(_ARCHIVE_SUFFIXES)
-    )
-
-
-def hash_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def hash_tree(root: Path) -> str:
-    """SHA-256 over a project's files: relative paths and contents, VCS/build/cache folders skipped."""
-    digest = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS and not d.endswith(".egg-info"))
-        for name in sorted(filenames):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = Path(dirpath, name)
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(hash_file(path).encode() if path.is_file() else b"<not a file>")
-    return digest.hexdigest()
-
-
-def hash_metadata_files(project: Path) -> str:
-    """SHA-256 over an editable project's metadata files: what decides its dependencies and entry points."""
-    digest = hashlib.sha256()
-    for name in _PROJECT_FILES:
-        path = project / name
-        digest.update(name.encode() + b"\0" + (hash_file(path).encode() if path.is_file() else b"-"))
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -223,7 +199,7 @@ class EnvSpec:
             else:
                 text = item.strip()
                 path, wanted = split_extras(text, rootdir, where)
-                if _looks_like_path(text) or (wanted and _looks_like_path(path)):
+                if looks_like_path(text) or (wanted and looks_like_path(path)):
                     local.append(_local_source(path, rootdir, where))
                     extras.setdefault(local[-1], set()).update(wanted)
                 else:
@@ -241,16 +217,33 @@ class EnvSpec:
             for p in _as_sequence(kwargs.get("requirements_files"), "requirements_files", where)
         ]
         constraints = kwargs.get("constraints")
+        if constraints is not None:
+            constraints = _existing_file(
+                _as_path_arg(constraints, "constraints", where), rootdir, where, "constraints file"
+            )
+        for listing in [*req_files, *([constraints] if constraints else [])]:
+            try:
+                for _ in keys.walk_requirements(
+                    listing
+                ):  # a missing included file is bad input, found before any build
+                    pass
+            except SpecError as exc:
+                raise SpecError(exc.problem, where=where, fix=exc.fix) from None
         python = kwargs.get("python")
-        if python is not None and not isinstance(python, (str, os.PathLike)):
+        if python is not None and (not isinstance(python, (str, os.PathLike)) or not os.fspath(python).strip()):
             raise SpecError(
                 f"python={python!r} is not an interpreter spec",
                 where=where,
-                fix='Use a version such as "3.12", "pypy3.10", ">=3.11" or a path to an interpreter',
+                fix='Use a version such as "3.12", "pypy3.10", ">=3.11" or a path to an interpreter, '
+                "or leave python out for the one running pytest",
             )
         installer = kwargs.get("installer")
-        if installer is not None and not isinstance(installer, str):
-            raise SpecError(f"installer={installer!r} is not a name", where=where, fix='Use "auto", "pip" or "uv"')
+        if installer is not None and (not isinstance(installer, str) or not installer.strip()):
+            raise SpecError(
+                f"installer={installer!r} is not a name",
+                where=where,
+                fix='Use "auto", "pip" or "uv", or leave installer out for the session\'s choice',
+            )
         private = kwargs.get("private", False)
         if not isinstance(private, bool):
             raise SpecError(f"private={private!r} is not True or False", where=where)
@@ -273,9 +266,7 @@ class EnvSpec:
             requirements=tuple(sorted(reqs)),
             local=tuple(sorted(set(local))),
             editable=tuple(sorted(set(editable))),
-            constraints=None
-            if constraints is None
-            else _existing_file(_as_path_arg(constraints, "constraints", where), rootdir, where, "constraints file"),
+            constraints=constraints,
             requirements_files=tuple(sorted(set(req_files))),
             python=None if python is None else normalize_python(python, rootdir, where) or None,
             installer=installer,
@@ -317,17 +308,21 @@ class EnvSpec:
         names = dict(self.extras).get(path, ())
         return f"[{','.join(names)}]" if names else ""
 
-    def key_material(self) -> dict[str, Any]:
-        """What this spec contributes to the cache key: its requirements and the content of its files.
+    def key_material(self, hashes: FileHashes | None = None) -> dict[str, Any]:
+        """What this spec contributes to the cache key: its requirements and the content of what they name.
 
-        Reads local files, so callers memoise it for a session.
+        Reads local files (see :mod:`pytest_isoenv.keys`), through *hashes* when given, so a warm run
+        hashes only what changed. Raises :class:`SpecError` for a requirements file that includes a missing one.
         """
+        hashes = FileHashes() if hashes is None else hashes
+        urls = {r: keys.url_material(u, hashes) for r in self.requirements if (u := _file_url(r))}
         material: dict[str, Any] = {
-            "requirements": list(self.requirements),
-            "local": [{"path": str(p), "sha256": hash_tree(p) if p.is_dir() else hash_file(p)} for p in self.local],
-            "editable": [{"path": str(p), "metadata": hash_metadata_files(p)} for p in self.editable],
-            "constraints": None if self.constraints is None else hash_file(self.constraints),
-            "requirements_files": [hash_file(p) for p in self.requirements_files],
+            "requirements": sorted({normalize_requirement(Requirement(r), for_key=True) for r in self.requirements}),
+            "file_urls": urls,
+            "local": [keys.local_material(p, hashes) for p in self.local],
+            "editable": [keys.editable_material(p, hashes) for p in self.editable],
+            "constraints": None if self.constraints is None else keys.requirements_material(self.constraints, hashes),
+            "requirements_files": [keys.requirements_material(p, hashes) for p in self.requirements_files],
             # Only while measuring: an env that is not measured keeps the key it always had.
             **({"coverage": self.coverage} if self.coverage else {}),
         }
@@ -381,9 +376,14 @@ def compute_key(material: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _file_url(requirement: str) -> str | None:
+    url = Requirement(requirement).url
+    return url if url and url.startswith("file:") else None
+
+
 def parse_requirement(text: str, where: str | None = None) -> str:
     """A named PEP 508 requirement, canonicalised (``--isoenv-with``); paths are refused, they have no name."""
-    if _looks_like_path(text.strip()):
+    if looks_like_path(text.strip()):
         raise SpecError(
             f"{text!r} is a path, not a requirement with a name",
             where=where,
@@ -460,7 +460,7 @@ def _resolve(value: PathArg, rootdir: Path) -> Path:
 
 def _local_source(value: PathArg, rootdir: Path, where: str | None) -> Path:
     path = _resolve(value, rootdir)
-    if path.is_file() and path.name.endswith(_ARCHIVE_SUFFIXES):
+    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
         return path
     return _project_dir(value, rootdir, where, "local requirement")
 
@@ -473,7 +473,7 @@ def _project_dir(value: PathArg, rootdir: Path, where: str | None, what: str) ->
             where=where,
             fix="Relative paths resolve against pytest's rootdir; check the path",
         )
-    if not path.is_dir() or not any((path / name).is_file() for name in _PROJECT_FILES):
+    if not path.is_dir() or not any((path / name).is_file() for name in PROJECT_FILES):
         raise SpecError(
             f"{what} path {os.fspath(value)!r} is not a Python project (resolved to {path})",
             where=where,

@@ -10,7 +10,8 @@ from helpers import MakeProject
 from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.spec import EnvSpec, compute_key, hash_metadata_files, hash_tree, normalize_requirement
+from pytest_isoenv.keys import FileHashes, editable_material
+from pytest_isoenv.spec import EnvSpec, compute_key, normalize_requirement, normalize_specifier
 
 
 def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:
@@ -135,24 +136,66 @@ def test_file_contents_are_in_the_key_material(tmp_path: Path) -> None:
 
 def test_local_project_hash_follows_sources_but_not_build_or_vcs_folders(make_project: MakeProject) -> None:
     project = make_project("proj")
-    before = hash_tree(project)
+    before = FileHashes().tree(project)
     for noise in (".git/HEAD", "build/lib/x.py", "proj.egg-info/PKG-INFO", "proj/__pycache__/m.cpython-311.pyc"):
         (project / noise).parent.mkdir(parents=True, exist_ok=True)
         (project / noise).write_text("noise")
-    assert hash_tree(project) == before
+    assert FileHashes().tree(project) == before
     (project / "proj" / "__init__.py").write_text("CHANGED = True\n")
-    assert hash_tree(project) != before
+    assert FileHashes().tree(project) != before
 
 
 def test_editable_hash_follows_metadata_files_only(make_project: MakeProject) -> None:
     project = make_project("proj")
-    before = hash_metadata_files(project)
+    before = editable_material(project, FileHashes())
     (project / "proj" / "__init__.py").write_text("CHANGED = True\n")
-    assert hash_metadata_files(project) == before, "source edits are live in an editable install"
+    assert editable_material(project, FileHashes()) == before, "source edits are live in an editable install"
     (project / "setup.cfg").write_text("[metadata]\n")
-    assert hash_metadata_files(project) != before
+    assert editable_material(project, FileHashes()) != before
 
 
 def test_describe() -> None:
     assert spec().describe() == "(no packages)"
     assert spec("b", "a").describe() == "a, b"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (">=2", ">=2"),
+        (">=2.0", ">=2"),
+        (">=2.0.0", ">=2"),
+        ("<3.0", "<3"),
+        ("==2.0", "==2"),
+        ("!=1.10.0", "!=1.10"),
+        (">1.0.0rc1", ">1rc1"),
+        ("<=1!2.0.post1.dev3", "<=1!2.post1.dev3"),
+        ("~=2.0", "~=2.0"),  # ~=2.0 allows 2.x, ~=2.0.0 only 2.0.x: not equal
+        ("===2.0", "===2.0"),
+        ("==2.0.*", "==2.0.*"),  # 2.0.* is not 2.*
+        ("==2.0+local.1", "==2.0+local.1"),
+    ],
+)
+def test_equal_specifiers_normalise_alike(given: str, expected: str) -> None:
+    [specifier] = Requirement(f"pkg{given}").specifier
+    assert normalize_specifier(specifier) == expected
+
+
+def test_specifiers_equal_under_pep_440_give_one_key_but_keep_their_spelling() -> None:
+    a, b, c = spec("alpha>=2"), spec("alpha>=2.0"), spec("alpha>=2.0.0,>=2")
+    assert a.key_material() == b.key_material() == c.key_material()
+    assert spec("alpha~=2.0").key_material() != spec("alpha~=2.0.0").key_material()
+    assert b.describe() == "alpha>=2.0"
+
+
+@pytest.mark.parametrize("kwargs", [{"python": ""}, {"python": " "}, {"installer": ""}])
+def test_empty_python_or_installer_is_refused(kwargs: dict[str, str]) -> None:
+    [(name, value)] = kwargs.items()
+    with pytest.raises(SpecError, match=rf"test_y: {name}=.* is not a.* leave {name} out"):
+        EnvSpec.from_arguments((), rootdir=Path("/"), where="tests/test_x.py::test_y", **{name: value})
+
+
+def test_missing_included_requirements_file_is_refused_naming_the_test(tmp_path: Path) -> None:
+    (tmp_path / "reqs.txt").write_text("-r gone.txt\n")
+    with pytest.raises(SpecError, match=r"test_y: .*reqs.txt includes '-r gone.txt', which does not exist"):
+        spec(requirements_files="reqs.txt", rootdir=tmp_path)

@@ -22,8 +22,8 @@ from pytest_isoenv.installers import (
     find_uv,
     installer_class,
     select_installer,
-    uv_resolution_settings,
 )
+from pytest_isoenv.keys import uv_resolution_settings
 
 
 def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> None:

@@ -86,9 +86,26 @@ def _read_project(root: Path) -> dict[str, Any]:
     return data
 
 
+def _dependencies(root: Path, data: dict[str, Any]) -> list[str]:
+    """``[project] dependencies``, or when they are dynamic, the lines of the file that holds them: the one
+    ``[tool.setuptools.dynamic]`` names (as setuptools reads it), else ``[tool.isoenv-testbackend]
+    dependencies-file`` (a backend option pytest-isoenv cannot know of)."""
+    project = data["project"]
+    if "dependencies" not in project.get("dynamic", []):
+        return list(project.get("dependencies", []))
+    tool = data.get("tool", {})
+    files = tool.get("setuptools", {}).get("dynamic", {}).get("dependencies", {}).get("file")
+    files = files or tool.get("isoenv-testbackend", {}).get("dependencies-file")
+    lines = []
+    for name in [files] if isinstance(files, str) else files:
+        lines += (root / name).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
     root = Path.cwd()
-    project = _read_project(root)["project"]
+    data = _read_project(root)
+    project = data["project"]
     # Hooks for the reliability tests: ISOENV_TESTBACKEND_TRACE names a file that gets one line per build
     # (what they count: the project, the backend's process and the installer that started it), and a build
     # waits (two minutes at most) until the file ISOENV_TESTBACKEND_GATE exists.
@@ -112,7 +129,7 @@ def _project_wheel(wheel_directory: str, *, editable: bool) -> str:
         wheel_directory,
         project["name"],
         project["version"],
-        requires=project.get("dependencies", []),
+        requires=_dependencies(root, data),
         files=files,
         scripts=project.get("scripts"),
         extras=project.get("optional-dependencies"),
