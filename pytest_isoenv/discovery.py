@@ -10,10 +10,12 @@ nowhere else.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,25 @@ def _uv_roots(environ: Mapping[str, str]) -> list[Path]:
 
 #: Where in a pyenv version folder its interpreter lives, best first (pyenv-win puts ``python.exe`` at the top).
 _PYENV_EXECUTABLES = ("bin/python3", "bin/python", "python.exe", "bin/pypy3", "pypy3.exe")
+
+#: How python-discovery words an interpreter too old for it to query (it logs this, or raises it).
+_TOO_OLD = re.compile(r"(?P<exe>.+) is Python (?P<version>\S+), older than the minimum \S+ python-discovery can query")
+
+
+class _TooOld(logging.Filter):
+    """Takes python-discovery's "too old to query" warnings off stderr and remembers them."""
+
+    def __init__(self, found: dict[Path, str]) -> None:
+        super().__init__()
+        self.found = found
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _TOO_OLD.match(record.getMessage())
+        if match is None:
+            return True
+        self.found[Path(match["exe"])] = match["version"]
+        return False
+
 
 SPEC_FIX = 'Use a version such as "3.12", "py312", "pypy3.10", "3.13t", ">=3.11", or a path to an interpreter'
 
@@ -170,6 +191,19 @@ class Discovery:
             env["PATH"] = os.pathsep.join(p for p in entries if os.path.normcase(os.path.abspath(p or ".")) != shims)
         self._env = env
         self._found: dict[str | None, tuple[Interpreter, PythonInfo]] = {}
+        #: Interpreters found but too old to make envs from (python-discovery cannot query them), with their version.
+        self.too_old: dict[Path, str] = {}
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """While discovery runs: what it would log about too-old interpreters is remembered, not printed."""
+        logger = logging.getLogger("python_discovery._cached_py_info")
+        catch = _TooOld(self.too_old)
+        logger.addFilter(catch)
+        try:
+            yield
+        finally:
+            logger.removeFilter(catch)
 
     def find(self, spec: str | None, *, where: str | None = None) -> Interpreter:
         """The interpreter for *spec*; ``None`` means the one running pytest.
@@ -178,7 +212,8 @@ class Discovery:
         :class:`SpecError` if *spec* cannot name an interpreter.
         """
         if spec not in self._found:
-            self._found[spec] = self._find(spec, where)
+            with self._quiet():
+                self._found[spec] = self._find(spec, where)
         return self._found[spec][0]
 
     def _find(self, spec: str | None, where: str | None) -> tuple[Interpreter, PythonInfo]:
@@ -202,6 +237,14 @@ class Discovery:
             for info in self._pyenv_infos():
                 if info.satisfies(parsed, impl_must_match=True):
                     return Interpreter.from_info(info, "pyenv"), info
+            for exe, version in self.too_old.items():
+                if parse_spec(version).satisfies(parsed):
+                    raise SpecError(
+                        f"python={spec!r} finds only {exe}, Python {version}, which is too old to make envs from "
+                        "(python-discovery, which virtualenv and pytest-isoenv use, cannot query it)",
+                        where=where,
+                        fix="Test on Python 3.9 or newer: install one and name its version in python=",
+                    )
         raise InterpreterNotFound(spec, self.looked_in(spec), where=where)
 
     def covers(self, spec: str, wanted: str) -> bool:
@@ -225,7 +268,14 @@ class Discovery:
         return self._found[spec][1].satisfies(parse_spec(wanted), impl_must_match=True)
 
     def available(self) -> list[Interpreter]:
-        """Every interpreter discovery can find, of any implementation, sorted by implementation and version."""
+        """Every interpreter discovery can find, of any implementation, sorted by implementation and version.
+
+        Those too old to make envs from are in :attr:`too_old` afterwards.
+        """
+        with self._quiet():
+            return self._available()
+
+    def _available(self) -> list[Interpreter]:
         from python_discovery import PythonInfo, PythonSpec, iter_interpreters
 
         seen: dict[Path, Interpreter] = {}
@@ -266,10 +316,18 @@ class Discovery:
             return
         for version in versions:
             exe = next((version / name for name in _PYENV_EXECUTABLES if (version / name).is_file()), None)
-            if exe is not None:
-                info = PythonInfo.from_exe(str(exe), self._cache, raise_on_error=False, env=self._env)
-                if info is not None:
-                    yield info
+            if exe is None:
+                continue
+            try:
+                info = PythonInfo.from_exe(str(exe), self._cache, raise_on_error=True, env=self._env)
+            except Exception as exc:
+                # Remembered when python-discovery refuses it as too old; it says so only on its first query.
+                too_old = _TOO_OLD.match(str(exc))
+                if too_old is not None:
+                    self.too_old[exe] = too_old["version"]
+                continue
+            if info is not None:
+                yield info
 
     def _origin(self, info: PythonInfo, parsed: PythonSpec) -> str:
         """Where *info* was found, in a word or two, for ``--isoenv-pythons`` and the report header."""

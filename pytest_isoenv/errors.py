@@ -39,7 +39,12 @@ class IsoEnvError(Exception):
 
 
 class IsoEnvWarning(UserWarning):
-    """Something was wrong but handled, such as a broken cache entry that is being rebuilt."""
+    """Something a test should hear about, at its own location.
+
+    What the plugin repairs on its own (a broken env rebuilt) is not warned
+    about: it is reported in the terminal output and the summary, so that
+    ``filterwarnings = error`` does not turn it into a test error.
+    """
 
 
 class SpecError(IsoEnvError, ValueError):
@@ -50,8 +55,11 @@ class SpecError(IsoEnvError, ValueError):
     """
 
     def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None) -> None:
+        #: What is wrong, naming the bad value.
         self.problem = problem
+        #: The node id of the test that asked, when known.
         self.where = where
+        #: What to do instead, when there is something to say.
         self.fix = fix
         super().__init__(in_test(f"{problem}. {fix}" if fix else problem, where))
 
@@ -81,11 +89,17 @@ class BuildError(IsoEnvError):
         log: Path | None = None,
         where: str | None = None,
     ) -> None:
+        #: What failed, such as ``installing requests>=2.28 failed``.
         self.what = what
+        #: The command that failed, if a command did.
         self.cmd = list(cmd) if cmd is not None else None
+        #: Its exit code.
         self.returncode = returncode
+        #: Its output (the message shows the tail).
         self.output = output
+        #: The build log, with the installer's full output.
         self.log = log
+        #: The node id of the test that needed the env, when known.
         self.where = where
         super().__init__(self._message())
 
@@ -112,8 +126,11 @@ class InterpreterNotFound(IsoEnvError):
     """No interpreter matches a ``python=`` spec."""
 
     def __init__(self, spec: str, looked_in: Sequence[str], *, where: str | None = None) -> None:
+        #: The ``python=`` spec that found nothing.
         self.spec = spec
+        #: The places discovery searched, in words.
         self.looked_in = list(looked_in)
+        #: The node id of the test that asked, when known.
         self.where = where
         places = ", ".join(self.looked_in) or "nowhere"
         super().__init__(
@@ -141,8 +158,11 @@ class CommandNotFound(IsoEnvError, FileNotFoundError):
     def __init__(
         self, command: str, problem: str, *, env_path: Path, what: str, scripts: Sequence[str], fix: str
     ) -> None:
+        #: The command as given.
         self.command = command
+        #: The root folder of the env it was run in.
         self.env_path = env_path
+        #: The names of the env's scripts.
         self.scripts = list(scripts)
         IsoEnvError.__init__(
             self,
@@ -164,6 +184,7 @@ class RunError(IsoEnvError, subprocess.CalledProcessError):
 
     def __init__(self, returncode: int, cmd: Sequence[str], stdout: str, stderr: str, *, env_path: Path) -> None:
         subprocess.CalledProcessError.__init__(self, returncode, list(cmd), stdout, stderr)
+        #: The root folder of the env the command ran in.
         self.env_path = env_path
 
     def __str__(self) -> str:

@@ -129,6 +129,10 @@ def report(discovery: Discovery, installer: Installer, session: Sequence[str]) -
         lines.append("  " + "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]]))
     notes = [(i, installer.unsupported(i)) for i in found]
     lines += [f"  {i.label} at {i.executable}: {note}" for i, note in notes if note]
+    lines += [
+        f"  too old: {exe} is Python {version}, which no env can be made from (python-discovery cannot query it)"
+        for exe, version in sorted(discovery.too_old.items())
+    ]
     if session:
         lines.append("--isoenv-pythons selects:")
         lines += [f"  {spec}: {describe(discovery, spec)}" for spec in session]

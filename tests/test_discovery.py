@@ -225,3 +225,37 @@ def test_labels_come_from_the_spec(spec: str, label: str) -> None:
 def test_a_spec_that_cannot_name_an_interpreter_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"python='>=banana' is not an interpreter spec"):
         Discovery(tmp_path / "py-info").find(">=banana")
+
+
+def pyenv_python2() -> Path | None:
+    """A Python 2 that pyenv installed, as old projects' machines still have."""
+    root = Path(os.path.expanduser(os.environ.get("PYENV_ROOT") or "~/.pyenv"))
+    return next((exe for exe in sorted(root.glob("versions/2.*/bin/python")) if exe.is_file()), None)
+
+
+def test_a_pyenv_python_too_old_to_query_is_reported_as_too_old(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    python2 = pyenv_python2()
+    if python2 is None:
+        pytest.skip("no Python 2 installed by pyenv")
+    version = python2.parent.parent.name
+    for run in ("first query", "from discovery's cache"):
+        discovery = Discovery(tmp_path / "py-info")
+        with pytest.raises(SpecError) as info:
+            discovery.find(version, where="tests/test_x.py::test_y")
+        message = str(info.value)
+        assert message.startswith(f"python={version!r} finds only {python2}, Python {version}, which is too old"), run
+        assert message.endswith("(in tests/test_x.py::test_y)"), run
+        assert discovery.too_old == {python2: version}, run
+        assert capfd.readouterr().err == "", f"{run}: nothing of discovery's own logging reaches stderr"
+
+
+def test_listing_pythons_names_the_too_old_ones_and_writes_nothing_to_stderr(pytester: pytest.Pytester) -> None:
+    python2 = pyenv_python2()
+    if python2 is None:
+        pytest.skip("no Python 2 installed by pyenv")
+    result = pytester.runpytest_subprocess("--isoenv-list-pythons", f"--isoenv-cache-dir={pytester.path / 'cache'}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"  too old: {python2} is Python 2.*, which no env can be made from *"])
+    assert result.stderr.str() == ""

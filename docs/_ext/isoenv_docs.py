@@ -10,11 +10,14 @@ They emit reStructuredText, so use them in ``.rst`` pages.
 from __future__ import annotations
 
 import inspect
+import zlib
+from pathlib import Path
 from typing import Any
 
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
+from sphinx.ext import intersphinx
 from sphinx.util.docutils import SphinxDirective
 
 from pytest_isoenv import plugin
@@ -57,7 +60,9 @@ class OptionsTable(_RstDirective):
             "     - What it does",
         ]
         for option in OPTIONS:
-            flag = f"``{option.flag}``" + (f" *{option.metavar}*" if option.metavar else "")
+            # One argument: pytest picks its rootdir before it knows the plugin's options, so a value given
+            # as a second argument counts as a test path there.
+            flag = f"``{option.flag}={option.metavar}``" if option.metavar else f"``{option.flag}``"
             ini = f"``{option.ini}``" if option.has_ini else "— (flag only)"
             lines += [f"   * - {flag}", f"     - {ini}", f"     - {_default(option)}", f"     - {option.help}"]
         return self.render(lines)
@@ -86,8 +91,90 @@ class Fixtures(_RstDirective):
         return self.render(lines)
 
 
+#: What these docs link to in Python's and pytest's documentation: (name, role, page#anchor).
+FALLBACK_INVENTORIES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "python": (
+        "Python",
+        [
+            ("os.PathLike", "py:class", "library/os.html#$"),
+            ("pathlib.Path", "py:class", "library/pathlib.html#$"),
+            ("subprocess.CompletedProcess", "py:class", "library/subprocess.html#$"),
+            ("subprocess.CalledProcessError", "py:exception", "library/subprocess.html#$"),
+            ("subprocess.Popen", "py:class", "library/subprocess.html#$"),
+            ("subprocess.TimeoutExpired", "py:exception", "library/subprocess.html#$"),
+            ("collections.abc.Callable", "py:class", "library/collections.abc.html#$"),
+            ("collections.abc.Iterable", "py:class", "library/collections.abc.html#$"),
+            ("collections.abc.Iterator", "py:class", "library/collections.abc.html#$"),
+            ("collections.abc.Mapping", "py:class", "library/collections.abc.html#$"),
+            ("collections.abc.Sequence", "py:class", "library/collections.abc.html#$"),
+            ("typing.Any", "py:data", "library/typing.html#$"),
+            ("UserWarning", "py:exception", "library/exceptions.html#$"),
+            ("ValueError", "py:exception", "library/exceptions.html#$"),
+            ("Exception", "py:exception", "library/exceptions.html#$"),
+        ],
+    ),
+    "pytest": (
+        "pytest",
+        [
+            (f"pytest.{name}", "py:class", "reference/reference.html#$")
+            for name in ("Config", "FixtureRequest", "Item", "Parser", "Pytester", "TempPathFactory", "MonkeyPatch")
+        ],
+    ),
+}
+
+#: Names that annotations give without their module (``from __future__ import annotations``).
+SHORT_NAMES = {
+    "Path": "pathlib.Path",
+    "PathLike": "os.PathLike",
+    "CompletedProcess": "subprocess.CompletedProcess",
+    "Popen": "subprocess.Popen",
+    "EnvSpec": "pytest_isoenv.EnvSpec",
+    "IsolatedEnv": "pytest_isoenv.IsolatedEnv",
+    "Installs": "pytest_isoenv.env.Installs",
+    "Measures": "pytest_isoenv.env.Measures",
+}
+
+
+def write_fallback_inventories(app: Sphinx, config: Any) -> None:
+    """Write the inventories intersphinx falls back on when Python's and pytest's sites cannot be reached."""
+    folder = Path(app.confdir) / "_build" / "inventories"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (project, entries) in FALLBACK_INVENTORIES.items():
+        header = (
+            f"# Sphinx inventory version 2\n# Project: {project}\n# Version: \n"
+            "# The remainder of this file is compressed using zlib.\n"
+        )
+        body = "".join(f"{target} {role} 1 {uri} -\n" for target, role, uri in entries)
+        (folder / f"{name}.inv").write_bytes(header.encode() + zlib.compress(body.encode()))
+
+
+def resolve_short_name(app: Sphinx, env: Any, node: Any, contnode: nodes.Element) -> nodes.Element | None:
+    """Resolve a name given without its module: postponed annotations, or a docstring's short reference."""
+    name = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not name:
+        return None
+    domain = env.get_domain("py")
+    documented = [f"{module}.{name}" for module in ("pytest_isoenv", "pytest_isoenv.spec", "pytest_isoenv.env")]
+    for target in (SHORT_NAMES.get(name), *documented):
+        if target is None:
+            continue
+        node["reftarget"] = target
+        if target.startswith("pytest_isoenv."):
+            if target in domain.objects:
+                resolved: nodes.Element | None = domain.resolve_xref(
+                    env, node["refdoc"], app.builder, node["reftype"], target, node, contnode
+                )
+                return resolved
+            continue
+        return intersphinx.missing_reference(app, env, node, contnode)
+    node["reftarget"] = name
+    return None
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("isoenv-options", OptionsTable)
     app.add_directive("isoenv-marker", Marker)
     app.add_directive("isoenv-fixtures", Fixtures)
+    app.connect("config-inited", write_fallback_inventories)
+    app.connect("missing-reference", resolve_short_name)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
