@@ -208,7 +208,8 @@ class WarmServer:
             if message[0] == "error":
                 ours.close()
                 raise OSError(message[1])
-            self.served += 1
+            with self._lock:
+                self.served += 1
             return ours, int(message[1])
         raise WarmError(f"the warm interpreter of {self.python} died twice while taking a call")
 
