@@ -232,6 +232,33 @@ def test_parity(pair: Pair, name: str) -> None:
     pair.both(*args, **kwargs)
 
 
+@pytest.fixture(scope="module", params=["oldest", "newest"])
+def other_pair(
+    request: pytest.FixtureRequest, factory: IsoEnvFactory, probe: Path, real_pythons: dict[tuple[int, int], Path]
+) -> Iterator[Pair]:
+    """The probe env on the oldest and the newest other CPython (3.9+) of this machine."""
+    versions = sorted(v for v in real_pythons if v >= (3, 9) and v != sys.version_info[:2])
+    if not versions:
+        pytest.skip("no other CPython 3.9+ on this machine")
+    python = str(real_pythons[versions[0] if request.param == "oldest" else versions[-1]])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONUNBUFFERED", raising=False)
+        result = Pair(
+            factory.get(str(probe), "clitool", python=python),
+            factory.get(str(probe), "clitool", python=python, warm=True),
+        )
+    yield result
+    warm.stop(result.warm.python)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_parity_on_other_pythons(other_pair: Pair, name: str) -> None:
+    """The warm interpreter's server runs on every Python an env can have: the same programs there."""
+    args, kwargs = PROGRAMS[name]
+    other_pair.both(*args, **kwargs)
+
+
 def test_parity_of_a_script_file(pair: Pair, tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "script.py").write_text(
