@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import warm
 from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
@@ -371,6 +372,7 @@ class IsoEnvFactory:
             if problem is None:
                 continue
             del self._shared[spec]
+            warm.stop(env.python)  # it may have imported what the test changed
             error = f"{where} changed the shared env ({spec.describe()}) [{env.key[:12]}]: {problem}"
             try:
                 self._shared[spec] = self._shared_env(spec)

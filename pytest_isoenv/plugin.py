@@ -27,6 +27,7 @@ PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-python``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
 NOTIFY = pytest.StashKey[Notify]()
+WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
@@ -61,6 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
         write("isoenv:", message)
 
     config.stash[NOTIFY] = notify
+    # A session run in-process by another (pytester) stops only the warm interpreters it started.
+    config.stash[WARM_BEFORE] = warm.servers()
     config.stash[POLICY] = manage.Policy.from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
@@ -244,7 +247,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    warm.stop()  # the warm interpreters would go with this process anyway; stopping them here is tidy
+    # They would go with this process anyway; stopping them here is tidy.
+    before: list[warm.WarmServer] = config.stash.get(WARM_BEFORE, [])
+    warm.stop(keep=before)
     factory = config.stash.get(FACTORY, None)
     if factory is not None:
         factory.close()
