@@ -10,10 +10,12 @@ offline:
 
 1. **Per call**: ``isoenv.run("python", "-c", "import requests")`` on the same env, plain and
    with ``warm=True, preload=("requests",)``, alternating; the median of *calls* calls each.
-2. **Suite**: a 200-test suite, each test running the example's ``greet`` command once, without and
-   with ``warm=True, preload=("greeter.cli",)``; *repeat* runs each, after one untimed run that builds
-   the env. Then the warm suite once more under ``-n 2``, to count the warm interpreters of each
-   worker and their memory.
+2. **Suites**: a 200-test suite, each test running the example's ``greet`` command once, without and
+   with ``warm=True, preload=("greeter.cli",)``, and the same 200 tests running nothing (the floor:
+   what pytest and the ``isoenv`` fixture cost, which no warm interpreter removes); and a 200-test
+   suite of ``python -c "import requests"`` calls, without and with ``warm=True, preload=("requests",)``.
+   *repeat* runs each, after one untimed run of each that builds the envs. Then the warm greet suite
+   once more under ``-n 2``, to count the warm interpreters of each worker and their memory.
 
 CPU is user + system time of every process involved (the benchmark, pytest, the subprocesses; for
 warm calls the warm interpreter and its children, read from ``/proc``): unlike wall time, what the
@@ -43,7 +45,7 @@ SUITE_SIZE = 200
 SUITE = """
 import pytest
 
-pytestmark = pytest.mark.isoenv(editable=[{greeter!r}]{options})
+pytestmark = pytest.mark.isoenv({requirements}{options})
 
 
 @pytest.mark.parametrize("i", range({n}))
@@ -51,6 +53,7 @@ def test_greet(isoenv, i):
     {body}
 """
 GREET = 'assert isoenv.run("greet", f"Ada{i}").stdout == f"Hello, Ada{i}!\\n"'
+IMPORT = 'isoenv.run("python", "-c", "import requests")'
 
 
 # Records, at the end of each session (each xdist worker), the warm interpreters it had.
@@ -137,10 +140,10 @@ def suite(work: Path, wheelhouse: Path, name: str, options: str, extra: list[str
     folder = work / f"suite-{name}"
     if not folder.exists():
         folder.mkdir()
-        body = "pass" if name == "floor" else GREET
-        (folder / "test_greet.py").write_text(
-            SUITE.format(greeter=str(GREETER), options=options, n=SUITE_SIZE, body=body)
-        )
+        body = "pass" if name == "floor" else IMPORT if name.startswith("requests") else GREET
+        requirements = '"requests"' if name.startswith("requests") else f"editable=[{str(GREETER)!r}]"
+        text = SUITE.format(requirements=requirements, options=options, n=SUITE_SIZE, body=body)
+        (folder / "test_suite.py").write_text(text)
         (folder / "conftest.py").write_text(CONFTEST)
         (folder / "pytest.ini").write_text("[pytest]\n")
     servers = folder / "servers"
@@ -178,7 +181,14 @@ def main() -> None:
     calls = per_call(work, wheelhouse, args.calls)
     print("# 2. suites", file=sys.stderr)
     # The floor: the same 200 tests with the same env, running nothing: pytest's and the fixture's own cost.
-    variants = {"plain": "", "warm": ', warm=True, preload=("greeter.cli",)', "floor": ""}
+    # The same with a program that is slow to start: each test runs python -c "import requests".
+    variants = {
+        "plain": "",
+        "warm": ', warm=True, preload=("greeter.cli",)',
+        "floor": "",
+        "requests-plain": "",
+        "requests-warm": ', warm=True, preload=("requests",)',
+    }
     for name, options in variants.items():
         suite(work, wheelhouse, name, options, [])  # untimed: builds the env (once) and warms the page cache
     suites: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
@@ -212,6 +222,17 @@ def main() -> None:
         lines.append(
             f'| per call: `python -c "import requests"`, {kind} | {len(calls[kind])} | {ms(med(calls[kind], 0))} '
             f"| {ms(med(calls[kind], 1))} | {ratio} |"
+        )
+    for kind in ("requests-plain", "requests-warm"):
+        ratio = ""
+        if kind == "requests-warm":
+            ratio = (
+                f"{med(suites['requests-plain'], 0) / med(suites['requests-warm'], 0):.1f}x faster "
+                f"(CPU: {med(suites['requests-plain'], 1) / med(suites['requests-warm'], 1):.1f}x less)"
+            )
+        lines.append(
+            f'| {SUITE_SIZE}-test `python -c "import requests"` suite, {kind.split("-")[1]} | {len(suites[kind])} '
+            f"| {ms(med(suites[kind], 0))} | {ms(med(suites[kind], 1))} | {ratio} |"
         )
     for kind in ("plain", "warm", "floor"):
         ratio = ""
