@@ -11,6 +11,7 @@ from .env import IsolatedEnv
 from .errors import (
     BuildError,
     CacheError,
+    CommandNotFound,
     InterpreterNotFound,
     IsoEnvError,
     IsoEnvWarning,
@@ -25,6 +26,7 @@ from .warm import WarmError
 __all__ = [
     "BuildError",
     "CacheError",
+    "CommandNotFound",
     "EnvSpec",
     "InterpreterNotFound",
     "IsoEnvError",

@@ -117,6 +117,30 @@ class SharedEnvError(IsoEnvError):
     """A test tried to change an environment other tests share."""
 
 
+class CommandNotFound(IsoEnvError, FileNotFoundError):
+    """A command given to :meth:`IsolatedEnv.run` or :meth:`IsolatedEnv.popen` is not there to run.
+
+    A bare name that is no script of the env (unless ``external=True`` asked for
+    the host's program), or a program found neither in the env nor on the host.
+    :attr:`scripts` lists what the env has.
+    """
+
+    def __init__(
+        self, command: str, problem: str, *, env_path: Path, what: str, scripts: Sequence[str], fix: str
+    ) -> None:
+        self.command = command
+        self.env_path = env_path
+        self.scripts = list(scripts)
+        IsoEnvError.__init__(
+            self,
+            f"{problem}; the isolated env ({what}) at {env_path} has the scripts: "
+            f"{', '.join(self.scripts) or '(none)'}. {fix}",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class RunError(IsoEnvError, subprocess.CalledProcessError):
     """A command run with :meth:`IsolatedEnv.run` exited non-zero while ``check=True``.
 

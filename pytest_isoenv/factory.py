@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import warm
 from .cache import Cache, Lease, Notify, Record
@@ -20,6 +20,9 @@ from .installers import IndexOptions, Installer, InstallerDirs, select_installer
 from .privatecopy import copy_env
 from .processes import Echo
 from .spec import EnvSpec, PathArg, compute_key
+
+if TYPE_CHECKING:
+    from .coverage_support import Measurement
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,11 @@ class IsoEnvFactory:
         notify: Notify | None = None,
         warn: Notify | None = None,
         echo: Echo | None = None,
+        coverage: Measurement | None = None,
     ) -> None:
         self.settings = settings
+        #: Set while the session measures coverage: every env then has coverage.py, and its processes measure.
+        self.coverage = coverage
         self.cache = Cache(settings.cache_dir, worker=settings.worker)
         self.stats = Stats()
         #: Makes a new folder for private envs (the plugin binds it to pytest's temp dirs).
@@ -165,6 +171,8 @@ class IsoEnvFactory:
         if session:
             spec = spec.with_requirements(self.settings.with_requirements)
             spec = dataclasses.replace(spec, resolution=self.settings.resolution)
+        if self.coverage is not None:
+            spec = dataclasses.replace(spec, coverage=self.coverage.version)
         self.settings.index.check_reachable(spec, where=self.current_test)
         return spec
 
@@ -409,8 +417,8 @@ class IsoEnvFactory:
             site_packages=path / paths["site_packages"],
             key=key,
             spec=spec,
-            private=installs is not None,
             installs=installs,
+            coverage=self.coverage if spec.coverage else None,
         )
 
     def _build(self, spec: EnvSpec, path: Path, log: Path) -> dict[str, Any]:
@@ -423,10 +431,11 @@ class IsoEnvFactory:
         if self._echo is not None:
             self._echo(f"{header} (log: {log})")
         started = time.monotonic()
+        installs = spec if self.coverage is None else self.coverage.install_spec(spec, interpreter)
         python = installer.build(
             path,
             interpreter.executable,
-            spec,
+            installs,
             self.settings.index.for_spec(spec),
             log=log,
             environ=host_environ(),

@@ -261,10 +261,6 @@ class Installer(ABC):
         """The variables the installer's commands run with, made from *environ*."""
         return dict(environ)
 
-    def ignored_settings(self) -> list[str]:
-        """The user's settings that change what gets installed and that this installer does not follow."""
-        return []
-
     def workdir(self, python: Path) -> Path | None:
         """Where the installer's commands run for the env of *python* (``None``: where pytest runs)."""
         return None
@@ -426,10 +422,6 @@ class PipInstaller(Installer):
         """*environ* with the user's pip configuration restated, less what would send installs elsewhere."""
         return pip_environ(environ, self._settings)
 
-    def ignored_settings(self) -> list[str]:
-        """The user's pip settings no build uses (they would send installs elsewhere), with their sources."""
-        return dropped_pip_settings(self._settings)
-
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         args = [
             str(path),
@@ -575,8 +567,6 @@ class UvInstaller(Installer):
         self._cache_dir: str | None = None
         self._config: dict[str, str] | None = None
         self._config_dir: Path | None = None
-        #: The user's uv settings no build uses (they would send installs elsewhere).
-        self.dropped: list[str] = []
         #: The user's pip settings, as uv arguments and variables.
         self.from_pip = uv_from_pip(pip_settings(os.environ, pip_config_files(os.environ)))
 
@@ -607,11 +597,6 @@ class UvInstaller(Installer):
             "pip": self.from_pip.key_material(),
         }
 
-    def ignored_settings(self) -> list[str]:
-        """The user's pip settings that change what gets installed and that uv cannot follow."""
-        self._configuration()
-        return [*self.from_pip.not_carried, *(f"{option} (uv configuration)" for option in self.dropped)]
-
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
         """*environ* for running uv: its own configuration only, and a cache on the envs' filesystem."""
         result = {**self.from_pip.environ, **environ, **self._configuration()}
@@ -638,9 +623,8 @@ class UvInstaller(Installer):
         if self._config is None:
             files = uv_config_files(os.environ)
             try:
-                text, self.dropped = uv_config(files)
-            except ValueError:
-                text, self.dropped = None, []  # unreadable: give uv the file itself, so uv says what is wrong
+                text = uv_config(files)[0]
+            except ValueError:  # unreadable: give uv the file itself, so uv says what is wrong
                 self._config = {"UV_NO_CONFIG": "1", "UV_CONFIG_FILE": str(files[0])}
                 return self._config
             self._config = {"UV_NO_CONFIG": "1"}
@@ -742,6 +726,35 @@ def auto_choice() -> tuple[type[Installer], str | None]:
     if cannot:
         return PipInstaller, f"uv cannot follow the pip setting(s) {', '.join(cannot)}"
     return UvInstaller, None
+
+
+def installer_notes(name: str | None) -> tuple[str, list[str]]:
+    """For the report header: the installer *name* means, with why ``auto`` did not choose uv; and warnings.
+
+    The warnings name the user's settings that no build follows: pip settings
+    an explicitly chosen uv cannot follow, and settings of either tool that
+    would send installs out of the env.
+    """
+    cls, why = auto_choice() if name in (None, "auto") else (installer_class(name), None)
+    label = f"{cls.name} (auto: not uv, as {why})" if why else cls.name
+    pip = pip_settings(os.environ, pip_config_files(os.environ))
+    warnings = []
+    if cls is UvInstaller:
+        cannot = uv_from_pip(pip).not_carried
+        if cannot:
+            warnings.append(
+                f"the uv installer ignores the pip setting(s) {', '.join(cannot)}, which uv cannot follow; "
+                "use --isoenv-installer pip (or auto) to have them followed"
+            )
+        try:
+            elsewhere = [f"{option} (uv configuration)" for option in uv_config(uv_config_files(os.environ))[1]]
+        except ValueError:
+            elsewhere = []
+    else:
+        elsewhere = dropped_pip_settings(pip)
+    if elsewhere:
+        warnings.append(f"ignoring setting(s) that would install outside the env: {', '.join(elsewhere)}")
+    return label, warnings
 
 
 def installer_class(name: str | None, *, where: str | None = None) -> type[Installer]:

@@ -28,10 +28,12 @@ class Option:
     """``command`` is a flag that does something, like ``--fixtures`` or a report: it has no ini key."""
     default: Any = None
     metavar: str | None = None
+    negative: bool = False
+    """A ``bool`` that is on by default: the flag is ``--isoenv-no-<name>`` and turns it off."""
 
     @property
     def flag(self) -> str:
-        return "--isoenv-" + self.name.replace("_", "-")
+        return "--isoenv-" + ("no-" if self.negative else "") + self.name.replace("_", "-")
 
     @property
     def ini(self) -> str:
@@ -145,6 +147,14 @@ OPTIONS: tuple[Option, ...] = (
         default="highest",
         metavar="STRATEGY",
     ),
+    Option(
+        "coverage",
+        "Measure the code that envs run while the session measures coverage (pytest-cov's --cov or "
+        "coverage run): each env then also has the host's coverage version. The flag turns it off",
+        kind="bool",
+        default=True,
+        negative=True,
+    ),
 )
 
 
@@ -156,7 +166,8 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
             continue
         if option.kind == "bool":
-            group.addoption(option.flag, action="store_true", default=None, dest=option.ini, help=option.help)
+            action = "store_false" if option.negative else "store_true"
+            group.addoption(option.flag, action=action, default=None, dest=option.ini, help=option.help)
         elif option.kind == "linelist":
             group.addoption(
                 option.flag,

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from . import manage, matrix, options, warm
+from .background import PROCESSES
 from .cache import Notify
+from .coverage_support import Measurement, host_coverage_version, session_measures
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
-from .installers import IndexOptions, installer_class, resolution_needs_uv
+from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
 from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
@@ -28,6 +30,8 @@ PRUNED = pytest.StashKey[str]()
 PYTHONS = pytest.StashKey[list[str]]()
 NOTIFY = pytest.StashKey[Notify]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
+#: Lines for the terminal summary about the coverage of env processes (problems merging their data).
+COVERAGE_LINES = pytest.StashKey[list[str]]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
@@ -65,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # A session run in-process by another (pytester) stops only the warm interpreters it started.
     config.stash[WARM_BEFORE] = warm.servers()
     config.stash[POLICY] = manage.Policy.from_config(config)
+    measurement = measurement_from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
@@ -72,10 +77,21 @@ def pytest_configure(config: pytest.Config) -> None:
         warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
         # -v streams installer output; otherwise it only goes to the build's log.
         echo=(lambda line: write("isoenv|", line)) if config.get_verbosity() > 0 else None,
+        coverage=measurement,
     )
+    if measurement is not None:
+        config.pluginmanager.register(CoverageHooks(config, measurement), "isoenv-coverage")
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
+
+
+def measurement_from_config(config: pytest.Config) -> Measurement | None:
+    """The measurement of env processes, if the session measures coverage and ``isoenv_coverage`` is on."""
+    version = host_coverage_version()
+    if version is None or not options.get(config, "coverage") or not session_measures(config):
+        return None
+    return Measurement(version, config.invocation_params.dir)
 
 
 def session_pythons(config: pytest.Config) -> list[str]:
@@ -209,7 +225,9 @@ def settings_from_config(config: pytest.Config) -> Settings:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     settings = config.stash[FACTORY].settings
-    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {installer_class(installer).name}"]
+    label, warnings = installer_notes(installer)
+    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}"]
+    lines += [f"isoenv: warning: {warning}" for warning in warnings]
     unavailable = warm.unavailable()
     if unavailable is not None:
         lines.append(f"isoenv: {unavailable}: warm=True envs run every call as a plain subprocess")
@@ -238,6 +256,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    PROCESSES.stop(wide=True)
     try:
         line = manage.auto_prune(config, config.stash[FACTORY], config.stash[POLICY])
     except IsoEnvError as exc:
@@ -302,16 +321,21 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[Any, Any, Any]:
-    """While a fixture broader than a test runs, the factory knows it: its ``get()`` cannot follow the test's Python."""
-    factory = request.config.stash.get(FACTORY, None)
-    if factory is None:
-        return (yield)
-    outer = factory.broad_fixture
-    factory.broad_fixture = (fixturedef.argname, fixturedef.scope) if fixturedef.scope != "function" else None
+    """While a fixture broader than a test runs, the factory knows it: its ``get()`` cannot follow the test's Python.
+    And what a fixture starts with ``popen()`` belongs to its scope."""
+    PROCESSES.enter_fixture(fixturedef.scope)
     try:
-        return (yield)
+        factory = request.config.stash.get(FACTORY, None)
+        if factory is None:
+            return (yield)
+        outer = factory.broad_fixture
+        factory.broad_fixture = (fixturedef.argname, fixturedef.scope) if fixturedef.scope != "function" else None
+        try:
+            return (yield)
+        finally:
+            factory.broad_fixture = outer
     finally:
-        factory.broad_fixture = outer
+        PROCESSES.exit_fixture()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -325,8 +349,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
-    """After the test's own teardown: a shared env it changed is an error of that test, and is rebuilt."""
+    """After the test's own teardown: the processes it left running are stopped and named in its report,
+    and a shared env it changed is an error of that test, and is rebuilt."""
     yield
+    stopped = PROCESSES.stop()
+    if stopped:
+        item.add_report_section("teardown", "isoenv", "processes started with popen():\n" + "\n".join(stopped))
     factory = item.config.stash.get(FACTORY, None)
     try:
         if factory is not None:
@@ -358,6 +386,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(line)
     for line in warm.unsupported():
         terminalreporter.write_line(f"isoenv: warm=True ran plain subprocesses for {line}")
+    for line in config.stash.get(COVERAGE_LINES, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -428,6 +458,25 @@ def isoenv(
         problem = str(exc)
     # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
     pytest.fail(problem, pytrace=False)
+
+
+class CoverageHooks:
+    """Registered only while the session measures coverage: the envs' data join the session's."""
+
+    def __init__(self, config: pytest.Config, measurement: Measurement) -> None:
+        self.config = config
+        self.measurement = measurement
+
+    # Innermost: done before pytest-cov (or coverage run) stops, saves and combines its data.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            PROCESSES.stop(wide=True)  # a stopped server saves its data (sigterm = True)
+            _, problems = self.measurement.finish()
+            lines = sorted(self.measurement.notes) + problems
+            self.config.stash[COVERAGE_LINES] = [f"isoenv: coverage of env processes: {line}" for line in lines]
 
 
 class XdistHooks:

@@ -171,6 +171,9 @@ class EnvSpec:
     """This env's own package index, instead of the session's."""
     resolution: str = "highest"
     """Which versions the installer picks among those allowed: one of :data:`RESOLUTIONS`."""
+    coverage: str | None = None
+    """The coverage.py version installed to measure the env's processes: set only while the session
+    measures coverage (the host's version, so the data combine), else ``None``."""
     private: bool = field(default=False, compare=False)
     """Whether the test gets its own, changeable copy."""
     warm: bool = field(default=False, compare=False)
@@ -325,6 +328,8 @@ class EnvSpec:
             "editable": [{"path": str(p), "metadata": hash_metadata_files(p)} for p in self.editable],
             "constraints": None if self.constraints is None else hash_file(self.constraints),
             "requirements_files": [hash_file(p) for p in self.requirements_files],
+            # Only while measuring: an env that is not measured keeps the key it always had.
+            **({"coverage": self.coverage} if self.coverage else {}),
         }
         # Only when used, so that the keys of envs without them stay what they were. The per-env
         # index options count through the installer's index material (see IndexOptions.for_spec).
@@ -344,7 +349,8 @@ class EnvSpec:
         parts += [f"-r {p.name}" for p in self.requirements_files]
         if self.constraints is not None:
             parts.append(f"-c {self.constraints.name}")
-        return ", ".join(parts) or "(no packages)"
+        text = ", ".join(parts) or "(no packages)"
+        return f"{text} +coverage {self.coverage}" if self.coverage else text
 
 
 def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) -> str:

@@ -19,6 +19,12 @@ from pytest_isoenv.installers import (
 )
 from pytest_isoenv.processes import run_logged
 from pytest_isoenv.spec import EnvSpec
+from pytest_isoenv.toolconfig import PipSetting, dropped_pip_settings, pip_environ, pip_settings, uv_config, uv_from_pip
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 
 def dirs(root: Path) -> InstallerDirs:
@@ -103,3 +109,68 @@ def test_select_installer(tmp_path: Path) -> None:
     assert isinstance(select_installer(None, dirs=dirs(tmp_path)), Installer)
     with pytest.raises(SpecError, match=r"test_a: unknown installer 'conda'. Choose one of: auto, pip"):
         select_installer("conda", dirs=dirs(tmp_path), where="test_a")
+
+
+def test_pip_settings_follow_pips_precedence(tmp_path: Path) -> None:
+    system, user = tmp_path / "system.conf", tmp_path / "user.conf"
+    system.write_text("[install]\nindex-url = https://install-section.invalid\n[global]\nno-deps = yes\n")
+    user.write_text("[global]\nindex-url = https://global-section.invalid\nno-deps = no\npre =\n")
+    settings = pip_settings({"PIP_NO_DEPS": "1"}, [system, user])
+    # Every [install] section beats every [global] one; a variable beats both; empty values count for nothing.
+    assert settings["index-url"] == PipSetting("https://install-section.invalid", f"{system} [install] index-url")
+    assert settings["no-deps"] == PipSetting("1", "PIP_NO_DEPS")
+    assert settings["no-deps"].enabled
+    assert "pre" not in settings
+
+
+def test_pip_runs_with_its_settings_restated_less_those_that_install_elsewhere(tmp_path: Path) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text("[install]\ntarget = /elsewhere\nuser = true\n[global]\nfind-links = /wheels /more\n")
+    settings = pip_settings({"PIP_PYTHON": "/other/python", "PIP_PREFIX": "/p"}, [config])
+    environ = pip_environ({"PATH": "/bin", "PIP_PYTHON": "/other/python", "PIP_PREFIX": "/p"}, settings)
+    assert environ == {"PATH": "/bin", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "/wheels /more"}
+    assert sorted(dropped_pip_settings(settings)) == [
+        "prefix (PIP_PREFIX)",
+        "python (PIP_PYTHON)",
+        f"target ({config} [install] target)",
+        f"user ({config} [install] user)",
+    ]
+
+
+def test_uv_configuration_files_are_combined_as_uv_combines_them(tmp_path: Path) -> None:
+    user, system = tmp_path / "user.toml", tmp_path / "system.toml"
+    user.write_text('index-url = "https://user.invalid"\n[pip]\nfind-links = ["/user"]\ntarget = "/elsewhere"\n')
+    system.write_text(
+        'index-url = "https://system.invalid"\nnative-tls = true\n'
+        '[pip]\nfind-links = ["/system"]\nprerelease = "allow"\n'
+        '[[index]]\nname = "corp"\nurl = "https://corp.invalid/simple"\n'
+    )
+    text, dropped = uv_config([user, system])
+    assert text is not None
+    assert tomllib.loads(text) == {
+        "index-url": "https://user.invalid",
+        "native-tls": True,
+        "pip": {"find-links": ["/user", "/system"], "prerelease": "allow"},
+        "index": [{"name": "corp", "url": "https://corp.invalid/simple"}],
+    }
+    assert dropped == ["[pip] target"]
+    assert uv_config([]) == (None, [])
+    (tmp_path / "broken.toml").write_text("index-url = \n")
+    with pytest.raises(ValueError, match=r"broken\.toml"):
+        uv_config([tmp_path / "broken.toml"])
+
+
+def test_pip_settings_carried_to_uv_and_those_that_cannot_be() -> None:
+    settings = {
+        "pre": PipSetting("true", "PIP_PRE"),
+        "no-build-isolation": PipSetting("off", "PIP_NO_BUILD_ISOLATION"),
+        "constraint": PipSetting("/c1.txt /c2.txt", "PIP_CONSTRAINT"),
+        "trusted-host": PipSetting("a.invalid b.invalid", "PIP_TRUSTED_HOST"),
+        "only-binary": PipSetting(":all:", "PIP_ONLY_BINARY"),
+        "upgrade-strategy": PipSetting("eager", "PIP_UPGRADE_STRATEGY"),
+        "target": PipSetting("/elsewhere", "PIP_TARGET"),
+    }
+    carried = uv_from_pip(settings)
+    assert carried.arguments == ("--prerelease", "allow", "--constraint", "/c1.txt", "--constraint", "/c2.txt")
+    assert carried.environ == {"UV_INSECURE_HOST": "a.invalid b.invalid"}
+    assert carried.not_carried == ("only-binary (PIP_ONLY_BINARY)",)

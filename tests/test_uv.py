@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import isoenv_testbackend as backend
 import pytest
 from helpers import MakeFactory
 
 from pytest_isoenv import SpecError
 from pytest_isoenv.installers import (
+    IndexOptions,
     InstallerDirs,
     PipInstaller,
     UvInstaller,
     _find_uv,
+    bundled_wheels,
     find_uv,
     installer_class,
     select_installer,
@@ -154,3 +158,98 @@ def test_unknown_installer_in_a_marker_names_the_test(pytester: pytest.Pytester)
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*test_env: unknown installer 'conda'. Choose one of: auto, pip, uv*"])
+
+
+@pytest.fixture
+def extra_wheels(tmp_path: Path) -> Path:
+    """A second wheelhouse, which only the user's own configuration names: gamma 1.0 and a 3.0rc1 pre-release."""
+    path = tmp_path / "extra-wheels"
+    path.mkdir()
+    for version in ("1.0", "3.0rc1"):
+        backend.write_wheel(path, "gamma", version, files={"gamma/__init__.py": f"VERSION = {version!r}\n"})
+    return path
+
+
+def test_uv_follows_the_users_own_configuration(
+    make_factory: MakeFactory, tmp_path: Path, extra_wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    (config / "uv").mkdir(parents=True)
+    (config / "uv" / "uv.toml").write_text(f'[pip]\nprerelease = "allow"\nfind-links = ["{extra_wheels}"]\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "no-system-config"))
+    env = make_factory(tmp_path / "cache", installer="uv").get("gamma")
+    assert env.installed()["gamma"] == "3.0rc1"
+
+
+@pytest.mark.parametrize("where", ["variables", "config file"])
+def test_pips_index_settings_reach_uv(
+    where: str, make_factory: MakeFactory, tmp_path: Path, extra_wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # a variable would win over the config file
+    if where == "variables":
+        monkeypatch.setenv("PIP_FIND_LINKS", str(extra_wheels))
+        monkeypatch.setenv("PIP_PRE", "1")
+    else:
+        config = tmp_path / "pip.conf"
+        config.write_text(f"[global]\nfind-links = {extra_wheels}\n[install]\npre = true\n")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    factory = make_factory(tmp_path / "cache", installer="uv")
+    env = factory.get("gamma", "alpha")
+    assert env.installed()["gamma"] == "3.0rc1", "uv used pip's find-links and pre-release setting"
+    assert env.installed()["alpha"] == "2.0", "the plugin's own find-links still count"
+    command = factory.installer(env.spec).install_command(env.python, env.spec, factory.settings.index)
+    assert command[command.index("--prerelease") : command.index("--prerelease") + 2] == ["--prerelease", "allow"]
+
+
+def test_pip_extra_indexes_make_uv_choose_the_best_match_as_pip_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "https://one.invalid/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://two.invalid/simple https://three.invalid/simple")
+    monkeypatch.setenv("PIP_NO_INDEX", "yes")
+    installer = UvInstaller(InstallerDirs(app_data=Path("unused"), uv_cache=Path("unused")))
+    assert installer.index_arguments(IndexOptions(find_links=("/wheels",))) == [
+        "--index-url", "https://one.invalid/simple",
+        "--extra-index-url", "https://two.invalid/simple", "--extra-index-url", "https://three.invalid/simple",
+        "--index-strategy", "unsafe-best-match",
+        "--find-links", "/wheels",
+        "--no-index",
+    ]  # fmt: skip
+    # The plugin's own index wins, as --index-url on pip's command line does over pip's configuration.
+    assert installer.index_arguments(IndexOptions(index_url="https://own.invalid/simple"))[:2] == [
+        "--index-url",
+        "https://own.invalid/simple",
+    ]
+
+
+def test_pip_settings_uv_cannot_follow_make_auto_choose_pip(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_PREFER_BINARY", "1")
+    assert installer_class("auto") is PipInstaller
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("--isoenv-installer", "auto")
+    result.stdout.fnmatch_lines(
+        ["isoenv: cache *, installer pip (auto: not uv, as uv cannot follow the pip setting(s) prefer-binary "
+         "(PIP_PREFER_BINARY))"]
+    )  # fmt: skip
+    result = pytester.runpytest("--isoenv-installer", "uv")
+    result.stdout.fnmatch_lines(
+        [
+            "isoenv: cache *, installer uv",
+            "isoenv: warning: the uv installer ignores the pip setting(s) prefer-binary (PIP_PREFER_BINARY), which "
+            "uv cannot follow; use --isoenv-installer pip (or auto) to have them followed",
+        ]
+    )
+    monkeypatch.setenv("PIP_PREFER_BINARY", "no")
+    assert installer_class("auto") is UvInstaller, "a flag turned off changes nothing"
+
+
+def test_uv_build_runs_the_stages_in_order(make_factory: MakeFactory, tmp_path: Path) -> None:
+    factory = make_factory(tmp_path / "cache", installer="uv")
+    env = factory.get("alpha")
+    commands = [line for line in factory.cache.log_path(env.key).read_text().splitlines() if line.startswith("$ ")]
+    stages = ["uv venv", "--find-links " + str(bundled_wheels()) + " pip", "alpha", "compileall"]
+    assert [next(i for i, c in enumerate(commands) if stage in c) for stage in stages] == [0, 1, 2, 3], commands

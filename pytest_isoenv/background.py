@@ -1,0 +1,126 @@
+"""Background processes started with :meth:`IsolatedEnv.popen`: who started them, and stopping what is left.
+
+A process belongs to the scope that started it: a test (its body, its
+function-scoped fixtures, any teardown), or a wider-scoped fixture. What a test
+leaves running is stopped when the test ends; what a wider fixture left running,
+when the session ends. Stopping is for the whole process group, so a server's
+children go too: terminate, wait a grace period, then kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Seconds a terminated process gets to exit before it is killed.
+GRACE_SECONDS = 5.0
+
+#: The scopes wider than a test: their processes outlive the test that set them up.
+_WIDE_SCOPES = frozenset({"class", "module", "package", "session"})
+
+
+def group_options(popen_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """*popen_kwargs* with the process started in a process group of its own, unless the caller chose one."""
+    kwargs = dict(popen_kwargs)
+    if sys.platform == "win32":
+        flags = int(kwargs.get("creationflags", 0) or 0)
+        kwargs["creationflags"] = flags | subprocess.CREATE_NEW_PROCESS_GROUP
+    elif "start_new_session" not in kwargs and "process_group" not in kwargs:
+        kwargs["start_new_session"] = True
+    return kwargs
+
+
+@dataclass
+class Started:
+    """One process started with ``popen()``, and the command that started it."""
+
+    process: subprocess.Popen[Any]
+    argv: Sequence[str]
+    wide: bool
+
+
+class Processes:
+    """The processes started with ``popen()`` in this process that may still be running."""
+
+    def __init__(self) -> None:
+        self._started: list[Started] = []
+        self._fixture_scopes: list[str] = []
+
+    def add(self, process: subprocess.Popen[Any], argv: Sequence[str]) -> None:
+        """Remember *process*, owned by the scope that is running now."""
+        wide = bool(self._fixture_scopes) and self._fixture_scopes[-1] in _WIDE_SCOPES
+        self._started = [s for s in self._started if s.process.poll() is None]
+        self._started.append(Started(process, list(argv), wide))
+
+    def enter_fixture(self, scope: str) -> None:
+        """A fixture of *scope* is being set up: what it starts lives as long as its scope."""
+        self._fixture_scopes.append(scope)
+
+    def exit_fixture(self) -> None:
+        self._fixture_scopes.pop()
+
+    def stop(self, *, wide: bool = False, grace: float | None = None) -> list[str]:
+        """Stop the test's processes that still run (with *wide*: every one); one line for each stopped.
+
+        Each gets *grace* seconds (default :data:`GRACE_SECONDS`) to exit after it is terminated.
+        """
+        grace = GRACE_SECONDS if grace is None else grace
+        lines = []
+        keep = []
+        for started in self._started:
+            if started.wide and not wide:
+                keep.append(started)
+                continue
+            if started.process.poll() is None:
+                lines.append(_stop(started, grace))
+        self._started = keep
+        return lines
+
+
+def _stop(started: Started, grace: float) -> str:
+    process = started.process
+    command = subprocess.list2cmdline(started.argv)
+    _signal_group(process, kill=False)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(process, kill=True)
+        process.wait()
+        how = f"killed after it ignored termination for {grace:g}s"
+    else:
+        how = "terminated"
+    # The group may still hold children of a process that exited on its own: they go too.
+    _signal_group(process, kill=True)
+    _close_pipes(process)
+    return f"pid {process.pid} still running at the end, {how}: {command}"
+
+
+def _signal_group(process: subprocess.Popen[Any], *, kill: bool) -> None:
+    if sys.platform == "win32":
+        if kill:
+            # taskkill /T takes the whole tree, which TerminateProcess does not.
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True, check=False)
+        else:
+            with contextlib.suppress(OSError):
+                process.send_signal(signal.CTRL_BREAK_EVENT)
+        return
+    # start_new_session made the process its group's leader, so its pid names the group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+
+
+def _close_pipes(process: subprocess.Popen[Any]) -> None:
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+#: The processes of this pytest process; the plugin stops them at the end of tests and of the session.
+PROCESSES = Processes()
