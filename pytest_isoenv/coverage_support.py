@@ -70,11 +70,9 @@ def host_coverage_version() -> str | None:
 
 def session_measures(config: pytest.Config) -> bool:
     """Whether this pytest process measures coverage: pytest-cov's ``--cov``, or started by ``coverage run``."""
-    if host_coverage_version() is None:
-        return False
-    import coverage
-
-    if coverage.Coverage.current() is not None:
+    # Not imported means not measuring here (coverage run and pytest-cov import it first): stay cheap.
+    coverage = sys.modules.get("coverage")
+    if coverage is not None and getattr(coverage, "Coverage", None) is not None and coverage.Coverage.current():
         return True
     # An xdist worker starts pytest-cov's measurement only at session start, after the plugin is configured.
     return (

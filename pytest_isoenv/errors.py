@@ -22,6 +22,18 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.splitlines()) or "    <empty>"
 
 
+def in_test(message: str, where: str | None) -> str:
+    """*message* with the test it happened in named at the end of its first line.
+
+    What went wrong comes first: pytest names the test in its report already,
+    and its short summary keeps only the start of the first line.
+    """
+    if not where:
+        return message
+    first, newline, rest = message.partition("\n")
+    return f"{first} (in {where}){newline}{rest}"
+
+
 class IsoEnvError(Exception):
     """Base class of every error pytest-isoenv raises."""
 
@@ -41,8 +53,7 @@ class SpecError(IsoEnvError, ValueError):
         self.problem = problem
         self.where = where
         self.fix = fix
-        message = f"{where}: {problem}" if where else problem
-        super().__init__(f"{message}. {fix}" if fix else message)
+        super().__init__(in_test(f"{problem}. {fix}" if fix else problem, where))
 
 
 class CacheError(IsoEnvError):
@@ -79,7 +90,7 @@ class BuildError(IsoEnvError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        lines = [f"{self.where}: {self.what}" if self.where else self.what]
+        lines = [in_test(self.what, self.where)]
         if self.cmd is not None:
             lines.append(f"  command: {subprocess.list2cmdline(self.cmd)}")
         if self.returncode is not None:
@@ -105,11 +116,13 @@ class InterpreterNotFound(IsoEnvError):
         self.looked_in = list(looked_in)
         self.where = where
         places = ", ".join(self.looked_in) or "nowhere"
-        prefix = f"{where}: " if where else ""
         super().__init__(
-            f"{prefix}no Python interpreter matches {spec!r} (looked in: {places}). "
-            "Install it, put it on PATH, or pass its path as python=...; "
-            "`pytest --isoenv-pythons` lists the interpreters found"
+            in_test(
+                f"no Python interpreter matches {spec!r} (looked in: {places}). "
+                "Install it, put it on PATH, or pass its path as python=...; "
+                "`pytest --isoenv-list-pythons` lists the interpreters found",
+                where,
+            )
         )
 
 
@@ -122,7 +135,7 @@ class CommandNotFound(IsoEnvError, FileNotFoundError):
 
     A bare name that is no script of the env (unless ``external=True`` asked for
     the host's program), or a program found neither in the env nor on the host.
-    :attr:`scripts` lists what the env has.
+    ``scripts`` lists the scripts the env has.
     """
 
     def __init__(

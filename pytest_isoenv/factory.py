@@ -15,11 +15,13 @@ from . import warm
 from .cache import Cache, Lease, Notify, Record
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
-from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError
+from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
 from .privatecopy import copy_env
+from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
 from .spec import EnvSpec, PathArg, compute_key
+from .workers import cpu_count
 
 if TYPE_CHECKING:
     from .coverage_support import Measurement
@@ -43,13 +45,42 @@ class Settings:
     """Which versions installers pick (``--isoenv-resolution``)."""
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One env a session built or failed to build, as the terminal summary names it."""
+
+    description: str
+    python: str
+    installer: str
+    seconds: float
+
+
 @dataclass
 class Stats:
-    """What a session did with envs, for the terminal summary."""
+    """What a session did with envs, by key, for the terminal summary.
+
+    *reused* holds only envs built before this run: an env another test or
+    xdist worker of the same run built is counted once, as built.
+    """
 
     reused: set[str] = field(default_factory=set)
-    built: dict[str, tuple[str, float]] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    built: dict[str, Outcome] = field(default_factory=dict)
+    failed: dict[str, Outcome] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data, as an xdist worker sends it to the controller."""
+        return {
+            "reused": sorted(self.reused),
+            "built": {key: dataclasses.asdict(outcome) for key, outcome in self.built.items()},
+            "failed": {key: dataclasses.asdict(outcome) for key, outcome in self.failed.items()},
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add what another process of the same run (an xdist worker) did, from :meth:`to_json`."""
+        self.built.update({key: Outcome(**value) for key, value in data["built"].items()})
+        self.failed.update({key: Outcome(**value) for key, value in data["failed"].items()})
+        self.reused.update(data["reused"])
+        self.reused.difference_update(self.built)
 
 
 class IsoEnvFactory:
@@ -92,7 +123,6 @@ class IsoEnvFactory:
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
-        self._deferred_warnings: dict[str, list[str]] = {}
         #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
 
@@ -183,11 +213,6 @@ class IsoEnvFactory:
         env = self._shared.get(spec)
         if env is None:
             env = self._shared[spec] = self._shared_env(spec)
-        # What pre-building this env warned about belongs to the first test that uses it, as it would
-        # without pre-building (a warning outside any test would stop the whole run under -W error).
-        for message in self._deferred_warnings.pop(env.key, ()):
-            if self._warn is not None:
-                self._warn(message)
         if (env.spec.warm, env.spec.preload) != (spec.warm, spec.preload):
             env = env.handed_out_as(spec)  # the same env, its programs run warm or not as this spec asks
         return env
@@ -252,7 +277,7 @@ class IsoEnvFactory:
 
     def _located(self, exc: CacheError) -> CacheError:
         """*exc* with the test it happened in named first (cache errors do not know it)."""
-        return CacheError(f"{self.current_test}: {exc}") if self.current_test else exc
+        return CacheError(in_test(str(exc), self.current_test)) if self.current_test else exc
 
     def prebuild(
         self,
@@ -267,9 +292,9 @@ class IsoEnvFactory:
         on installer subprocesses). *progress* is told one line per env built. Best effort:
         an env another process is building is left to it, and tests wait for
         it when they need it; a spec that cannot be resolved and an env that
-        fails to build are reported by each test that needs them. What a build
-        warns about (a broken entry rebuilt) is told to *progress* at once, and
-        warned about in the set-up of the first test that uses the env.
+        fails to build are reported by each test that needs them. A repair (a
+        broken entry rebuilt) is told to the factory's *warn* callback, or else
+        to *progress*, from this thread.
         """
         self.current_test = None
         todo: dict[str, EnvSpec] = {}
@@ -283,7 +308,7 @@ class IsoEnvFactory:
         if not todo:
             return
         say = progress or (lambda message: None)
-        workers = max(1, min(len(todo), jobs or os.cpu_count() or 1))
+        workers = max(1, min(len(todo), jobs or cpu_count()))
         say(f"building {len(todo)} env(s) before the tests, {workers} at a time")
         # Keys, interpreters and installers are worked out above, in this thread; builds touch only their key.
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="isoenv-build")
@@ -295,8 +320,7 @@ class IsoEnvFactory:
                 outcome, seconds, warned = future.result()
                 say(f"[{done}/{len(todo)}] {outcome} {what} in {seconds:.1f}s")
                 for message in warned:
-                    say(f"  {message}")
-                self._deferred_warnings.setdefault(key, []).extend(warned)
+                    (self._warn or say)(message)
         except BaseException:
             # Interrupted (Ctrl-C): stop the running installers rather than wait for them, and wait only for
             # their builds to remove what they had made, so that nothing half-built is left or published.
@@ -317,7 +341,13 @@ class IsoEnvFactory:
             outcome = "failed to build (the tests that need it report why):"
         else:
             self._shared[spec] = env
-            outcome = "built" if env.key in self.stats.built else "reused"
+            outcome = (
+                "built"
+                if env.key in self.stats.built
+                else "reused"
+                if env.key in self.stats.reused
+                else "built by another worker of this run:"
+            )
         return outcome, time.monotonic() - started, warned
 
     def _missing(self, key: str) -> bool:
@@ -333,6 +363,7 @@ class IsoEnvFactory:
         self._ensure_cache()
         self.lease.add(key, notify=self._notify)
         what = f"env ({spec.describe()})"
+        started = time.monotonic()
         try:
             record, built = self.cache.get_or_build(
                 key,
@@ -347,17 +378,21 @@ class IsoEnvFactory:
         except BuildError as exc:
             exc = exc.for_test(where) if where else exc
             self._failed[key] = exc
-            self.stats.failed[key] = spec.describe()
+            self.stats.failed[key] = self._outcome(spec, time.monotonic() - started)
             raise exc from None
         except CacheError as exc:
             raise self._located(exc) from None
         if built:
-            # With a Python matrix one requirement set is several envs: say which interpreter each is on.
-            self.stats.built[key] = (f"{spec.describe()} on {self.interpreter(spec).label}", record.build_seconds)
-        else:
+            self.stats.built[key] = self._outcome(spec, record.build_seconds)
+        elif key not in self.stats.built and record.run_id != self.settings.run_id:
+            # An env another worker of this run built is that worker's to count.
             self.stats.reused.add(key)
         self._records[key] = record
         return self._env_from_paths(record.path, record.data, key, spec)
+
+    def _outcome(self, spec: EnvSpec, seconds: float) -> Outcome:
+        # With a Python matrix one requirement set is several envs: the interpreter tells them apart.
+        return Outcome(spec.describe(), self.interpreter(spec).label, self.installer(spec).name, seconds)
 
     def check_shared(self, where: str) -> None:
         """After a test: if a shared env handed out this session was changed, throw it away and rebuild it.
@@ -381,7 +416,7 @@ class IsoEnvFactory:
                 continue
             del self._shared[spec]
             warm.stop(env.python)  # it may have imported what the test changed
-            error = f"{where} changed the shared env ({spec.describe()}) [{env.key[:12]}]: {problem}"
+            error = f"the shared env ({spec.describe()}) [{env.key[:12]}] was changed by {where}: {problem}"
             try:
                 self._shared[spec] = self._shared_env(spec)
                 error += ". It was thrown away and rebuilt, as other tests reuse it"
@@ -398,6 +433,13 @@ class IsoEnvFactory:
         """A changeable env made from the cached shared env of *spec* (built first if need be), not from the index."""
         if self.private_root is None:
             raise RuntimeError("private envs need a folder: pass private_root to IsoEnvFactory")
+        unsupported = private_envs_unsupported()
+        if unsupported:
+            raise SpecError(
+                unsupported,
+                where=self.current_test,
+                fix="Use a shared env, or skip the test on Windows (see the Windows and macOS page of the docs)",
+            )
         shared = self.env(dataclasses.replace(spec, private=False))
         path = self.private_root() / "env"
         # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
@@ -428,8 +470,9 @@ class IsoEnvFactory:
         log.parent.mkdir(parents=True, exist_ok=True)
         header = f"building {spec.describe()} with {installer.name} on {interpreter.executable}"
         log.write_text(f"# pytest-isoenv: {header}\n", encoding="utf-8")
-        if self._echo is not None:
-            self._echo(f"{header} (log: {log})")
+        echo = self._labelled_echo(f"{spec.describe()} {interpreter.label}")
+        if echo is not None:
+            echo(f"{header} (log: {log})")
         started = time.monotonic()
         installs = spec if self.coverage is None else self.coverage.install_spec(spec, interpreter)
         python = installer.build(
@@ -439,7 +482,7 @@ class IsoEnvFactory:
             self.settings.index.for_spec(spec),
             log=log,
             environ=host_environ(),
-            echo=self._echo,
+            echo=echo,
         )
         built = time.monotonic()
         venv_paths = dict(interpreter.venv_paths)
@@ -488,6 +531,14 @@ class IsoEnvFactory:
             "timings": {"build": round(built - started, 3), "total": round(time.monotonic() - started, 3)},
         }
 
+    def _labelled_echo(self, label: str) -> Echo | None:
+        """The echo callback with each line labelled by the env it belongs to: builds run in parallel."""
+        echo = self._echo
+        if echo is None:
+            return None
+        label = label if len(label) <= 40 else label[:39] + "…"
+        return lambda line: echo(f"[{label}] {line}")
+
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
         spec = self.spec(requirements, session=False, editable=list(editable))
         self.installer(env.spec).install(
@@ -496,5 +547,5 @@ class IsoEnvFactory:
             self.settings.index.for_spec(env.spec),
             log=env.path.with_name(f"{env.path.name}.log"),
             environ=env.environ,
-            echo=self._echo,
+            echo=self._labelled_echo(f"private {env.spec.describe()}"),
         )

@@ -18,8 +18,11 @@ from .cache import KEY_LENGTH, Cache, Entry, Pruned, format_age, format_size
 from .errors import CacheError, InterpreterNotFound, IsoEnvError
 from .factory import IsoEnvFactory
 from .spec import EnvSpec
+from .workers import worker_id
 
 COMMANDS = ("list", "prune", "clear")
+#: The commands that run no tests, by option name: they work without the project's conftest files.
+NO_TEST_COMMANDS = (*COMMANDS, "list_pythons")
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
 
 def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) -> str | None:
     """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
-    if not policy.auto or getattr(config, "workerinput", None) is not None or not factory.cache.envs_dir.is_dir():
+    if not policy.auto or worker_id(config) is not None or not factory.cache.envs_dir.is_dir():
         return None
     # xdist workers share the run id: their leases are this run's, not another process's.
     others = [lease for lease in factory.cache.leases() if lease.run_id != factory.settings.run_id]
@@ -140,6 +143,14 @@ def plan_lines(
     factory: IsoEnvFactory, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
 ) -> list[str]:
     """The ``--isoenv-plan`` report: each env the ``isoenv`` fixture of *items* needs, and a key over them all."""
+    uses, errors = plan_uses(factory, items, spec_of)
+    return _plan_table(factory, uses, errors)
+
+
+def plan_uses(
+    factory: IsoEnvFactory, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
+) -> tuple[dict[str, list[EnvSpec]], list[str]]:
+    """The envs *items* need, by key, each with the specs that ask for it; and a line per test that cannot say."""
     uses: dict[str, list[EnvSpec]] = {}
     errors: list[str] = []
     factory_tests = 0
@@ -154,6 +165,20 @@ def plan_lines(
             errors.append(f"  skipped: {str(exc).splitlines()[0]}")
         except IsoEnvError as exc:
             errors.append(f"  error: {str(exc).splitlines()[0]}")
+    if factory_tests:
+        errors.append(
+            f"  not listed: the envs that {factory_tests} test(s) make with isoenv_factory.get(), in the test or "
+            "its fixtures, are known only when they run (the plan key does not cover them)"
+        )
+    return uses, errors
+
+
+def plan_key(uses: Iterable[str]) -> str:
+    """The plan key: a hash of the keys of the envs a run needs, for the key of a CI cache."""
+    return hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
+
+
+def _plan_table(factory: IsoEnvFactory, uses: dict[str, list[EnvSpec]], errors: list[str]) -> list[str]:
     rows, cached = [], 0
     for key, specs in uses.items():
         spec = specs[0]
@@ -171,13 +196,7 @@ def plan_lines(
         f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
         f"{cached} cached, {len(uses) - cached} to build"
     )
-    plan_key = hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
-    if factory_tests:
-        errors.append(
-            f"  not listed: the envs that {factory_tests} test(s) make with isoenv_factory.get(), in the test or "
-            "its fixtures, are known only when they run (the plan key does not cover them)"
-        )
-    return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key}"]
+    return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key(uses)}"]
 
 
 def _uses_factory(item: pytest.Item) -> bool:

@@ -3,7 +3,7 @@
 The Python matrix
 -----------------
 
-The session's list (``--isoenv-python`` / ``isoenv_python``) is the set of
+The session's list (``--isoenv-pythons`` / ``isoenv_pythons``) is the set of
 Pythons a run may use. A test's marker ``python=`` narrows it to the
 interpreters that satisfy the marker. A test whose marker matches none of them
 is skipped with a reason rather than run on an interpreter the run did not ask
@@ -113,10 +113,8 @@ def params_for(
     chosen = [spec for spec in session if any(covers(spec, want) for want in wanted)]
     if chosen:
         return [PythonParam(spec, spec_label(spec)) for spec in chosen]
-    reason = (
-        f"{where} asks for python={marker!r}, which none of this run's Pythons satisfy "
-        f"(--isoenv-python: {', '.join(session)})"
-    )
+    # The test id is left out: pytest shows it with the reason, and folds identical reasons into one line.
+    reason = f"python={marker!r} is none of this run's Pythons (--isoenv-pythons={','.join(session)})"
     return [PythonParam(spec, spec_label(spec), skip=reason) for spec in wanted]
 
 
@@ -132,7 +130,7 @@ def report(discovery: Discovery, installer: Installer, session: Sequence[str]) -
     notes = [(i, installer.unsupported(i)) for i in found]
     lines += [f"  {i.label} at {i.executable}: {note}" for i, note in notes if note]
     if session:
-        lines.append("--isoenv-python selects:")
+        lines.append("--isoenv-pythons selects:")
         lines += [f"  {spec}: {describe(discovery, spec)}" for spec in session]
     return lines
 

@@ -6,6 +6,7 @@ The reference docs build their option table from :data:`OPTIONS`, so what
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -118,12 +119,18 @@ OPTIONS: tuple[Option, ...] = (
         kind="command",
     ),
     Option(
-        "python",
-        "Run each test that uses isoenv once per interpreter spec (3.12, py312, pypy3.10, 3.13t, >=3.11, or a "
-        "path); give several comma-separated, as repeated flags, or one per ini line",
+        "plan_key",
+        "Print only the plan key of the selected tests (as --isoenv-plan computes it) and exit without running "
+        "them; nothing else is written to stdout",
+        kind="command",
+    ),
+    Option(
+        "pythons",
+        "The Pythons this run tests on: each test that uses isoenv runs once per interpreter spec (3.12, py312, "
+        "pypy3.10, 3.13t, >=3.11, or a path); comma-separated, repeated flags, or one per ini line",
         kind="linelist",
         default=(),
-        metavar="SPEC",
+        metavar="SPECS",
     ),
     Option(
         "strict_python",
@@ -131,7 +138,7 @@ OPTIONS: tuple[Option, ...] = (
         kind="bool",
         default=False,
     ),
-    Option("pythons", "List the Python interpreters found, and where, then exit", kind="command"),
+    Option("list_pythons", "List the Python interpreters found, and where, then exit", kind="command"),
     Option(
         "with",
         "A requirement every env gets, in place of its own requirement of the same name (repeatable; one per "
@@ -224,3 +231,30 @@ def cache_dir(config: pytest.Config) -> Path:
     # A relative ini value means the same place wherever pytest is started from.
     base = config.rootpath if not config.getoption("isoenv_cache_dir") and not os.environ.get(CACHE_DIR_ENV) else Path()
     return Path(os.path.abspath(base / path))
+
+
+def misread_path_option(config: pytest.Config) -> str | None:
+    """What went wrong if pytest took the rootdir from a path option's value given as a separate argument.
+
+    pytest finds the rootdir before it knows the plugin's options, so in
+    ``--isoenv-cache-dir PATH`` it counts ``PATH`` as a test path: an existing
+    one moves the rootdir, and with it every relative path in markers. Seen
+    where it shows: the rootdir holds ``PATH``, is not where pytest was
+    started and has no configuration file of its own.
+    """
+    args = [str(arg) for arg in config.invocation_params.args]
+    rootpath, invocation = config.rootpath, config.invocation_params.dir
+    if rootpath == invocation or (config.inipath is not None and config.inipath.parent == rootpath):
+        return None
+    for option in OPTIONS:
+        if option.metavar is None:
+            continue
+        for flag, value in itertools.pairwise(args):
+            path = Path(os.path.abspath(invocation / os.path.expanduser(value)))
+            if flag == option.flag and path.exists() and path.is_relative_to(rootpath):
+                return (
+                    f"the rootdir {str(rootpath)!r} is where pytest found {value!r}: it reads its rootdir before "
+                    f"it knows this plugin's options, so {option.flag} {value} counted as a test path. "
+                    f"Write {option.flag}={value} (one argument)"
+                )
+    return None

@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Generator
 from typing import Any
 
 import pytest
 
-from . import manage, matrix, options, warm
+from . import manage, matrix, options, warm, workers
 from .background import PROCESSES
-from .cache import Notify
 from .coverage_support import Measurement, host_coverage_version, session_measures
 from .env import IsolatedEnv
-from .errors import InterpreterNotFound, IsoEnvError, IsoEnvWarning, SharedEnvError, SpecError
+from .errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings
 from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
+from .reporting import WORKEROUTPUT_KEY, Reporter, installer_note
 from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 FACTORY = pytest.StashKey[IsoEnvFactory]()
 POLICY = pytest.StashKey[manage.Policy]()
 PRUNED = pytest.StashKey[str]()
-#: The run's Python matrix (``--isoenv-python``), as specs.
+#: The run's Python matrix (``--isoenv-pythons``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
-NOTIFY = pytest.StashKey[Notify]()
+REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
 #: Lines for the terminal summary about the coverage of env processes (problems merging their data).
 COVERAGE_LINES = pytest.StashKey[list[str]]()
@@ -45,27 +43,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """A command that runs no tests works from a project whose ``conftest.py`` files cannot be imported here.
+
+    They would be imported before ``pytest_cmdline_main`` runs the command; it
+    needs none of them, so they are skipped as ``--noconftest`` skips them.
+    """
+    namespace = early_config.known_args_namespace
+    if any(getattr(namespace, f"isoenv_{name}", False) for name in manage.NO_TEST_COMMANDS):
+        namespace.noconftest = True
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
-    capman = config.pluginmanager.getplugin("capturemanager")
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-
-    def write(prefix: str, message: str) -> None:
-        reporter = config.pluginmanager.getplugin("terminalreporter")
-        if capman is None:
-            return
-        with capman.global_and_fixture_disabled():
-            if workerinput is not None:
-                # An xdist worker's terminal output is dropped, but its stderr is the controller's: say it there.
-                sys.stderr.write(f"{prefix} [{workerinput['workerid']}] {message}\n")
-                sys.stderr.flush()
-            elif reporter is not None:
-                reporter.write_line(f"{prefix} {message}")
-
-    def notify(message: str) -> None:
-        write("isoenv:", message)
-
-    config.stash[NOTIFY] = notify
+    reporter = config.stash[REPORTER] = Reporter(config)
     # A session run in-process by another (pytester) stops only the warm interpreters it started.
     config.stash[WARM_BEFORE] = warm.servers()
     config.stash[POLICY] = manage.Policy.from_config(config)
@@ -73,10 +65,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
     config.stash[FACTORY] = IsoEnvFactory(
         settings_from_config(config),
-        notify=notify,
-        warn=lambda message: warnings.warn(IsoEnvWarning(message), stacklevel=1),
+        notify=reporter.progress,
+        # A repair is not the fault of the test that meets it: it is said in the output, not warned about.
+        warn=reporter.repaired,
         # -v streams installer output; otherwise it only goes to the build's log.
-        echo=(lambda line: write("isoenv|", line)) if config.get_verbosity() > 0 else None,
+        echo=reporter.echo if config.get_verbosity() > 0 else None,
         coverage=measurement,
     )
     if measurement is not None:
@@ -95,20 +88,28 @@ def measurement_from_config(config: pytest.Config) -> Measurement | None:
 
 
 def session_pythons(config: pytest.Config) -> list[str]:
-    """The specs of ``--isoenv-python`` (paths against the invocation dir) or else of ``isoenv_python`` (rootdir)."""
-    from_flags = config.getoption("isoenv_python")
+    """The specs of ``--isoenv-pythons`` (paths against the invocation dir) or else of ``isoenv_pythons`` (rootdir)."""
+    from_flags = config.getoption("isoenv_pythons")
     base = config.invocation_params.dir if from_flags else config.rootpath
     try:
-        return matrix.split_specs(from_flags or config.getini("isoenv_python"), base)
+        return matrix.split_specs(from_flags or config.getini("isoenv_pythons"), base)
     except IsoEnvError as exc:
-        raise pytest.UsageError(f"--isoenv-python / isoenv_python: {exc}") from None
+        raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     code = manage.run_command(config)
-    if code is not None or not config.getoption("isoenv_pythons"):
+    if code is not None:
         return code
+    if config.getoption("isoenv_plan_key"):
+        # Collection only, in this process (xdist does not distribute a collect-only run), and stdout
+        # is the key alone: the terminal reporter is not started.
+        config.option.collectonly = True
+        config.pluginmanager.set_blocked("terminalreporter")
+        return None
+    if not config.getoption("isoenv_list_pythons"):
+        return None
     factory = IsoEnvFactory(settings_from_config(config))
     try:
         lines = matrix.report(factory.discovery, factory.installer(factory.spec(())), session_pythons(config))
@@ -176,7 +177,7 @@ def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
 
 def settings_from_config(config: pytest.Config) -> Settings:
     """The session's :class:`Settings`, read from flags and ini keys."""
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    workerinput = workers.workerinput(config)
     lock_timeout = options.get(config, "lock_timeout")
     try:
         timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
@@ -226,8 +227,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     installer = config.stash[FACTORY].settings.installer
     settings = config.stash[FACTORY].settings
     label, warnings = installer_notes(installer)
-    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}"]
+    # A plain "pip" from auto means uv is not installed (else the label says why auto passed it over).
+    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}{installer_note(installer, label)}"]
     lines += [f"isoenv: warning: {warning}" for warning in warnings]
+    misread = options.misread_path_option(config)
+    if misread:
+        lines.append(f"isoenv: {misread}")
     unavailable = warm.unavailable()
     if unavailable is not None:
         lines.append(f"isoenv: {unavailable}: warm=True envs run every call as a plain subprocess")
@@ -246,9 +251,18 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
+    factory = config.stash[FACTORY]
+    if workers.worker_id(config) is not None:
+        return
+    if config.getoption("isoenv_plan_key"):
+        if session.testsfailed:
+            sys.stderr.write("isoenv: collection failed, so there is no plan key; run without --isoenv-plan-key\n")
+        else:
+            uses, _ = manage.plan_uses(factory, session.items, lambda item: marker_spec(factory, item))
+            sys.stdout.write(manage.plan_key(uses) + "\n")
+            sys.stdout.flush()
     reporter = config.pluginmanager.getplugin("terminalreporter")
-    if config.getoption("isoenv_plan") and reporter is not None and not hasattr(config, "workerinput"):
-        factory = config.stash[FACTORY]
+    if config.getoption("isoenv_plan") and reporter is not None:
         for line in manage.plan_lines(factory, session.items, lambda item: marker_spec(factory, item)):
             reporter.write_line(line)
 
@@ -296,9 +310,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
                 specs.append(marker_spec(factory, item))
     # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    jobs = max(1, (os.cpu_count() or 1) // int(workerinput["workercount"])) if workerinput else None
-    factory.prebuild(specs, progress=config.stash[NOTIFY], jobs=jobs)
+    factory.prebuild(specs, progress=config.stash[REPORTER].progress, jobs=workers.build_jobs(config))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -365,13 +377,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     pytest.fail(error, pytrace=False)
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    stats = config.stash[FACTORY].stats
-    if stats.reused or stats.built or stats.failed:
-        built = ", ".join(f"{what} in {seconds:.1f}s" for what, seconds in stats.built.values())
-        line = f"isoenv: {len(stats.reused)} env(s) reused, {len(stats.built)} built"
-        line += f" ({built})" if built else ""
-        line += f", {len(stats.failed)} failed" if stats.failed else ""
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    for line in config.stash[REPORTER].summary_lines(config.stash[FACTORY].stats):
         terminalreporter.write_line(line)
     if PRUNED in config.stash:
         terminalreporter.write_line(config.stash[PRUNED])
@@ -409,7 +416,7 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 def isoenv_python(request: pytest.FixtureRequest) -> str | None:
     """The ``python=`` spec the test's ``isoenv`` env is built on, when the Python matrix chose it.
 
-    Set when the run lists Pythons (``--isoenv-python``) or the test's marker
+    Set when the run lists Pythons (``--isoenv-pythons``) or the test's marker
     lists several (``python=["3.12", "3.13"]``); the test then runs once per
     interpreter, with ids such as ``test_x[py3.12]``. ``None`` otherwise.
     """
@@ -452,7 +459,10 @@ def isoenv(
     except InterpreterNotFound as exc:
         problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
         if not strict:
-            pytest.skip(problem)
+            # Said once in the summary, with where it was looked for; each test gets a short reason, at the
+            # test's location as a skip mark's is, so that pytest folds the identical reasons into one line.
+            reason = request.config.stash[REPORTER].missing_python(exc)
+            raise pytest.skip.Exception(reason, _use_item_location=True) from None
         problem += " (--isoenv-strict-python)"
     except IsoEnvError as exc:
         problem = str(exc)
@@ -480,27 +490,23 @@ class CoverageHooks:
 
 
 class XdistHooks:
-    """Hooks that only matter under pytest-xdist: a worker's env statistics reach the controller's summary."""
+    """Hooks that only matter under pytest-xdist: workers' progress and summaries reach the controller."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """In the controller, before a worker starts: the channel its progress lines come back on."""
+        workers.open_progress_channel(node, self.config.stash[REPORTER].write_line)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:
             stats = self.config.stash[FACTORY].stats
-            workeroutput["isoenv_stats"] = {
-                "reused": sorted(stats.reused),
-                "built": {k: list(v) for k, v in stats.built.items()},
-                "failed": stats.failed,
-            }
+            workeroutput[WORKEROUTPUT_KEY] = self.config.stash[REPORTER].to_workeroutput(stats)
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        data = getattr(node, "workeroutput", {}).get("isoenv_stats")
+        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if data:
-            stats = self.config.stash[FACTORY].stats
-            stats.built.update({k: (v[0], v[1]) for k, v in data["built"].items()})
-            stats.failed.update(data["failed"])
-            stats.reused.update(data["reused"])
-            stats.reused.difference_update(stats.built)
+            self.config.stash[REPORTER].merge(data, self.config.stash[FACTORY].stats)

@@ -24,11 +24,27 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from .cache import RECORD_NAME
 
 _METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link")
+
+
+def unsupported() -> str | None:
+    """Why private envs cannot be made by copying on this platform, or ``None`` where they can.
+
+    On Windows the scripts are ``.exe`` launchers that embed the interpreter's
+    path (uv's store its length too), so rewriting them byte by byte breaks
+    them; and a hard-linked file a running process holds cannot be replaced.
+    """
+    if sys.platform == "win32":
+        return (
+            "private envs are not available on Windows: they are copies of the cached env with its paths "
+            "rewritten, and the .exe launchers in Scripts cannot be rewritten safely"
+        )
+    return None
 
 
 def copy_env(source: Path, target: Path, *, bin_dir: Path, site_packages: Path) -> None:

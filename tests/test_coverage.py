@@ -161,3 +161,28 @@ def test_covered_under_coverage_run(pytester: pytest.Pytester, covdemo: Path) ->
     report = pytester.run(sys.executable, "-m", "coverage", "report", "-m")
     assert report.ret == 0, report.stdout.str()
     assert_measured(report.stdout.str(), source / "__init__.py")
+
+
+@pytest.mark.slow
+def test_a_background_process_stopped_at_the_end_of_its_test_is_measured(
+    pytester: pytest.Pytester, covdemo: Path
+) -> None:
+    pytester.makepyfile(
+        test_server=f"""
+        import subprocess
+        import pytest
+
+        SERVER = "import covdemo, time; covdemo.classify(-1); print('up', flush=True); time.sleep(120)"
+
+        @pytest.mark.isoenv(editable=[{str(covdemo)!r}])
+        def test_leaves_it_running(isoenv):
+            proc = isoenv.popen("python", "-c", SERVER, stdout=subprocess.PIPE, text=True)
+            assert proc.stdout.readline() == "up\\n"
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--cov={covdemo / 'covdemo'}", "--cov-report=term-missing", "-rA")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["pid * still running at the end, terminated: *"])
+    row = report_line(result.stdout.str(), "covdemo/__init__.py")
+    # Terminated, it saved its data (sigterm = true): lines 1, 2, 4 and 5 ran, 3 and 6 did not.
+    assert row[1:] == ["6", "2", "67%", "3, 6"]

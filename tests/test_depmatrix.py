@@ -24,6 +24,8 @@ INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
 
 MakeProject = Callable[..., Path]
 WHERE = "tests/test_x.py::test_y"
+#: How an error names the test it happened in: at the end of its first line.
+IN_WHERE = re.escape(f"(in {WHERE})")
 
 
 def lit(text: str) -> str:
@@ -94,7 +96,7 @@ def test_an_alternative_of_several_requirements_and_editable_alternatives() -> N
 
 @pytest.mark.parametrize("args", [[[]], ["a", ()], [["a", []]]])
 def test_an_empty_list_of_alternatives_is_an_error_naming_the_test(args: list[object]) -> None:
-    with pytest.raises(SpecError, match=re.escape(WHERE) + ": the isoenv marker('s alternatives| has an empty)"):
+    with pytest.raises(SpecError, match="^the isoenv marker('s alternatives| has an empty).* " + IN_WHERE):
         dependency_cells(args, {}, WHERE)
     with pytest.raises(SpecError, match=re.escape(WHERE)):
         choose(args, {}, None, WHERE)
@@ -128,7 +130,7 @@ def test_extras_of_local_and_editable_projects(tmp_path: Path, make_project: Mak
 
 def test_bad_extras_and_a_missing_path_with_extras_are_errors(tmp_path: Path, make_project: MakeProject) -> None:
     make_project("proj")
-    with pytest.raises(SpecError, match=re.escape(f"{WHERE}: './proj[a b]' names extras that are not extra names")):
+    with pytest.raises(SpecError, match="^" + re.escape("'./proj[a b]' names extras that are not extra names")):
         spec("./proj[a b]", rootdir=tmp_path)
     with pytest.raises(SpecError, match=r"editable path 'nope' does not exist"):
         spec(editable=["nope[cli]"], rootdir=tmp_path)
@@ -173,7 +175,7 @@ def test_groups_resolve_includes_and_are_keyed_by_content(tmp_path: Path) -> Non
 )
 def test_bad_groups_are_errors_naming_the_test(tmp_path: Path, groups: str, asked: str, message: str) -> None:
     write_groups(tmp_path, groups)
-    with pytest.raises(SpecError, match=re.escape(WHERE) + ": .*" + message):
+    with pytest.raises(SpecError, match=message + ".* " + IN_WHERE):
         spec(groups=[asked], rootdir=tmp_path)
 
 
@@ -230,7 +232,7 @@ def test_pip_refuses_a_resolution_other_than_highest(
     factory = make_factory(installer="pip", resolution="lowest-direct")
     factory.current_test = WHERE
     with pytest.raises(
-        SpecError, match=re.escape(f"{WHERE}: --isoenv-resolution lowest-direct needs the uv installer")
+        SpecError, match="^" + re.escape("--isoenv-resolution lowest-direct needs the uv installer: ") + ".*" + IN_WHERE
     ):
         factory.key(factory.spec(("gamma",)))
 
@@ -290,7 +292,9 @@ def test_an_empty_list_fails_only_its_test(matrix_pytester: pytest.Pytester) -> 
     result = matrix_pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["*test_an_empty_list_fails_only_its_test.py::test_empty: the isoenv marker has an empty list of alternatives*"]
+        [
+            "the isoenv marker has an empty list of alternatives* (in *test_an_empty_list_fails_only_its_test.py::test_empty)"
+        ]
     )
 
 
@@ -485,7 +489,7 @@ def test_per_env_find_links(pytester: pytest.Pytester, versions: Path) -> None:
     )
     result = pytester.runpytest("-rf")
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*test_without*installing gamma failed*"])
+    result.stdout.fnmatch_lines(["*installing gamma failed (in *test_without)*"])
 
 
 @pytest.fixture
@@ -541,7 +545,7 @@ def test_the_python_matrix_crosses_and_factory_envs_follow_it(
             pass
         """.replace("\n        ", "\n")
     )
-    result = matrix_pytester.runpytest("--isoenv-python", f"{low},{high}", "-v", "-p", "no:randomly")
+    result = matrix_pytester.runpytest("--isoenv-pythons", f"{low},{high}", "-v", "-p", "no:randomly")
     result.assert_outcomes(passed=5, errors=2)
     result.stdout.fnmatch_lines(
         [lit(f"*::test_cell[py{p}-gamma=={v}.*] PASSED*") for p in (low, high) for v in (1, 2)], consecutive=False
@@ -557,7 +561,7 @@ def test_the_python_matrix_crosses_and_factory_envs_follow_it(
     result.stdout.fnmatch_lines([f"  py{high}  * 0 passed, 0 failed, 0 skipped, 1 error"])
 
     # Made first by a test on the matrix, a session fixture's get() without python= is refused at once.
-    first = matrix_pytester.runpytest("--isoenv-python", low, "-k", "in_the_matrix")
+    first = matrix_pytester.runpytest("--isoenv-pythons", low, "-k", "in_the_matrix")
     first.assert_outcomes(errors=1)
     first.stdout.fnmatch_lines(
         [

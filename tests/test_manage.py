@@ -333,7 +333,7 @@ def test_session_end_prunes_old_envs_but_never_its_own(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* MB freed)*"])
     assert [entry.name for entry in Cache(cache_dir).entries()] == [built["two"].path.name]
-    assert "1 env(s) reused, 0 built" in result.stdout.str()
+    assert "isoenv: 1 env reused from earlier runs, none built" in result.stdout.str()
 
 
 @pytest.mark.slow
@@ -413,9 +413,9 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
             f"  to build  ????????????????????  py3.*  {installer_name}  highest  alpha * (2 tests)",
             f"  to build  ????????????????????  py3.*  {installer_name}  highest  (no packages)  (1 test)",
             f"  to build  ????????????????????  py3.*  {installer_name}  highest  clitool * (1 test, private)",
-            "  error: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad: invalid requirement *",
-            "  skipped: test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_no_such_python: "
-            "no Python interpreter matches '9.99'*",
+            "  error: invalid requirement * (in test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad)",
+            "  skipped: no Python interpreter matches '9.99'* "
+            "(in test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_no_such_python)",
             "isoenv plan key: ????????????????????????????????????????????????????????????????",
         ]
     )
@@ -461,8 +461,8 @@ def test_verbose_streams_installer_output_and_the_log_keeps_it(
     loud.assert_outcomes(passed=1)
     loud.stdout.fnmatch_lines(
         [
-            f"isoenv| building beta with {installer_name} on * (log: {tmp_path / 'loud' / 'logs'}*.log)",
-            f"isoenv| *{installed}*",
+            f"isoenv| [[]beta py3.*[]] building beta with {installer_name} on * (log: {tmp_path / 'loud' / 'logs'}*.log)",
+            f"isoenv| [[]beta py3.*[]] *{installed}*",
         ]
     )
 

@@ -1,4 +1,4 @@
-"""The Python matrix: --isoenv-python, the marker's python=, skips, --isoenv-pythons (real interpreters)."""
+"""The Python matrix: --isoenv-pythons, the marker's python=, skips, --isoenv-list-pythons (real interpreters)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_split_specs_reads_lists_ranges_and_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", [3.12, ["3.12", None], "", ["3.12", ""]])
 def test_a_marker_python_that_is_no_spec_is_an_error(tmp_path: Path, value: object) -> None:
-    with pytest.raises(SpecError, match=r"tests/t\.py::t: python=.* is not an interpreter spec or a list of them"):
+    with pytest.raises(
+        SpecError, match=r"^python=.* is not an interpreter spec or a list of them\..* \(in tests/t\.py::t\)$"
+    ):
         marker_pythons(value, tmp_path, "tests/t.py::t")
 
 
@@ -97,7 +99,7 @@ def test_each_test_that_uses_isoenv_runs_once_per_python(pytester: pytest.Pytest
             pass
         """
     )
-    result = pytester.runpytest("--isoenv-python", ",".join(three_pythons), "-v")
+    result = pytester.runpytest("--isoenv-pythons", ",".join(three_pythons), "-v")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines([f"isoenv: python {spec}: CPython {spec}.* at *" for spec in three_pythons])
     result.stdout.fnmatch_lines([lit(f"*::test_version[py{spec}] PASSED*") for spec in three_pythons])
@@ -124,7 +126,7 @@ def test_markers_narrow_or_list_pythons(pytester: pytest.Pytester, three_pythons
             pass
         """
     )
-    result = pytester.runpytest("--isoenv-python", low, "--isoenv-python", f"{mid},{high}", "-v", "-rs")
+    result = pytester.runpytest("--isoenv-pythons", low, "--isoenv-pythons", f"{mid},{high}", "-v", "-rs")
     result.assert_outcomes(passed=4, skipped=1)
     result.stdout.fnmatch_lines(
         [
@@ -133,8 +135,7 @@ def test_markers_narrow_or_list_pythons(pytester: pytest.Pytester, three_pythons
             lit(f"*::test_range[py{mid}] PASSED*"),
             lit(f"*::test_range[py{high}] PASSED*"),
             lit("*::test_outside[py3.99] SKIPPED*"),
-            f"SKIPPED *::test_outside asks for python='3.99', which none of this run's Pythons satisfy "
-            f"(--isoenv-python: {low}, {mid}, {high})",
+            f"SKIPPED * python='3.99' is none of this run's Pythons (--isoenv-pythons={low},{mid},{high})",
         ]
     )
 
@@ -147,7 +148,7 @@ def test_markers_narrow_or_list_pythons(pytester: pytest.Pytester, three_pythons
 @pytest.mark.slow
 def test_the_ini_key_lists_pythons(pytester: pytest.Pytester, three_pythons: list[str]) -> None:
     ini = pytester.path / "tox.ini"
-    ini.write_text(ini.read_text() + "\nisoenv_python =\n    " + "\n    ".join(three_pythons[:2]) + "\n")
+    ini.write_text(ini.read_text() + "\nisoenv_pythons =\n    " + "\n    ".join(three_pythons[:2]) + "\n")
     pytester.makepyfile("def test_it(isoenv):\n    pass\n")
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=2)
@@ -167,27 +168,33 @@ def test_a_missing_python_skips_unless_strict(pytester: pytest.Pytester) -> None
             pass
         """
     )
-    result = pytester.runpytest("--isoenv-python", "3.99", "-rs")
+    result = pytester.runpytest("--isoenv-pythons", "3.99", "-rs")
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(
         [
             "isoenv: python 3.99: not found (looked in: the running interpreter, PATH, pyenv versions (*), *",
-            "SKIPPED *::test_matrix[[]py3.99[]]: no Python interpreter matches '3.99' (looked in: *PATH*pyenv versions*",
-            "SKIPPED *::test_marker asks for python='3.98', which none of this run's Pythons satisfy*",
+            "isoenv: 1 test skipped: no Python interpreter matches '3.99' (looked in: *PATH*pyenv versions*",
+            "SKIPPED [[]1[]] test_a_missing_python_skips_unless_strict.py:*: python='3.99' is not installed (*)",
+            "SKIPPED [[]1[]] *: python='3.98' is none of this run's Pythons*",
         ]
     )
 
-    result = pytester.runpytest("--isoenv-python", "3.99", "--isoenv-strict-python")
+    result = pytester.runpytest("--isoenv-pythons", "3.99", "--isoenv-strict-python")
     result.assert_outcomes(errors=1, skipped=1)
     result.stdout.fnmatch_lines(
-        ["*::test_matrix[[]py3.99[]]: no Python interpreter matches '3.99' *(--isoenv-strict-python)"]
+        ["*no Python interpreter matches '3.99' *(in *::test_matrix[[]py3.99[]]) (--isoenv-strict-python)"]
     )
     assert "During handling" not in result.stdout.str()
 
-    # Without --isoenv-python, a marker's Python that is not installed skips the same way.
+    # Without --isoenv-pythons, a marker's Python that is not installed skips the same way.
     result = pytester.runpytest("-rs", "-k", "marker")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED *::test_marker: no Python interpreter matches '3.98' *"])
+    result.stdout.fnmatch_lines(
+        [
+            "isoenv: 1 test skipped: no Python interpreter matches '3.98' *",
+            "SKIPPED * python='3.98' is not installed (*)",
+        ]
+    )
 
 
 def test_a_python_too_old_for_virtualenv_fails_the_test(
@@ -198,10 +205,10 @@ def test_a_python_too_old_for_virtualenv_fails_the_test(
     if not old:
         pytest.skip("no installed CPython older than the oldest virtualenv can make envs for")
     pytester.makepyfile("def test_it(isoenv):\n    pass\n")
-    result = pytester.runpytest("--isoenv-python", dotted(old[-1]))
+    result = pytester.runpytest("--isoenv-pythons", dotted(old[-1]))
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        [f"*::test_it[[]py{dotted(old[-1])}[]]: python='{dotted(old[-1])}' is CPython *, which the * installer *"]
+        [f"*python='{dotted(old[-1])}' is CPython *, which the * installer * (in *::test_it[[]py{dotted(old[-1])}[]])*"]
     )
 
 
@@ -210,16 +217,16 @@ def test_a_marker_python_that_is_no_spec_fails_that_test_alone(pytester: pytest.
         "import pytest\n\n@pytest.mark.isoenv(python=3.12)\ndef test_it(isoenv):\n    pass\n\n"
         "def test_other():\n    pass\n"
     )
-    result = pytester.runpytest("--isoenv-python", "3.99")
+    result = pytester.runpytest("--isoenv-pythons", "3.99")
     result.assert_outcomes(errors=1, passed=1)
-    result.stdout.fnmatch_lines(["*::test_it: python=3.12 is not an interpreter spec*"])
+    result.stdout.fnmatch_lines(["*python=3.12 is not an interpreter spec*(in *::test_it)*"])
 
 
 def test_isoenv_pythons_lists_what_it_finds_and_exits(
     pytester: pytest.Pytester, real_pythons: dict[Version, Path]
 ) -> None:
     pytester.makepyfile("def test_it():\n    raise AssertionError('no test runs')\n")
-    result = pytester.runpytest("--isoenv-pythons", "--isoenv-python", "3.99")
+    result = pytester.runpytest("--isoenv-list-pythons", "--isoenv-pythons", "3.99")
     assert result.ret == 0
     running = os.path.realpath(sys.executable)
     result.stdout.fnmatch_lines(
@@ -227,7 +234,7 @@ def test_isoenv_pythons_lists_what_it_finds_and_exits(
             "Python interpreters found (*):",
             "  spec * version * implementation * path * found in",
             f"  py{dotted(sys.version_info[:2])} * {'.'.join(map(str, sys.version_info[:3]))} * CPython * {running} * running pytest",
-            "--isoenv-python selects:",
+            "--isoenv-pythons selects:",
             "  3.99: not found (looked in: *",
         ]
     )

@@ -57,7 +57,7 @@ def test_no_prebuild_builds_when_tests_ask(pytester: pytest.Pytester, fresh_cach
     result = pytester.runpytest("--isoenv-no-prebuild")
     result.assert_outcomes(passed=3)
     result.stdout.no_fnmatch_line("*before the tests*")
-    result.stdout.fnmatch_lines(["isoenv: 0 env(s) reused, 2 built*"])
+    result.stdout.fnmatch_lines(["isoenv: 2 envs built"])
 
 
 def test_collect_only_builds_nothing(pytester: pytest.Pytester, fresh_cache: Path) -> None:
@@ -94,9 +94,9 @@ def test_bad_markers_and_failed_builds_do_not_stop_the_prebuild(pytester: pytest
     result.stdout.fnmatch_lines(
         ["isoenv: * failed to build (the tests that need it report why): no-such-dist-anywhere*"]
     )
-    result.stdout.fnmatch_lines(["*test_bad_marker: requirement 3 is a int, not a string*"])
-    result.stdout.fnmatch_lines(["*test_unbuildable: installing no-such-dist-anywhere failed*"])
-    result.stdout.fnmatch_lines(["*test_unbuildable_too: installing no-such-dist-anywhere failed*"])
+    result.stdout.fnmatch_lines(["requirement 3 is a int, not a string* (in *::test_bad_marker)"])
+    result.stdout.fnmatch_lines(["installing no-such-dist-anywhere failed (in *::test_unbuildable)"])
+    result.stdout.fnmatch_lines(["installing no-such-dist-anywhere failed (in *::test_unbuildable_too)"])
 
 
 @pytest.mark.slow
@@ -107,9 +107,9 @@ def test_xdist_workers_share_the_building(pytester: pytest.Pytester, fresh_cache
         import json
 
         def pytest_testnodedown(node, error):
-            stats = node.workeroutput.get("isoenv_stats", {{}})
+            stats = node.workeroutput["isoenv_report"]["stats"]
             with open({str(builds)!r}, "a") as stream:
-                stream.write(json.dumps(sorted(stats.get("built", {{}}))) + "\\n")
+                stream.write(json.dumps(sorted(stats["built"])) + "\\n")
         """
     )
     pytester.makepyfile(TESTS)
@@ -121,9 +121,10 @@ def test_xdist_workers_share_the_building(pytester: pytest.Pytester, fresh_cache
     assert len(built) == len(set(built)) == 2, per_worker
 
 
-def test_a_rebuild_warning_belongs_to_the_tests_that_use_the_env(pytester: pytest.Pytester, fresh_cache: Path) -> None:
-    """Pre-build says at once why it rebuilt an env, and warns in the first test that uses it, not outside
-    any test: under ``-W error`` that test fails, and the rest of the run goes on."""
+@pytest.mark.parametrize("prebuild", [True, False], ids=["prebuild", "no-prebuild"])
+def test_a_repair_is_reported_not_warned(pytester: pytest.Pytester, fresh_cache: Path, prebuild: bool) -> None:
+    """An env rebuilt because it was broken is said at once and in the summary, and is no test's fault:
+    under ``-W error`` every test still passes."""
     pytester.makepyfile(
         """
         import pytest
@@ -140,13 +141,16 @@ def test_a_rebuild_warning_belongs_to_the_tests_that_use_the_env(pytester: pytes
     (record,) = fresh_cache.glob("envs/*/isoenv-record.json")
     record.unlink()  # as an interrupted build leaves it
 
-    result = pytester.runpytest("-W", "error::pytest_isoenv.IsoEnvWarning")
-    result.assert_outcomes(passed=1, errors=1)
+    result = pytester.runpytest("-W", "error", *([] if prebuild else ["--isoenv-no-prebuild"]))
+    result.assert_outcomes(passed=2)
+    repaired = "isoenv: rebuilding env (alpha==1.0) [[]*[]]: it has no completion record (an interrupted build)"
     result.stdout.fnmatch_lines(
         [
-            "isoenv: [[]1/1[]] built alpha==1.0 *",
-            "isoenv:   rebuilding env (alpha==1.0) [[]*[]]: it has no completion record (an interrupted build)",
-            "*IsoEnvWarning: rebuilding env (alpha==1.0)*",
-            "ERROR *::test_uses_it*",
+            *(["isoenv: [[]1/1[]] built alpha==1.0 *"] if prebuild else []),
+            repaired,
+            "isoenv: 1 env built",
+            "isoenv:   built  alpha==1.0  *",
+            "isoenv: repaired: " + repaired.removeprefix("isoenv: "),
         ]
     )
+    result.stdout.no_fnmatch_line("*IsoEnvWarning*")

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import MakeFactory
 
+from pytest_isoenv.errors import SpecError
+from pytest_isoenv.privatecopy import unsupported
+
 INSTALLERS = [pytest.param("pip", marks=pytest.mark.slow), "uv"]
 
 
@@ -76,3 +79,16 @@ def test_each_private_env_is_new(make_factory: MakeFactory) -> None:
     first.install("alpha==2.0")
     assert second.installed()["alpha"] == "1.0"
     assert not (Path(second.path) / "isoenv-record.json").exists()
+
+
+def test_private_envs_are_refused_on_windows(make_factory: MakeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The .exe launchers in Scripts cannot be rewritten by byte replacement: refuse before building anything."""
+    factory = make_factory()
+    factory.current_test = "tests/test_x.py::test_y"
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(
+        SpecError, match=r"^private envs are not available on Windows: .* \(in tests/test_x\.py::test_y\)$"
+    ):
+        factory.get("alpha", private=True)
+    monkeypatch.undo()
+    assert unsupported() is None, "and only there"

@@ -67,12 +67,13 @@ def test_requirement_that_does_not_parse_names_test_and_value() -> None:
     with pytest.raises(SpecError) as excinfo:
         spec("requests>=>2")
     message = str(excinfo.value)
-    assert message.startswith("tests/test_x.py::test_y: invalid requirement 'requests>=>2'")
+    assert message.startswith("invalid requirement 'requests>=>2'")
+    assert message.endswith("(in tests/test_x.py::test_y)")
     assert "PEP 508" in message
 
 
 def test_non_string_requirement() -> None:
-    with pytest.raises(SpecError, match=r"test_y: requirement 42 is a int, not a string"):
+    with pytest.raises(SpecError, match=r"^requirement 42 is a int, not a string.* \(in tests/test_x\.py::test_y\)$"):
         spec(42)
 
 
@@ -85,7 +86,9 @@ def test_unknown_argument_lists_the_accepted_ones() -> None:
 def test_missing_path(tmp_path: Path, argument: str) -> None:
     kwargs = {"editable": ["./nope"]} if argument == "editable" else {}
     args = ("./nope",) if argument == "positional" else ()
-    with pytest.raises(SpecError, match=r"test_y: .*path './nope' does not exist \(resolved to .*nope\)"):
+    with pytest.raises(
+        SpecError, match=r"path './nope' does not exist \(resolved to .*nope\).* \(in tests/test_x\.py::test_y\)$"
+    ):
         spec(*args, rootdir=tmp_path, **kwargs)
 
 

@@ -19,7 +19,6 @@ from pytest_isoenv.installers import (
     PipInstaller,
     UvInstaller,
     _find_uv,
-    bundled_wheels,
     find_uv,
     installer_class,
     select_installer,
@@ -67,7 +66,7 @@ def test_auto_means_uv_when_it_is_installed() -> None:
 
 
 def test_unknown_installer_lists_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"t\.py::t: unknown installer 'conda'\. Choose one of: auto, pip, uv"):
+    with pytest.raises(SpecError, match=r"^unknown installer 'conda'\. Choose one of: auto, pip, uv \(in t\.py::t\)"):
         select_installer("conda", dirs=InstallerDirs(tmp_path, tmp_path), where="t.py::t")
 
 
@@ -157,7 +156,7 @@ def test_unknown_installer_in_a_marker_names_the_test(pytester: pytest.Pytester)
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*test_env: unknown installer 'conda'. Choose one of: auto, pip, uv*"])
+    result.stdout.fnmatch_lines(["unknown installer 'conda'. Choose one of: auto, pip, uv (in *::test_env)"])
 
 
 @pytest.fixture
@@ -245,11 +244,3 @@ def test_pip_settings_uv_cannot_follow_make_auto_choose_pip(
     )
     monkeypatch.setenv("PIP_PREFER_BINARY", "no")
     assert installer_class("auto") is UvInstaller, "a flag turned off changes nothing"
-
-
-def test_uv_build_runs_the_stages_in_order(make_factory: MakeFactory, tmp_path: Path) -> None:
-    factory = make_factory(tmp_path / "cache", installer="uv")
-    env = factory.get("alpha")
-    commands = [line for line in factory.cache.log_path(env.key).read_text().splitlines() if line.startswith("$ ")]
-    stages = ["uv venv", "--find-links " + str(bundled_wheels()) + " pip", "alpha", "compileall"]
-    assert [next(i for i, c in enumerate(commands) if stage in c) for stage in stages] == [0, 1, 2, 3], commands

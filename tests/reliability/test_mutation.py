@@ -54,13 +54,13 @@ def test_changing_a_shared_env_is_reported_and_undone(
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_upgrades*",
-            "*::test_upgrades changed the shared env (alpha==1.0) [[]*[]]: its site-packages * changed since it "
+            "the shared env (alpha==1.0) [[]*[]] was changed by *::test_upgrades: its site-packages * changed since it "
             "was built (added alpha-2.0.dist-info; removed alpha-1.0.dist-info). It was thrown away and rebuilt, as "
             "other tests reuse it. Give the test an env of its own with private=True *",
             "*ERROR at teardown of test_uninstalls*",
-            "*::test_uninstalls changed the shared env (beta) [[]*[]]: its site-packages * changed since it was "
+            "the shared env (beta) [[]*[]] was changed by *::test_uninstalls: its site-packages * changed since it was "
             "built (removed alpha, alpha-1.0.dist-info). It was thrown away and rebuilt*",
         ]
     )
-    message = next(line for line in result.stdout.lines if "::test_upgrades changed the shared env" in line)
+    message = next(line for line in result.stdout.lines if "was changed by" in line and "::test_upgrades" in line)
     figure(f"2 of 2 changes to shared envs reported at teardown and undone; 3 later tests passed; {message!r}")
