@@ -61,7 +61,6 @@ _STARTED_WITH = _KEEP
 
 import _signal  # type: ignore[import-not-found]
 import _socket
-import atexit
 import gc
 import marshal
 import os
@@ -366,6 +365,12 @@ def _execute(request: "Request") -> None:
         namespace = _new_main(__file__=filename, __cached__=None)
         namespace["__loader__"] = SourceFileLoader("__main__", filename)
     code = compile(source, filename, "exec", dont_inherit=True)
+    if mode == "command" and sys.version_info >= (3, 13):
+        # Python 3.13 keeps the -c source in linecache, so that tracebacks and warnings show its lines.
+        import linecache
+
+        text = str(source)
+        linecache.cache[filename] = (len(text), None, [line + "\n" for line in text.splitlines()], filename)
     exec(code, namespace)
 
 
@@ -440,7 +445,10 @@ def _finish(error: "BaseException | None") -> None:
             threading._shutdown()  # what the interpreter calls at exit
         except BaseException:
             pass
-    atexit._run_exitfuncs()
+    # The program's own atexit module: on 3.9 each import of it has its own handlers.
+    atexit = sys.modules.get("atexit")
+    if atexit is not None:
+        atexit._run_exitfuncs()
     if not _flush():
         code = 120
     main = sys.modules.get("__main__")

@@ -283,7 +283,12 @@ class IsolatedEnv:
             popen_kwargs["errors"] = errors or "strict"
         try:
             options: dict[str, Any] = group_options(popen_kwargs)
-            process: subprocess.Popen[Any] = subprocess.Popen(how.argv, cwd=how.cwd, env=how.environ, **options)
+            # With warm=True a WarmPopen: the same Popen, whose process is the warm interpreter's child
+            # when the command allows it (a plain subprocess otherwise, and when coverage measures).
+            server = self._warm_server() if self.warm and self.coverage is None else None
+            process: subprocess.Popen[Any] = _warm.WarmPopen(
+                how.argv, server=server, cwd=how.cwd, env=how.environ, **options
+            )
         except FileNotFoundError as exc:
             raise self._not_found(how, exc) from None
         PROCESSES.add(process, how.argv)

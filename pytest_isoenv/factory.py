@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import warm
 from .cache import Cache, Notify
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
@@ -465,6 +466,7 @@ class IsoEnvFactory:
             if problem is None:
                 continue
             del self._shared[spec]
+            warm.stop(env.python)  # it may have imported what the test changed
             error = f"the shared env ({spec.describe()}) [{env.key[:12]}] was changed by {where}: {problem}"
             try:
                 # The changed generation is no longer usable (its record says so), so this builds the next

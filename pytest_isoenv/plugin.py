@@ -32,6 +32,7 @@ CURRENT_TEST = pytest.StashKey[TestContext]()
 #: pytest's temporary directories, where private envs go (set when the ``isoenv_factory`` fixture is first used).
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
+WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
 #: Lines for the terminal summary about the coverage of env processes (problems merging their data).
 COVERAGE_LINES = pytest.StashKey[list[str]]()
 
@@ -62,6 +63,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     reporter = config.stash[REPORTER] = Reporter(config)
+    # A session run in-process by another (pytester) stops only the warm interpreters it started.
+    config.stash[WARM_BEFORE] = warm.servers()
     config.stash[POLICY] = manage.Policy.from_config(config)
     measurement = measurement_from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
@@ -270,7 +273,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    warm.stop()  # the warm interpreters would go with this process anyway; stopping them here is tidy
+    # They would go with this process anyway; stopping them here is tidy.
+    before: list[warm.WarmServer] = config.stash.get(WARM_BEFORE, [])
+    warm.stop(keep=before)
     factory = config.stash.get(FACTORY, None)
     if factory is not None:
         factory.close()
@@ -350,8 +355,8 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     if stopped:
         item.add_report_section("teardown", "isoenv", "processes started with popen():\n" + "\n".join(stopped))
     factory = item.config.stash.get(FACTORY, None)
-    if factory is not None:
-        factory.matrix_python = None  # what runs between tests (session teardown) is on no test's Python
+    # What runs between tests (session teardown) is in no test and on no test's Python.
+    item.config.stash[CURRENT_TEST] = TestContext()
     try:
         if factory is not None:
             factory.check_shared(item.nodeid)

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +208,8 @@ class WarmServer:
             if message[0] == "error":
                 ours.close()
                 raise OSError(message[1])
-            self.served += 1
+            with self._lock:
+                self.served += 1
             return ours, int(message[1])
         raise WarmError(f"the warm interpreter of {self.python} died twice while taking a call")
 
@@ -283,15 +284,18 @@ class WarmServer:
         return {**base, "mode": "file", "target": first, "argv": [first, *rest[1:]], "path0": "<script>"}
 
 
-_SERVERS: dict[tuple[int, str, tuple[str, ...]], WarmServer] = {}
+_SERVERS: dict[tuple[int, str, tuple[str, ...], tuple[tuple[str, str], ...]], WarmServer] = {}
 _SERVERS_LOCK = threading.Lock()
 
 
 def server_for(python: Path, bin_dir: Path, environ: Mapping[str, str], preload: Sequence[str]) -> WarmServer | None:
-    """The warm interpreter of the env whose interpreter is *python*, in this process (None: unavailable)."""
+    """The warm interpreter of the env whose interpreter is *python*, in this process (None: unavailable).
+
+    One per env, *preload* and start-up variables of *environ* (the same for every env object of a session).
+    """
     if unavailable() is not None:
         return None
-    key = (os.getpid(), str(python), tuple(preload))
+    key = (os.getpid(), str(python), tuple(preload), startup_config(environ))
     with _SERVERS_LOCK:
         server = _SERVERS.get(key)
         if server is None:
@@ -302,13 +306,14 @@ def server_for(python: Path, bin_dir: Path, environ: Mapping[str, str], preload:
 def servers() -> list[WarmServer]:
     """This process's warm interpreters (running or not)."""
     with _SERVERS_LOCK:
-        return [s for (pid, _, _), s in _SERVERS.items() if pid == os.getpid()]
+        return [s for (pid, *_), s in _SERVERS.items() if pid == os.getpid()]
 
 
-def stop(python: Path | None = None) -> None:
-    """Stop this process's warm interpreters (of the env whose interpreter is *python*, or all)."""
+def stop(python: Path | None = None, *, keep: Iterable[WarmServer] = ()) -> None:
+    """Stop this process's warm interpreters (of the env whose interpreter is *python*, or all but *keep*)."""
+    kept = set(map(id, keep))
     for server in servers():
-        if python is None or server.python == python:
+        if (python is None or server.python == python) and id(server) not in kept:
             server.stop()
 
 

@@ -232,6 +232,33 @@ def test_parity(pair: Pair, name: str) -> None:
     pair.both(*args, **kwargs)
 
 
+@pytest.fixture(scope="module", params=["oldest", "newest"])
+def other_pair(
+    request: pytest.FixtureRequest, factory: IsoEnvFactory, probe: Path, real_pythons: dict[tuple[int, int], Path]
+) -> Iterator[Pair]:
+    """The probe env on the oldest and the newest other CPython (3.9+) of this machine."""
+    versions = sorted(v for v in real_pythons if v >= (3, 9) and v != sys.version_info[:2])
+    if not versions:
+        pytest.skip("no other CPython 3.9+ on this machine")
+    python = str(real_pythons[versions[0] if request.param == "oldest" else versions[-1]])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONUNBUFFERED", raising=False)
+        result = Pair(
+            factory.get(str(probe), "clitool", python=python),
+            factory.get(str(probe), "clitool", python=python, warm=True),
+        )
+    yield result
+    warm.stop(result.warm.python)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_parity_on_other_pythons(other_pair: Pair, name: str) -> None:
+    """The warm interpreter's server runs on every Python an env can have: the same programs there."""
+    args, kwargs = PROGRAMS[name]
+    other_pair.both(*args, **kwargs)
+
+
 def test_parity_of_a_script_file(pair: Pair, tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "script.py").write_text(
@@ -561,3 +588,74 @@ def test_the_header_says_once_when_warm_cannot_work(pytester: pytest.Pytester) -
         "isoenv: warm interpreters need os.fork, which testos does not have: "
         "warm=True envs run every call as a plain subprocess"
     ]
+
+
+# -- popen() of a warm env -------------------------------------------------------------------------
+
+
+def test_popen_of_a_warm_env_is_the_warm_interpreters_child(pair: Pair) -> None:
+    served = pair.server.served
+    code = "import os, sys; print(os.getpid(), os.getpgid(0) == os.getpid(), flush=True); sys.stdin.read()"
+    proc = pair.warm.popen("python", "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert isinstance(proc, warm.WarmPopen)
+    assert proc.warm
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    pid, own_group = proc.stdout.readline().split()
+    assert (int(pid), own_group) == (proc.pid, "True")  # its own process group, as popen() gives every process
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    proc.stdout.close()
+    assert pair.server.served == served + 1
+
+
+def test_warm_processes_a_test_leaves_running_are_stopped(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_isoenv import background
+
+    monkeypatch.setattr(background, "GRACE_SECONDS", 1)  # pytester runs in this process
+    pytester.makepyfile(
+        """
+        import subprocess
+        from pytest_isoenv import warm
+
+        SLEEP = "import time; time.sleep(120)"
+        PARENT = (
+            "import subprocess, sys, time; "
+            f"child = subprocess.Popen([sys.executable, '-c', {SLEEP!r}]); "
+            "print(child.pid, flush=True); time.sleep(120)"
+        )
+        STUBBORN = (
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(120)"
+        )
+
+        def test_leaves_processes_running(isoenv):
+            proc = isoenv.popen("python", "-c", PARENT, stdout=subprocess.PIPE, text=True)
+            child = int(proc.stdout.readline())
+            stubborn = isoenv.popen("python", "-c", STUBBORN, stdout=subprocess.PIPE, text=True)
+            assert stubborn.stdout.readline() == "ready\\n"
+            assert proc.warm and stubborn.warm
+            with open("pids", "w") as f:
+                f.write(f"{proc.pid} {child} {stubborn.pid}")
+        """
+    )
+    pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.isoenv(warm=True))
+        """
+    )
+    result = pytester.runpytest("-rA", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    parent, child, stubborn = map(int, (pytester.path / "pids").read_text().split())
+    deadline = time.monotonic() + 10
+    while any(map(_alive, (parent, child, stubborn))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, (parent, child, stubborn)))
+    result.stdout.fnmatch_lines([f"pid {parent} still running at the end, terminated: */python -c *"])
+    result.stdout.fnmatch_lines([f"pid {stubborn} still running at the end, killed after it ignored termination*"])
