@@ -102,6 +102,7 @@ FALLBACK_INVENTORIES: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
             ("subprocess.CalledProcessError", "py:exception", "library/subprocess.html#$"),
             ("subprocess.Popen", "py:class", "library/subprocess.html#$"),
             ("subprocess.TimeoutExpired", "py:exception", "library/subprocess.html#$"),
+            ("socket.socket", "py:class", "library/socket.html#$"),
             ("collections.abc.Callable", "py:class", "library/collections.abc.html#$"),
             ("collections.abc.Iterable", "py:class", "library/collections.abc.html#$"),
             ("collections.abc.Iterator", "py:class", "library/collections.abc.html#$"),
