@@ -79,6 +79,10 @@ class Processes:
                 continue
             if started.process.poll() is None:
                 lines.append(_stop(started, grace))
+            else:
+                # Ended on its own, but pipes nobody will read again would be closed by the garbage
+                # collector, in whichever later test that runs, with a ResourceWarning.
+                _close_pipes(started.process)
         self._started = keep
         return lines
 

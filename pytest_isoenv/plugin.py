@@ -76,7 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # A repair is not the fault of the test that meets it: it is said in the output, not warned about.
         warn=reporter.repaired,
         # -v streams installer output; otherwise it only goes to the build's log.
-        echo=reporter.echo if config.get_verbosity() > 0 else None,
+        echo=reporter.echo if reporter.verbosity > 0 else None,
         coverage=measurement,
     )
     if measurement is not None:

@@ -46,7 +46,8 @@ class Reporter:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.verbosity = config.get_verbosity()
+        # Not get_verbosity(): without the terminal plugin (-p no:terminal) pytest 8.0 has no "verbose" option.
+        self.verbosity = int(config.getoption("verbose", 0))
         self.worker = workers.worker_id(config)
         self._send = workers.progress_sender(config)
         # Lines come from the main thread, build threads and (in the xdist controller) one thread per worker.
