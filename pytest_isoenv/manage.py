@@ -127,7 +127,11 @@ def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) ->
     # xdist workers share the run id: their leases are this run's, not another process's.
     others = [lease for lease in live_leases(factory.cache) if lease.run_id != factory.settings.run_id]
     if others:
-        return f"isoenv: not pruning the cache: {others[0].who} is using it" if int(config.getoption("verbose", 0)) > 0 else None
+        return (
+            f"isoenv: not pruning the cache: {others[0].who} is using it"
+            if int(config.getoption("verbose", 0)) > 0
+            else None
+        )
     used = {*factory.stats.reused, *factory.stats.built, *factory.lease.keys}
     # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
     pruned = prune(factory.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
