@@ -7,27 +7,20 @@ package index or its contents.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory, MakeProject, Warn
+from helpers import INSTALLER, MakeFactory, MakeProject, Warn, write_project, write_versions
 
 from pytest_isoenv.factory import IsoEnvFactory, Settings, TestContext
 from pytest_isoenv.installers import IndexOptions, installer_class
-
-RESOURCES = Path(__file__).parent / "resources"
-
-#: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
-INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -43,8 +36,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of small real wheels: alpha 1.0 and 2.0, beta (needs alpha<2), clitool (a console script)."""
     path = tmp_path_factory.mktemp("wheelhouse")
-    for version in ("1.0", "2.0"):
-        backend.write_wheel(path, "alpha", version, files={"alpha/__init__.py": f"VERSION = {version!r}\n"})
+    write_versions(path, "alpha", "1.0", "2.0")
     backend.write_wheel(path, "beta", "1.0", requires=["alpha<2"], files={"beta/__init__.py": "import alpha\n"})
     backend.write_wheel(
         path,
@@ -68,41 +60,6 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("isoenv-cache")
 
 
-def write_project(
-    parent: Path,
-    name: str,
-    version: str = "0.1",
-    *,
-    dependencies: Iterable[str] = (),
-    scripts: dict[str, str] | None = None,
-    body: str = "",
-) -> Path:
-    """Write a tiny project built by the in-tree test backend: ``<name>/<package>/__init__.py``."""
-    root = parent / name
-    package = root / backend.normalize(name)
-    package.mkdir(parents=True)
-    deps = ", ".join(f'"{d}"' for d in dependencies)
-    toml = textwrap.dedent(
-        f"""\
-        [build-system]
-        requires = []
-        build-backend = "isoenv_testbackend"
-        backend-path = ["."]
-
-        [project]
-        name = "{name}"
-        version = "{version}"
-        dependencies = [{deps}]
-        """
-    )
-    if scripts:
-        toml += "\n[project.scripts]\n" + "".join(f'{k} = "{v}"\n' for k, v in scripts.items())
-    (root / "pyproject.toml").write_text(toml)
-    shutil.copy(RESOURCES / "isoenv_testbackend.py", root)
-    (package / "__init__.py").write_text(body or f"NAME = {name!r}\n")
-    return root
-
-
 @pytest.fixture(scope="session")
 def project_writer() -> Callable[..., Path]:
     """:func:`write_project` itself, for fixtures that outlive one test (``make_project`` writes into its tmp_path)."""
@@ -113,16 +70,8 @@ def project_writer() -> Callable[..., Path]:
 def make_project(tmp_path: Path) -> MakeProject:
     """Factory: ``make_project(name, version="0.1", dependencies=(), scripts=None, body="", parent=tmp_path)``."""
 
-    def make(
-        name: str,
-        version: str = "0.1",
-        *,
-        parent: Path | None = None,
-        dependencies: Iterable[str] = (),
-        scripts: dict[str, str] | None = None,
-        body: str = "",
-    ) -> Path:
-        return write_project(parent or tmp_path, name, version, dependencies=dependencies, scripts=scripts, body=body)
+    def make(name: str, version: str = "0.1", *, parent: Path | None = None, **options: Any) -> Path:
+        return write_project(parent or tmp_path, name, version, **options)
 
     return make
 
@@ -165,6 +114,17 @@ def pytester(
         f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\nisoenv_installer = {INSTALLER}\n"
     )
     return pytester
+
+
+@pytest.fixture
+def private_cache(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache root of the test's own (not yet created), also used by its pytester runs.
+
+    For tests that damage entries, count builds or need their envs missing, which the shared cache must not see.
+    """
+    path = tmp_path / "cache"
+    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

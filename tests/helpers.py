@@ -1,4 +1,5 @@
-"""Helpers the test modules share: the types of the conftest fixtures, the time limit of a wait, a lock holder.
+"""Helpers the test modules share: the types of the conftest fixtures, tiny projects and test modules, waits with
+a time limit, a lock holder.
 
 Importable as ``helpers`` from every test module: the ``pythonpath`` setting in
 pyproject.toml puts ``tests/`` on ``sys.path`` (and mypy's ``mypy_path`` does the same).
@@ -8,18 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import isoenv_testbackend as backend
 import pytest
 
 if TYPE_CHECKING:
     from pytest_isoenv.factory import IsoEnvFactory
+
+#: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
+INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
+
+RESOURCES = Path(__file__).parent / "resources"
 
 #: How long a test waits for another process to reach a point (start, take a lock, end) before it fails with
 #: what that process printed. Generous: CI runs the suite on a loaded 2-core machine. A test's own limit is
@@ -30,6 +40,81 @@ LOCK_HOLDER = Path(__file__).with_name("lock_holder.py")
 
 #: Where a factory's warnings go (``make_factory(warn=...)``).
 Warn = Callable[[str], None]
+
+
+def write_pyproject(root: Path, project: str) -> Path:
+    """Make *root* a project built by the in-tree test backend; *project* is the TOML after ``[build-system]`` (dedented).
+
+    The backend is copied into *root* (``backend-path``), so the project builds offline with nothing installed.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    build_system = '[build-system]\nrequires = []\nbuild-backend = "isoenv_testbackend"\nbackend-path = ["."]\n\n'
+    (root / "pyproject.toml").write_text(build_system + textwrap.dedent(project))
+    shutil.copy(RESOURCES / "isoenv_testbackend.py", root)
+    return root
+
+
+def write_project(
+    parent: Path,
+    name: str,
+    version: str = "0.1",
+    *,
+    dependencies: Iterable[str] = (),
+    scripts: dict[str, str] | None = None,
+    body: str = "",
+) -> Path:
+    """Write a tiny project built by the in-tree test backend: ``<name>/<package>/__init__.py``."""
+    root = parent / name
+    package = root / backend.normalize(name)
+    package.mkdir(parents=True)
+    deps = ", ".join(f'"{d}"' for d in dependencies)
+    toml = f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = [{deps}]\n'
+    if scripts:
+        toml += "\n[project.scripts]\n" + "".join(f'{k} = "{v}"\n' for k, v in scripts.items())
+    write_pyproject(root, toml)
+    (package / "__init__.py").write_text(body or f"NAME = {name!r}\n")
+    return root
+
+
+def write_versions(folder: Path, name: str, *versions: str, requires: Iterable[str] = ()) -> Path:
+    """Write a wheel of *name* at each of *versions* into *folder* (made if missing): ``import name`` then gives a
+    module whose ``VERSION`` says which one is installed. Returns *folder*, a wheelhouse for ``find_links``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for version in versions:
+        files = {f"{name}/__init__.py": f"VERSION = {version!r}\n"}
+        backend.write_wheel(folder, name, version, requires=list(requires), files=files)
+    return folder
+
+
+def marked_tests(**markers: str) -> str:
+    """The source of a test module of tests that only ask for an env: one per keyword, named by it.
+
+    Each value is the source of the test's marker arguments: ``marked_tests(test_alpha='"alpha==1.0"')``
+    gives ``@pytest.mark.isoenv("alpha==1.0")`` on ``def test_alpha(isoenv): pass``.
+    """
+    tests = (
+        f"@pytest.mark.isoenv({arguments})\ndef {name}(isoenv):\n    pass\n" for name, arguments in markers.items()
+    )
+    return "import pytest\n\n\n" + "\n\n".join(tests)
+
+
+#: A module (``pytester.makepyfile(left_running=LEFT_RUNNING)``) of two programs for ``python -c`` that a test
+#: leaves running, for the teardown that stops them: ``PARENT`` starts a child, prints the child's pid and sleeps;
+#: ``STUBBORN`` ignores SIGTERM, prints ``ready`` and sleeps.
+LEFT_RUNNING = textwrap.dedent(
+    """
+    SLEEP = "import time; time.sleep(120)"
+    PARENT = (
+        "import subprocess, sys, time; "
+        f"child = subprocess.Popen([sys.executable, '-c', {SLEEP!r}]); "
+        "print(child.pid, flush=True); time.sleep(120)"
+    )
+    STUBBORN = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    """
+)
 
 
 class MakeProject(Protocol):
@@ -85,6 +170,29 @@ def finish(
         kill(proc)
         output = proc.communicate(timeout=WAIT)[0] or ""
         pytest.fail(f"{what} (pid {proc.pid}) did not end within {timeout:.0f}s; its output:\n{output}")
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    proc: subprocess.Popen[str] | None = None,
+    *,
+    what: str,
+    timeout: float = WAIT,
+) -> None:
+    """Poll *condition* until it holds (or *proc*, if given, has ended).
+
+    After *timeout* seconds the test fails, naming *what* it waited for; a
+    *proc* still running is killed and its output so far is in the failure.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition() and (proc is None or proc.poll() is None):
+        if time.monotonic() > deadline:
+            if proc is None:
+                pytest.fail(f"waited {timeout:.0f}s for {what}")
+            kill(proc)
+            output = proc.communicate(timeout=WAIT)[0] or ""
+            pytest.fail(f"waited {timeout:.0f}s for {what}; pid {proc.pid} never got there. Its output:\n{output}")
+        time.sleep(0.005)
 
 
 def read_line(proc: subprocess.Popen[str], *, timeout: float = WAIT, what: str = "the process") -> str:

@@ -51,6 +51,22 @@ def generation(cache: Path, entry: str) -> Path:
     return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
+def start(command: Sequence[str], *, cwd: Path) -> subprocess.Popen[str]:
+    """Start *command* in *cwd*, its stdout and stderr together on one pipe.
+
+    On POSIX it leads a process group of its own, so a kill (:func:`helpers.kill`,
+    or ``os.killpg``) reaches the installers and build backends it runs too.
+    """
+    return subprocess.Popen(
+        list(command),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=sys.platform != "win32",
+    )
+
+
 def run_together(
     commands: Sequence[Sequence[str]], *, cwd: Path, gate: Path | None = None, timeout: float = RUN_LIMIT
 ) -> list[tuple[int, str]]:
@@ -62,17 +78,7 @@ def run_together(
     Commands still running after *timeout* seconds are killed and the test
     fails with every command's output so far.
     """
-    procs = [
-        subprocess.Popen(
-            list(cmd),
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=sys.platform != "win32",  # so a kill reaches the installers they run
-        )
-        for cmd in commands
-    ]
+    procs = [start(cmd, cwd=cwd) for cmd in commands]
     outputs: list[list[str]] = [[] for _ in procs]
 
     def pump(proc: subprocess.Popen[str], lines: list[str]) -> None:
@@ -103,24 +109,25 @@ def run_together(
     return [(proc.wait(), "".join(lines)) for proc, lines in zip(procs, outputs, strict=True)]
 
 
-def wait_until(condition: Callable[[], bool], proc: subprocess.Popen[str], *, what: str, timeout: float = WAIT) -> None:
-    """Poll *condition* until it holds or *proc* has ended.
-
-    After *timeout* seconds *proc* is killed and the test fails, naming *what*
-    it waited for, with the process's output so far.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition() and proc.poll() is None:
-        if time.monotonic() > deadline:
-            kill(proc)
-            output = proc.communicate(timeout=WAIT)[0] or ""
-            pytest.fail(f"waited {timeout:.0f}s for {what}; pid {proc.pid} never got there. Its output:\n{output}")
-        time.sleep(0.005)
-
-
 def pytest_command(*args: str) -> list[str]:
     """A separate pytest process (the plugin loads from its entry point), quiet and without a cache provider."""
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+
+
+#: What :func:`plant_link`'s victim holds: a test checks it is still all the file holds.
+PRECIOUS = "precious\n"
+
+
+def plant_link(link: Path, folder: Path) -> Path:
+    """Make *link* a symlink to a file of the user's in *folder* (:data:`PRECIOUS`, mode 644); return that file.
+
+    The bait of an attack on the cache: a name it writes to, pointing at something it must not touch.
+    """
+    victim = folder / "victim"
+    victim.write_text(PRECIOUS)
+    victim.chmod(0o644)
+    link.symlink_to(victim)
+    return victim
 
 
 def install_base(exe: Path, base_prefix: Path, prefix: Path, name: str) -> Path:

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import LEFT_RUNNING
 
 from pytest_isoenv import background
 
@@ -44,16 +45,7 @@ def test_processes_a_test_leaves_running_are_stopped_with_their_children(
             """
             import subprocess
 
-            SLEEP = "import time; time.sleep(120)"
-            PARENT = (
-                "import subprocess, sys, time; "
-                f"child = subprocess.Popen([sys.executable, '-c', {SLEEP!r}]); "
-                "print(child.pid, flush=True); time.sleep(120)"
-            )
-            STUBBORN = (
-                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "print('ready', flush=True); time.sleep(120)"
-            )
+            from left_running import PARENT, STUBBORN
 
             def test_leaves_a_server_running(isoenv):
                 proc = isoenv.popen("python", "-c", PARENT, stdout=subprocess.PIPE, text=True)
@@ -71,7 +63,8 @@ def test_processes_a_test_leaves_running_are_stopped_with_their_children(
                 proc = isoenv.popen("python", "-c", "print('done')")
                 assert proc.wait(timeout=60) == 0
             """
-        )
+        ),
+        left_running=LEFT_RUNNING,
     )
     result = pytester.runpytest("-rA", "-p", "no:randomly")
     result.assert_outcomes(passed=3)

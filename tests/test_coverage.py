@@ -7,12 +7,12 @@ so every covered line in the report was measured inside the env.
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import write_project
 
 pytest.importorskip("pytest_cov")
 
@@ -29,21 +29,10 @@ BODY = textwrap.dedent(
 )
 
 
-RESOURCES = Path(__file__).parent / "resources"
-
-
 @pytest.fixture(scope="session")
 def covdemo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project whose ``classify()`` the tests below run only inside envs (one per session: one env key)."""
-    root = tmp_path_factory.mktemp("coverage") / "covdemo"
-    (root / "covdemo").mkdir(parents=True)
-    (root / "covdemo" / "__init__.py").write_text(BODY)
-    (root / "pyproject.toml").write_text(
-        '[build-system]\nrequires = []\nbuild-backend = "isoenv_testbackend"\nbackend-path = ["."]\n\n'
-        '[project]\nname = "covdemo"\nversion = "0.1"\n'
-    )
-    shutil.copy(RESOURCES / "isoenv_testbackend.py", root)
-    return root
+    return write_project(tmp_path_factory.mktemp("coverage"), "covdemo", body=BODY)
 
 
 def write_test(pytester: pytest.Pytester, marker: str) -> None:

@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import textwrap
 from pathlib import Path
 
-import isoenv_testbackend as backend  # tests/resources, on sys.path through conftest.py
 import pytest
-from helpers import MakeFactory, MakeProject
+from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject, write_versions
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers import IndexOptions, InstallerDirs, PipInstaller
 from pytest_isoenv.matrix import choose, dependency_cells
 from pytest_isoenv.spec import EnvSpec
-
-RESOURCES = Path(__file__).parent / "resources"
-INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
 
 WHERE = "tests/test_x.py::test_y"
 #: How an error names the test it happened in: at the end of its first line.
@@ -38,14 +32,8 @@ def spec(*requirements: object, rootdir: Path, **kwargs: object) -> EnvSpec:
 @pytest.fixture(scope="session")
 def versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheelhouse with three versions of gamma, and two of delta (both need gamma>=1)."""
-    path = tmp_path_factory.mktemp("versions")
-    for version in ("1.0", "2.0", "3.0"):
-        backend.write_wheel(path, "gamma", version, files={"gamma/__init__.py": f"VERSION = {version!r}\n"})
-    for version in ("1.0", "2.0"):
-        backend.write_wheel(
-            path, "delta", version, requires=["gamma>=1"], files={"delta/__init__.py": f"VERSION = {version!r}\n"}
-        )
-    return path
+    path = write_versions(tmp_path_factory.mktemp("versions"), "gamma", "1.0", "2.0", "3.0")
+    return write_versions(path, "delta", "1.0", "2.0", requires=["gamma>=1"])
 
 
 @pytest.fixture
@@ -396,28 +384,21 @@ def test_extras_and_groups_of_the_project_under_test(
     root = matrix_pytester.path
     (root / "rootproj").mkdir()
     (root / "rootproj" / "__init__.py").write_text("NAME = 'rootproj'\n")
-    (root / "isoenv_testbackend.py").write_text((RESOURCES / "isoenv_testbackend.py").read_text())
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """\
-            [build-system]
-            requires = []
-            build-backend = "isoenv_testbackend"
-            backend-path = ["."]
+    write_pyproject(
+        root,
+        """\
+        [project]
+        name = "rootproj"
+        version = "0.1"
+        dependencies = []
 
-            [project]
-            name = "rootproj"
-            version = "0.1"
-            dependencies = []
+        [project.optional-dependencies]
+        cli = ["clitool"]
 
-            [project.optional-dependencies]
-            cli = ["clitool"]
-
-            [dependency-groups]
-            test = ["alpha==1.0", {include-group = "tools"}]
-            tools = ["clitool"]
-            """
-        )
+        [dependency-groups]
+        test = ["alpha==1.0", {include-group = "tools"}]
+        tools = ["clitool"]
+        """,
     )
     make_project("sub", parent=root, dependencies=["alpha"])
     sub = root / "sub" / "pyproject.toml"

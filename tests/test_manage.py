@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeFactory, finish, read_line
+from helpers import MakeFactory, finish, marked_tests, read_line
 
 from pytest_isoenv.cache import Cache
 from pytest_isoenv.env import IsolatedEnv
@@ -445,15 +445,7 @@ def test_verbose_streams_installer_output_and_the_log_keeps_it(
     pytester: pytest.Pytester, tmp_path: Path, installer_name: str
 ) -> None:
     installed = {"pip": "Successfully installed alpha-1.0 beta-1.0", "uv": " + beta==1.0"}[installer_name]
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv("beta")
-        def test_env(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_env='"beta"'))
     quiet = run_isolated(pytester, f"--isoenv-cache-dir={tmp_path / 'quiet'}")
     quiet.assert_outcomes(passed=1)
     quiet.stdout.no_fnmatch_line("isoenv| *")
@@ -471,19 +463,7 @@ def test_verbose_streams_installer_output_and_the_log_keeps_it(
 
 
 def test_every_error_about_a_failed_build_names_its_log(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv("no-such-package")
-        def test_one(isoenv):
-            pass
-
-        @pytest.mark.isoenv("no-such-package")
-        def test_two(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_one='"no-such-package"', test_two='"no-such-package"'))
     result = run_isolated(pytester, f"--isoenv-cache-dir={tmp_path / 'cache'}")
     result.assert_outcomes(errors=2)
     logs = tmp_path / "cache" / "logs"

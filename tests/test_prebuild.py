@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import marked_tests
 
 TESTS = """
 import pytest
@@ -24,16 +25,10 @@ def test_three(isoenv):
 """
 
 
-@pytest.fixture
-def fresh_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A cache of this test's own, so the envs it needs are surely missing."""
-    path = tmp_path / "fresh-cache"
-    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(path))
-    return path
-
-
 @pytest.mark.slow
-def test_missing_envs_are_built_before_the_tests_with_a_line_each(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_missing_envs_are_built_before_the_tests_with_a_line_each(
+    pytester: pytest.Pytester, private_cache: Path
+) -> None:
     pytester.makepyfile(TESTS)
     result = pytester.runpytest("-s")
     result.assert_outcomes(passed=3)
@@ -45,14 +40,14 @@ def test_missing_envs_are_built_before_the_tests_with_a_line_each(pytester: pyte
             "*.py ...*",
         ]
     )
-    assert len(list((fresh_cache / "envs").iterdir())) == 2
+    assert len(list((private_cache / "envs").iterdir())) == 2
     again = pytester.runpytest()
     again.assert_outcomes(passed=3)
     again.stdout.no_fnmatch_line("*building*")
 
 
 @pytest.mark.slow
-def test_no_prebuild_builds_when_tests_ask(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_no_prebuild_builds_when_tests_ask(pytester: pytest.Pytester, private_cache: Path) -> None:
     pytester.makepyfile(TESTS)
     result = pytester.runpytest("--isoenv-no-prebuild")
     result.assert_outcomes(passed=3)
@@ -60,34 +55,21 @@ def test_no_prebuild_builds_when_tests_ask(pytester: pytest.Pytester, fresh_cach
     result.stdout.fnmatch_lines(["isoenv: 2 envs built"])
 
 
-def test_collect_only_builds_nothing(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_collect_only_builds_nothing(pytester: pytest.Pytester, private_cache: Path) -> None:
     pytester.makepyfile(TESTS)
     result = pytester.runpytest("--collect-only")
     assert result.ret == pytest.ExitCode.OK
-    assert not (fresh_cache / "envs").exists() or not list((fresh_cache / "envs").iterdir())
+    assert not (private_cache / "envs").exists() or not list((private_cache / "envs").iterdir())
 
 
 def test_bad_markers_and_failed_builds_do_not_stop_the_prebuild(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv(3)
-        def test_bad_marker(isoenv):
-            pass
-
-        @pytest.mark.isoenv("no-such-dist-anywhere")
-        def test_unbuildable(isoenv):
-            pass
-
-        @pytest.mark.isoenv("no-such-dist-anywhere")
-        def test_unbuildable_too(isoenv):
-            pass
-
-        @pytest.mark.isoenv("alpha==1.0")
-        def test_fine(isoenv):
-            pass
-        """
+        marked_tests(
+            test_bad_marker="3",
+            test_unbuildable='"no-such-dist-anywhere"',
+            test_unbuildable_too='"no-such-dist-anywhere"',
+            test_fine='"alpha==1.0"',
+        )
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=3)
@@ -100,7 +82,7 @@ def test_bad_markers_and_failed_builds_do_not_stop_the_prebuild(pytester: pytest
 
 
 @pytest.mark.slow
-def test_xdist_workers_share_the_building(pytester: pytest.Pytester, fresh_cache: Path, tmp_path: Path) -> None:
+def test_xdist_workers_share_the_building(pytester: pytest.Pytester, private_cache: Path, tmp_path: Path) -> None:
     builds = tmp_path / "builds.jsonl"
     pytester.makeconftest(
         f"""
@@ -122,7 +104,7 @@ def test_xdist_workers_share_the_building(pytester: pytest.Pytester, fresh_cache
 
 
 @pytest.mark.parametrize("prebuild", [True, False], ids=["prebuild", "no-prebuild"])
-def test_a_repair_is_reported_not_warned(pytester: pytest.Pytester, fresh_cache: Path, prebuild: bool) -> None:
+def test_a_repair_is_reported_not_warned(pytester: pytest.Pytester, private_cache: Path, prebuild: bool) -> None:
     """An env rebuilt because it was broken is said at once and in the summary, and is no test's fault:
     under ``-W error`` every test still passes."""
     pytester.makepyfile(
@@ -138,7 +120,7 @@ def test_a_repair_is_reported_not_warned(pytester: pytest.Pytester, fresh_cache:
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
-    (record,) = fresh_cache.glob("envs/*/*/isoenv-record.json")
+    (record,) = private_cache.glob("envs/*/*/isoenv-record.json")
     record.unlink()  # as an interrupted build leaves it
 
     result = pytester.runpytest("-W", "error", *([] if prebuild else ["--isoenv-no-prebuild"]))

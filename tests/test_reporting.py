@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import marked_tests
 
 from pytest_isoenv import workers
 from pytest_isoenv.reporting import installer_note
@@ -27,14 +28,6 @@ def test_two(isoenv, n):
 """
 
 
-@pytest.fixture
-def fresh_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A cache of this test's own, so the envs it needs are surely missing."""
-    path = tmp_path / "fresh-cache"
-    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(path))
-    return path
-
-
 def test_cpu_count_is_what_this_process_may_use() -> None:
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= workers.cpu_count() <= (allowed or 1)
@@ -42,7 +35,7 @@ def test_cpu_count_is_what_this_process_may_use() -> None:
 
 @pytest.mark.slow
 def test_xdist_worker_progress_reaches_the_controller_on_lines_of_its_own(
-    pytester: pytest.Pytester, fresh_cache: Path
+    pytester: pytest.Pytester, private_cache: Path
 ) -> None:
     pytester.makepyfile(TWO_ENVS)
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
@@ -61,22 +54,10 @@ def test_xdist_worker_progress_reaches_the_controller_on_lines_of_its_own(
 
 
 @pytest.mark.slow
-def test_summary_counts_what_happened_and_follows_verbosity(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_summary_counts_what_happened_and_follows_verbosity(pytester: pytest.Pytester, private_cache: Path) -> None:
     # Two specs with one key (python=None and the running Python's version): built once, never "reused".
     version = ".".join(map(str, sys.version_info[:2]))
-    pytester.makepyfile(
-        f"""
-        import pytest
-
-        @pytest.mark.isoenv("alpha==1.0")
-        def test_default(isoenv):
-            pass
-
-        @pytest.mark.isoenv("alpha==1.0", python={version!r})
-        def test_same_python(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_default='"alpha==1.0"', test_same_python=f'"alpha==1.0", python={version!r}'))
     first = pytester.runpytest()
     first.assert_outcomes(passed=2)
     first.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  alpha==1.0  py3.*  *  *s"])
@@ -85,21 +66,21 @@ def test_summary_counts_what_happened_and_follows_verbosity(pytester: pytest.Pyt
     again = pytester.runpytest()
     again.stdout.fnmatch_lines(["isoenv: 1 env reused from earlier runs, none built"])
 
-    (record,) = fresh_cache.glob("envs/*/*/isoenv-record.json")
+    (record,) = private_cache.glob("envs/*/*/isoenv-record.json")
     record.unlink()
     quiet = pytester.runpytest("-q")
     quiet.stdout.fnmatch_lines(["isoenv: rebuilding env (alpha==1.0) *", "isoenv: 1 env built"])
     quiet.stdout.no_fnmatch_line("isoenv:   built *")
     quiet.stdout.no_fnmatch_line("isoenv: repaired: *")
 
-    (record,) = fresh_cache.glob("envs/*/*/isoenv-record.json")
+    (record,) = private_cache.glob("envs/*/*/isoenv-record.json")
     record.unlink()
     silent = pytester.runpytest("-qq")
     assert silent.ret == 0
     assert "isoenv: " not in silent.stdout.str().replace("isoenv: rebuilding", "")
 
 
-def test_a_failed_build_is_summed_up_even_at_qq(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_a_failed_build_is_summed_up_even_at_qq(pytester: pytest.Pytester, private_cache: Path) -> None:
     pytester.makepyfile('import pytest\n\n@pytest.mark.isoenv("alpha==9.9")\ndef test_it(isoenv):\n    pass\n')
     result = pytester.runpytest("-qq")
     assert result.ret == 1
@@ -107,7 +88,7 @@ def test_a_failed_build_is_summed_up_even_at_qq(pytester: pytest.Pytester, fresh
 
 
 @pytest.mark.slow
-def test_verbose_labels_each_installer_line_with_its_env(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_verbose_labels_each_installer_line_with_its_env(pytester: pytest.Pytester, private_cache: Path) -> None:
     pytester.makepyfile(TWO_ENVS)
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=8)
@@ -129,7 +110,7 @@ def test_two(isoenv):
 """
 
 
-def test_plan_key_prints_the_key_alone_and_runs_nothing(pytester: pytest.Pytester, fresh_cache: Path) -> None:
+def test_plan_key_prints_the_key_alone_and_runs_nothing(pytester: pytest.Pytester, private_cache: Path) -> None:
     pytester.makepyfile(PLAN)
     plan = pytester.runpytest("--collect-only", "--isoenv-plan")
     (key,) = re.findall(r"^isoenv plan key: ([0-9a-f]{64})$", plan.stdout.str(), re.MULTILINE)
@@ -138,7 +119,7 @@ def test_plan_key_prints_the_key_alone_and_runs_nothing(pytester: pytest.Pyteste
         result = pytester.runpytest_subprocess("--isoenv-plan-key", *extra)
         assert result.ret == 0, result.stderr.str()
         assert result.stdout.lines == [key], extra
-    assert not (fresh_cache / "envs").exists() or not any((fresh_cache / "envs").iterdir()), "nothing was built"
+    assert not (private_cache / "envs").exists() or not any((private_cache / "envs").iterdir()), "nothing was built"
 
 
 def test_plan_key_fails_when_collection_fails(pytester: pytest.Pytester) -> None:

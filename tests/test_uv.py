@@ -8,9 +8,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory
+from helpers import MakeFactory, marked_tests, write_versions
 
 from pytest_isoenv import SpecError
 from pytest_isoenv.installers import (
@@ -145,15 +144,7 @@ def test_unknown_installer_option_is_a_usage_error(pytester: pytest.Pytester) ->
 
 
 def test_unknown_installer_in_a_marker_names_the_test(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv("alpha", installer="conda")
-        def test_env(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_env='"alpha", installer="conda"'))
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["unknown installer 'conda'. Choose one of: auto, pip, uv (in *::test_env)"])
@@ -162,11 +153,7 @@ def test_unknown_installer_in_a_marker_names_the_test(pytester: pytest.Pytester)
 @pytest.fixture
 def extra_wheels(tmp_path: Path) -> Path:
     """A second wheelhouse, which only the user's own configuration names: gamma 1.0 and a 3.0rc1 pre-release."""
-    path = tmp_path / "extra-wheels"
-    path.mkdir()
-    for version in ("1.0", "3.0rc1"):
-        backend.write_wheel(path, "gamma", version, files={"gamma/__init__.py": f"VERSION = {version!r}\n"})
-    return path
+    return write_versions(tmp_path / "extra-wheels", "gamma", "1.0", "3.0rc1")
 
 
 def test_uv_follows_the_users_own_configuration(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import LEFT_RUNNING
 
 from pytest_isoenv import IsolatedEnv, SpecError, WarmError, warm
 from pytest_isoenv.factory import IsoEnvFactory, Settings
@@ -620,16 +621,7 @@ def test_warm_processes_a_test_leaves_running_are_stopped(
         import subprocess
         from pytest_isoenv import warm
 
-        SLEEP = "import time; time.sleep(120)"
-        PARENT = (
-            "import subprocess, sys, time; "
-            f"child = subprocess.Popen([sys.executable, '-c', {SLEEP!r}]); "
-            "print(child.pid, flush=True); time.sleep(120)"
-        )
-        STUBBORN = (
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(120)"
-        )
+        from left_running import PARENT, STUBBORN
 
         def test_leaves_processes_running(isoenv):
             proc = isoenv.popen("python", "-c", PARENT, stdout=subprocess.PIPE, text=True)
@@ -639,7 +631,8 @@ def test_warm_processes_a_test_leaves_running_are_stopped(
             assert proc.warm and stubborn.warm
             with open("pids", "w") as f:
                 f.write(f"{proc.pid} {child} {stubborn.pid}")
-        """
+        """,
+        left_running=LEFT_RUNNING,
     )
     pytester.makeconftest(
         """

@@ -30,22 +30,22 @@ def figure(record_property: Callable[[str, object], None]) -> Figure:
 
 
 @pytest.fixture
-def private_cache(pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A cache root of the test's own (not yet created), also used by its pytester runs.
-
-    For tests that damage entries or count builds, which the shared cache must not see.
-    """
-    path = tmp_path / "cache"
-    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def build_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BuildTrace:
     """Every build of a local project made by the test backend, in this process and its children, is counted."""
     trace = BuildTrace(tmp_path / "builds.trace")
     monkeypatch.setenv("ISOENV_TESTBACKEND_TRACE", str(trace.path))
     return trace
+
+
+@pytest.fixture
+def build_gate(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The gate of builds: the test backend holds each build of a local project until this file exists.
+
+    Not created: a test (or :func:`reliability_helpers.run_together`) opens it when the builds may go on.
+    """
+    gate = pytester.path / "gate"
+    monkeypatch.setenv("ISOENV_TESTBACKEND_GATE", str(gate))
+    return gate
 
 
 @pytest.fixture

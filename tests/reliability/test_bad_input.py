@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import marked_tests
 from reliability_helpers import Figure, tmpfs
 
 BAD_INPUTS = {
@@ -33,13 +34,6 @@ BAD_INPUTS = {
 }
 
 
-def bad_input_tests() -> str:
-    lines = ["import pytest"]
-    for name, (arguments, _) in BAD_INPUTS.items():
-        lines += ["", "", f"@pytest.mark.isoenv({arguments})", f"def test_{name}(isoenv):", "    pass"]
-    return "\n".join(lines) + "\n"
-
-
 def setup_errors(pytester: pytest.Pytester, *args: str) -> dict[str, str]:
     """Run the tests in-process; each test's setup error text by test name."""
     reports = pytester.inline_run(*args).getreports("pytest_runtest_logreport")
@@ -50,7 +44,7 @@ def test_bad_input_is_refused_before_the_cache_is_touched(
     pytester: pytest.Pytester, private_cache: Path, figure: Figure
 ) -> None:
     (pytester.path / "not-a-project").mkdir()
-    pytester.makepyfile(bad_input_tests())
+    pytester.makepyfile(marked_tests(**{f"test_{name}": arguments for name, (arguments, _) in BAD_INPUTS.items()}))
 
     errors = setup_errors(pytester)
 
@@ -86,15 +80,7 @@ def unwritable_dir(path: Path) -> Iterator[Path]:
 def test_unwritable_cache_dir_is_refused(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
 ) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv("alpha")
-        def test_alpha(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_alpha='"alpha"'))
     with unwritable_dir(tmp_path / "locked") as parent:
         monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(parent / "cache"))
         [error] = setup_errors(pytester).values()

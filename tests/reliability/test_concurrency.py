@@ -4,12 +4,20 @@ when asked to."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from helpers import FactoryFor, MakeProject, finish, hold_lock, kill, read_line
-from reliability_helpers import RUN_LIMIT, BuildTrace, Figure, env_entries, generation, pytest_command, run_together
+from reliability_helpers import (
+    RUN_LIMIT,
+    BuildTrace,
+    Figure,
+    env_entries,
+    generation,
+    pytest_command,
+    run_together,
+    start,
+)
 
 from pytest_isoenv.record import RECORD_NAME
 
@@ -61,14 +69,12 @@ def test_xdist_builds_each_env_once(
     private_cache: Path,
     make_project: MakeProject,
     build_trace: BuildTrace,
-    monkeypatch: pytest.MonkeyPatch,
+    build_gate: Path,
     figure: Figure,
 ) -> None:
-    gate = pytester.path / "gate"
-    monkeypatch.setenv("ISOENV_TESTBACKEND_GATE", str(gate))
     write_env_tests(pytester, make_project, "test_envs.py", PROJECTS, repeat=10)
 
-    [(code, output)] = run_together([pytest_command("-n", "4", "-p", "xdist")], cwd=pytester.path, gate=gate)
+    [(code, output)] = run_together([pytest_command("-n", "4", "-p", "xdist")], cwd=pytester.path, gate=build_gate)
 
     assert code == 0, output
     assert re.search(r"\b30 passed\b", output), output
@@ -96,11 +102,9 @@ def test_independent_processes_build_each_env_once(
     private_cache: Path,
     make_project: MakeProject,
     build_trace: BuildTrace,
-    monkeypatch: pytest.MonkeyPatch,
+    build_gate: Path,
     figure: Figure,
 ) -> None:
-    gate = pytester.path / "gate"
-    monkeypatch.setenv("ISOENV_TESTBACKEND_GATE", str(gate))
     # The first two processes start with the same env, so one of them waits for the other.
     orders = [("pa", "pb", "pc"), ("pa", "pc", "pb"), ("pb", "pc", "pa")]
     for number, order in enumerate(orders):
@@ -109,7 +113,7 @@ def test_independent_processes_build_each_env_once(
     results = run_together(
         [pytest_command("-p", "no:xdist", f"test_order{n}.py") for n in range(len(orders))],
         cwd=pytester.path,
-        gate=gate,
+        gate=build_gate,
     )
 
     for code, output in results:
@@ -168,9 +172,7 @@ def test_lock_wait_lasts_as_long_as_the_holder(
 ) -> None:
     pytester.makepyfile(LOCK_TEST)
     with hold_lock(private_cache, alpha_key) as holder:
-        waiter = subprocess.Popen(
-            pytest_command(), cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        waiter = start(pytest_command(), cwd=pytester.path)
         seen: list[str] = []
         try:
             while not seen or "waiting for" not in seen[-1]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeProject, finish
-from reliability_helpers import BuildTrace, Figure, env_entries, generation, tmpfs, wait_until
+from helpers import MakeProject, finish, wait_until
+from reliability_helpers import BuildTrace, Figure, env_entries, generation, tmpfs
 
 from pytest_isoenv.record import RECORD_NAME
 

@@ -6,9 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory
+from helpers import MakeFactory, write_versions
 from reliability_helpers import Figure
 
 from pytest_isoenv.errors import BuildError
@@ -94,10 +93,7 @@ def test_a_build_without_what_was_asked_is_a_build_error(make_factory: MakeFacto
 def test_uv_never_reads_the_configuration_of_a_project_around_the_cache(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
 ) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    for version in ("1.0", "3.0rc1"):
-        backend.write_wheel(wheels, "gamma", version, files={"gamma/__init__.py": f"VERSION = {version!r}\n"})
+    wheels = write_versions(tmp_path / "wheels", "gamma", "1.0", "3.0rc1")
     # The CI recipe: the cache inside the project, whose configuration allows pre-releases.
     pytester.makepyprojecttoml('[project]\nname = "around"\nversion = "1"\n\n[tool.uv.pip]\nprerelease = "allow"\n')
     (pytester.path / "uv.toml").write_text('[pip]\nprerelease = "allow"\n')

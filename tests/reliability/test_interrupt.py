@@ -7,13 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import MakeProject
-from reliability_helpers import BuildTrace, Figure, alive, build_processes, env_entries, pytest_command
+from helpers import MakeProject, marked_tests, wait_until
+from reliability_helpers import BuildTrace, Figure, alive, build_processes, env_entries, pytest_command, start
 
 from pytest_isoenv.record import RECORD_NAME
 
@@ -26,36 +24,18 @@ pytestmark = [
 PATIENCE = 60.0
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def held_build(
     pytester: pytest.Pytester,
     private_cache: Path,
     make_project: MakeProject,
     build_trace: BuildTrace,
-    monkeypatch: pytest.MonkeyPatch,
+    build_gate: Path,
 ) -> Path:
     """A test file whose env holds a local project the test backend builds only when the gate opens (never)."""
     project = make_project("heldpkg")
-    gate = pytester.path / "gate"
-    monkeypatch.setenv("ISOENV_TESTBACKEND_GATE", str(gate))
-    pytester.makepyfile(
-        f"""
-        import pytest
-
-        @pytest.mark.isoenv("alpha", {str(project)!r})
-        def test_held(isoenv):
-            pass
-        """
-    )
-    return gate
+    pytester.makepyfile(marked_tests(test_held=f'"alpha", {str(project)!r}'))
+    return build_gate
 
 
 def finish(proc: subprocess.Popen[str], gate: Path, pids: tuple[int, int] | None) -> None:
@@ -79,17 +59,15 @@ def test_ctrl_c_stops_the_installers_and_publishes_nothing(
     figure: Figure,
 ) -> None:
     args = [] if prebuild else ["--isoenv-no-prebuild"]
-    proc = subprocess.Popen(
-        pytest_command(*args),
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # the test's own cleanup can kill the whole run
-    )
+    proc = start(pytest_command(*args), cwd=pytester.path)  # a session of its own: cleanup kills it all
     pids = None
     try:
-        wait_for(lambda: build_processes(build_trace, "heldpkg") is not None, "the build to start")
+        wait_until(
+            lambda: build_processes(build_trace, "heldpkg") is not None,
+            proc,
+            what="the build to start",
+            timeout=PATIENCE,
+        )
         pids = build_processes(build_trace, "heldpkg")
         assert pids is not None
         proc.send_signal(signal.SIGINT)
@@ -97,7 +75,7 @@ def test_ctrl_c_stops_the_installers_and_publishes_nothing(
             output = proc.communicate(timeout=PATIENCE)[0]
         except subprocess.TimeoutExpired:
             raise AssertionError("Ctrl-C did not end the run: it waited for the held build") from None
-        wait_for(lambda: not any(alive(pid) for pid in pids or ()), "the installer processes to end")
+        wait_until(lambda: not any(map(alive, pids or ())), what="the installer processes to end", timeout=PATIENCE)
     finally:
         finish(proc, held_build, pids)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
@@ -135,20 +113,13 @@ def test_pytest_dying_abruptly_takes_its_installers_with_it(
             threading.Thread(target=exit_when_building, daemon=True).start()
         """
     )
-    proc = subprocess.Popen(
-        pytest_command(),
-        cwd=pytester.path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start(pytest_command(), cwd=pytester.path)
     pids = None
     try:
         output = proc.communicate(timeout=PATIENCE)[0]
         pids = build_processes(build_trace, "heldpkg")
         assert pids is not None, output
-        wait_for(lambda: not any(alive(pid) for pid in pids or ()), "the installer processes to end")
+        wait_until(lambda: not any(map(alive, pids or ())), what="the installer processes to end", timeout=PATIENCE)
     finally:
         finish(proc, held_build, pids)
     assert proc.returncode == 3, output

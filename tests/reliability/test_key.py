@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
-import textwrap
 import uuid
 from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory, MakeProject
+from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject
 from reliability_helpers import BuildTrace, Figure
 
 from pytest_isoenv.env import IsolatedEnv
 from pytest_isoenv.factory import IsoEnvFactory, Settings
 from pytest_isoenv.installers import IndexOptions, UvInstaller
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "resources"))
-
-INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
 
@@ -153,25 +147,7 @@ def test_editable_project_dynamic_dependencies_are_followed(
 def write_dynamic_project(root: Path, tool: str) -> Path:
     (root / "dyn").mkdir(parents=True)
     (root / "dyn" / "__init__.py").write_text("")
-    shutil.copy(backend.__file__, root)
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """\
-            [build-system]
-            requires = []
-            build-backend = "isoenv_testbackend"
-            backend-path = ["."]
-
-            [project]
-            name = "dyn"
-            version = "0.1"
-            dynamic = ["dependencies"]
-
-            """
-        )
-        + tool
-    )
-    return root
+    return write_pyproject(root, '[project]\nname = "dyn"\nversion = "0.1"\ndynamic = ["dependencies"]\n\n' + tool)
 
 
 def test_local_project_counts_folders_named_like_tool_folders_below_its_top(

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import FactoryFor
-from reliability_helpers import Figure
+from helpers import FactoryFor, marked_tests
+from reliability_helpers import PRECIOUS, Figure, plant_link
 
 from pytest_isoenv import CacheError
 from pytest_isoenv.cache import Cache
@@ -51,15 +51,7 @@ def test_a_folder_that_is_not_a_cache_is_never_written_or_deleted(
     pytester: pytest.Pytester, users_folder: Path, command: str, figure: Figure
 ) -> None:
     before = snapshot(users_folder)
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv("alpha")
-        def test_alpha(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_alpha='"alpha"'))
     result = pytester.runpytest(*([] if command == "run" else [command]), "--isoenv-max-age=0")
     output = result.stdout.str() + result.stderr.str()
     assert "was not made by pytest-isoenv" in output
@@ -122,19 +114,7 @@ def test_a_bad_entry_fails_only_the_tests_that_need_it(
         entry.symlink_to(elsewhere, target_is_directory=True)
     else:
         os.chown(entry, 4242, 4242)
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.isoenv("alpha==1.0")
-        def test_alpha(isoenv):
-            pass
-
-        @pytest.mark.isoenv("beta")
-        def test_beta(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(marked_tests(test_alpha='"alpha==1.0"', test_beta='"beta"'))
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
     assert "INTERNALERROR" not in result.stdout.str()
@@ -157,15 +137,13 @@ def test_a_log_that_is_a_symlink_is_refused(
 ) -> None:
     factory, _ = factory_for(private_cache)
     spec = factory.spec(["alpha==1.0"])
-    victim = tmp_path / "victim"
-    victim.write_text("precious\n")
     factory.cache.ensure()
-    factory.cache.log_path(factory.key(spec)).symlink_to(victim)
+    victim = plant_link(factory.cache.log_path(factory.key(spec)), tmp_path)
 
     with pytest.raises(CacheError, match=r"the build log .* is a symlink; refusing to follow it") as refused:
         factory.env(spec)
 
-    assert victim.read_text() == "precious\n"
+    assert victim.read_text() == PRECIOUS
     figure(f"logs/<key>.log as a symlink: {str(refused.value).split(': ', 1)[-1][:120]}...; its target untouched")
 
 

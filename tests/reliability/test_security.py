@@ -11,7 +11,7 @@ from pathlib import Path
 import filelock
 import pytest
 from helpers import FactoryFor, MakeFactory
-from reliability_helpers import Figure
+from reliability_helpers import PRECIOUS, Figure, plant_link
 
 from pytest_isoenv import CacheError
 from pytest_isoenv.cache import Cache
@@ -118,16 +118,13 @@ def test_lock_file_symlink_is_not_followed(
 ) -> None:
     factory, _ = factory_for(private_cache)
     spec = factory.spec(["alpha"])
-    victim = tmp_path / "victim"
-    victim.write_text("precious")
-    victim.chmod(0o644)
     lock = private_cache / "locks" / f"{factory.cache.entry_dir(factory.key(spec)).name}.lock"
-    lock.symlink_to(victim)
+    victim = plant_link(lock, tmp_path)
 
     with pytest.raises(CacheError, match=r"is a symlink; refusing to follow it") as refused:
         factory.env(spec)
 
-    assert victim.read_text() == "precious"
+    assert victim.read_text() == PRECIOUS
     assert mode(victim) == 0o644
     assert not factory.cache.entry_dir(factory.key(spec)).exists()
     try:
