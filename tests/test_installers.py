@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from helpers import WAIT, MakeFactory
+from helpers import WAIT, MakeFactory, wait_until
 from reliability_helpers import alive
 
 from pytest_isoenv.errors import BuildError, SpecError
@@ -200,15 +199,12 @@ def test_stopping_kills_the_running_command_and_what_it_started(tmp_path: Path) 
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.monotonic() + WAIT
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: pid_file.exists() and bool(pid_file.read_text()), what="the command to start a process")
     grandchild = int(pid_file.read_text())
     processes.stop()
     thread.join(WAIT)
     assert [type(exc) for exc in outcome] == [BuildInterrupted]
-    while alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not alive(grandchild), what=f"the process it started (pid {grandchild}) to end")
     assert not alive(grandchild)
     with pytest.raises(BuildInterrupted):
         run_logged([sys.executable, "-c", "pass"], what="x", log=tmp_path / "log", env={}, processes=processes)
