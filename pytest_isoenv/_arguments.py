@@ -46,7 +46,7 @@ def resolve(value: PathArg, rootdir: Path) -> Path:
     return Path(os.path.abspath(rootdir / path))
 
 
-def link(value: PathArg, rootdir: Path) -> str:
+def find_link(value: PathArg, rootdir: Path) -> str:
     """A find-links location: URLs as given, paths made absolute against *rootdir*."""
     text = os.fspath(value).strip()
     if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):

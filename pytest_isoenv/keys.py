@@ -177,16 +177,18 @@ def location_material(link: str, hashes: FileHashes, base: Path | None = None) -
     if path is None:
         return link
 
-    def content(path: Path) -> dict[str, Any]:
-        if path.is_dir():
+    def content(location: Path) -> dict[str, Any]:
+        if location.is_dir():
             try:
-                names = sorted(e.name for e in os.scandir(path) if e.name.endswith(ARCHIVE_SUFFIXES) and e.is_file())
+                names = sorted(
+                    e.name for e in os.scandir(location) if e.name.endswith(ARCHIVE_SUFFIXES) and e.is_file()
+                )
             except OSError:
                 names = []
-            return {"dir": str(path), "files": {n: hashes.file_or_none(path / n) for n in names}}
-        if path.is_file():
-            return {"file": str(path), "sha256": hashes.file_or_none(path)}
-        return {"missing": str(path)}
+            return {"dir": str(location), "files": {n: hashes.file_or_none(location / n) for n in names}}
+        if location.is_file():
+            return {"file": str(location), "sha256": hashes.file_or_none(location)}
+        return {"missing": str(location)}
 
     return hashes.once("dir", path, content)
 

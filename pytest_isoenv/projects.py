@@ -150,10 +150,10 @@ def _has_extensions(project: Path, backend: str, pyproject: Mapping[str, Any]) -
 def _extension_sources(project: Path, hashes: FileHashes) -> list[str]:
     """The project's extension sources and build configurations, listed once per :class:`FileHashes`."""
 
-    def listed(project: Path) -> list[str]:
+    def listed(root: Path) -> list[str]:
         return [
             rel
-            for rel in project_files(project, hashes.cache_root)
+            for rel in project_files(root, hashes.cache_root)
             if rel.endswith(_EXTENSION_SUFFIXES) or rel.rsplit("/", 1)[-1] in _BUILD_CONFIGS
         ]
 

@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import groups as dependency_groups
 from . import keys
-from ._arguments import as_path, as_paths, existing_file, link, local_source, module_names, project_dir, resolve
+from ._arguments import as_path, as_paths, existing_file, find_link, local_source, module_names, project_dir, resolve
 from .errors import SpecError
 from .keys import FileHashes
 from .reqfiles import looks_like_path, walk_requirements
@@ -270,7 +270,7 @@ class EnvSpec:
             groups=_groups(kwargs.get("groups"), rootdir, where),
             find_links=tuple(
                 dict.fromkeys(
-                    link(location, rootdir) for location in as_paths(kwargs.get("find_links"), "find_links", where)
+                    find_link(link, rootdir) for link in as_paths(kwargs.get("find_links"), "find_links", where)
                 )
             ),
             index_url=None if index_url is None else index_url.strip(),
