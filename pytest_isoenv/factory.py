@@ -17,13 +17,13 @@ from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
-from .keys import FileHashes
+from .keys import FileHashes, compute_key
 from .leases import Lease, held_generations
 from .privatecopy import copy_env
 from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
 from .record import Built, Record
-from .spec import EnvSpec, PathArg, compute_key
+from .spec import EnvSpec, PathArg
 from .workers import cpu_count
 
 if TYPE_CHECKING:
