@@ -33,7 +33,7 @@ else:  # pragma: no cover - exercised on older Pythons only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
-    from .installers import IndexOptions
+    from .index import IndexOptions
     from .spec import EnvSpec
 
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")

@@ -12,8 +12,8 @@ from helpers import MakeFactory
 from reliability_helpers import Figure
 
 from pytest_isoenv.errors import BuildError
-from pytest_isoenv.installers import env_site_dirs
 from pytest_isoenv.spec import EnvSpec
+from pytest_isoenv.verify import env_site_dirs
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
