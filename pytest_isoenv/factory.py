@@ -19,13 +19,13 @@ from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, 
 from .index import IndexOptions
 from .installer_choice import select_installer
 from .installers import Installer, InstallerDirs
-from .keys import FileHashes
+from .keys import FileHashes, compute_key
 from .leases import Lease, held_generations
 from .privatecopy import copy_env
 from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
 from .record import Built, Record
-from .spec import EnvSpec, PathArg, compute_key
+from .spec import EnvSpec, PathArg
 from .workers import cpu_count
 
 if TYPE_CHECKING:

@@ -12,8 +12,7 @@ import os
 
 from .errors import SpecError
 from .installers import Installer, InstallerDirs, PipInstaller
-from .keys import pip_config_files, uv_config_files
-from .toolconfig import dropped_pip_settings, pip_settings, uv_config, uv_from_pip
+from .toolconfig import dropped_pip_settings, pip_config_files, pip_settings, uv_config, uv_config_files, uv_from_pip
 from .uv import UvInstaller
 
 #: The installers by name: the choices of ``--isoenv-installer``.

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import keys
 from .env import isolated_environ
 from .errors import BuildError, SpecError
 from .index import IndexOptions
-from .keys import FileHashes, pip_config_files
+from .keys import FileHashes
 from .processes import BuildInterrupted, Echo, Processes
+from .reqfiles import absolute_copies, needs_rewrite
 from .spec import EnvSpec
-from .toolconfig import pip_environ, pip_settings
+from .toolconfig import pip_config_files, pip_environ, pip_resolution_settings, pip_settings
 from .verify import env_site_dirs, missing
 
 if TYPE_CHECKING:
@@ -255,12 +255,12 @@ def with_absolute_paths(spec: EnvSpec, folder: Path) -> EnvSpec:
     """*spec* with its requirements and constraints files replaced by copies in *folder* whose paths are absolute.
 
     Paths in a requirements file mean the file's folder, whichever installer runs and wherever (see
-    :func:`pytest_isoenv.keys.absolute_copies`). Files without local paths are used as they are.
+    :func:`pytest_isoenv.reqfiles.absolute_copies`). Files without local paths are used as they are.
     """
     files = [*spec.requirements_files, *([spec.constraints] if spec.constraints else [])]
-    if not any(keys.needs_rewrite(path) for path in files):
+    if not any(needs_rewrite(path) for path in files):
         return spec
-    copies = keys.absolute_copies(files, folder)
+    copies = absolute_copies(files, folder)
     return dataclasses.replace(
         spec,
         requirements_files=tuple(copies[p] for p in spec.requirements_files),
@@ -300,7 +300,7 @@ class PipInstaller(Installer):
             "installer": self.name,
             "virtualenv": virtualenv_version(),
             "index": index.key_material(hashes),
-            "settings": keys.pip_resolution_settings(os.environ, hashes),
+            "settings": pip_resolution_settings(os.environ, hashes),
         }
 
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:

@@ -24,9 +24,17 @@ from typing import Any
 from . import keys
 from .index import IndexOptions
 from .installers import Installer, InstallerDirs, bundled_wheels, virtualenv_version
-from .keys import FileHashes, pip_config_files, uv_config_files
+from .keys import FileHashes
 from .spec import EnvSpec
-from .toolconfig import pip_settings, uv_config, uv_from_pip
+from .toolconfig import (
+    pip_config_files,
+    pip_resolution_settings,
+    pip_settings,
+    uv_config,
+    uv_config_files,
+    uv_from_pip,
+    uv_resolution_settings,
+)
 
 
 def find_uv() -> Path | None:
@@ -96,9 +104,9 @@ class UvInstaller(Installer):
             "uv": self.version,
             "virtualenv": virtualenv_version(),
             "index": index.key_material(hashes),
-            "settings": keys.uv_resolution_settings(os.environ, hashes),
+            "settings": uv_resolution_settings(os.environ, hashes),
             # pip's settings are carried over to uv (see toolconfig): the files they name count by content.
-            "pip_settings": keys.pip_resolution_settings(os.environ, hashes),
+            "pip_settings": pip_resolution_settings(os.environ, hashes),
             "pip": self.from_pip.key_material(),
         }
 

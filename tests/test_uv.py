@@ -16,7 +16,7 @@ from pytest_isoenv import SpecError
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.installer_choice import installer_class, select_installer
 from pytest_isoenv.installers import InstallerDirs, PipInstaller
-from pytest_isoenv.keys import uv_resolution_settings
+from pytest_isoenv.toolconfig import uv_resolution_settings
 from pytest_isoenv.uv import UvInstaller, _find_uv, find_uv
 
 
