@@ -16,7 +16,9 @@ from .cache import Cache, Notify
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
-from .installers import IndexOptions, Installer, InstallerDirs, select_installer
+from .index import IndexOptions
+from .installer_choice import select_installer
+from .installers import Installer, InstallerDirs
 from .keys import FileHashes, compute_key
 from .leases import Lease, held_generations
 from .privatecopy import copy_env

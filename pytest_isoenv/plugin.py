@@ -18,7 +18,9 @@ from .coverage_support import Measurement, host_coverage_version, session_measur
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, Settings, TestContext
-from .installers import IndexOptions, installer_class, installer_notes, resolution_needs_uv
+from .index import IndexOptions
+from .installer_choice import installer_class, installer_notes
+from .installers import resolution_needs_uv
 from .reporting import WORKEROUTPUT_KEY, Reporter, installer_note
 from .spec import EnvSpec
 

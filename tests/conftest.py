@@ -20,7 +20,8 @@ import pytest
 from helpers import INSTALLER, MakeFactory, MakeProject, Warn, write_project, write_versions
 
 from pytest_isoenv.factory import IsoEnvFactory, Settings, TestContext
-from pytest_isoenv.installers import IndexOptions, installer_class
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installer_choice import installer_class
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:

@@ -11,7 +11,8 @@ import pytest
 from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject, write_versions
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.installers import IndexOptions, InstallerDirs, PipInstaller
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installers import InstallerDirs, PipInstaller
 from pytest_isoenv.matrix import choose, dependency_cells
 from pytest_isoenv.spec import EnvSpec
 

@@ -12,17 +12,11 @@ import pytest
 from helpers import MakeFactory, marked_tests, write_versions
 
 from pytest_isoenv import SpecError
-from pytest_isoenv.installers import (
-    IndexOptions,
-    InstallerDirs,
-    PipInstaller,
-    UvInstaller,
-    _find_uv,
-    find_uv,
-    installer_class,
-    select_installer,
-)
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installer_choice import installer_class, select_installer
+from pytest_isoenv.installers import InstallerDirs, PipInstaller
 from pytest_isoenv.toolconfig import uv_resolution_settings
+from pytest_isoenv.uv import UvInstaller, _find_uv, find_uv
 
 
 def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> None:

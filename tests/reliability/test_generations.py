@@ -20,7 +20,7 @@ HOLDER = textwrap.dedent(
     import os, subprocess, sys, uuid
     from pathlib import Path
     from pytest_isoenv.factory import IsoEnvFactory, Settings
-    from pytest_isoenv.installers import IndexOptions
+    from pytest_isoenv.index import IndexOptions
 
     cache, wheelhouse = sys.argv[1:3]
     factory = IsoEnvFactory(Settings(

@@ -19,7 +19,8 @@ from reliability_helpers import BuildTrace, Figure
 
 from pytest_isoenv.env import IsolatedEnv
 from pytest_isoenv.factory import IsoEnvFactory, Settings
-from pytest_isoenv.installers import IndexOptions, UvInstaller
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.uv import UvInstaller
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
 
