@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import warm
-from .cache import Cache, Notify
+from .cache import Cache
 from .discovery import Discovery, Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
 from .keys import FileHashes
 from .leases import Lease, held_generations
+from .locks import Notify
 from .privatecopy import copy_env
 from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
@@ -279,7 +280,7 @@ class IsoEnvFactory:
         """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
         if self._hashes is None:
             # Only into a cache that is pytest-isoenv's own: never a folder of the user's given by mistake.
-            folder = self.cache.hashes_dir if self.cache.is_ours() else None
+            folder = self.cache.folder("hashes") if self.cache.is_ours() else None
             self._hashes = FileHashes(folder, cache_root=self.cache.root)
         return self._hashes
 
@@ -292,7 +293,7 @@ class IsoEnvFactory:
         """Finds the interpreters ``python=`` specs name, remembering what it learns in the cache root."""
         if self._discovery is None:
             self._ensure_cache()
-            self._discovery = Discovery(self.cache.py_info_dir, host_environ())
+            self._discovery = Discovery(self.cache.folder("py-info"), host_environ())
         return self._discovery
 
     def interpreter(self, spec: EnvSpec, *, where: str | None = None) -> Interpreter:
@@ -303,7 +304,7 @@ class IsoEnvFactory:
         """The installer *spec* uses (its own choice, or the session's)."""
         name = spec.installer or self.settings.installer
         if name not in self._installers:
-            dirs = InstallerDirs(app_data=self.cache.app_data_dir, uv_cache=self.cache.root / "uv")
+            dirs = InstallerDirs(app_data=self.cache.folder("virtualenv"), uv_cache=self.cache.folder("uv"))
             self._installers[name] = select_installer(name, dirs=dirs, where=where or self._current_test())
         return self._installers[name]
 

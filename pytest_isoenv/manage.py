@@ -15,10 +15,10 @@ import pytest
 
 from . import options
 from ._format import format_age, format_size
-from .cache import KEY_LENGTH, Cache, Entry
+from .cache import KEY_LENGTH, Cache
 from .errors import CacheError, InterpreterNotFound, IsoEnvError
 from .factory import IsoEnvFactory
-from .leases import Pruned, clear, live_leases, prune
+from .leases import Entry, Pruned, clear, list_entries, live_leases, prune
 from .spec import EnvSpec
 from .workers import worker_id
 
@@ -70,7 +70,7 @@ def run_command(config: pytest.Config) -> int | None:
 
 def list_lines(cache: Cache) -> list[str]:
     """The ``--isoenv-list`` table: one row per env, least recently used first."""
-    entries = cache.entries()
+    entries = list_entries(cache)
     total = sum(entry.size or 0 for entry in entries)
     head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
     if not entries:
@@ -120,7 +120,7 @@ def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
 
 def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) -> str | None:
     """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
-    if not policy.auto or worker_id(config) is not None or not factory.cache.envs_dir.is_dir():
+    if not policy.auto or worker_id(config) is not None or not factory.cache.folder("envs").is_dir():
         return None
     if factory.lease.problem is not None or not factory.cache.is_ours():  # read-only, full, or not a cache at all
         return None
