@@ -19,9 +19,9 @@ from typing import Any
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory, MakeProject, Warn
+from helpers import MakeEnvs, MakeFactory, MakeProject, Warn
 
-from pytest_isoenv.factory import IsoEnvFactory, Settings, TestContext
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings, TestContext
 from pytest_isoenv.installers import IndexOptions, installer_class
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -128,8 +128,8 @@ def make_project(tmp_path: Path) -> MakeProject:
 
 
 @pytest.fixture
-def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFactory:
-    """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
+def make_envs(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeEnvs:
+    """Factory of :class:`SessionEnvs` objects, each a new "session", offline on the test wheelhouse."""
 
     def make(
         cache_dir: Path | None = None,
@@ -137,9 +137,9 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFa
         warn: Warn | None = None,
         current_test: Callable[[], str | None] | None = None,
         **settings: Any,
-    ) -> IsoEnvFactory:
+    ) -> SessionEnvs:
         settings.setdefault("installer", INSTALLER)
-        return IsoEnvFactory(
+        return SessionEnvs(
             Settings(
                 cache_dir=cache_dir or shared_cache,
                 rootdir=tmp_path,
@@ -151,6 +151,22 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFa
             context=None if current_test is None else (lambda: TestContext(current_test())),
             warn=warn,
         )
+
+    return make
+
+
+@pytest.fixture
+def make_factory(make_envs: MakeEnvs) -> MakeFactory:
+    """Factory of :class:`IsoEnvFactory` objects, each of a new "session" (arguments as ``make_envs``)."""
+
+    def make(
+        cache_dir: Path | None = None,
+        *,
+        warn: Warn | None = None,
+        current_test: Callable[[], str | None] | None = None,
+        **settings: Any,
+    ) -> IsoEnvFactory:
+        return IsoEnvFactory(make_envs(cache_dir, warn=warn, current_test=current_test, **settings))
 
     return make
 

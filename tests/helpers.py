@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs
 
 #: How long a test waits for another process to reach a point (start, take a lock, end) before it fails with
 #: what that process printed. Generous: CI runs the suite on a loaded 2-core machine. A test's own limit is
@@ -47,6 +47,12 @@ class MakeProject(Protocol):
     ) -> Path: ...
 
 
+class MakeEnvs(Protocol):
+    """The ``make_envs`` fixture: a new session's :class:`SessionEnvs`, offline on the test wheelhouse."""
+
+    def __call__(self, cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any) -> SessionEnvs: ...
+
+
 class MakeFactory(Protocol):
     """The ``make_factory`` fixture: a new session's :class:`IsoEnvFactory`, offline on the test wheelhouse."""
 
@@ -55,10 +61,10 @@ class MakeFactory(Protocol):
     ) -> IsoEnvFactory: ...
 
 
-class FactoryFor(Protocol):
-    """The ``factory_for`` fixture: a new session's factory on a cache, and the list its warnings go to."""
+class EnvsFor(Protocol):
+    """The ``envs_for`` fixture: a new session's envs on a cache, and the list its warnings go to."""
 
-    def __call__(self, cache: Path, **settings: Any) -> tuple[IsoEnvFactory, list[str]]: ...
+    def __call__(self, cache: Path, **settings: Any) -> tuple[SessionEnvs, list[str]]: ...
 
 
 def kill(proc: subprocess.Popen[str]) -> None:

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import WAIT, MakeFactory
+from helpers import WAIT, MakeEnvs
 from reliability_helpers import alive
 
 from pytest_isoenv.errors import BuildError, SpecError
+from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers import (
     IndexOptions,
     Installer,
@@ -215,10 +216,10 @@ def test_stopping_kills_the_running_command_and_what_it_started(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
-def test_every_installer_builds_in_the_same_stages(installer: str, make_factory: MakeFactory, tmp_path: Path) -> None:
-    factory = make_factory(tmp_path / "cache", installer=installer)
-    env = factory.get("alpha")
-    log = factory.cache.log_path(env.key).read_text().splitlines()
+def test_every_installer_builds_in_the_same_stages(installer: str, make_envs: MakeEnvs, tmp_path: Path) -> None:
+    envs = make_envs(tmp_path / "cache", installer=installer)
+    env = IsoEnvFactory(envs).get("alpha")
+    log = envs.cache.log_path(env.key).read_text().splitlines()
     commands = [line for line in log if line.startswith("$ ")]
     create = "virtualenv" if installer == "pip" else "uv venv"
     seed = None if installer == "pip" else f"{bundled_wheels()} pip"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeFactory, finish, read_line
+from helpers import MakeEnvs, finish, read_line
 
 from pytest_isoenv.cache import Cache
 from pytest_isoenv.env import IsolatedEnv
+from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.leases import Lease, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.record import RECORD_NAME
 
@@ -43,17 +44,17 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def built(make_factory: MakeFactory, cache_dir: Path, tmp_path: Path) -> dict[str, IsolatedEnv]:
+def built(make_envs: MakeEnvs, cache_dir: Path, tmp_path: Path) -> dict[str, IsolatedEnv]:
     """Three envs in a private cache, built by a "session" that has ended (its lease is released).
 
     Each has only a constraints file of its own: a distinct key, and no install to wait for.
     """
-    factory = make_factory(cache_dir=cache_dir)
+    session = make_envs(cache_dir=cache_dir)
     envs = {}
     for number, name in enumerate(("one", "two", "three"), start=1):
         (tmp_path / f"{name}.txt").write_text(f"alpha<{number}\n")
-        envs[name] = factory.get(constraints=f"{name}.txt")
-    factory.close()
+        envs[name] = IsoEnvFactory(session).get(constraints=f"{name}.txt")
+    session.close()
     return envs
 
 
@@ -63,9 +64,10 @@ USER_SCRIPT = textwrap.dedent(
     """
     import os, sys, uuid
     from pathlib import Path
-    from pytest_isoenv.factory import IsoEnvFactory, Settings
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
 
-    factory = IsoEnvFactory(Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex))
+    settings = Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex)
+    factory = IsoEnvFactory(SessionEnvs(settings))
     env = factory.get()
     print(env.key, flush=True)
     if sys.argv[2] == "crash":
@@ -340,10 +342,10 @@ def test_session_end_prunes_old_envs_but_never_its_own(
 
 @pytest.mark.slow
 def test_session_end_does_not_prune_while_another_process_uses_the_cache(
-    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, make_factory: MakeFactory
+    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, make_envs: MakeEnvs
 ) -> None:
-    other = make_factory(cache_dir=cache_dir)
-    other.get(constraints="one.txt")
+    other = make_envs(cache_dir=cache_dir)
+    IsoEnvFactory(other).get(constraints="one.txt")
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0", "-v")
     result.assert_outcomes(passed=1)

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import FactoryFor, MakeProject, finish, hold_lock, kill, read_line
+from helpers import EnvsFor, MakeProject, finish, hold_lock, kill, read_line
 from reliability_helpers import RUN_LIMIT, BuildTrace, Figure, env_entries, generation, pytest_command, run_together
 
 from pytest_isoenv.record import RECORD_NAME
@@ -132,10 +132,10 @@ def test_independent_processes_build_each_env_once(
 
 
 @pytest.fixture
-def alpha_key(private_cache: Path, factory_for: FactoryFor) -> str:
+def alpha_key(private_cache: Path, envs_for: EnvsFor) -> str:
     """The key of the env the lock tests' pytester runs ask for (same interpreter, installer and index)."""
-    factory, _ = factory_for(private_cache)
-    return factory.key(factory.spec(["alpha"]))
+    envs, _ = envs_for(private_cache)
+    return envs.key(envs.spec(["alpha"]))
 
 
 LOCK_TEST = """

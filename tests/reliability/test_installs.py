@@ -8,9 +8,10 @@ from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory
+from helpers import MakeEnvs, MakeFactory
 from reliability_helpers import Figure
 
+from pytest_isoenv import IsoEnvFactory
 from pytest_isoenv.errors import BuildError
 from pytest_isoenv.installers import env_site_dirs
 from pytest_isoenv.spec import EnvSpec
@@ -74,10 +75,10 @@ def test_settings_that_send_installs_elsewhere_are_ignored(
     )
 
 
-def test_a_build_without_what_was_asked_is_a_build_error(make_factory: MakeFactory, figure: Figure) -> None:
-    factory = make_factory()
-    env = factory.get("alpha")
-    installer = factory.installer(env.spec)
+def test_a_build_without_what_was_asked_is_a_build_error(make_envs: MakeEnvs, figure: Figure) -> None:
+    envs = make_envs()
+    env = IsoEnvFactory(envs).get("alpha")
+    installer = envs.installer(env.spec)
     asked = EnvSpec(requirements=("alpha>2", "beta", "clitool; python_version < '3'"))
     site = env_site_dirs(env.python, env.environ)
     with pytest.raises(BuildError) as excinfo:
@@ -86,7 +87,7 @@ def test_a_build_without_what_was_asked_is_a_build_error(make_factory: MakeFacto
     assert "alpha>2 is installed at version 2.0" in message
     assert "beta is not installed" in message
     assert "clitool; python_version < '3' is not" not in message, "its marker does not hold on this interpreter"
-    installer.verify(env.python, factory.spec(["alpha>=2"]), site, log=env.path / "unused.log", environ=env.environ)
+    installer.verify(env.python, envs.spec(["alpha>=2"]), site, log=env.path / "unused.log", environ=env.environ)
     figure(f"the verify stage of every build, on an env with alpha 2.0 asked for more: {message.splitlines()[0]!r}")
 
 
