@@ -70,6 +70,10 @@ import select
 _STDIO = [(s.encoding, s.errors) for s in (sys.stdin, sys.stdout, sys.stderr)]
 _BUFFERED = not getattr(sys.stdout, "write_through", False)
 _INT_SIZE = 4
+#: ``os.environ`` as the children inherit it (see :func:`_set_environ`).
+_ENVIRON: "dict[str, str]" = {}
+#: The server's own standard streams, which the children replace but must not free (see :func:`_main`).
+_SERVER_STDIO: "tuple[Any, ...]" = ()
 
 
 def _send(sock: "_socket.socket", message: "Any") -> None:
@@ -287,6 +291,19 @@ def _new_main(**extra: "Any") -> "dict[str, Any]":
     return namespace
 
 
+def _set_environ(environ: "dict[str, str]") -> None:
+    """Make ``os.environ`` (and the C environment) exactly *environ*, changing only what differs.
+
+    A call's environment is mostly the warm interpreter's own, and every variable deleted and set
+    again would write to (and so copy) memory pages the child shares with the warm interpreter.
+    """
+    for name in _ENVIRON.keys() - environ.keys():
+        del os.environ[name]
+    for name, value in environ.items():
+        if _ENVIRON.get(name) != value:
+            os.environ[name] = value
+
+
 def _setup(request: "Request", fds: "list[int]") -> None:
     """Make this forked child look like a fresh ``python`` started for *request*."""
     for number, fd in enumerate(fds):
@@ -300,8 +317,7 @@ def _setup(request: "Request", fds: "list[int]") -> None:
     os.chdir(str(request["cwd"]))
     environ: dict[str, str] = request["env"]
     old_home = (os.environ.get("HOME"), os.environ.get("PYTHONUSERBASE"))
-    os.environ.clear()
-    os.environ.update(environ)
+    _set_environ(environ)
     time = sys.modules.get("time")
     if time is not None and hasattr(time, "tzset"):
         time.tzset()  # a fresh start reads TZ from the call's environment
@@ -484,8 +500,15 @@ def _main() -> "tuple[Request, list[int]] | None":
     if _PRELOAD_ERROR is not None:
         _send(control, ("error", _PRELOAD_ERROR))
         return None
-    # The objects made so far are never collected in a child: its collections do not touch (and so
-    # copy) their memory pages.
+    # A forked child shares this interpreter's memory pages until it writes to one, and freeing an
+    # object writes to its page. So what each child would free is freed here, once: the server's own
+    # modules and the import caches go (the server keeps its modules as globals), and the streams the
+    # children replace stay referenced. The objects made so far are never collected in a child: its
+    # collections do not touch their pages either.
+    global _ENVIRON, _SERVER_STDIO
+    _clean_modules()
+    _SERVER_STDIO = (sys.stdin, sys.stdout, sys.stderr)
+    _ENVIRON = dict(os.environ)  # after the preloads, which may have set variables
     gc.freeze()
     _send(control, ("ready", os.getpid()))
     # Nobody reads this server's stderr after start-up; its children get the call's own streams.

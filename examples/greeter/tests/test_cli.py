@@ -49,3 +49,11 @@ def test_greet_asks_for_the_table_extra_until_it_is_installed(isoenv: IsolatedEn
 
     isoenv.install("tabulate>=0.9")
     assert "Ada" in isoenv.run("greet", "--table", "Ada").stdout
+
+
+# Many calls of one command: with warm=True each call is forked from an interpreter of the env that
+# has already imported the CLI, and the modules it imports while it runs, instead of starting Python.
+@pytest.mark.isoenv(editable=["."], warm=True, preload=("greeter.cli", "shutil", "locale"))
+@pytest.mark.parametrize("greeting", ["Hi", "Hello", "Good morning"])
+def test_greet_uses_the_greeting_it_is_given(isoenv: IsolatedEnv, greeting: str) -> None:
+    assert isoenv.run("greet", "Ada", "--greeting", greeting).stdout == f"{greeting}, Ada!\n"
