@@ -22,7 +22,7 @@ from .discovery import Discovery, Interpreter
 from .env import IsolatedEnv, host_environ
 from .errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError, in_test
 from .installers import IndexOptions, Installer, InstallerDirs, select_installer
-from .keys import FileHashes
+from .keys import FileHashes, compute_key
 from .leases import Lease, held_generations
 from .locks import Notify
 from .privatecopy import copy_env
@@ -30,7 +30,7 @@ from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
 from .record import Record
 from .reporting import Outcome, Stats
-from .spec import EnvSpec, PathArg, compute_key
+from .spec import EnvSpec, PathArg
 
 if TYPE_CHECKING:
     from .coverage_support import Measurement

@@ -24,10 +24,21 @@ from packaging.requirements import Requirement
 from . import keys
 from .env import isolated_environ
 from .errors import BuildError, SpecError
-from .keys import FileHashes, pip_config_files, uv_config_files
+from .keys import FileHashes
 from .processes import BuildInterrupted, Echo, Processes, run_logged
+from .reqfiles import absolute_copies, needs_rewrite
 from .spec import EnvSpec
-from .toolconfig import dropped_pip_settings, pip_environ, pip_settings, uv_config, uv_from_pip
+from .toolconfig import (
+    dropped_pip_settings,
+    pip_config_files,
+    pip_environ,
+    pip_resolution_settings,
+    pip_settings,
+    uv_config,
+    uv_config_files,
+    uv_from_pip,
+    uv_resolution_settings,
+)
 from .verify import missing
 
 if TYPE_CHECKING:
@@ -96,12 +107,12 @@ def with_absolute_paths(spec: EnvSpec, folder: Path) -> EnvSpec:
     """*spec* with its requirements and constraints files replaced by copies in *folder* whose paths are absolute.
 
     Paths in a requirements file mean the file's folder, whichever installer runs and wherever (see
-    :func:`pytest_isoenv.keys.absolute_copies`). Files without local paths are used as they are.
+    :func:`pytest_isoenv.reqfiles.absolute_copies`). Files without local paths are used as they are.
     """
     files = [*spec.requirements_files, *([spec.constraints] if spec.constraints else [])]
-    if not any(keys.needs_rewrite(path) for path in files):
+    if not any(needs_rewrite(path) for path in files):
         return spec
-    copies = keys.absolute_copies(files, folder)
+    copies = absolute_copies(files, folder)
     return dataclasses.replace(
         spec,
         requirements_files=tuple(copies[p] for p in spec.requirements_files),
@@ -375,7 +386,7 @@ class PipInstaller(Installer):
             "installer": self.name,
             "virtualenv": virtualenv_version(),
             "index": index.key_material(hashes),
-            "settings": keys.pip_resolution_settings(os.environ, hashes),
+            "settings": pip_resolution_settings(os.environ, hashes),
         }
 
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
@@ -507,9 +518,9 @@ class UvInstaller(Installer):
             "uv": self.version,
             "virtualenv": virtualenv_version(),
             "index": index.key_material(hashes),
-            "settings": keys.uv_resolution_settings(os.environ, hashes),
+            "settings": uv_resolution_settings(os.environ, hashes),
             # pip's settings are carried over to uv (see toolconfig): the files they name count by content.
-            "pip_settings": keys.pip_resolution_settings(os.environ, hashes),
+            "pip_settings": pip_resolution_settings(os.environ, hashes),
             "pip": self.from_pip.key_material(),
         }
 

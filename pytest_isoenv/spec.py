@@ -1,18 +1,19 @@
-"""EnvSpec: a frozen, normalised description of one environment, and the key it is cached under.
+"""EnvSpec: a frozen, normalised description of one environment, and what of it goes into its key.
 
 Everything a test says about the env it wants (marker or factory arguments) is
 validated and normalised here, before anything touches the cache, so that two
 specs that mean the same env compare equal and hash to the same key.
+:meth:`EnvSpec.key_material` is the spec's part of the key; the key itself is
+made by :func:`pytest_isoenv.keys.compute_key`. The checks of single arguments
+(paths, lists of paths, module names) are in :mod:`pytest_isoenv._arguments`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,10 @@ from packaging.version import InvalidVersion, Version
 
 from . import groups as dependency_groups
 from . import keys
+from ._arguments import as_path, as_paths, existing_file, find_link, local_source, module_names, project_dir, resolve
 from .errors import SpecError
-from .keys import ARCHIVE_SUFFIXES, PROJECT_FILES, FileHashes, looks_like_path
-
-#: Bump when the layout of the key material changes, so old entries are never matched.
-KEY_FORMAT = 2
+from .keys import FileHashes
+from .reqfiles import looks_like_path, walk_requirements
 
 #: The keyword arguments the marker and ``isoenv_factory.get()`` accept.
 SPEC_ARGUMENTS = (
@@ -98,7 +98,7 @@ def split_extras(text: str, rootdir: Path, where: str | None = None) -> tuple[st
     existing file or folder whose name ends in brackets) comes back unchanged, with no extras.
     """
     match = _EXTRAS.match(text.strip())
-    if match is None or _resolve(text.strip(), rootdir).exists():
+    if match is None or resolve(text.strip(), rootdir).exists():
         return text, ()
     path = match["path"].strip()
     names = [name.strip() for name in match["extras"].split(",")]
@@ -183,7 +183,7 @@ class EnvSpec:
         extras: dict[Path, set[str]] = {}
         for item in requirements:
             if isinstance(item, os.PathLike):
-                local.append(_local_source(item, rootdir, where))
+                local.append(local_source(item, rootdir, where))
             elif isinstance(item, (list, tuple)):
                 raise SpecError(
                     f"requirement {item!r} is a list of alternatives, which only a marker can run a test over",
@@ -200,32 +200,28 @@ class EnvSpec:
                 text = item.strip()
                 path, wanted = split_extras(text, rootdir, where)
                 if looks_like_path(text) or (wanted and looks_like_path(path)):
-                    local.append(_local_source(path, rootdir, where))
+                    local.append(local_source(path, rootdir, where))
                     extras.setdefault(local[-1], set()).update(wanted)
                 else:
                     reqs.add(_parse_requirement(item, where))
 
         editable = []
-        for entry in _as_sequence(kwargs.get("editable"), "editable", where):
+        for entry in as_paths(kwargs.get("editable"), "editable", where):
             wanted = ()
             if isinstance(entry, str):
                 entry, wanted = split_extras(entry, rootdir, where)
-            editable.append(_project_dir(entry, rootdir, where, "editable"))
+            editable.append(project_dir(entry, rootdir, where, "editable"))
             extras.setdefault(editable[-1], set()).update(wanted)
         req_files = [
-            _existing_file(p, rootdir, where, "requirements file")
-            for p in _as_sequence(kwargs.get("requirements_files"), "requirements_files", where)
+            existing_file(p, rootdir, where, "requirements file")
+            for p in as_paths(kwargs.get("requirements_files"), "requirements_files", where)
         ]
         constraints = kwargs.get("constraints")
         if constraints is not None:
-            constraints = _existing_file(
-                _as_path_arg(constraints, "constraints", where), rootdir, where, "constraints file"
-            )
+            constraints = existing_file(as_path(constraints, "constraints", where), rootdir, where, "constraints file")
         for listing in [*req_files, *([constraints] if constraints else [])]:
-            try:
-                for _ in keys.walk_requirements(
-                    listing
-                ):  # a missing included file is bad input, found before any build
+            try:  # a missing included file is bad input, found before any build
+                for _ in walk_requirements(listing):
                     pass
             except SpecError as exc:
                 raise SpecError(exc.problem, where=where, fix=exc.fix) from None
@@ -250,7 +246,7 @@ class EnvSpec:
         warm = kwargs.get("warm", False)
         if not isinstance(warm, bool):
             raise SpecError(f"warm={warm!r} is not True or False", where=where)
-        preload = _module_names(kwargs.get("preload", ()), where)
+        preload = module_names(kwargs.get("preload", ()), where)
         if preload and not warm:
             raise SpecError(
                 f"preload={preload!r} needs a warm interpreter to import into",
@@ -274,7 +270,7 @@ class EnvSpec:
             groups=_groups(kwargs.get("groups"), rootdir, where),
             find_links=tuple(
                 dict.fromkeys(
-                    _link(link, rootdir) for link in _as_sequence(kwargs.get("find_links"), "find_links", where)
+                    find_link(link, rootdir) for link in as_paths(kwargs.get("find_links"), "find_links", where)
                 )
             ),
             index_url=None if index_url is None else index_url.strip(),
@@ -358,7 +354,7 @@ def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) ->
 
     text = os.fspath(value).strip()
     if isinstance(value, os.PathLike) or text.startswith("~") or any(s and s in text for s in (os.sep, os.altsep)):
-        return str(_resolve(text, rootdir))
+        return str(resolve(text, rootdir))
     implementation = PythonSpec.from_string_spec(text).implementation
     if implementation is not None and implementation.lower() not in KNOWN_IMPLEMENTATIONS:
         raise SpecError(
@@ -368,12 +364,6 @@ def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) ->
             "with a version, or a path to an interpreter",
         )
     return text
-
-
-def compute_key(material: Mapping[str, Any]) -> str:
-    """The cache key for a complete key material: a hex SHA-256 of its canonical JSON."""
-    blob = json.dumps({"format": KEY_FORMAT, **material}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _file_url(requirement: str) -> str | None:
@@ -403,91 +393,12 @@ def _parse_requirement(text: str, where: str | None) -> str:
         ) from None
 
 
-def _module_names(value: object, where: str | None) -> tuple[str, ...]:
-    """``preload=``: one dotted module name or a list of them, each checked, in the order given."""
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, (list, tuple)):
-        raise SpecError(f"preload={value!r} is not a module name or a list of them", where=where)
-    for name in names:
-        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
-            raise SpecError(
-                f"preload entry {name!r} is not a module name",
-                where=where,
-                fix='Use importable dotted names such as "requests" or "mypkg.cli"',
-            )
-    return tuple(dict.fromkeys(names))
-
-
 def _groups(value: object, rootdir: Path, where: str | None) -> tuple[tuple[str, tuple[str, ...]], ...]:
     groups: dict[str, tuple[str, ...]] = {}
-    for entry in _as_sequence(value, "groups", where):
+    for entry in as_paths(value, "groups", where):
         if not isinstance(entry, str):
             raise SpecError(f"groups entry {entry!r} is not a group name", where=where, fix='Use names such as "test"')
         pyproject, name = dependency_groups.split_group(entry, rootdir)
         found = dependency_groups.resolve(pyproject, name, where=where, given=entry)
         groups[entry.strip()] = tuple(sorted({_parse_requirement(r, where) for r in found}))
     return tuple(sorted(groups.items()))
-
-
-def _link(value: PathArg, rootdir: Path) -> str:
-    """A find-links location: URLs as given, paths made absolute against *rootdir*."""
-    text = os.fspath(value).strip()
-    if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
-        return text
-    return str(_resolve(text, rootdir))
-
-
-def _as_sequence(value: object, name: str, where: str | None) -> list[PathArg]:
-    if value is None:
-        return []
-    if isinstance(value, (str, os.PathLike)):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [_as_path_arg(v, name, where) for v in value]
-    raise SpecError(f"{name}={value!r} is not a path or a list of paths", where=where)
-
-
-def _as_path_arg(value: object, name: str, where: str | None) -> PathArg:
-    if isinstance(value, (str, os.PathLike)):
-        return value
-    raise SpecError(f"{name} entry {value!r} is a {type(value).__name__}, not a path", where=where)
-
-
-def _resolve(value: PathArg, rootdir: Path) -> Path:
-    path = Path(os.path.expanduser(os.fspath(value)))
-    return Path(os.path.abspath(rootdir / path))
-
-
-def _local_source(value: PathArg, rootdir: Path, where: str | None) -> Path:
-    path = _resolve(value, rootdir)
-    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
-        return path
-    return _project_dir(value, rootdir, where, "local requirement")
-
-
-def _project_dir(value: PathArg, rootdir: Path, where: str | None, what: str) -> Path:
-    path = _resolve(value, rootdir)
-    if not path.exists():
-        raise SpecError(
-            f"{what} path {os.fspath(value)!r} does not exist (resolved to {path})",
-            where=where,
-            fix="Relative paths resolve against pytest's rootdir; check the path",
-        )
-    if not path.is_dir() or not any((path / name).is_file() for name in PROJECT_FILES):
-        raise SpecError(
-            f"{what} path {os.fspath(value)!r} is not a Python project (resolved to {path})",
-            where=where,
-            fix="Point it at a directory holding pyproject.toml, setup.py or setup.cfg, or at a wheel or sdist",
-        )
-    return path
-
-
-def _existing_file(value: PathArg, rootdir: Path, where: str | None, what: str) -> Path:
-    path = _resolve(value, rootdir)
-    if not path.is_file():
-        raise SpecError(
-            f"{what} {os.fspath(value)!r} does not exist (resolved to {path})",
-            where=where,
-            fix="Relative paths resolve against pytest's rootdir; check the path",
-        )
-    return path

@@ -14,8 +14,11 @@ into exactly what an isoenv build may see:
   the user configured whichever installer builds it; pip settings uv has no
   faithful equivalent for are named, so ``auto`` can choose pip instead.
 
-The files themselves are found by :mod:`pytest_isoenv.installers`' key code and
-passed in here.
+It also says which of those settings the key covers
+(:func:`pip_resolution_settings`, :func:`uv_resolution_settings`: what changes
+what gets resolved or built, and the content of the files they name), and where
+each tool's configuration files are (:func:`pip_config_files`,
+:func:`uv_config_files`): one place for "which pip and uv settings matter".
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import platformdirs
+
+from .keys import FileHashes, constraints_material, location_material
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,6 +49,131 @@ _PIP_NOT_SETTINGS = frozenset({"PIP_CONFIG_FILE", "PIP_VERSION", "PIP_HELP"})
 # uv's [pip] settings that send installs elsewhere than the env given with --python.
 _UV_ELSEWHERE = frozenset({"target", "prefix", "system", "break-system-packages", "python", "user"})
 _TRUE = frozenset({"y", "yes", "t", "true", "on", "1"})
+
+# Settings that change what pip resolves or how it builds. Others (timeouts, certificates,
+# progress bars, cache location) change only how it gets there, and stay out of the key.
+_PIP_RESOLUTION_SETTINGS = frozenset(
+    {
+        "index-url", "extra-index-url", "find-links", "no-index", "pre", "only-binary", "no-binary",
+        "prefer-binary", "constraint", "build-constraint", "upgrade-strategy", "no-build-isolation",
+        "no-deps", "uploaded-prior-to", "use-feature", "use-deprecated", "ignore-requires-python",
+        "config-settings", "platform", "python-version", "implementation", "abi", "isolated",
+    }
+)  # fmt: skip
+
+# uv settings that change what ``uv pip install`` resolves or how it builds (environment variables;
+# config files count whole). Cache, network and output settings stay out of the key.
+_UV_RESOLUTION_VARIABLES = frozenset(
+    {
+        "UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
+        "UV_INDEX_STRATEGY", "UV_PRERELEASE", "UV_RESOLUTION", "UV_CONSTRAINT", "UV_BUILD_CONSTRAINT",
+        "UV_OVERRIDE", "UV_EXCLUDE_NEWER", "UV_NO_BINARY", "UV_NO_BINARY_PACKAGE", "UV_NO_BUILD",
+        "UV_NO_BUILD_PACKAGE", "UV_NO_BUILD_ISOLATION", "UV_NO_BUILD_ISOLATION_PACKAGE", "UV_CONFIG_SETTINGS",
+        "UV_TORCH_BACKEND", "UV_NO_SOURCES", "UV_CONFIG_FILE", "UV_NO_CONFIG",
+    }
+)  # fmt: skip
+
+
+# The configuration files, and what of them the key covers ---------------------------------------------------
+
+
+def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
+    """The pip configuration files pip itself would read, in its order of precedence (lowest first)."""
+    config_file = environ.get("PIP_CONFIG_FILE")
+    if config_file == os.devnull:
+        return []
+    name = "pip.ini" if sys.platform == "win32" else "pip.conf"
+    files = [
+        Path(d, name) for d in platformdirs.site_config_dir("pip", appauthor=False, multipath=True).split(os.pathsep)
+    ]
+    if sys.platform != "win32":
+        files.append(Path("/etc", name))
+    files.append(Path.home() / (f"pip/{name}" if sys.platform == "win32" else f".pip/{name}"))
+    files.append(Path(platformdirs.user_config_dir("pip", appauthor=False, roaming=True), name))
+    if config_file:
+        files.append(Path(config_file))
+    return [f for f in files if f.is_file()]
+
+
+def pip_resolution_settings(environ: Mapping[str, str], hashes: FileHashes | None = None) -> dict[str, Any]:
+    """The user's pip settings (config files and ``PIP_*`` variables) that change what pip installs.
+
+    Find-links folders count by the content of their archives, constraints files by their content.
+    """
+    hashes = FileHashes() if hashes is None else hashes
+    settings: dict[str, Any] = {}
+    for path in pip_config_files(environ):
+        parser = _read_pip_config(path)
+        if parser is None:
+            settings[f"unreadable:{path}"] = True  # pip will complain; the key still notices the file
+            continue
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                for option, value in parser.items(section):
+                    if option.replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
+                        settings[f"{section}.{option}"] = value
+                        settings.update(_contents(f"{section}.{option}", value.split(), hashes))
+    for name, value in environ.items():
+        if name.startswith("PIP_") and name[4:].lower().replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
+            settings[name] = value
+            settings.update(_contents(name, value.split(), hashes))
+    return settings
+
+
+def _read_pip_config(path: Path) -> configparser.RawConfigParser | None:
+    """A pip configuration file parsed as pip parses it, or ``None`` when it cannot be read."""
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    return parser
+
+
+def _contents(name: str, values: list[str], hashes: FileHashes) -> dict[str, Any]:
+    """Key material for the files a find-links or constraint setting names (others: nothing)."""
+    setting = name.rsplit(".", 1)[-1].lower().replace("_", "-")
+    if setting.endswith("find-links"):
+        return {f"{name}:contents": [location_material(v, hashes) for v in values]}
+    if setting.endswith("constraint"):
+        return {f"{name}:contents": [constraints_material(v, hashes) for v in values]}
+    return {}
+
+
+def uv_config_files(environ: Mapping[str, str]) -> list[Path]:
+    """The uv configuration files uv itself would read for a command run outside any project.
+
+    ``UV_CONFIG_FILE`` replaces every discovered file and ``UV_NO_CONFIG`` turns discovery off.
+    Otherwise the user's file, then the first system file found.
+    """
+    if environ.get("UV_NO_CONFIG"):
+        return []
+    if environ.get("UV_CONFIG_FILE"):
+        return [Path(environ["UV_CONFIG_FILE"])]
+    if sys.platform == "win32":
+        user = [Path(environ.get("APPDATA", Path.home() / "AppData" / "Roaming"), "uv", "uv.toml")]
+        system = [Path(environ.get("SYSTEMDRIVE", "C:") + "\\", "ProgramData", "uv", "uv.toml")]
+    else:
+        user = [Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config", "uv", "uv.toml")]
+        system = [Path(d, "uv", "uv.toml") for d in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
+        system.append(Path("/etc/uv/uv.toml"))
+    found = [f for f in user if f.is_file()]
+    return found + [f for f in system if f.is_file()][:1]
+
+
+def uv_resolution_settings(environ: Mapping[str, str], hashes: FileHashes | None = None) -> dict[str, Any]:
+    """The user's uv settings (config files and ``UV_*`` variables) that change what uv installs."""
+    hashes = FileHashes() if hashes is None else hashes
+    settings: dict[str, Any] = {f"file:{path}": hashes.file_or_none(path) for path in uv_config_files(environ)}
+    for name, value in environ.items():
+        if name in _UV_RESOLUTION_VARIABLES:
+            settings[name] = value
+            if name in ("UV_FIND_LINKS", "UV_CONSTRAINT"):
+                settings.update(_contents(name, value.replace(",", " ").split(), hashes))
+    return settings
+
+
+# What builds run with ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -71,12 +203,9 @@ def pip_settings(environ: Mapping[str, str], files: Sequence[Path]) -> dict[str,
     settings: dict[str, PipSetting] = {}
     parsers = []
     for path in files:
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            continue  # pip refuses it with a message of its own; the key notices the file
-        parsers.append((path, parser))
+        parser = _read_pip_config(path)
+        if parser is not None:  # else pip refuses it with a message of its own; the key notices the file
+            parsers.append((path, parser))
     for section in ("global", "install"):
         for path, parser in parsers:
             if parser.has_section(section):
@@ -176,14 +305,12 @@ def uv_from_pip(settings: Mapping[str, PipSetting]) -> UvFromPip:
 
 
 # The pip settings that change what gets installed (the key's list) and that uv has no faithful equivalent
-# for. upgrade-strategy is not among them: nothing is upgraded in a fresh env.
-_RESOLUTION = frozenset(
-    {
-        "only-binary", "no-binary", "prefer-binary", "build-constraint", "use-feature", "use-deprecated",
-        "ignore-requires-python", "config-settings", "uploaded-prior-to", "platform", "python-version",
-        "implementation", "abi",
-    }
-)  # fmt: skip
+# for: all but those uv_from_pip carries over and those that send installs elsewhere. upgrade-strategy is not
+# among them: nothing is upgraded in a fresh env.
+_CARRIED = frozenset(
+    {"index-url", "extra-index-url", "find-links", "no-index", "pre", "no-build-isolation", "no-deps", "constraint"}
+)
+_RESOLUTION = _PIP_RESOLUTION_SETTINGS - _CARRIED - {"upgrade-strategy"} - _PIP_ELSEWHERE
 _FLAGS = frozenset({"prefer-binary", "ignore-requires-python"})
 
 

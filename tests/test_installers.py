@@ -22,10 +22,17 @@ from pytest_isoenv.installers import (
     bundled_wheels,
     select_installer,
 )
-from pytest_isoenv.keys import pip_resolution_settings
 from pytest_isoenv.processes import BuildInterrupted, Processes, run_logged
 from pytest_isoenv.spec import EnvSpec
-from pytest_isoenv.toolconfig import PipSetting, dropped_pip_settings, pip_environ, pip_settings, uv_config, uv_from_pip
+from pytest_isoenv.toolconfig import (
+    PipSetting,
+    dropped_pip_settings,
+    pip_environ,
+    pip_resolution_settings,
+    pip_settings,
+    uv_config,
+    uv_from_pip,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,8 +10,8 @@ from helpers import MakeProject
 from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.keys import FileHashes, editable_material
-from pytest_isoenv.spec import EnvSpec, compute_key, normalize_requirement, normalize_specifier
+from pytest_isoenv.keys import FileHashes, compute_key, editable_material
+from pytest_isoenv.spec import EnvSpec, normalize_requirement, normalize_specifier
 
 
 def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:

@@ -23,7 +23,7 @@ from pytest_isoenv.installers import (
     installer_class,
     select_installer,
 )
-from pytest_isoenv.keys import uv_resolution_settings
+from pytest_isoenv.toolconfig import uv_resolution_settings
 
 
 def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> None:
