@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "tests" / "resources"))
 import isoenv_testbackend as backend  # noqa: E402
 
 from pytest_isoenv import keys  # noqa: E402
-from pytest_isoenv.installers import IndexOptions  # noqa: E402
+from pytest_isoenv.index import IndexOptions  # noqa: E402
 from pytest_isoenv.spec import EnvSpec  # noqa: E402
 
 ENVS = 20

@@ -190,7 +190,8 @@ def inner(work: Path, repeat: int) -> None:
 
     from pytest_isoenv.cache import Cache
     from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-    from pytest_isoenv.installers import IndexOptions, find_uv
+    from pytest_isoenv.index import IndexOptions
+    from pytest_isoenv.uv import find_uv
 
     wheelhouse = work / "wheelhouse"
     index = IndexOptions(find_links=(str(wheelhouse),), offline=True)

@@ -102,7 +102,7 @@ def cpu_of(pid: int | None) -> float:
 def per_call(work: Path, wheelhouse: Path, calls: int) -> dict[str, list[tuple[float, float]]]:
     from pytest_isoenv import warm
     from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-    from pytest_isoenv.installers import IndexOptions
+    from pytest_isoenv.index import IndexOptions
 
     settings = Settings(
         cache_dir=work / "cache",

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from .discovery import Interpreter
 from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
 from .errors import BuildError, RunError
-from .installers import IndexOptions, Installer
+from .index import IndexOptions
+from .installers import Installer
 from .processes import Echo
 from .record import Built, Record
 from .spec import EnvSpec

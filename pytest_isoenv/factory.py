@@ -21,7 +21,9 @@ from .cache import Cache
 from .discovery import Discovery, Interpreter
 from .env import IsolatedEnv, host_environ
 from .errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError, in_test
-from .installers import IndexOptions, Installer, InstallerDirs, select_installer
+from .index import IndexOptions
+from .installer_choice import select_installer
+from .installers import Installer, InstallerDirs
 from .keys import FileHashes, compute_key
 from .leases import Lease, held_generations
 from .locks import Notify
@@ -225,9 +227,8 @@ class SessionEnvs:
         key = self._keys.get(spec)
         if key is None:
             where = where or self._current_test()
-            installer = self.installer(
-                spec, where=where
-            )  # first: an unknown name is refused before the cache is touched
+            # The installer first: an unknown name is refused before the cache is touched.
+            installer = self.installer(spec, where=where)
             interpreter = self.interpreter(spec, where=where)
             unsupported = installer.unsupported(interpreter)
             if unsupported:

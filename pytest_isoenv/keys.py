@@ -37,7 +37,7 @@ from .projects import editable_inputs, project_files
 from .reqfiles import ARCHIVE_SUFFIXES, needs_rewrite, walk_requirements
 
 if TYPE_CHECKING:
-    from .installers import IndexOptions
+    from .index import IndexOptions
     from .spec import EnvSpec
 
 #: Bump when the layout of the key material changes, so old entries are never matched.

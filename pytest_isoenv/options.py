@@ -22,7 +22,9 @@ import pytest
 from . import matrix, workers
 from .errors import IsoEnvError, SpecError
 from .factory import SessionEnvs, Settings
-from .installers import IndexOptions, installer_class, resolution_needs_uv
+from .index import IndexOptions
+from .installer_choice import installer_class
+from .installers import resolution_needs_uv
 from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"

@@ -17,7 +17,7 @@ from .coverage_support import COVERAGE_LINES, CoverageHooks, measurement_from_co
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from .factory import IsoEnvFactory, SessionEnvs, TestContext
-from .installers import installer_notes
+from .installer_choice import installer_notes
 from .options import marker_spec, session_pythons, settings_from_config
 from .prebuild import prebuild
 from .reporting import Reporter, XdistHooks, installer_note

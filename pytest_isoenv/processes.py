@@ -1,6 +1,7 @@
 """Installer subprocesses that never outlive the build that started them.
 
-Every installer command runs in a process group of its own (a new session on
+Every installer command runs through :meth:`Processes.run`, which appends its
+output to the build's log, in a process group of its own (a new session on
 POSIX), so that stopping it stops what it started too: pip's build backends,
 uv's builders and bytecode compilers. Two things stop a group:
 
@@ -142,7 +143,8 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
 
 
 class Processes:
-    """The installer processes of one installer's builds, so an interrupted session can stop them all."""
+    """The installer processes of one installer's builds: :meth:`run` runs each, logged, and :meth:`stop`
+    stops them all when the session is interrupted."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -162,8 +164,62 @@ class Processes:
         for proc in running:
             kill_group(proc)
 
-    def start(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
-        """Start *cmd* in a process group of its own, watched until :meth:`finished`."""
+    def run(
+        self,
+        cmd: Sequence[str],
+        *,
+        what: str,
+        log: Path,
+        env: Mapping[str, str],
+        echo: Echo | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+    ) -> None:
+        """Run an installer command, appending its output to *log*; raise :class:`BuildError` on failure.
+
+        The command runs in a process group of its own and is killed with
+        everything it started if the build is interrupted, if :meth:`stop` is
+        called, or if this process dies. Without *check*, a non-zero exit is
+        only logged.
+        """
+        last: deque[str] = deque(maxlen=200)
+        with log.open("a", encoding="utf-8") as stream:
+            stream.write(f"$ {subprocess.list2cmdline(cmd)}\n")
+            stream.flush()
+            started = time.monotonic()
+            try:
+                proc = self._start(
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
+                    env=dict(env),
+                    cwd=cwd,
+                )
+            except OSError as exc:
+                raise BuildError(f"{what}: cannot start {cmd[0]!r} ({exc})", cmd=cmd, log=log) from exc
+            try:
+                _pump(proc.stdout, stream, last, echo)
+                proc.wait()
+            except BaseException:
+                # An interrupted build is removed by the caller: the installer must not go on writing into it.
+                kill_group(proc)
+                raise
+            finally:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                self._finished(proc)
+            stream.write(f"# exit code {proc.returncode} after {time.monotonic() - started:.2f}s\n")
+        if self.stopped:
+            raise BuildInterrupted
+        if proc.returncode and check:
+            raise BuildError(what, cmd=cmd, returncode=proc.returncode, output="".join(last), log=log)
+
+    def _start(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
+        """Start *cmd* in a process group of its own, watched until :meth:`_finished`."""
         with self._lock:
             if self._stopped:
                 raise BuildInterrupted
@@ -172,67 +228,11 @@ class Processes:
         _WATCHDOG_INSTANCE.watch(proc.pid)
         return proc
 
-    def finished(self, proc: subprocess.Popen[str]) -> None:
+    def _finished(self, proc: subprocess.Popen[str]) -> None:
         """*proc* has ended and been reaped: stop watching it."""
         with self._lock:
             self._running.discard(proc)
         _WATCHDOG_INSTANCE.forget(proc.pid)
-
-
-def run_logged(
-    cmd: Sequence[str],
-    *,
-    what: str,
-    log: Path,
-    env: Mapping[str, str],
-    echo: Echo | None = None,
-    cwd: Path | None = None,
-    processes: Processes | None = None,
-    check: bool = True,
-) -> None:
-    """Run an installer command, appending its output to *log*; raise :class:`BuildError` on failure.
-
-    The command runs in a process group of its own and is killed with
-    everything it started if the build is interrupted, if *processes* is
-    stopped, or if this process dies. Without *check*, a non-zero exit is
-    only logged.
-    """
-    processes = processes or Processes()
-    last: deque[str] = deque(maxlen=200)
-    with log.open("a", encoding="utf-8") as stream:
-        stream.write(f"$ {subprocess.list2cmdline(cmd)}\n")
-        stream.flush()
-        started = time.monotonic()
-        try:
-            proc = processes.start(
-                cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                env=dict(env),
-                cwd=cwd,
-            )
-        except OSError as exc:
-            raise BuildError(f"{what}: cannot start {cmd[0]!r} ({exc})", cmd=cmd, log=log) from exc
-        try:
-            _pump(proc.stdout, stream, last, echo)
-            proc.wait()
-        except BaseException:
-            # An interrupted build is removed by the caller: the installer must not go on writing into it.
-            kill_group(proc)
-            raise
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-            processes.finished(proc)
-        stream.write(f"# exit code {proc.returncode} after {time.monotonic() - started:.2f}s\n")
-    if processes.stopped:
-        raise BuildInterrupted
-    if proc.returncode and check:
-        raise BuildError(what, cmd=cmd, returncode=proc.returncode, output="".join(last), log=log)
 
 
 def _pump(source: IO[str] | None, log: IO[str], last: deque[str], echo: Echo | None) -> None:

@@ -4,7 +4,8 @@ An installer that exits 0 has not always installed into the env it was given:
 a setting can send the packages elsewhere (pip's ``target``, uv's ``[pip]
 target``). An env is published only after this check, so a build that did not
 deliver is a build error naming what is missing, never a cached env without
-its packages.
+its packages. The env's package folders it reads (:func:`env_site_dirs`) are
+also the ones the build compiles.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from .errors import BuildError
 from .spec import EnvSpec
+
+_SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
 
 # The marker environment of an interpreter, printed by that interpreter (standard library only; what
 # packaging.markers.default_environment() computes).
@@ -48,6 +52,19 @@ print(json.dumps({
     "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
 }))
 """
+
+
+def env_site_dirs(python: Path, environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The package folders of the env of *python* (purelib, and platlib when it differs), as it reports them."""
+    proc = subprocess.run([str(python), "-I", "-c", _SITE_DIRS], capture_output=True, text=True, env=dict(environ))
+    if proc.returncode:
+        raise BuildError(
+            "the new env cannot report its package folders",
+            cmd=[str(python), "-I", "-c", _SITE_DIRS],
+            returncode=proc.returncode,
+            output=proc.stderr or proc.stdout,
+        )
+    return tuple(Path(d) for d in dict.fromkeys(json.loads(proc.stdout)))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import pytest
 from helpers import MakeEnvs, MakeFactory, MakeProject, Warn
 
 from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings, TestContext
-from pytest_isoenv.installers import IndexOptions, installer_class
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installer_choice import installer_class
 
 RESOURCES = Path(__file__).parent / "resources"
 

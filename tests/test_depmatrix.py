@@ -14,7 +14,8 @@ import pytest
 from helpers import MakeEnvs, MakeProject
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.installers import IndexOptions, InstallerDirs, PipInstaller
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installers import InstallerDirs, PipInstaller
 from pytest_isoenv.matrix import choose, dependency_cells
 from pytest_isoenv.spec import EnvSpec
 

@@ -14,7 +14,7 @@ from helpers import MakeEnvs, MakeFactory, MakeProject
 
 from pytest_isoenv import BuildError
 from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs
-from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.record import RECORD_NAME
 
 

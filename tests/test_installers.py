@@ -1,28 +1,19 @@
-"""Installers: the command lines they run, the settings that go into the key, and logged runs."""
+"""Installers: the command lines they run, the settings that go into the key, the stages of a build, and the choice."""
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from helpers import WAIT, MakeEnvs
-from reliability_helpers import alive
+from helpers import MakeEnvs
 
-from pytest_isoenv.errors import BuildError, SpecError
+from pytest_isoenv.errors import SpecError
 from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.installers import (
-    IndexOptions,
-    Installer,
-    InstallerDirs,
-    PipInstaller,
-    bundled_wheels,
-    select_installer,
-)
-from pytest_isoenv.processes import BuildInterrupted, Processes, run_logged
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installer_choice import select_installer
+from pytest_isoenv.installers import Installer, InstallerDirs, PipInstaller, bundled_wheels
 from pytest_isoenv.spec import EnvSpec
 from pytest_isoenv.toolconfig import (
     PipSetting,
@@ -86,35 +77,6 @@ def test_local_find_links_count_by_their_files(tmp_path: Path) -> None:
     (house / "alpha-1.0-py3-none-any.whl").write_text("")
     assert IndexOptions(find_links=(str(house),)).key_material() != empty
     assert IndexOptions(find_links=("https://x.example/",)).key_material()["find_links"] == ["https://x.example/"]
-
-
-def test_run_logged_appends_output_and_echoes(tmp_path: Path) -> None:
-    log = tmp_path / "build.log"
-    lines: list[str] = []
-    run_logged([sys.executable, "-c", "print('one'); print('two')"], what="x", log=log, env={}, echo=lines.append)
-    assert lines == ["one", "two"]
-    text = log.read_text()
-    assert "one\ntwo\n" in text
-    assert "# exit code 0" in text
-
-
-def test_run_logged_failure_carries_command_code_output_and_log(tmp_path: Path) -> None:
-    log = tmp_path / "build.log"
-    cmd = [sys.executable, "-c", "import sys; print('resolver says no'); sys.exit(2)"]
-    with pytest.raises(BuildError) as excinfo:
-        run_logged(cmd, what="installing attrs failed", log=log, env={})
-    error = excinfo.value
-    assert (error.returncode, error.cmd, error.log) == (2, cmd, log)
-    assert "resolver says no" in error.output
-    message = str(error)
-    assert message.startswith("installing attrs failed\n  command: ")
-    assert "exit code: 2" in message
-    assert f"full log: {log}" in message
-
-
-def test_run_logged_missing_program(tmp_path: Path) -> None:
-    with pytest.raises(BuildError, match=r"cannot start '/no/such/program'"):
-        run_logged(["/no/such/program"], what="x", log=tmp_path / "log", env={})
 
 
 def test_select_installer(tmp_path: Path) -> None:
@@ -187,39 +149,6 @@ def test_pip_settings_carried_to_uv_and_those_that_cannot_be() -> None:
     assert carried.arguments == ("--prerelease", "allow", "--constraint", "/c1.txt", "--constraint", "/c2.txt")
     assert carried.environ == {"UV_INSECURE_HOST": "a.invalid b.invalid"}
     assert carried.not_carried == ("only-binary (PIP_ONLY_BINARY)",)
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="checks POSIX process groups")
-def test_stopping_kills_the_running_command_and_what_it_started(tmp_path: Path) -> None:
-    pid_file = tmp_path / "grandchild.pid"
-    script = (
-        "import subprocess, sys, time; "
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
-        f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(120)"
-    )
-    processes = Processes()
-    outcome: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            run_logged([sys.executable, "-c", script], what="x", log=tmp_path / "log", env={}, processes=processes)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    deadline = time.monotonic() + WAIT
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    grandchild = int(pid_file.read_text())
-    processes.stop()
-    thread.join(WAIT)
-    assert [type(exc) for exc in outcome] == [BuildInterrupted]
-    while alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not alive(grandchild)
-    with pytest.raises(BuildInterrupted):
-        run_logged([sys.executable, "-c", "pass"], what="x", log=tmp_path / "log", env={}, processes=processes)
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])

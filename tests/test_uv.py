@@ -13,17 +13,11 @@ import pytest
 from helpers import MakeEnvs, MakeFactory
 
 from pytest_isoenv import IsoEnvFactory, SpecError
-from pytest_isoenv.installers import (
-    IndexOptions,
-    InstallerDirs,
-    PipInstaller,
-    UvInstaller,
-    _find_uv,
-    find_uv,
-    installer_class,
-    select_installer,
-)
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.installer_choice import installer_class, select_installer
+from pytest_isoenv.installers import InstallerDirs, PipInstaller
 from pytest_isoenv.toolconfig import uv_resolution_settings
+from pytest_isoenv.uv import UvInstaller, _find_uv, find_uv
 
 
 def test_uv_builds_a_working_env_with_pip_in_it(make_factory: MakeFactory) -> None:

@@ -24,7 +24,7 @@ import pytest
 
 from pytest_isoenv import IsolatedEnv, SpecError, WarmError, warm
 from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.warm import WarmServer
 
 pytestmark = pytest.mark.skipif(warm.unavailable() is not None, reason=str(warm.unavailable()))

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-from pytest_isoenv.installers import IndexOptions
+from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.record import Record
 
 

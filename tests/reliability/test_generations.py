@@ -22,7 +22,7 @@ HOLDER = textwrap.dedent(
     import os, subprocess, sys, uuid
     from pathlib import Path
     from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-    from pytest_isoenv.installers import IndexOptions
+    from pytest_isoenv.index import IndexOptions
 
     cache, wheelhouse = sys.argv[1:3]
     envs = SessionEnvs(Settings(

@@ -21,7 +21,8 @@ from reliability_helpers import BuildTrace, Figure
 
 from pytest_isoenv.env import IsolatedEnv
 from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-from pytest_isoenv.installers import IndexOptions, UvInstaller
+from pytest_isoenv.index import IndexOptions
+from pytest_isoenv.uv import UvInstaller
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "resources"))
 
