@@ -70,6 +70,23 @@ def test_without_a_cache_root_hashing_works_uncached(tmp_path: Path) -> None:
     assert not (tmp_path / "no-cache").exists()
 
 
+def test_trees_and_folders_are_listed_once_per_session(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    aged(project / "pyproject.toml", "x")
+    house = tmp_path / "house"
+    aged(house / "a-1.0-py3-none-any.whl", "one")
+    session = FileHashes()
+    tree, folder = session.tree(project), keys.location_material(str(house), session)
+
+    aged(project / "added.py", "y")  # new files: a session that listed the folders keeps its listing
+    aged(house / "b-1.0-py3-none-any.whl", "two")
+
+    assert session.tree(project) == tree
+    assert keys.location_material(str(house), session) == folder
+    assert FileHashes().tree(project) != tree
+    assert keys.location_material(str(house), FileHashes()) != folder
+
+
 def test_requirements_material_follows_included_files_and_named_projects(
     tmp_path: Path, make_project: MakeProject
 ) -> None:
