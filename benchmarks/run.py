@@ -189,7 +189,7 @@ def inner(work: Path, repeat: int) -> None:
     from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
     from pytest_isoenv.cache import Cache
-    from pytest_isoenv.factory import IsoEnvFactory, Settings
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
     from pytest_isoenv.index import IndexOptions
     from pytest_isoenv.uv import find_uv
 
@@ -200,8 +200,8 @@ def inner(work: Path, repeat: int) -> None:
     # What pytest-isoenv's uv builds do: packages compiled to bytecode, pip seeded from virtualenv's wheels.
     seed_pip = ["pip", "install", "-q", "--no-index", "--find-links", str(BUNDLE_FOLDER), "pip"]
 
-    def factory(cache: Path, installer: str, **settings: Any) -> IsoEnvFactory:
-        return IsoEnvFactory(
+    def factory(cache: Path, installer: str, **settings: Any) -> SessionEnvs:
+        return SessionEnvs(
             Settings(
                 cache_dir=cache, rootdir=work, run_id=uuid.uuid4().hex, index=index, installer=installer, **settings
             ),
@@ -218,7 +218,7 @@ def inner(work: Path, repeat: int) -> None:
         for rep in range(repeat + 1):  # the first round is untimed: it warms the raw tools' caches
             Cache(cache).remove_entry(key[:20])
             with Measure(results, f"2 one env: pytest-isoenv {installer}", keep=rep > 0):
-                factory(cache, installer).get("requests")
+                IsoEnvFactory(factory(cache, installer)).get("requests")
             shutil.rmtree(raw, ignore_errors=True)
             python = raw / "bin" / "python"
             if installer == "pip":
@@ -240,7 +240,7 @@ def inner(work: Path, repeat: int) -> None:
             f.env(f.spec(["requests"]))
 
     for installer in ("pip", "uv"):
-        f = factory(work / f"one-env-{installer}", installer)
+        f = IsoEnvFactory(factory(work / f"one-env-{installer}", installer))
         f.get("requests")
         for _ in range(max(10, repeat)):
             with Measure(results, f"4 private env: pytest-isoenv {installer}"):

@@ -101,17 +101,16 @@ def cpu_of(pid: int | None) -> float:
 
 def per_call(work: Path, wheelhouse: Path, calls: int) -> dict[str, list[tuple[float, float]]]:
     from pytest_isoenv import warm
-    from pytest_isoenv.factory import IsoEnvFactory, Settings
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
     from pytest_isoenv.index import IndexOptions
 
-    factory = IsoEnvFactory(
-        Settings(
-            cache_dir=work / "cache",
-            rootdir=work,
-            run_id=uuid.uuid4().hex,
-            index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
-        )
+    settings = Settings(
+        cache_dir=work / "cache",
+        rootdir=work,
+        run_id=uuid.uuid4().hex,
+        index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
     )
+    factory = IsoEnvFactory(SessionEnvs(settings))
     plain = factory.get("requests")
     hot = factory.get("requests", warm=True, preload=("requests",))
     server = warm.server_for(hot.python, hot.bin_dir, hot.environ, hot.spec.preload)

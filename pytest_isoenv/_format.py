@@ -1,6 +1,8 @@
-"""Sizes and ages for people, as the cache commands and their reasons print them."""
+"""Sizes, ages and tables for people, as the cache commands, their reasons and the summary print them."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 
 
 def format_size(size: float) -> str:
@@ -21,3 +23,13 @@ def format_age(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds // 3600:.0f} h ago"
     return f"{seconds // 86400:.0f} day{'s' if seconds >= 2 * 86400 else ''} ago"
+
+
+def table(rows: Iterable[Sequence[str]]) -> list[str]:
+    """Rows as aligned columns (the last one ragged)."""
+    rows = list(rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)] if rows else []
+    return [
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]

@@ -27,20 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import re
-import socket
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from filelock import FileLock, Timeout
-
-from ._fs import check_not_link, check_owned, delete, make_private_dir, move_aside, tree_size, write_atomic
-from .errors import BuildError, CacheError, LockTimeout
+from . import locks
+from ._fs import check_not_link, check_owned, delete, make_private_dir, move_aside, write_atomic
+from .errors import BuildError, CacheError
+from .locks import Notify
 from .record import RECORD_NAME, Built, Record, RecordProblem
 
 KEY_LENGTH = 20  # hex digits of the key used for directory names: 80 bits, short paths for Windows
@@ -58,10 +55,10 @@ CACHEDIR_TAG = (
     "# For information about cache directory tags, see:\n"
     "#\thttps://bford.info/cachedir/spec.html\n"
 )
-SUBFOLDERS = ("envs", "locks", "logs", "trash", "sessions", "hashes")
-
-#: Told, as a sentence, what a waiting process waits for (the terminal, or a warning).
-Notify = Callable[[str], None]
+#: The folders of a cache root (see the layout above).
+Folder = Literal["envs", "locks", "logs", "trash", "sessions", "hashes", "virtualenv", "py-info", "uv"]
+#: The folders made with the root; virtualenv, interpreter discovery and uv make theirs as they need them.
+SKELETON: tuple[Folder, ...] = ("envs", "locks", "logs", "trash", "sessions", "hashes")
 
 
 def cache_write_error(root: Path, exc: OSError, doing: str) -> str:
@@ -84,43 +81,24 @@ class Cache:
         #: The xdist worker id of this process, if it is one: named to processes that wait for our builds.
         self.worker = worker
 
-    @property
-    def envs_dir(self) -> Path:
-        return self.root / "envs"
-
-    @property
-    def app_data_dir(self) -> Path:
-        return self.root / "virtualenv"
-
-    @property
-    def py_info_dir(self) -> Path:
-        return self.root / "py-info"
-
-    @property
-    def hashes_dir(self) -> Path:
-        return self.root / "hashes"
-
-    @property
-    def sessions_dir(self) -> Path:
-        return self.root / "sessions"
-
-    @property
-    def trash_dir(self) -> Path:
-        return self.root / "trash"
+    def folder(self, name: Folder) -> Path:
+        """The folder *name* of the cache root."""
+        return self.root / name
 
     @property
     def maintenance_lock_path(self) -> Path:
-        return self.root / "locks" / "maintenance.lock"
+        """Held while a prune or clear moves envs aside."""
+        return self.folder("locks") / "maintenance.lock"
 
     def entry_dir(self, key: str) -> Path:
         """The folder of every generation of the env of *key* (a key or an entry name)."""
-        return self.envs_dir / key[:KEY_LENGTH]
+        return self.folder("envs") / key[:KEY_LENGTH]
 
     def log_path(self, key: str) -> Path:
-        return self.root / "logs" / f"{key[:KEY_LENGTH]}.log"
+        return self.folder("logs") / f"{key[:KEY_LENGTH]}.log"
 
     def lock_path(self, key: str) -> Path:
-        return self.root / "locks" / f"{key[:KEY_LENGTH]}.lock"
+        return self.folder("locks") / f"{key[:KEY_LENGTH]}.lock"
 
     # -- ownership ---------------------------------------------------------------------------------------
 
@@ -145,7 +123,7 @@ class Cache:
             if any(self.root.iterdir()):
                 self._refuse_foreign()
             return False
-        for sub in SUBFOLDERS:
+        for sub in SKELETON:
             with contextlib.suppress(FileNotFoundError):
                 check_owned(self.root / sub)
         return True
@@ -176,7 +154,7 @@ class Cache:
             gitignore = self.root / ".gitignore"
             if not gitignore.exists() and not gitignore.is_symlink():
                 write_atomic(gitignore, "# created by pytest-isoenv\n*\n")
-            for sub in SUBFOLDERS:
+            for sub in SKELETON:
                 if not (self.root / sub).is_dir():
                     make_private_dir(self.root / sub)
                 check_owned(self.root / sub)
@@ -193,7 +171,7 @@ class Cache:
             skeleton.mkdir(mode=0o700)
             write_atomic(skeleton / "CACHEDIR.TAG", CACHEDIR_TAG)
             write_atomic(skeleton / ".gitignore", "# created by pytest-isoenv\n*\n")
-            for sub in SUBFOLDERS:
+            for sub in SKELETON:
                 (skeleton / sub).mkdir(mode=0o700)
             try:
                 skeleton.rename(self.root)
@@ -216,15 +194,19 @@ class Cache:
             return None
         return entry / name if GENERATION_NAME.fullmatch(name) else None
 
-    def read_record(self, key: str) -> tuple[Record | None, str | None]:
-        """The usable record of *key*, or ``None`` and why the entry cannot be used (``None`` if absent)."""
+    def read_record(self, key: str, *, name_only: bool = False) -> tuple[Record | None, str | None]:
+        """The usable record of *key*, or ``None`` and why the entry cannot be used (``None`` if absent).
+
+        With *name_only*, *key* is an entry's name (the first digits of a key), as
+        a listing knows it: a record of any key that starts with it belongs.
+        """
         generation = self.current(key)
         if generation is None:
             entry = self.entry_dir(key)
             return None, ("it has no completion record (an interrupted build)" if entry.exists() else None)
         try:
             check_owned(generation, mode=False)
-            record = Record.load(generation, key)
+            record = Record.load(generation, key, name_only=name_only)
         except FileNotFoundError:
             return None, f"its current generation {generation.name} is missing"
         except RecordProblem as exc:
@@ -258,44 +240,12 @@ class Cache:
     def lock(self, key: str, *, what: str, notify: Notify | None = None, timeout: float = -1) -> Iterator[None]:
         """Hold the build lock of *key*, saying what we wait for and who holds it when it is taken."""
         lock_path = self.lock_path(key)
-        owner_path = lock_path.with_suffix(".owner")
-        # Recent filelock opens with O_NOFOLLOW, older ones follow links: refuse a link either way.
-        check_not_link(lock_path, "lock file")
-        lock = FileLock(lock_path, mode=0o600)
         try:
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                if notify is None:
-                    lock.acquire(timeout=timeout)
-                else:
-                    holder = _holder_unless_free(lock, owner_path)
-                    if holder is not None:  # else it finished while we looked: there is no wait to announce
-                        notify(f"waiting for {what} [{key[:12]}], being built by {holder}")
-                        lock.acquire(timeout=timeout)
-        except Timeout:
-            raise LockTimeout(
-                f"gave up waiting {timeout:g}s for the lock of {what} [{key[:12]}], held by "
-                f"{read_owner(owner_path)} (lock file {lock_path}). Raise isoenv_lock_timeout, or end "
-                "that process if it is stuck"
-            ) from None
+            lock = locks.acquire(lock_path, key=key, what=what, notify=notify, timeout=timeout)
         except OSError as exc:
             raise CacheError(cache_write_error(self.root, exc, f"lock {lock_path.name}")) from exc
-        try:
-            owner = {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "worker": self.worker,
-                "what": what,
-                "since": time.time(),
-            }
-            with contextlib.suppress(OSError):
-                write_atomic(owner_path, json.dumps(owner))
+        with locks.owned(lock, what=what, worker=self.worker):
             yield
-        finally:
-            with contextlib.suppress(OSError):
-                owner_path.unlink()
-            lock.release()
 
     def get_or_build(
         self,
@@ -395,7 +345,7 @@ class Cache:
         An entry left with no generation goes too (``rmdir`` only removes an empty folder).
         """
         with contextlib.suppress(OSError):
-            target = move_aside(path, self.trash_dir)
+            target = move_aside(path, self.folder("trash"))
             if target is not None:
                 delete(target)
         with contextlib.suppress(OSError):
@@ -407,8 +357,8 @@ class Cache:
         Only a name the cache could have made is touched; a link is moved as a link, never followed.
         """
         if not ENTRY_NAME.fullmatch(name):
-            raise CacheError(f"refusing to remove {self.envs_dir / name}: not a name pytest-isoenv makes")
-        target = move_aside(self.envs_dir / name, self.trash_dir)
+            raise CacheError(f"refusing to remove {self.entry_dir(name)}: not a name pytest-isoenv makes")
+        target = move_aside(self.entry_dir(name), self.folder("trash"))
         with contextlib.suppress(OSError):
             if not self.log_path(name).is_symlink():
                 self.log_path(name).unlink()
@@ -417,137 +367,10 @@ class Cache:
     def trash_leftovers(self) -> list[Path]:
         """Whatever an interrupted removal left in the trash (only names the cache makes there)."""
         try:
-            return [p for p in self.trash_dir.iterdir() if TRASH_NAME.fullmatch(p.name)]
+            return [p for p in self.folder("trash").iterdir() if TRASH_NAME.fullmatch(p.name)]
         except OSError:
             return []
 
-    # -- listing -----------------------------------------------------------------------------------------
-
-    def entries(self, *, sizes: bool = True) -> list[Entry]:
-        """Every env entry in the cache, least recently used first; *sizes* measures each one.
-
-        Folders and links whose names the cache does not make are listed as foreign, and never removed.
-        """
-        try:
-            paths = [p for p in self.envs_dir.iterdir() if not p.name.startswith(".")]
-        except FileNotFoundError:
-            return []
-        return sorted((self._entry(path, sizes) for path in paths), key=lambda entry: entry.last_used)
-
-    def _entry(self, path: Path, sizes: bool) -> Entry:
-        if not ENTRY_NAME.fullmatch(path.name):
-            return Entry(path.name, path, None, "not made by pytest-isoenv (left alone)", 0.0, None, foreign=True)
-        try:
-            check_owned(path, mode=False)
-        except CacheError as exc:
-            return Entry(path.name, path, None, str(exc).split(";")[0], 0.0, None)
-        except FileNotFoundError:
-            return Entry(path.name, path, None, "removed meanwhile", 0.0, None)
-        generation = self.current(path.name)
-        key: object = None
-        if generation is not None:
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                key = json.loads((generation / RECORD_NAME).read_text(encoding="utf-8"))["key"]
-        # Without a full key, read_record explains what is wrong with the entry.
-        record, problem = self.read_record(key if isinstance(key, str) and key.startswith(path.name) else path.name)
-        last_used = 0.0
-        for where in ((generation / RECORD_NAME) if generation else path, path):
-            with contextlib.suppress(OSError):
-                last_used = where.stat().st_mtime
-                break
-        return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
-
     def building(self, name: str) -> str | None:
         """Who is building the env *name* (a key or its directory name) right now, or ``None``."""
-        if self.lock_path(name).is_symlink():
-            return None
-        lock = FileLock(self.lock_path(name), mode=0o600, thread_local=False)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return read_owner(self.lock_path(name).with_suffix(".owner"))
-        except OSError:  # a read-only cache: nobody can be building in it
-            return None
-        lock.release()
-        return None
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One env entry in the cache, as listing and pruning see it."""
-
-    name: str
-    """The directory name: the first hex digits of the key."""
-    path: Path
-    record: Record | None
-    """The current generation's completion record, or ``None`` when the env cannot be used."""
-    problem: str | None
-    """Why the env cannot be used, when it cannot."""
-    last_used: float
-    """When a session last used it (the record's mtime), as a timestamp."""
-    size: int | None = None
-    """Bytes on disk, every generation counted, when measured."""
-    foreign: bool = False
-    """Not something pytest-isoenv made: listed, never removed."""
-
-    @property
-    def description(self) -> str:
-        return self.record.built.description if self.record is not None else "?"
-
-    @property
-    def python(self) -> str:
-        if self.record is None:
-            return "?"
-        interpreter = self.record.built.interpreter
-        implementation, version = interpreter.get("implementation"), interpreter.get("version")
-        return f"{implementation} {str(version).split()[0]}" if implementation and version else "?"
-
-    @property
-    def installer(self) -> str:
-        return self.record.built.installer if self.record is not None else "?"
-
-    @property
-    def resolution(self) -> str:
-        return self.record.built.resolution if self.record is not None else "?"
-
-    @property
-    def created(self) -> float | None:
-        return self.record.created if self.record is not None else None
-
-
-#: How long a waiter looks for a new lock holder's owner file (written just after it locks) before
-#: announcing the wait without naming the holder. The waiter waits for the build anyway, and stops
-#: looking as soon as the lock is free, so this is generous: a loaded machine can stall the holder.
-OWNER_PATIENCE = 5.0
-
-
-def _owner(owner_path: Path) -> str | None:
-    """Who holds a lock, from its owner file, or ``None`` if there is none (yet, or any more)."""
-    try:
-        owner = json.loads(owner_path.read_text(encoding="utf-8"))
-        since = time.time() - float(owner["since"])
-        who = f"pid {owner['pid']} on {owner['host']}"
-        who = f"xdist worker {owner['worker']} ({who})" if owner.get("worker") else who
-        return f"{who} for {since:.0f}s"
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def read_owner(owner_path: Path) -> str:
-    """Who holds a lock, for a message."""
-    return _owner(owner_path) or "another process"
-
-
-def _holder_unless_free(lock: FileLock, owner_path: Path) -> str | None:
-    """Who holds *lock*, giving a new holder :data:`OWNER_PATIENCE` seconds to write its owner file;
-    ``None`` once we hold *lock* ourselves, as a holder may finish (and remove its file) while we look."""
-    deadline = time.monotonic() + OWNER_PATIENCE
-    while (holder := _owner(owner_path)) is None:
-        try:
-            lock.acquire(timeout=0)
-            return None
-        except Timeout:
-            if time.monotonic() >= deadline:
-                return "another process"
-            time.sleep(0.02)
-    return holder
+        return locks.holder(self.lock_path(name))

@@ -33,13 +33,16 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import pytest
+import pytest
 
+from . import options
+from .background import PROCESSES
+
+if TYPE_CHECKING:
     from .discovery import Interpreter
     from .env import IsolatedEnv
     from .spec import EnvSpec
@@ -80,6 +83,37 @@ def session_measures(config: pytest.Config) -> bool:
         and bool(config.getoption("cov_source", None))
         and not config.getoption("no_cov", False)
     )
+
+
+def measurement_from_config(config: pytest.Config) -> Measurement | None:
+    """The measurement of env processes, if the session measures coverage and ``isoenv_coverage`` is on."""
+    version = host_coverage_version()
+    if version is None or not options.get(config, "coverage") or not session_measures(config):
+        return None
+    return Measurement(version, config.invocation_params.dir)
+
+
+#: Lines for the terminal summary about the coverage of env processes (problems merging their data).
+COVERAGE_LINES = pytest.StashKey[list[str]]()
+
+
+class CoverageHooks:
+    """Registered only while the session measures coverage: the envs' data join the session's."""
+
+    def __init__(self, config: pytest.Config, measurement: Measurement) -> None:
+        self.config = config
+        self.measurement = measurement
+
+    # Innermost: done before pytest-cov (or coverage run) stops, saves and combines its data.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            PROCESSES.stop(wide=True)  # a stopped server saves its data (sigterm = True)
+            _, problems = self.measurement.finish()
+            lines = sorted(self.measurement.notes) + problems
+            self.config.stash[COVERAGE_LINES] = [f"isoenv: coverage of env processes: {line}" for line in lines]
 
 
 class Measurement:

@@ -1,32 +1,38 @@
-"""IsoEnvFactory: turns what a test asks for into a ready env (spec -> key -> cache -> IsolatedEnv)."""
+"""The session's envs: what a test asks for becomes a ready env (spec -> key -> cache -> IsolatedEnv).
+
+:class:`IsoEnvFactory` is what tests and fixtures call (``isoenv_factory.get()``);
+:class:`SessionEnvs`, which the plugin owns, one per session, runs the chain behind
+it and keeps what the session learned: keys, interpreters, installers, the envs
+handed out and what it did with them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import warm
-from .cache import Cache, Notify
+from .build import build_env, env_from_record, labelled_echo
+from .cache import Cache
 from .discovery import Discovery, Interpreter
-from .env import Installs, IsolatedEnv, host_environ, introspect, isolated_environ, read_distributions
-from .errors import BuildError, CacheError, IsoEnvError, LockTimeout, RunError, SharedEnvError, SpecError, in_test
+from .env import IsolatedEnv, host_environ
+from .errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError, in_test
 from .index import IndexOptions
 from .installer_choice import select_installer
 from .installers import Installer, InstallerDirs
 from .keys import FileHashes, compute_key
 from .leases import Lease, held_generations
+from .locks import Notify
 from .privatecopy import copy_env
 from .privatecopy import unsupported as private_envs_unsupported
 from .processes import Echo
-from .record import Built, Record
+from .record import Record
+from .reporting import Outcome, Stats
 from .spec import EnvSpec, PathArg
-from .workers import cpu_count
 
 if TYPE_CHECKING:
     from .coverage_support import Measurement
@@ -51,46 +57,8 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One env a session built or failed to build, as the terminal summary names it."""
-
-    description: str
-    python: str
-    installer: str
-    seconds: float
-
-
-@dataclass
-class Stats:
-    """What a session did with envs, by key, for the terminal summary.
-
-    *reused* holds only envs built before this run: an env another test or
-    xdist worker of the same run built is counted once, as built.
-    """
-
-    reused: set[str] = field(default_factory=set)
-    built: dict[str, Outcome] = field(default_factory=dict)
-    failed: dict[str, Outcome] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data, as an xdist worker sends it to the controller."""
-        return {
-            "reused": sorted(self.reused),
-            "built": {key: dataclasses.asdict(outcome) for key, outcome in self.built.items()},
-            "failed": {key: dataclasses.asdict(outcome) for key, outcome in self.failed.items()},
-        }
-
-    def merge(self, data: dict[str, Any]) -> None:
-        """Add what another process of the same run (an xdist worker) did, from :meth:`to_json`."""
-        self.built.update({key: Outcome(**value) for key, value in data["built"].items()})
-        self.failed.update({key: Outcome(**value) for key, value in data["failed"].items()})
-        self.reused.update(data["reused"])
-        self.reused.difference_update(self.built)
-
-
-@dataclass(frozen=True)
 class TestContext:
-    """What the factory is told of the test being run, for errors and the Python matrix."""
+    """What the session is told of the test being run, for errors and the Python matrix."""
 
     __test__ = False  # not a test class, whatever pytest makes of its name
 
@@ -109,42 +77,8 @@ class IsoEnvFactory:
     by every test, session and xdist worker that asks for the same one.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        private_root: Callable[[], Path] | None = None,
-        context: Callable[[], TestContext] | None = None,
-        notify: Notify | None = None,
-        warn: Notify | None = None,
-        echo: Echo | None = None,
-        coverage: Measurement | None = None,
-    ) -> None:
-        self.settings = settings
-        #: Set while the session measures coverage: every env then has coverage.py, and its processes measure.
-        self.coverage = coverage
-        self.cache = Cache(settings.cache_dir, worker=settings.worker)
-        self.stats = Stats()
-        self._private_root = private_root
-        self._context = context or TestContext
-        self._started = time.time()
-        self._notify = notify
-        self._warn = warn
-        self._echo = echo
-        self._cache_ready = False
-        self._discovery: Discovery | None = None
-        self._installers: dict[str | None, Installer] = {}
-        self._keys: dict[EnvSpec, str] = {}
-        self._hashes: FileHashes | None = None
-        self._shared: dict[EnvSpec, IsolatedEnv] = {}
-        self._records: dict[str, Record] = {}
-        self._failed: dict[str, BuildError] = {}
-        self._told_lease_problem = False
-        #: Claims the shared envs this factory hands out, so no prune removes them while it lives.
-        self.lease = Lease(self.cache, settings.run_id)
-
-    def _current_test(self) -> str | None:
-        return self._context().nodeid
+    def __init__(self, envs: SessionEnvs) -> None:
+        self._envs = envs
 
     def get(
         self,
@@ -173,10 +107,10 @@ class IsoEnvFactory:
         interpreter that started once, with the *preload* modules imported (see
         :mod:`pytest_isoenv.warm`).
         """
-        context = self._context()
+        context = self._envs.context()
         if python is None and context.matrix_python is not None:
             python = self._follow_matrix(context)
-        spec = self.spec(
+        spec = self._envs.spec(
             requirements,
             editable=editable,
             constraints=constraints,
@@ -190,7 +124,7 @@ class IsoEnvFactory:
             warm=warm,
             preload=preload,
         )
-        return self.env(spec)
+        return self._envs.env(spec)
 
     def _follow_matrix(self, context: TestContext) -> str:
         """The Python matrix's interpreter for a ``get()`` without ``python=``, or a loud error where it cannot be.
@@ -212,10 +146,58 @@ class IsoEnvFactory:
             "to get() (python=sys.executable for the Python running pytest)",
         )
 
+
+class SessionEnvs:
+    """One session's envs and what it learned getting them; the plugin owns it, :class:`IsoEnvFactory` calls it.
+
+    *private_root* makes a new folder for each private env; *context* tells
+    the test being run; *notify* is told what the session waits for, *warn*
+    what it repaired, *echo* the installers' output; *coverage* is set while
+    the session measures the coverage of env processes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        private_root: Callable[[], Path] | None = None,
+        context: Callable[[], TestContext] | None = None,
+        notify: Notify | None = None,
+        warn: Notify | None = None,
+        echo: Echo | None = None,
+        coverage: Measurement | None = None,
+    ) -> None:
+        self.settings = settings
+        #: Set while the session measures coverage: every env then has coverage.py, and its processes measure.
+        self.coverage = coverage
+        self.cache = Cache(settings.cache_dir, worker=settings.worker)
+        self.stats = Stats()
+        #: Told what the session repaired (a broken env rebuilt).
+        self.warn = warn
+        self._private_root = private_root
+        self.context: Callable[[], TestContext] = context or TestContext
+        self._started = time.time()
+        self._notify = notify
+        self._echo = echo
+        self._cache_ready = False
+        self._discovery: Discovery | None = None
+        self._installers: dict[str | None, Installer] = {}
+        self._keys: dict[EnvSpec, str] = {}
+        self._hashes: FileHashes | None = None
+        self._shared: dict[EnvSpec, IsolatedEnv] = {}
+        self._records: dict[str, Record] = {}
+        self._failed: dict[str, BuildError] = {}
+        self._told_lease_problem = False
+        #: Claims the shared envs this session hands out, so no prune removes them while it lives.
+        self.lease = Lease(self.cache, settings.run_id)
+
+    def _current_test(self) -> str | None:
+        return self.context().nodeid
+
     def spec(
         self, requirements: Sequence[object], *, where: str | None = None, session: bool = True, **kwargs: Any
     ) -> EnvSpec:
-        """Validate and normalise env arguments (the marker's or :meth:`get`'s) into an :class:`EnvSpec`.
+        """Validate and normalise env arguments (the marker's or ``get()``'s) into an :class:`EnvSpec`.
 
         *where* names the test in errors (default: the test being run). With
         *session* (the default), the session's ``--isoenv-with`` and
@@ -235,9 +217,7 @@ class IsoEnvFactory:
         """The env for *spec*: shared from the cache, or a new private one."""
         if spec.private:
             return self._private(spec)
-        env = self._shared.get(spec)
-        if env is None:
-            env = self._shared[spec] = self._shared_env(spec)
+        env = self.shared(spec)
         if (env.spec.warm, env.spec.preload) != (spec.warm, spec.preload):
             env = env.handed_out_as(spec)  # the same env, its programs run warm or not as this spec asks
         return env
@@ -247,9 +227,8 @@ class IsoEnvFactory:
         key = self._keys.get(spec)
         if key is None:
             where = where or self._current_test()
-            installer = self.installer(
-                spec, where=where
-            )  # first: an unknown name is refused before the cache is touched
+            # The installer first: an unknown name is refused before the cache is touched.
+            installer = self.installer(spec, where=where)
             interpreter = self.interpreter(spec, where=where)
             unsupported = installer.unsupported(interpreter)
             if unsupported:
@@ -281,7 +260,7 @@ class IsoEnvFactory:
         """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
         if self._hashes is None:
             # Only into a cache that is pytest-isoenv's own: never a folder of the user's given by mistake.
-            folder = self.cache.hashes_dir if self.cache.is_ours() else None
+            folder = self.cache.folder("hashes") if self.cache.is_ours() else None
             self._hashes = FileHashes(folder, cache_root=self.cache.root)
         return self._hashes
 
@@ -294,7 +273,7 @@ class IsoEnvFactory:
         """Finds the interpreters ``python=`` specs name, remembering what it learns in the cache root."""
         if self._discovery is None:
             self._ensure_cache()
-            self._discovery = Discovery(self.cache.py_info_dir, host_environ())
+            self._discovery = Discovery(self.cache.folder("py-info"), host_environ())
         return self._discovery
 
     def interpreter(self, spec: EnvSpec, *, where: str | None = None) -> Interpreter:
@@ -305,9 +284,14 @@ class IsoEnvFactory:
         """The installer *spec* uses (its own choice, or the session's)."""
         name = spec.installer or self.settings.installer
         if name not in self._installers:
-            dirs = InstallerDirs(app_data=self.cache.app_data_dir, uv_cache=self.cache.root / "uv")
+            dirs = InstallerDirs(app_data=self.cache.folder("virtualenv"), uv_cache=self.cache.folder("uv"))
             self._installers[name] = select_installer(name, dirs=dirs, where=where or self._current_test())
         return self._installers[name]
+
+    def stop_installers(self) -> None:
+        """Stop every installer subprocess running for this session (an interrupted prebuild)."""
+        for installer in self._installers.values():
+            installer.stop()
 
     def _ensure_cache(self) -> None:
         if not self._cache_ready:
@@ -322,78 +306,10 @@ class IsoEnvFactory:
         where = self._current_test()
         return CacheError(in_test(str(exc), where)) if where else exc
 
-    def prebuild(
-        self,
-        specs: Iterable[EnvSpec],
-        progress: Notify | None = None,
-        *,
-        jobs: int | None = None,
-    ) -> None:
-        """Build the missing shared envs *specs* need, several at once, before any test asks for one.
-
-        At most *jobs* builds run at a time (default: one per CPU; builds wait
-        on installer subprocesses). *progress* is told one line per env built. Best effort:
-        an env another process is building is left to it, and tests wait for
-        it when they need it; a spec that cannot be resolved and an env that
-        fails to build are reported by each test that needs them. A repair (a
-        broken entry rebuilt) is told to the factory's *warn* callback, or else
-        to *progress*, from this thread.
-        """
-        todo: dict[str, EnvSpec] = {}
-        for spec in specs:
-            try:
-                key = self.key(spec)
-            except IsoEnvError:
-                continue
-            if key not in todo and key not in self._failed and self._missing(key):
-                todo[key] = dataclasses.replace(spec, private=False)
-        if not todo:
-            return
-        say = progress or (lambda message: None)
-        workers = max(1, min(len(todo), jobs or cpu_count()))
-        say(f"building {len(todo)} env(s) before the tests, {workers} at a time")
-        # Keys, interpreters and installers are worked out above, in this thread; builds touch only their key.
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="isoenv-build")
-        try:
-            futures = {pool.submit(self._prebuild_one, spec): (key, spec) for key, spec in todo.items()}
-            for done, future in enumerate(as_completed(futures), 1):
-                key, spec = futures[future]
-                what = f"{spec.describe()} ({self.interpreter(spec).label}, {self.installer(spec).name})"
-                outcome, seconds, warned = future.result()
-                say(f"[{done}/{len(todo)}] {outcome} {what} in {seconds:.1f}s")
-                for message in warned:
-                    (self._warn or say)(message)
-        except BaseException:
-            # Interrupted (Ctrl-C): stop the running installers rather than wait for them, and wait only for
-            # their builds to remove what they had made, so that nothing half-built is left or published.
-            for installer in self._installers.values():
-                installer.stop()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown()
-
-    def _prebuild_one(self, spec: EnvSpec) -> tuple[str, float, list[str]]:
-        started = time.monotonic()
-        warned: list[str] = []
-        try:
-            env = self._shared_env(spec, wait=False, warn=warned.append)
-        except LockTimeout:
-            outcome = "left to the process building it:"
-        except Exception:  # the tests that need the env get the same error at setup (BuildError is memoised)
-            outcome = "failed to build (the tests that need it report why):"
-        else:
-            self._shared[spec] = env
-            outcome = (
-                "built"
-                if env.key in self.stats.built
-                else "reused"
-                if env.key in self.stats.reused
-                else "built by another worker of this run:"
-            )
-        return outcome, time.monotonic() - started, warned
-
-    def _missing(self, key: str) -> bool:
-        """Whether *key* has no usable env in the cache (or must be rebuilt in this run)."""
+    def needs_build(self, key: str) -> bool:
+        """Whether *key* has no usable env in the cache (or must be rebuilt in this run), and did not fail in it."""
+        if key in self._failed:
+            return False
         try:
             record, _ = self.cache.read_record(key)
         except CacheError:  # a bad entry fails the tests that need it, each naming it; it stops nothing else
@@ -406,6 +322,16 @@ class IsoEnvFactory:
         So two sessions started together with ``--isoenv-rebuild`` build each env once, not twice.
         """
         return self.settings.rebuild and record.run_id != self.settings.run_id and record.created < self._started
+
+    def shared(self, spec: EnvSpec, *, wait: bool = True, warn: Notify | None = None) -> IsolatedEnv:
+        """The shared env of *spec*, as this session handed it out before, else reused or built in the cache.
+
+        Without *wait*, an env another process is building is a :class:`~pytest_isoenv.errors.LockTimeout`.
+        """
+        env = self._shared.get(spec)
+        if env is None:
+            env = self._shared[spec] = self._shared_env(spec, wait=wait, warn=warn)
+        return env
 
     def _shared_env(self, spec: EnvSpec, *, wait: bool = True, warn: Notify | None = None) -> IsolatedEnv:
         key = self.key(spec)
@@ -423,12 +349,21 @@ class IsoEnvFactory:
         try:
             record, built = self.cache.get_or_build(
                 key,
-                lambda path, log: self._build(spec, path, log),
+                lambda path, log: build_env(
+                    spec,
+                    path,
+                    log,
+                    interpreter=self.interpreter(spec),
+                    installer=self.installer(spec),
+                    index=self.settings.index.for_spec(spec),
+                    coverage=self.coverage,
+                    echo=self._echo,
+                ),
                 what=what,
                 run_id=self.settings.run_id,
                 stale=self._stale,
                 notify=self._notify if wait else None,
-                warn=warn or self._warn,
+                warn=warn or self.warn,
                 lock_timeout=self.settings.lock_timeout if wait else 0,
                 held=lambda key: held_generations(self.cache, key, exclude=self.lease.id),
             )
@@ -446,7 +381,7 @@ class IsoEnvFactory:
             # An env another worker of this run built is that worker's to count.
             self.stats.reused.add(key)
         self._records[key] = record
-        return self._env_from_record(record, record.path, spec)
+        return env_from_record(record, record.path, spec, coverage=self.coverage)
 
     def _outcome(self, spec: EnvSpec, seconds: float) -> Outcome:
         # With a Python matrix one requirement set is several envs: the interpreter tells them apart.
@@ -473,7 +408,7 @@ class IsoEnvFactory:
             try:
                 # The changed generation is no longer usable (its record says so), so this builds the next
                 # one, unless another process did already.
-                self._shared[spec] = self._shared_env(spec, warn=lambda message: None)  # the error says it
+                self.shared(spec, warn=lambda message: None)  # the error says it
                 error += ". It was thrown away and rebuilt, as other tests reuse it"
             except IsoEnvError as exc:
                 error += f". It was thrown away; rebuilding it failed: {exc}"
@@ -487,7 +422,7 @@ class IsoEnvFactory:
     def _private(self, spec: EnvSpec) -> IsolatedEnv:
         """A changeable env made from the cached shared env of *spec* (built first if need be), not from the index."""
         if self._private_root is None:
-            raise RuntimeError("private envs need a folder: pass private_root to IsoEnvFactory")
+            raise RuntimeError("private envs need a folder: pass private_root to SessionEnvs")
         unsupported = private_envs_unsupported()
         if unsupported:
             raise SpecError(
@@ -501,93 +436,8 @@ class IsoEnvFactory:
         # several times faster than two uv runs that link the same files from uv's cache.
         copy_env(shared.path, path, bin_dir=shared.bin_dir, site_packages=shared.site_packages)
         # The record's paths are relative to the env, so they hold for the copy as well.
-        return self._env_from_record(self._records[shared.key], path, spec, installs=self._install_into)
-
-    def _env_from_record(
-        self, record: Record, path: Path, spec: EnvSpec, installs: Installs | None = None
-    ) -> IsolatedEnv:
-        """The env described by *record*, at *path* (the record's own generation, or a private copy of it)."""
-        return IsolatedEnv(
-            path,
-            python=path / record.built.python,
-            bin_dir=path / record.built.bin_dir,
-            site_packages=path / record.built.site_packages,
-            key=record.key,
-            spec=spec,
-            installs=installs,
-            coverage=self.coverage if spec.coverage else None,
-        )
-
-    def _build(self, spec: EnvSpec, path: Path, log: Path) -> Built:
-        """Create the env at *path* and install *spec* into it; what the record says of it."""
-        interpreter = self.interpreter(spec)
-        installer = self.installer(spec)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        header = f"building {spec.describe()} with {installer.name} on {interpreter.executable}"
-        log.write_text(f"# pytest-isoenv: {header}\n", encoding="utf-8")
-        echo = self._labelled_echo(f"{spec.describe()} {interpreter.label}")
-        if echo is not None:
-            echo(f"{header} (log: {log})")
-        started = time.monotonic()
-        installs = spec if self.coverage is None else self.coverage.install_spec(spec, interpreter)
-        python = installer.build(
-            path,
-            interpreter.executable,
-            installs,
-            self.settings.index.for_spec(spec),
-            log=log,
-            environ=host_environ(),
-            echo=echo,
-        )
-        venv_paths = dict(interpreter.venv_paths)
-        dirs = [path / venv_paths[k] for k in ("scripts", "purelib", "platlib") if k in venv_paths]
-        if len(dirs) == 3 and all(d.is_dir() for d in dirs):
-            # Read from here what the env's interpreter would report: a subprocess less per build.
-            packages, dist_infos = read_distributions(*dirs[1:])
-            scripts, purelib = str(dirs[0]), str(dirs[1])
-        else:  # a layout the interpreter's venv scheme did not predict: ask the env itself
-            try:
-                info = introspect(python, isolated_environ(path, python.parent))
-            except RunError as exc:
-                raise BuildError(
-                    f"the new env of {spec.describe()} cannot report its paths and packages",
-                    cmd=exc.cmd,
-                    returncode=exc.returncode,
-                    output=exc.stderr or exc.stdout,
-                    log=log,
-                ) from exc
-            packages, dist_infos, scripts, purelib = (
-                info["packages"],
-                info["dist_infos"],
-                info["scripts"],
-                info["purelib"],
-            )
-
-        def rel(value: str | Path) -> str:
-            return os.path.relpath(value, path)
-
-        return Built(
-            description=spec.describe(),
-            python_spec=spec.python,
-            installer=installer.name,
-            interpreter=interpreter.key_material(),
-            base_executable=str(interpreter.executable),
-            python=rel(python),
-            bin_dir=rel(scripts),
-            site_packages=rel(purelib),
-            packages=packages,
-            dist_infos=[rel(d) for d in dist_infos if Path(d).is_relative_to(path)],
-            build_seconds=round(time.monotonic() - started, 3),
-            resolution=spec.resolution,
-        )
-
-    def _labelled_echo(self, label: str) -> Echo | None:
-        """The echo callback with each line labelled by the env it belongs to: builds run in parallel."""
-        echo = self._echo
-        if echo is None:
-            return None
-        label = label if len(label) <= 40 else label[:39] + "…"
-        return lambda line: echo(f"[{label}] {line}")
+        record = self._records[shared.key]
+        return env_from_record(record, path, spec, coverage=self.coverage, installs=self._install_into)
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
         spec = self.spec(requirements, session=False, editable=list(editable))
@@ -597,5 +447,5 @@ class IsoEnvFactory:
             self.settings.index.for_spec(env.spec),
             log=env.path.with_name(f"{env.path.name}.log"),
             environ=env.environ,
-            echo=self._labelled_echo(f"private {env.spec.describe()}"),
+            echo=labelled_echo(self._echo, f"private {env.spec.describe()}"),
         )

@@ -1,4 +1,4 @@
-"""Who holds which env, and removing what nobody holds: leases, prune and clear.
+"""Who holds which env, and removing what nobody holds: leases, the cache's entries, prune and clear.
 
 A process that uses envs holds a :class:`Lease`: ``sessions/<id>.lock`` is locked for
 as long as it lives (the OS lets go when the process dies) and ``sessions/<id>.json``
@@ -25,9 +25,11 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ._format import format_age, format_size
-from ._fs import delete, tree_size, write_atomic
-from .cache import KEY_LENGTH, Cache, Entry, Notify, cache_write_error, read_owner
+from ._fs import check_owned, delete, tree_size, write_atomic
+from .cache import ENTRY_NAME, KEY_LENGTH, Cache, cache_write_error
 from .errors import CacheError
+from .locks import Notify, read_owner
+from .record import RECORD_NAME, Record
 
 #: The generation a lease names while it has not yet looked at the env: every generation is held.
 ANY_GENERATION = "*"
@@ -53,7 +55,7 @@ def live_leases(cache: Cache) -> list[LeaseInfo]:
     """The leases of live processes; those of processes that ended are removed on the way."""
     live = []
     try:
-        paths = sorted(cache.sessions_dir.glob("*.json"))
+        paths = sorted(cache.folder("sessions").glob("*.json"))
     except OSError:
         return []
     for path in paths:
@@ -100,9 +102,9 @@ class Lease:
         self.keys: dict[str, str] = {}
         #: Why the lease could not be recorded (a read-only or full cache), once: the envs are used all the same.
         self.problem: str | None = None
-        self._json = cache.sessions_dir / f"{self.id}.json"
+        self._json = cache.folder("sessions") / f"{self.id}.json"
         # Not thread-local: a lease taken in a worker thread is released by the main thread.
-        self._lock = FileLock(cache.sessions_dir / f"{self.id}.lock", mode=0o600, thread_local=False)
+        self._lock = FileLock(cache.folder("sessions") / f"{self.id}.lock", mode=0o600, thread_local=False)
         self._mutex = threading.Lock()
 
     def add(self, key: str, *, notify: Notify | None = None) -> None:
@@ -170,6 +172,81 @@ def wait_for_maintenance(cache: Cache, notify: Notify | None = None) -> None:
     lock.release()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One env entry in the cache, as listing and pruning see it."""
+
+    name: str
+    """The directory name: the first hex digits of the key."""
+    path: Path
+    record: Record | None
+    """The current generation's completion record, or ``None`` when the env cannot be used."""
+    problem: str | None
+    """Why the env cannot be used, when it cannot."""
+    last_used: float
+    """When a session last used it (the record's mtime), as a timestamp."""
+    size: int | None = None
+    """Bytes on disk, every generation counted, when measured."""
+    foreign: bool = False
+    """Not something pytest-isoenv made: listed, never removed."""
+
+    @property
+    def description(self) -> str:
+        return self.record.built.description if self.record is not None else "?"
+
+    @property
+    def python(self) -> str:
+        if self.record is None:
+            return "?"
+        interpreter = self.record.built.interpreter
+        implementation, version = interpreter.get("implementation"), interpreter.get("version")
+        return f"{implementation} {str(version).split()[0]}" if implementation and version else "?"
+
+    @property
+    def installer(self) -> str:
+        return self.record.built.installer if self.record is not None else "?"
+
+    @property
+    def resolution(self) -> str:
+        return self.record.built.resolution if self.record is not None else "?"
+
+    @property
+    def created(self) -> float | None:
+        return self.record.created if self.record is not None else None
+
+
+def list_entries(cache: Cache, *, sizes: bool = True) -> list[Entry]:
+    """Every env entry in *cache*, least recently used first; *sizes* measures each one.
+
+    Folders and links whose names the cache does not make are listed as foreign, and never removed.
+    """
+    try:
+        paths = [p for p in cache.folder("envs").iterdir() if not p.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    return sorted((_entry(cache, path, sizes) for path in paths), key=lambda entry: entry.last_used)
+
+
+def _entry(cache: Cache, path: Path, sizes: bool) -> Entry:
+    if not ENTRY_NAME.fullmatch(path.name):
+        return Entry(path.name, path, None, "not made by pytest-isoenv (left alone)", 0.0, None, foreign=True)
+    try:
+        check_owned(path, mode=False)
+    except CacheError as exc:
+        return Entry(path.name, path, None, str(exc).split(";")[0], 0.0, None)
+    except FileNotFoundError:
+        return Entry(path.name, path, None, "removed meanwhile", 0.0, None)
+    # By name: the record says the full key; one whose key is not this entry's is a problem it names.
+    record, problem = cache.read_record(path.name, name_only=True)
+    generation = record.path if record is not None else cache.current(path.name)
+    last_used = 0.0
+    for where in ((generation / RECORD_NAME) if generation else path, path):
+        with contextlib.suppress(OSError):
+            last_used = where.stat().st_mtime
+            break
+    return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
+
+
 @dataclass
 class Pruned:
     """What a prune or clear did: the entries removed and the ones it had to keep, each with why."""
@@ -232,7 +309,7 @@ def _remove_entries(
     sizes: bool,
 ) -> Pruned:
     pruned = Pruned()
-    if not cache.is_ours() or not cache.envs_dir.is_dir():  # never remove from a folder the cache did not make
+    if not cache.is_ours() or not cache.folder("envs").is_dir():  # never remove from a folder the cache did not make
         return pruned
     moved: list[Path] = []
     try:
@@ -248,7 +325,7 @@ def _remove_entries(
                 busy.setdefault(key[:KEY_LENGTH], f"in use by {lease.who}")
                 holders.setdefault(key[:KEY_LENGTH], set()).add(generation)
         remaining = []
-        for entry in cache.entries(sizes=sizes):
+        for entry in list_entries(cache, sizes=sizes):
             if entry.foreign:
                 continue
             why = reason(entry)
@@ -278,7 +355,7 @@ def _move_entry(cache: Cache, entry: Entry, why: str, user: str | None, pruned: 
                 entry = replace(entry, size=tree_size(entry.path))
             target = cache.remove_entry(entry.name)
     except CacheError:
-        pruned.kept.append((entry, f"being built by {read_owner(cache.lock_path(entry.name).with_suffix('.owner'))}"))
+        pruned.kept.append((entry, f"being built by {read_owner(cache.lock_path(entry.name))}"))
         return False
     if target is not None:  # else another process removed it first
         moved.append(target)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import pytest
 
 from . import options
-from ._format import format_age, format_size
-from .cache import KEY_LENGTH, Cache, Entry
+from ._format import format_age, format_size, table
+from .cache import KEY_LENGTH, Cache
 from .errors import CacheError, InterpreterNotFound, IsoEnvError
-from .factory import IsoEnvFactory
-from .leases import Pruned, clear, live_leases, prune
+from .factory import SessionEnvs
+from .leases import Entry, Pruned, clear, list_entries, live_leases, prune
 from .spec import EnvSpec
 from .workers import worker_id
 
@@ -70,7 +70,7 @@ def run_command(config: pytest.Config) -> int | None:
 
 def list_lines(cache: Cache) -> list[str]:
     """The ``--isoenv-list`` table: one row per env, least recently used first."""
-    entries = cache.entries()
+    entries = list_entries(cache)
     total = sum(entry.size or 0 for entry in entries)
     head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
     if not entries:
@@ -118,23 +118,23 @@ def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
     return lines
 
 
-def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) -> str | None:
+def auto_prune(config: pytest.Config, envs: SessionEnvs, policy: Policy) -> str | None:
     """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
-    if not policy.auto or worker_id(config) is not None or not factory.cache.envs_dir.is_dir():
+    if not policy.auto or worker_id(config) is not None or not envs.cache.folder("envs").is_dir():
         return None
-    if factory.lease.problem is not None or not factory.cache.is_ours():  # read-only, full, or not a cache at all
+    if envs.lease.problem is not None or not envs.cache.is_ours():  # read-only, full, or not a cache at all
         return None
     # xdist workers share the run id: their leases are this run's, not another process's.
-    others = [lease for lease in live_leases(factory.cache) if lease.run_id != factory.settings.run_id]
+    others = [lease for lease in live_leases(envs.cache) if lease.run_id != envs.settings.run_id]
     if others:
         return (
             f"isoenv: not pruning the cache: {others[0].who} is using it"
             if int(config.getoption("verbose", 0)) > 0
             else None
         )
-    used = {*factory.stats.reused, *factory.stats.built, *factory.lease.keys}
+    used = {*envs.stats.reused, *envs.stats.built, *envs.lease.keys}
     # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
-    pruned = prune(factory.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
+    pruned = prune(envs.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
     if not pruned.removed:
         return None
     return (
@@ -143,16 +143,14 @@ def auto_prune(config: pytest.Config, factory: IsoEnvFactory, policy: Policy) ->
     )
 
 
-def plan_lines(
-    factory: IsoEnvFactory, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
-) -> list[str]:
+def plan_lines(envs: SessionEnvs, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]) -> list[str]:
     """The ``--isoenv-plan`` report: each env the ``isoenv`` fixture of *items* needs, and a key over them all."""
-    uses, errors = plan_uses(factory, items, spec_of)
-    return _plan_table(factory, uses, errors)
+    uses, errors = plan_uses(envs, items, spec_of)
+    return _plan_table(envs, uses, errors)
 
 
 def plan_uses(
-    factory: IsoEnvFactory, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
+    envs: SessionEnvs, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
 ) -> tuple[dict[str, list[EnvSpec]], list[str]]:
     """The envs *items* need, by key, each with the specs that ask for it; and a line per test that cannot say."""
     uses: dict[str, list[EnvSpec]] = {}
@@ -164,7 +162,7 @@ def plan_uses(
             continue
         try:
             spec = spec_of(item)
-            uses.setdefault(factory.key(spec, where=item.nodeid), []).append(spec)
+            uses.setdefault(envs.key(spec, where=item.nodeid), []).append(spec)
         except InterpreterNotFound as exc:
             errors.append(f"  skipped: {str(exc).splitlines()[0]}")
         except IsoEnvError as exc:
@@ -182,19 +180,19 @@ def plan_key(uses: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
 
 
-def _plan_table(factory: IsoEnvFactory, uses: dict[str, list[EnvSpec]], errors: list[str]) -> list[str]:
+def _plan_table(envs: SessionEnvs, uses: dict[str, list[EnvSpec]], errors: list[str]) -> list[str]:
     rows, cached = [], 0
     for key, specs in uses.items():
         spec = specs[0]
         # Private envs are copies of the cached env of their spec, so they need it built all the same.
-        state = "cached" if factory.cache.read_record(key)[0] is not None else "to build"
+        state = "cached" if envs.cache.read_record(key)[0] is not None else "to build"
         cached += state == "cached"
         tests = (
             f"({len(specs)} test{'s' if len(specs) > 1 else ''}{', private' if any(s.private for s in specs) else ''})"
         )
-        python = factory.interpreter(spec).label
+        python = envs.interpreter(spec).label
         rows.append(
-            (state, key[:KEY_LENGTH], python, factory.installer(spec).name, spec.resolution, spec.describe(), tests)
+            (state, key[:KEY_LENGTH], python, envs.installer(spec).name, spec.resolution, spec.describe(), tests)
         )
     head = (
         f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
@@ -216,13 +214,3 @@ def _uses_factory(item: pytest.Item) -> bool:
         name != "isoenv" and defs and "isoenv_factory" in defs[-1].argnames
         for name, defs in info.name2fixturedefs.items()
     )
-
-
-def table(rows: Iterable[Sequence[str]]) -> list[str]:
-    """Rows as aligned columns (the last one ragged)."""
-    rows = list(rows)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)] if rows else []
-    return [
-        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]).rstrip()
-        for row in rows
-    ]

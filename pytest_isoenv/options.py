@@ -1,7 +1,9 @@
 """The plugin's options: each a command-line flag and an ini key of the same name, defined once.
 
 The reference docs build their option table from :data:`OPTIONS`, so what
-``pytest --help`` says and what the docs say cannot drift apart.
+``pytest --help`` says and what the docs say cannot drift apart. What the
+options and a test's marker say is read here too: the session's
+:class:`~pytest_isoenv.factory.Settings`, its Python matrix and each test's spec.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,8 +19,13 @@ from typing import Any, Literal
 import platformdirs
 import pytest
 
-from .errors import SpecError
-from .spec import RESOLUTIONS, parse_requirement
+from . import matrix, workers
+from .errors import IsoEnvError, SpecError
+from .factory import SessionEnvs, Settings
+from .index import IndexOptions
+from .installer_choice import installer_class
+from .installers import resolution_needs_uv
+from .spec import RESOLUTIONS, EnvSpec, parse_requirement
 
 CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
 
@@ -299,3 +307,64 @@ def misread_path_option(config: pytest.Config) -> str | None:
                     f"Write {option.flag}={value} (one argument)"
                 )
     return None
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """The session's :class:`~pytest_isoenv.factory.Settings`, read from flags and ini keys."""
+    given = workers.workerinput(config)
+    lock_timeout = get(config, "lock_timeout")
+    try:
+        timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
+    except ValueError:
+        raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
+    installer = get(config, "installer") or None
+    try:
+        chosen = installer_class(installer)
+    except SpecError as exc:
+        raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
+    resolution = parse_resolution(config)
+    if resolution != "highest" and chosen.name == "pip":
+        raise pytest.UsageError(resolution_needs_uv(resolution))
+    return Settings(
+        cache_dir=cache_dir(config),
+        rootdir=config.rootpath,
+        # Every xdist worker of one run shares the controller's id, so --isoenv-rebuild rebuilds once per run.
+        run_id=given["testrunuid"] if given else uuid.uuid4().hex,
+        index=IndexOptions(
+            index_url=get(config, "index_url") or None,
+            find_links=tuple(paths_or_urls(config, "find_links")),
+            offline=bool(get(config, "offline")),
+        ),
+        rebuild=bool(get(config, "rebuild")),
+        lock_timeout=timeout,
+        worker=given["workerid"] if given else None,
+        installer=installer,
+        with_requirements=parse_with(config),
+        resolution=resolution,
+    )
+
+
+def session_pythons(config: pytest.Config) -> list[str]:
+    """The specs of ``--isoenv-pythons`` (paths against the invocation dir) or else of ``isoenv_pythons`` (rootdir)."""
+    from_flags = config.getoption("isoenv_pythons")
+    base = config.invocation_params.dir if from_flags else config.rootpath
+    try:
+        return matrix.split_specs(from_flags or config.getini("isoenv_pythons"), base)
+    except IsoEnvError as exc:
+        raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
+
+
+def marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
+    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
+
+    On the interpreter the Python matrix gave the test, if it gave one, and
+    with the alternatives of its cell of the dependency matrix.
+    """
+    marker = item.get_closest_marker("isoenv")
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    args, kwargs = matrix.choose(
+        marker.args if marker else (), marker.kwargs if marker else {}, params.get("isoenv_alternatives"), item.nodeid
+    )
+    if "isoenv_python" in params:
+        kwargs["python"] = params["isoenv_python"]
+    return envs.spec(args, where=item.nodeid, **kwargs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Generator
 from typing import Any
@@ -14,17 +13,17 @@ import pytest
 
 from . import manage, matrix, options, warm, workers
 from .background import PROCESSES
-from .coverage_support import Measurement, host_coverage_version, session_measures
+from .coverage_support import COVERAGE_LINES, CoverageHooks, measurement_from_config
 from .env import IsolatedEnv
 from .errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
-from .factory import IsoEnvFactory, Settings, TestContext
-from .index import IndexOptions
-from .installer_choice import installer_class, installer_notes
-from .installers import resolution_needs_uv
-from .reporting import WORKEROUTPUT_KEY, Reporter, installer_note
-from .spec import EnvSpec
+from .factory import IsoEnvFactory, SessionEnvs, TestContext
+from .installer_choice import installer_notes
+from .options import marker_spec, session_pythons, settings_from_config
+from .prebuild import prebuild
+from .reporting import Reporter, XdistHooks, installer_note
 
-FACTORY = pytest.StashKey[IsoEnvFactory]()
+#: The session's envs, behind the ``isoenv_factory`` fixture.
+ENVS = pytest.StashKey[SessionEnvs]()
 POLICY = pytest.StashKey[manage.Policy]()
 PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-pythons``), as specs.
@@ -35,8 +34,6 @@ CURRENT_TEST = pytest.StashKey[TestContext]()
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
-#: Lines for the terminal summary about the coverage of env processes (problems merging their data).
-COVERAGE_LINES = pytest.StashKey[list[str]]()
 
 MARKER = (
     "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
@@ -70,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[POLICY] = manage.Policy.from_config(config)
     measurement = measurement_from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
-    config.stash[FACTORY] = IsoEnvFactory(
+    envs = config.stash[ENVS] = SessionEnvs(
         settings_from_config(config),
         private_root=lambda: config.stash[TMP_PATH_FACTORY].mktemp("isoenv-private", numbered=True),
         context=lambda: config.stash.get(CURRENT_TEST, TestContext()),
@@ -85,25 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(CoverageHooks(config, measurement), "isoenv-coverage")
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config), "isoenv-xdist")
-
-
-def measurement_from_config(config: pytest.Config) -> Measurement | None:
-    """The measurement of env processes, if the session measures coverage and ``isoenv_coverage`` is on."""
-    version = host_coverage_version()
-    if version is None or not options.get(config, "coverage") or not session_measures(config):
-        return None
-    return Measurement(version, config.invocation_params.dir)
-
-
-def session_pythons(config: pytest.Config) -> list[str]:
-    """The specs of ``--isoenv-pythons`` (paths against the invocation dir) or else of ``isoenv_pythons`` (rootdir)."""
-    from_flags = config.getoption("isoenv_pythons")
-    base = config.invocation_params.dir if from_flags else config.rootpath
-    try:
-        return matrix.split_specs(from_flags or config.getini("isoenv_pythons"), base)
-    except IsoEnvError as exc:
-        raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
+        config.pluginmanager.register(XdistHooks(config, reporter, envs.stats), "isoenv-xdist")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -119,9 +98,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     if not config.getoption("isoenv_list_pythons"):
         return None
-    factory = IsoEnvFactory(settings_from_config(config))
+    envs = SessionEnvs(settings_from_config(config))
     try:
-        lines = matrix.report(factory.discovery, factory.installer(factory.spec(())), session_pythons(config))
+        lines = matrix.report(envs.discovery, envs.installer(envs.spec(())), session_pythons(config))
     except IsoEnvError as exc:
         raise pytest.UsageError(str(exc)) from None
     print("\n".join(lines))
@@ -147,12 +126,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _python_matrix(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("isoenv")
     session: list[str] = metafunc.config.stash[PYTHONS]
-    factory = metafunc.config.stash[FACTORY]
+    envs = metafunc.config.stash[ENVS]
     try:
         params = matrix.params_for(
             session,
             marker.kwargs.get("python") if marker is not None else None,
-            lambda spec, wanted: factory.discovery.covers(spec, wanted),
+            lambda spec, wanted: envs.discovery.covers(spec, wanted),
             rootdir=metafunc.config.rootpath,
             where=metafunc.definition.nodeid,
         )
@@ -167,60 +146,9 @@ def _python_matrix(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("isoenv_python", values, indirect=True)
 
 
-def marker_spec(factory: IsoEnvFactory, item: pytest.Item) -> EnvSpec:
-    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
-
-    On the interpreter the Python matrix gave the test, if it gave one, and
-    with the alternatives of its cell of the dependency matrix.
-    """
-    marker = item.get_closest_marker("isoenv")
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    args, kwargs = matrix.choose(
-        marker.args if marker else (), marker.kwargs if marker else {}, params.get("isoenv_alternatives"), item.nodeid
-    )
-    if "isoenv_python" in params:
-        kwargs["python"] = params["isoenv_python"]
-    return factory.spec(args, where=item.nodeid, **kwargs)
-
-
-def settings_from_config(config: pytest.Config) -> Settings:
-    """The session's :class:`Settings`, read from flags and ini keys."""
-    workerinput = workers.workerinput(config)
-    lock_timeout = options.get(config, "lock_timeout")
-    try:
-        timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
-    except ValueError:
-        raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
-    installer = options.get(config, "installer") or None
-    try:
-        chosen = installer_class(installer)
-    except SpecError as exc:
-        raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
-    resolution = options.parse_resolution(config)
-    if resolution != "highest" and chosen.name == "pip":
-        raise pytest.UsageError(resolution_needs_uv(resolution))
-    return Settings(
-        cache_dir=options.cache_dir(config),
-        rootdir=config.rootpath,
-        # Every xdist worker of one run shares the controller's id, so --isoenv-rebuild rebuilds once per run.
-        run_id=workerinput["testrunuid"] if workerinput else uuid.uuid4().hex,
-        index=IndexOptions(
-            index_url=options.get(config, "index_url") or None,
-            find_links=tuple(options.paths_or_urls(config, "find_links")),
-            offline=bool(options.get(config, "offline")),
-        ),
-        rebuild=bool(options.get(config, "rebuild")),
-        lock_timeout=timeout,
-        worker=workerinput["workerid"] if workerinput else None,
-        installer=installer,
-        with_requirements=options.parse_with(config),
-        resolution=resolution,
-    )
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    installer = config.stash[FACTORY].settings.installer
-    settings = config.stash[FACTORY].settings
+    settings = config.stash[ENVS].settings
+    installer = settings.installer
     label, warnings = installer_notes(installer)
     # A plain "pip" from auto means uv is not installed (else the label says why auto passed it over).
     lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}{installer_note(installer, label)}"]
@@ -239,26 +167,26 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         for requirement in settings.with_requirements
     ]
     if config.stash[PYTHONS]:
-        discovery = config.stash[FACTORY].discovery
+        discovery = config.stash[ENVS].discovery
         lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
     return lines
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    factory = config.stash[FACTORY]
+    envs = config.stash[ENVS]
     if workers.worker_id(config) is not None:
         return
     if config.getoption("isoenv_plan_key"):
         if session.testsfailed:
             sys.stderr.write("isoenv: collection failed, so there is no plan key; run without --isoenv-plan-key\n")
         else:
-            uses, _ = manage.plan_uses(factory, session.items, lambda item: marker_spec(factory, item))
+            uses, _ = manage.plan_uses(envs, session.items, lambda item: marker_spec(envs, item))
             sys.stdout.write(manage.plan_key(uses) + "\n")
             sys.stdout.flush()
     reporter = config.pluginmanager.getplugin("terminalreporter")
     if config.getoption("isoenv_plan") and reporter is not None:
-        for line in manage.plan_lines(factory, session.items, lambda item: marker_spec(factory, item)):
+        for line in manage.plan_lines(envs, session.items, lambda item: marker_spec(envs, item)):
             reporter.write_line(line)
 
 
@@ -267,7 +195,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     PROCESSES.stop(wide=True)
     try:
-        line = manage.auto_prune(config, config.stash[FACTORY], config.stash[POLICY])
+        line = manage.auto_prune(config, config.stash[ENVS], config.stash[POLICY])
     except IsoEnvError as exc:
         line = f"isoenv: pruning the cache failed: {exc}"
     if line:
@@ -278,9 +206,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # They would go with this process anyway; stopping them here is tidy.
     before: list[warm.WarmServer] = config.stash.get(WARM_BEFORE, [])
     warm.stop(keep=before)
-    factory = config.stash.get(FACTORY, None)
-    if factory is not None:
-        factory.close()
+    envs = config.stash.get(ENVS, None)
+    if envs is not None:
+        envs.close()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -298,14 +226,14 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         or (session.testsfailed and not config.option.continue_on_collection_errors)
     ):
         return
-    factory = config.stash[FACTORY]
+    envs = config.stash[ENVS]
     specs = []
     for item in session.items:
         if "isoenv" in getattr(item, "fixturenames", ()):
             with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
-                specs.append(marker_spec(factory, item))
+                specs.append(marker_spec(envs, item))
     # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
-    factory.prebuild(specs, progress=config.stash[REPORTER].progress, jobs=workers.build_jobs(config))
+    prebuild(envs, specs, progress=config.stash[REPORTER].progress, jobs=workers.build_jobs(config))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -356,12 +284,12 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     stopped = PROCESSES.stop()
     if stopped:
         item.add_report_section("teardown", "isoenv", "processes started with popen():\n" + "\n".join(stopped))
-    factory = item.config.stash.get(FACTORY, None)
+    envs = item.config.stash.get(ENVS, None)
     # What runs between tests (session teardown) is in no test and on no test's Python.
     item.config.stash[CURRENT_TEST] = TestContext()
     try:
-        if factory is not None:
-            factory.check_shared(item.nodeid)
+        if envs is not None:
+            envs.check_shared(item.nodeid)
         return
     except SharedEnvError as exc:
         error = str(exc)
@@ -369,7 +297,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    for line in config.stash[REPORTER].summary_lines(config.stash[FACTORY].stats):
+    for line in config.stash[REPORTER].summary_lines(config.stash[ENVS].stats):
         terminalreporter.write_line(line)
     if PRUNED in config.stash:
         terminalreporter.write_line(config.stash[PRUNED])
@@ -399,7 +327,7 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     set of arguments and cached across tests, sessions and xdist workers.
     """
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
-    return request.config.stash[FACTORY]
+    return IsoEnvFactory(request.config.stash[ENVS])
 
 
 @pytest.fixture
@@ -442,10 +370,11 @@ def isoenv(
     A test whose interpreter is not installed is skipped (an error with
     ``--isoenv-strict-python``).
     """
-    # isoenv_python and isoenv_alternatives are requested so that the matrices can parametrise them;
-    # marker_spec reads their values.
+    # isoenv_factory is requested for the folder of private envs; isoenv_python and isoenv_alternatives so
+    # that the matrices can parametrise them (marker_spec reads their values).
+    envs = request.config.stash[ENVS]
     try:
-        return isoenv_factory.env(marker_spec(isoenv_factory, request.node))
+        return envs.env(marker_spec(envs, request.node))
     except InterpreterNotFound as exc:
         problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
         if not strict:
@@ -458,45 +387,3 @@ def isoenv(
         problem = str(exc)
     # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
     pytest.fail(problem, pytrace=False)
-
-
-class CoverageHooks:
-    """Registered only while the session measures coverage: the envs' data join the session's."""
-
-    def __init__(self, config: pytest.Config, measurement: Measurement) -> None:
-        self.config = config
-        self.measurement = measurement
-
-    # Innermost: done before pytest-cov (or coverage run) stops, saves and combines its data.
-    @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        try:
-            return (yield)
-        finally:
-            PROCESSES.stop(wide=True)  # a stopped server saves its data (sigterm = True)
-            _, problems = self.measurement.finish()
-            lines = sorted(self.measurement.notes) + problems
-            self.config.stash[COVERAGE_LINES] = [f"isoenv: coverage of env processes: {line}" for line in lines]
-
-
-class XdistHooks:
-    """Hooks that only matter under pytest-xdist: workers' progress and summaries reach the controller."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    def pytest_configure_node(self, node: Any) -> None:
-        """In the controller, before a worker starts: the channel its progress lines come back on."""
-        workers.open_progress_channel(node, self.config.stash[REPORTER].write_line)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:
-            stats = self.config.stash[FACTORY].stats
-            workeroutput[WORKEROUTPUT_KEY] = self.config.stash[REPORTER].to_workeroutput(stats)
-
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
-        if data:
-            self.config.stash[REPORTER].merge(data, self.config.stash[FACTORY].stats)

@@ -115,8 +115,11 @@ class Record:
         write_atomic(self.path / RECORD_NAME, json.dumps(data, indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, path: Path, key: str) -> Record:
-        """The record of the generation at *path*, which must belong to *key*; :class:`RecordProblem` if not usable."""
+    def load(cls, path: Path, key: str, *, name_only: bool = False) -> Record:
+        """The record of the generation at *path*, which must belong to *key*; :class:`RecordProblem` if not usable.
+
+        With *name_only*, *key* is only the first digits of a key (an entry's name), which the record's must start with.
+        """
         try:
             data = json.loads((path / RECORD_NAME).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -126,11 +129,12 @@ class Record:
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise RecordProblem(f"its completion record is of another format ({found!r}, expected {RECORD_FORMAT})")
-        if data.get("key") != key:
+        recorded = data.get("key")
+        if not isinstance(recorded, str) or not (recorded.startswith(key) if name_only else recorded == key):
             raise RecordProblem("its completion record belongs to another key")
         try:
             return cls(
-                key=key,
+                key=recorded,
                 path=path,
                 built=Built(**data["built"]),
                 run_id=str(data["run_id"]),

@@ -9,19 +9,58 @@ What the summary needs from a worker reaches the controller with its
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from . import workers
+from ._format import table
 from .errors import InterpreterNotFound
-from .factory import Stats
-from .manage import table
 
 #: Where in ``workeroutput`` a worker's summary material travels.
 WORKEROUTPUT_KEY = "isoenv_report"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One env a session built or failed to build, as the terminal summary names it."""
+
+    description: str
+    python: str
+    installer: str
+    seconds: float
+
+
+@dataclass
+class Stats:
+    """What a session did with envs, by key, for the terminal summary.
+
+    *reused* holds only envs built before this run: an env another test or
+    xdist worker of the same run built is counted once, as built.
+    """
+
+    reused: set[str] = field(default_factory=set)
+    built: dict[str, Outcome] = field(default_factory=dict)
+    failed: dict[str, Outcome] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data, as an xdist worker sends it to the controller."""
+        return {
+            "reused": sorted(self.reused),
+            "built": {key: dataclasses.asdict(outcome) for key, outcome in self.built.items()},
+            "failed": {key: dataclasses.asdict(outcome) for key, outcome in self.failed.items()},
+        }
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add what another process of the same run (an xdist worker) did, from :meth:`to_json`."""
+        self.built.update({key: Outcome(**value) for key, value in data["built"].items()})
+        self.failed.update({key: Outcome(**value) for key, value in data["failed"].items()})
+        self.reused.update(data["reused"])
+        self.reused.difference_update(self.built)
 
 
 def plural(count: int, noun: str) -> str:
@@ -34,6 +73,30 @@ def installer_note(setting: str | None, name: str) -> str:
     if setting in (None, "auto") and name == "pip":
         return " (install pytest-isoenv[uv] to build with uv, several times faster)"
     return ""
+
+
+class XdistHooks:
+    """Hooks that only matter under pytest-xdist: workers' progress and summaries reach the controller."""
+
+    def __init__(self, config: pytest.Config, reporter: Reporter, stats: Stats) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.stats = stats
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """In the controller, before a worker starts: the channel its progress lines come back on."""
+        workers.open_progress_channel(node, self.reporter.write_line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKEROUTPUT_KEY] = self.reporter.to_workeroutput(self.stats)
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if data:
+            self.reporter.merge(data, self.stats)
 
 
 class Reporter:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import Specifier
@@ -39,7 +39,7 @@ SPEC_ARGUMENTS = (
 #: The choices of ``--isoenv-resolution``: which versions the installer picks among those allowed.
 RESOLUTIONS = ("highest", "lowest-direct", "lowest")
 
-PathArg = Union[str, "os.PathLike[str]"]
+PathArg = str | os.PathLike[str]
 
 
 def normalize_specifier(specifier: Specifier) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import INSTALLER, MakeFactory, MakeProject, Warn, write_project, write_versions
+from helpers import INSTALLER, MakeEnvs, MakeFactory, MakeProject, Warn, write_project, write_versions
 
-from pytest_isoenv.factory import IsoEnvFactory, Settings, TestContext
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings, TestContext
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.installer_choice import installer_class
 
@@ -78,8 +78,8 @@ def make_project(tmp_path: Path) -> MakeProject:
 
 
 @pytest.fixture
-def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFactory:
-    """Factory of :class:`IsoEnvFactory` objects, each a new "session", offline on the test wheelhouse."""
+def make_envs(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeEnvs:
+    """Factory of :class:`SessionEnvs` objects, each a new "session", offline on the test wheelhouse."""
 
     def make(
         cache_dir: Path | None = None,
@@ -87,9 +87,9 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFa
         warn: Warn | None = None,
         current_test: Callable[[], str | None] | None = None,
         **settings: Any,
-    ) -> IsoEnvFactory:
+    ) -> SessionEnvs:
         settings.setdefault("installer", INSTALLER)
-        return IsoEnvFactory(
+        return SessionEnvs(
             Settings(
                 cache_dir=cache_dir or shared_cache,
                 rootdir=tmp_path,
@@ -101,6 +101,22 @@ def make_factory(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeFa
             context=None if current_test is None else (lambda: TestContext(current_test())),
             warn=warn,
         )
+
+    return make
+
+
+@pytest.fixture
+def make_factory(make_envs: MakeEnvs) -> MakeFactory:
+    """Factory of :class:`IsoEnvFactory` objects, each of a new "session" (arguments as ``make_envs``)."""
+
+    def make(
+        cache_dir: Path | None = None,
+        *,
+        warn: Warn | None = None,
+        current_test: Callable[[], str | None] | None = None,
+        **settings: Any,
+    ) -> IsoEnvFactory:
+        return IsoEnvFactory(make_envs(cache_dir, warn=warn, current_test=current_test, **settings))
 
     return make
 

@@ -24,7 +24,7 @@ import isoenv_testbackend as backend
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs
 
 #: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
@@ -132,6 +132,12 @@ class MakeProject(Protocol):
     ) -> Path: ...
 
 
+class MakeEnvs(Protocol):
+    """The ``make_envs`` fixture: a new session's :class:`SessionEnvs`, offline on the test wheelhouse."""
+
+    def __call__(self, cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any) -> SessionEnvs: ...
+
+
 class MakeFactory(Protocol):
     """The ``make_factory`` fixture: a new session's :class:`IsoEnvFactory`, offline on the test wheelhouse."""
 
@@ -140,10 +146,10 @@ class MakeFactory(Protocol):
     ) -> IsoEnvFactory: ...
 
 
-class FactoryFor(Protocol):
-    """The ``factory_for`` fixture: a new session's factory on a cache, and the list its warnings go to."""
+class EnvsFor(Protocol):
+    """The ``envs_for`` fixture: a new session's envs on a cache, and the list its warnings go to."""
 
-    def __call__(self, cache: Path, **settings: Any) -> tuple[IsoEnvFactory, list[str]]: ...
+    def __call__(self, cache: Path, **settings: Any) -> tuple[SessionEnvs, list[str]]: ...
 
 
 def kill(proc: subprocess.Popen[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import WAIT, hold_lock
 
-from pytest_isoenv import cache as cache_module
+from pytest_isoenv import locks
 from pytest_isoenv._fs import delete
 from pytest_isoenv.cache import CURRENT_NAME, Cache
 from pytest_isoenv.errors import CacheError
@@ -237,7 +237,7 @@ def test_a_holder_that_finishes_while_we_look_is_no_wait_to_announce(
 ) -> None:
     """The lock is taken, but its holder's owner file is missing (gone with a holder that just finished):
     the waiter takes the lock as soon as it is free and announces nothing, not a wait for "another process"."""
-    monkeypatch.setattr(cache_module, "OWNER_PATIENCE", 60.0)  # the holder surely lets go inside the window
+    monkeypatch.setattr(locks, "OWNER_PATIENCE", 60.0)  # the holder surely lets go inside the window
     notices: list[str] = []
     entered = threading.Event()
 

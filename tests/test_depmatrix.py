@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject, write_versions
+from helpers import INSTALLER, MakeEnvs, MakeProject, write_pyproject, write_versions
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.index import IndexOptions
@@ -181,12 +181,12 @@ def test_with_requirements_replace_the_same_names_and_add_the_others(tmp_path: P
 
 
 def test_per_env_index_options_are_normalised_and_keyed_by_content(
-    tmp_path: Path, make_factory: MakeFactory, versions: Path
+    tmp_path: Path, make_envs: MakeEnvs, versions: Path
 ) -> None:
     links = tmp_path / "links"
     links.mkdir()
-    factory = make_factory()
-    result = factory.spec(("gamma",), find_links=["links", "https://example.org/wheels/"])
+    envs = make_envs()
+    result = envs.spec(("gamma",), find_links=["links", "https://example.org/wheels/"])
     assert result.find_links == (str(links), "https://example.org/wheels/")
     index = IndexOptions(index_url="https://a.example/simple", find_links=("/w",)).for_spec(result)
     assert index.find_links == ("/w", str(links), "https://example.org/wheels/")
@@ -194,31 +194,31 @@ def test_per_env_index_options_are_normalised_and_keyed_by_content(
     assert IndexOptions().for_spec(spec("x", rootdir=tmp_path, index_url=" https://b.example/simple ")).index_url == (
         "https://b.example/simple"
     )
-    before = factory.key(result)
+    before = envs.key(result)
     (links / "gamma-9.0-py3-none-any.whl").write_bytes(b"")
-    assert make_factory().key(result) != before, "a new file in a find-links folder changes the key"
-    assert factory.key(factory.spec(("gamma",))) != before
+    assert make_envs().key(result) != before, "a new file in a find-links folder changes the key"
+    assert envs.key(envs.spec(("gamma",))) != before
     with pytest.raises(SpecError, match=r"index_url='https://b.example/simple' is an index, but installs are offline"):
-        factory.spec(("gamma",), index_url="https://b.example/simple")
+        envs.spec(("gamma",), index_url="https://b.example/simple")
     with pytest.raises(SpecError, match=r"index_url=3 is not a URL"):
         spec("x", rootdir=tmp_path, index_url=3)
 
 
-def test_resolution_is_part_of_the_key(tmp_path: Path, make_factory: MakeFactory) -> None:
-    highest = make_factory(installer="uv" if INSTALLER != "pip" else "pip")
+def test_resolution_is_part_of_the_key(tmp_path: Path, make_envs: MakeEnvs) -> None:
+    highest = make_envs(installer="uv" if INSTALLER != "pip" else "pip")
     if highest.installer(highest.spec(())).name != "uv":
         pytest.skip("a resolution other than highest needs uv")
-    lowest = make_factory(installer="uv", resolution="lowest-direct")
+    lowest = make_envs(installer="uv", resolution="lowest-direct")
     assert highest.key(highest.spec(("gamma",))) != lowest.key(lowest.spec(("gamma",)))
     assert "resolution" not in highest.spec(("gamma",)).key_material()
 
 
-def test_pip_refuses_a_resolution_other_than_highest(tmp_path: Path, make_factory: MakeFactory) -> None:
-    factory = make_factory(installer="pip", resolution="lowest-direct", current_test=lambda: WHERE)
+def test_pip_refuses_a_resolution_other_than_highest(tmp_path: Path, make_envs: MakeEnvs) -> None:
+    envs = make_envs(installer="pip", resolution="lowest-direct", current_test=lambda: WHERE)
     with pytest.raises(
         SpecError, match="^" + re.escape("--isoenv-resolution lowest-direct needs the uv installer: ") + ".*" + IN_WHERE
     ):
-        factory.key(factory.spec(("gamma",)))
+        envs.key(envs.spec(("gamma",)))
 
 
 # --- real runs -------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "greeter"
@@ -20,9 +20,9 @@ EXAMPLE = ROOT / "examples" / "greeter"
 @pytest.mark.slow
 def test_the_example_suite_passes_as_the_readme_runs_it(shared_cache: Path, tmp_path: Path) -> None:
     # python -m pip install -e . -e examples/greeter
-    factory = IsoEnvFactory(Settings(cache_dir=shared_cache, rootdir=ROOT, run_id=uuid.uuid4().hex))
-    env = factory.get(editable=[ROOT, EXAMPLE])
-    factory.close()
+    envs = SessionEnvs(Settings(cache_dir=shared_cache, rootdir=ROOT, run_id=uuid.uuid4().hex))
+    env = IsoEnvFactory(envs).get(editable=[ROOT, EXAMPLE])
+    envs.close()
     # python -m pytest examples/greeter (its envs in a cache of its own, so the first run builds them)
     result = env.run(
         "python",

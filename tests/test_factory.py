@@ -10,37 +10,37 @@ from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory, MakeProject
+from helpers import MakeEnvs, MakeFactory, MakeProject
 
 from pytest_isoenv import BuildError
-from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.record import RECORD_NAME
 
 
-def test_second_session_builds_nothing(make_factory: MakeFactory, tmp_path: Path) -> None:
+def test_second_session_builds_nothing(make_envs: MakeEnvs, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    first = make_factory(cache)
-    env = first.get("beta")
+    first = make_envs(cache)
+    env = IsoEnvFactory(first).get("beta")
     assert list(first.stats.built) == [env.key]
-    assert first.get("beta") is env, "within a session an env object is handed out again"
+    assert IsoEnvFactory(first).get("beta") is env, "within a session an env object is handed out again"
 
-    second = make_factory(cache)
-    again = second.get("beta")
+    second = make_envs(cache)
+    again = IsoEnvFactory(second).get("beta")
     assert again.key == env.key
     assert again.path == env.path
     assert second.stats.built == {}
     assert second.stats.reused == {env.key}
 
 
-def test_completion_record_describes_the_env(make_factory: MakeFactory, tmp_path: Path) -> None:
-    factory = make_factory(tmp_path / "cache")
-    env = factory.get("beta")
+def test_completion_record_describes_the_env(make_envs: MakeEnvs, tmp_path: Path) -> None:
+    envs = make_envs(tmp_path / "cache")
+    env = IsoEnvFactory(envs).get("beta")
     record = json.loads((env.path / RECORD_NAME).read_text())
     assert record["key"] == env.key
     assert record["built"]["packages"]["alpha"] == "1.0"
     assert record["built"]["packages"]["beta"] == "1.0"
-    assert record["built"]["installer"] == factory.installer(env.spec).name
+    assert record["built"]["installer"] == envs.installer(env.spec).name
     assert record["built"]["build_seconds"] > 0
     assert record["built"]["description"] == "beta"
     log = (tmp_path / "cache" / "logs" / f"{env.key[:20]}.log").read_text()
@@ -48,10 +48,11 @@ def test_completion_record_describes_the_env(make_factory: MakeFactory, tmp_path
     assert "# exit code 0" in log
 
 
-def test_equal_specs_share_an_env_and_different_ones_do_not(make_factory: MakeFactory) -> None:
-    factory = make_factory()
+def test_equal_specs_share_an_env_and_different_ones_do_not(make_envs: MakeEnvs) -> None:
+    envs = make_envs()
+    factory = IsoEnvFactory(envs)
     assert factory.get("beta", "clitool").key == factory.get("Clitool", "beta", "BETA").key
-    assert factory.key(factory.spec(["alpha<2"])) != factory.key(factory.spec(["alpha>=2"]))
+    assert envs.key(envs.spec(["alpha<2"])) != envs.key(envs.spec(["alpha>=2"]))
 
 
 def test_editable_edits_are_visible_without_rebuild(make_factory: MakeFactory, make_project: MakeProject) -> None:
@@ -76,7 +77,7 @@ def test_editable_metadata_change_means_a_new_env(make_factory: MakeFactory, mak
 
 
 def test_local_project_change_means_a_rebuild(
-    make_factory: MakeFactory, make_project: MakeProject, tmp_path: Path
+    make_factory: MakeFactory, make_envs: MakeEnvs, make_project: MakeProject, tmp_path: Path
 ) -> None:
     project = make_project("localproj", body="VALUE = 1\n")
     first = make_factory(tmp_path / "cache")
@@ -84,8 +85,8 @@ def test_local_project_change_means_a_rebuild(
     code = "import localproj; print(localproj.VALUE)"
     assert env.run("python", "-c", code).stdout.strip() == "1"
     (project / "localproj" / "__init__.py").write_text("VALUE = 2\n")
-    second = make_factory(tmp_path / "cache")
-    rebuilt = second.get(project)
+    second = make_envs(tmp_path / "cache")
+    rebuilt = IsoEnvFactory(second).get(project)
     assert rebuilt.key != env.key
     assert list(second.stats.built) == [rebuilt.key]
     assert rebuilt.run("python", "-c", code).stdout.strip() == "2"
@@ -93,11 +94,11 @@ def test_local_project_change_means_a_rebuild(
 
 
 def test_pip_settings_that_change_resolution_change_the_key(
-    make_factory: MakeFactory, monkeypatch: pytest.MonkeyPatch
+    make_envs: MakeEnvs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def key() -> str:
-        factory = make_factory(installer="pip")
-        return factory.key(factory.spec(["beta"]))
+        envs = make_envs(installer="pip")
+        return envs.key(envs.spec(["beta"]))
 
     base = key()
     monkeypatch.setenv("PIP_DEFAULT_TIMEOUT", "99")
@@ -106,24 +107,25 @@ def test_pip_settings_that_change_resolution_change_the_key(
     assert key() != base
 
 
-def test_wheelhouse_contents_are_part_of_the_key(make_factory: MakeFactory, wheelhouse: Path, tmp_path: Path) -> None:
+def test_wheelhouse_contents_are_part_of_the_key(make_envs: MakeEnvs, wheelhouse: Path, tmp_path: Path) -> None:
     house = tmp_path / "house"
     shutil.copytree(wheelhouse, house)
-    settings = replace(make_factory().settings, index=IndexOptions(find_links=(str(house),), offline=True))
+    settings = replace(make_envs().settings, index=IndexOptions(find_links=(str(house),), offline=True))
 
     def key() -> str:
-        factory = IsoEnvFactory(settings)
-        return factory.key(factory.spec(["alpha"]))
+        envs = SessionEnvs(settings)
+        return envs.key(envs.spec(["alpha"]))
 
     before = key()
     backend.write_wheel(house, "alpha", "3.0", files={"alpha/__init__.py": "VERSION = '3.0'\n"})
     assert key() != before, "a new release in the wheelhouse may change the env"
 
 
-def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_factory: MakeFactory, tmp_path: Path) -> None:
+def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_envs: MakeEnvs, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     where = ["tests/test_x.py::test_one"]
-    factory = make_factory(cache, current_test=lambda: where[0])
+    envs = make_envs(cache, current_test=lambda: where[0])
+    factory = IsoEnvFactory(envs)
     with pytest.raises(BuildError) as excinfo:
         factory.get("alpha==9.9")
     error = excinfo.value
@@ -145,17 +147,17 @@ def test_failed_install_leaves_the_cache_clean_and_fails_fast_after(make_factory
         factory.get("alpha==9.9")
     assert str(again.value).startswith("installing alpha==9.9 failed (in tests/test_x.py::test_two)\n")
     assert error.log.stat().st_mtime_ns == log_mtime, "the same failure is reported, not retried"
-    assert len(factory.stats.failed) == 1
+    assert len(envs.stats.failed) == 1
 
 
-def test_interrupted_build_is_cleaned_up(make_factory: MakeFactory, tmp_path: Path) -> None:
+def test_interrupted_build_is_cleaned_up(make_factory: MakeFactory, make_envs: MakeEnvs, tmp_path: Path) -> None:
     """A KeyboardInterrupt mid-build removes the half-built env."""
     cache = tmp_path / "cache"
 
     def interrupt(line: str) -> None:
         raise KeyboardInterrupt
 
-    factory = IsoEnvFactory(make_factory(cache).settings, echo=interrupt)
+    factory = IsoEnvFactory(SessionEnvs(make_envs(cache).settings, echo=interrupt))
     with pytest.raises(KeyboardInterrupt):
         factory.get("beta")
     assert list((cache / "envs").iterdir()) == []

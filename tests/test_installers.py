@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import MakeFactory
+from helpers import MakeEnvs
 
 from pytest_isoenv.errors import SpecError
+from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.installer_choice import select_installer
 from pytest_isoenv.installers import Installer, InstallerDirs, PipInstaller, bundled_wheels
@@ -151,10 +152,10 @@ def test_pip_settings_carried_to_uv_and_those_that_cannot_be() -> None:
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
-def test_every_installer_builds_in_the_same_stages(installer: str, make_factory: MakeFactory, tmp_path: Path) -> None:
-    factory = make_factory(tmp_path / "cache", installer=installer)
-    env = factory.get("alpha")
-    log = factory.cache.log_path(env.key).read_text().splitlines()
+def test_every_installer_builds_in_the_same_stages(installer: str, make_envs: MakeEnvs, tmp_path: Path) -> None:
+    envs = make_envs(tmp_path / "cache", installer=installer)
+    env = IsoEnvFactory(envs).get("alpha")
+    log = envs.cache.log_path(env.key).read_text().splitlines()
     commands = [line for line in log if line.startswith("$ ")]
     create = "virtualenv" if installer == "pip" else "uv venv"
     seed = None if installer == "pip" else f"{bundled_wheels()} pip"

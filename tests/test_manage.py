@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeFactory, finish, marked_tests, read_line
+from helpers import MakeEnvs, finish, marked_tests, read_line
 
 from pytest_isoenv.cache import Cache
 from pytest_isoenv.env import IsolatedEnv
-from pytest_isoenv.leases import Lease, Pruned, clear, live_leases, prune
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.leases import Lease, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.record import RECORD_NAME
 
 DAY = 86400.0
@@ -43,17 +44,17 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def built(make_factory: MakeFactory, cache_dir: Path, tmp_path: Path) -> dict[str, IsolatedEnv]:
+def built(make_envs: MakeEnvs, cache_dir: Path, tmp_path: Path) -> dict[str, IsolatedEnv]:
     """Three envs in a private cache, built by a "session" that has ended (its lease is released).
 
     Each has only a constraints file of its own: a distinct key, and no install to wait for.
     """
-    factory = make_factory(cache_dir=cache_dir)
+    session = make_envs(cache_dir=cache_dir)
     envs = {}
     for number, name in enumerate(("one", "two", "three"), start=1):
         (tmp_path / f"{name}.txt").write_text(f"alpha<{number}\n")
-        envs[name] = factory.get(constraints=f"{name}.txt")
-    factory.close()
+        envs[name] = IsoEnvFactory(session).get(constraints=f"{name}.txt")
+    session.close()
     return envs
 
 
@@ -63,9 +64,10 @@ USER_SCRIPT = textwrap.dedent(
     """
     import os, sys, uuid
     from pathlib import Path
-    from pytest_isoenv.factory import IsoEnvFactory, Settings
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
 
-    factory = IsoEnvFactory(Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex))
+    settings = Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex)
+    factory = IsoEnvFactory(SessionEnvs(settings))
     env = factory.get()
     print(env.key, flush=True)
     if sys.argv[2] == "crash":
@@ -101,7 +103,7 @@ def other_process(cache_dir: Path) -> Iterator[Callable[[str], tuple[subprocess.
 @pytest.mark.slow
 def test_entries_describe_each_env(built: dict[str, IsolatedEnv], cache_dir: Path, installer_name: str) -> None:
     set_last_used(built["two"], days_ago=3)
-    entries = Cache(cache_dir).entries()
+    entries = list_entries(Cache(cache_dir))
     assert entries[0].name == built["two"].key[:20]  # least recently used first
     by_name = {entry.name: entry for entry in entries}
     assert set(by_name) == {env.key[:20] for env in built.values()}
@@ -140,13 +142,13 @@ def test_prune_over_max_size_removes_the_least_recently_used_first(
     cache = Cache(cache_dir)
     for days_ago, name in enumerate(["two", "one", "three"]):
         set_last_used(built[name], days_ago=days_ago)
-    sizes = {entry.name: entry.size or 0 for entry in cache.entries()}
+    sizes = {entry.name: entry.size or 0 for entry in list_entries(cache)}
     # Room for the two most recently used envs, not for the third.
     budget = sizes[built["two"].key[:20]] + sizes[built["one"].key[:20]] + 1000
     pruned = prune(cache, max_size=budget)
     assert removed(pruned) == {built["three"].key[:20]}
     assert "over isoenv_max_size" in pruned.removed[0][1]
-    assert sum(entry.size or 0 for entry in cache.entries()) <= budget
+    assert sum(entry.size or 0 for entry in list_entries(cache)) <= budget
 
 
 @pytest.mark.slow
@@ -176,7 +178,7 @@ def test_clear_spares_envs_another_process_uses_until_it_ends(
     finish(proc, what="the other process", input="done\n")
     assert live_leases(cache) == []
     assert removed(clear(cache)) == {key[:20]}
-    assert cache.entries() == []
+    assert list_entries(cache) == []
 
 
 def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
@@ -185,9 +187,9 @@ def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
     proc, key = other_process("crash")
     finish(proc, what="the crashing process")
     cache = Cache(cache_dir)
-    assert len(list(cache.sessions_dir.glob("*.json"))) == 1  # it never released its lease
+    assert len(list(cache.folder("sessions").glob("*.json"))) == 1  # it never released its lease
     assert live_leases(cache) == []
-    assert list(cache.sessions_dir.iterdir()) == []
+    assert list(cache.folder("sessions").iterdir()) == []
     assert removed(clear(cache)) == {key[:20]}
 
 
@@ -288,7 +290,7 @@ def test_prune_and_clear_commands(
     result = run_isolated(pytester, "--isoenv-clear")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed {built['two'].key[:20]}  -c two.txt  (cleared)"])
-    assert Cache(cache_dir).entries() == []
+    assert list_entries(Cache(cache_dir)) == []
 
 
 @pytest.mark.parametrize(
@@ -334,29 +336,29 @@ def test_session_end_prunes_old_envs_but_never_its_own(
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* MB freed)*"])
-    assert [entry.name for entry in Cache(cache_dir).entries()] == [built["two"].key[:20]]
+    assert [entry.name for entry in list_entries(Cache(cache_dir))] == [built["two"].key[:20]]
     assert "isoenv: 1 env reused from earlier runs, none built" in result.stdout.str()
 
 
 @pytest.mark.slow
 def test_session_end_does_not_prune_while_another_process_uses_the_cache(
-    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, make_factory: MakeFactory
+    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, make_envs: MakeEnvs
 ) -> None:
-    other = make_factory(cache_dir=cache_dir)
-    other.get(constraints="one.txt")
+    other = make_envs(cache_dir=cache_dir)
+    IsoEnvFactory(other).get(constraints="one.txt")
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0", "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"isoenv: not pruning the cache: pid {os.getpid()} on * is using it"])
-    assert len(Cache(cache_dir).entries()) == 3
+    assert len(list_entries(Cache(cache_dir))) == 3
 
     other.close()
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0", "--isoenv-no-auto-prune")
     result.assert_outcomes(passed=1)
-    assert len(Cache(cache_dir).entries()) == 3
+    assert len(list_entries(Cache(cache_dir))) == 3
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
     result.stdout.fnmatch_lines(["isoenv: pruned 3 env(s)*"])
-    assert Cache(cache_dir).entries() == []
+    assert list_entries(Cache(cache_dir)) == []
 
 
 def test_session_end_leaves_unusable_entries_to_the_prune_command(pytester: pytest.Pytester, cache_dir: Path) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MakeFactory, marked_tests, write_versions
+from helpers import MakeEnvs, MakeFactory, marked_tests, write_versions
 
-from pytest_isoenv import SpecError
+from pytest_isoenv import IsoEnvFactory, SpecError
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.installer_choice import installer_class, select_installer
 from pytest_isoenv.installers import InstallerDirs, PipInstaller
@@ -45,11 +45,11 @@ def test_uv_env_without_packages_still_has_pip(make_factory: MakeFactory) -> Non
     assert env.run("python", "-m", "pip", "--version").stdout.startswith("pip ")
 
 
-def test_the_installer_is_part_of_the_key(make_factory: MakeFactory) -> None:
-    factory = make_factory()
-    pip, uv = factory.spec(["alpha"], installer="pip"), factory.spec(["alpha"], installer="uv")
-    assert factory.key(pip) != factory.key(uv)
-    assert factory.installer(uv).key_material(factory.settings.index)["uv"].startswith("uv ")
+def test_the_installer_is_part_of_the_key(make_envs: MakeEnvs) -> None:
+    envs = make_envs()
+    pip, uv = envs.spec(["alpha"], installer="pip"), envs.spec(["alpha"], installer="uv")
+    assert envs.key(pip) != envs.key(uv)
+    assert envs.installer(uv).key_material(envs.settings.index)["uv"].startswith("uv ")
 
 
 def test_auto_means_uv_when_it_is_installed() -> None:
@@ -89,12 +89,12 @@ def test_without_uv_auto_falls_back_to_pip_and_asking_for_uv_is_an_error() -> No
     ],
 )
 def test_uv_settings_that_change_resolution_are_in_the_key(
-    monkeypatch: pytest.MonkeyPatch, make_factory: MakeFactory, name: str, value: str
+    monkeypatch: pytest.MonkeyPatch, make_envs: MakeEnvs, name: str, value: str
 ) -> None:
-    before = make_factory(installer="uv")
+    before = make_envs(installer="uv")
     key = before.key(before.spec(["alpha"]))
     monkeypatch.setenv(name, value)
-    after = make_factory(installer="uv")
+    after = make_envs(installer="uv")
     assert after.key(after.spec(["alpha"])) != key
 
 
@@ -164,7 +164,7 @@ def test_uv_follows_the_users_own_configuration(
 
 @pytest.mark.parametrize("where", ["variables", "config file"])
 def test_pips_index_settings_reach_uv(
-    where: str, make_factory: MakeFactory, tmp_path: Path, extra_wheels: Path, monkeypatch: pytest.MonkeyPatch
+    where: str, make_envs: MakeEnvs, tmp_path: Path, extra_wheels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # a variable would win over the config file
     if where == "variables":
@@ -174,11 +174,11 @@ def test_pips_index_settings_reach_uv(
         config = tmp_path / "pip.conf"
         config.write_text(f"[global]\nfind-links = {extra_wheels}\n[install]\npre = true\n")
         monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
-    factory = make_factory(tmp_path / "cache", installer="uv")
-    env = factory.get("gamma", "alpha")
+    envs = make_envs(tmp_path / "cache", installer="uv")
+    env = IsoEnvFactory(envs).get("gamma", "alpha")
     assert env.installed()["gamma"] == "3.0rc1", "uv used pip's find-links and pre-release setting"
     assert env.installed()["alpha"] == "2.0", "the plugin's own find-links still count"
-    command = factory.installer(env.spec).install_command(env.python, env.spec, factory.settings.index)
+    command = envs.installer(env.spec).install_command(env.python, env.spec, envs.settings.index)
     assert command[command.index("--prerelease") : command.index("--prerelease") + 2] == ["--prerelease", "allow"]
 
 

@@ -24,7 +24,7 @@ import pytest
 from helpers import LEFT_RUNNING
 
 from pytest_isoenv import IsolatedEnv, SpecError, WarmError, warm
-from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.warm import WarmServer
 
@@ -90,15 +90,15 @@ def factory(
     tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path, shared_cache: Path, installer_name: str
 ) -> IsoEnvFactory:
     root = tmp_path_factory.mktemp("warm-root")
+    settings = Settings(
+        cache_dir=shared_cache,
+        rootdir=root,
+        run_id=uuid.uuid4().hex,
+        index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
+        installer=installer_name,
+    )
     return IsoEnvFactory(
-        Settings(
-            cache_dir=shared_cache,
-            rootdir=root,
-            run_id=uuid.uuid4().hex,
-            index=IndexOptions(find_links=(str(wheelhouse),), offline=True),
-            installer=installer_name,
-        ),
-        private_root=lambda: Path(tempfile.mkdtemp(dir=root, prefix="private-")),
+        SessionEnvs(settings, private_root=lambda: Path(tempfile.mkdtemp(dir=root, prefix="private-")))
     )
 
 
@@ -435,7 +435,7 @@ def test_a_preload_that_fails_is_a_clear_error(factory: IsoEnvFactory, probe: Pa
 )
 def test_bad_warm_arguments_are_refused(factory: IsoEnvFactory, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        factory.spec((), **kwargs)
+        factory.get(**kwargs)
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.record import Record
 
@@ -26,15 +26,14 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
         Record.dump = dump  # type: ignore[method-assign]
-    factory = IsoEnvFactory(
-        Settings(
-            cache_dir=Path(cache_dir),
-            rootdir=Path.cwd(),
-            run_id=uuid.uuid4().hex,
-            index=IndexOptions(find_links=(wheelhouse,), offline=True),
-            installer=os.environ.get("ISOENV_TEST_INSTALLER", "auto"),
-        )
+    settings = Settings(
+        cache_dir=Path(cache_dir),
+        rootdir=Path.cwd(),
+        run_id=uuid.uuid4().hex,
+        index=IndexOptions(find_links=(wheelhouse,), offline=True),
+        installer=os.environ.get("ISOENV_TEST_INSTALLER", "auto"),
     )
+    factory = IsoEnvFactory(SessionEnvs(settings))
     print(factory.get(*requirements).path, flush=True)
 
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import FactoryFor, MakeFactory
+from helpers import EnvsFor, MakeEnvs
 from reliability_helpers import BuildTrace, Figure, install_base
 
-from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.factory import SessionEnvs
 
 
 @pytest.fixture
@@ -49,12 +49,12 @@ def build_gate(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Pa
 
 
 @pytest.fixture
-def factory_for(make_factory: MakeFactory) -> FactoryFor:
-    """``factory_for(cache)``: a new session's factory on *cache*, and the list its warnings go to."""
+def envs_for(make_envs: MakeEnvs) -> EnvsFor:
+    """``envs_for(cache)``: a new session's envs on *cache*, and the list its warnings go to."""
 
-    def make(cache: Path, **settings: object) -> tuple[IsoEnvFactory, list[str]]:
+    def make(cache: Path, **settings: object) -> tuple[SessionEnvs, list[str]]:
         warnings: list[str] = []
-        return make_factory(cache, warn=warnings.append, **settings), warnings
+        return make_envs(cache, warn=warnings.append, **settings), warnings
 
     return make
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import FactoryFor, MakeProject, finish, hold_lock, kill, read_line
+from helpers import EnvsFor, MakeProject, finish, hold_lock, kill, read_line
 from reliability_helpers import (
     RUN_LIMIT,
     BuildTrace,
@@ -136,10 +136,10 @@ def test_independent_processes_build_each_env_once(
 
 
 @pytest.fixture
-def alpha_key(private_cache: Path, factory_for: FactoryFor) -> str:
+def alpha_key(private_cache: Path, envs_for: EnvsFor) -> str:
     """The key of the env the lock tests' pytester runs ask for (same interpreter, installer and index)."""
-    factory, _ = factory_for(private_cache)
-    return factory.key(factory.spec(["alpha"]))
+    envs, _ = envs_for(private_cache)
+    return envs.key(envs.spec(["alpha"]))
 
 
 LOCK_TEST = """

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FactoryFor
+from helpers import EnvsFor
 from reliability_helpers import Figure, env_entries, generation, install_base
 
-from pytest_isoenv import BuildError, InterpreterNotFound
+from pytest_isoenv import BuildError, InterpreterNotFound, IsoEnvFactory
 from pytest_isoenv.record import RECORD_FORMAT, RECORD_NAME
 
 ALPHA_TEST = """
@@ -148,14 +148,14 @@ def test_upgraded_base_interpreter_gets_a_new_env(
 def test_removed_base_interpreter_is_never_handed_out(
     private_cache: Path,
     base_copy: Path,
-    factory_for: FactoryFor,
+    envs_for: EnvsFor,
     figure: Figure,
 ) -> None:
-    first, _ = factory_for(private_cache)
-    first.get("alpha==1.0", python=str(base_copy))
+    first, _ = envs_for(private_cache)
+    IsoEnvFactory(first).get("alpha==1.0", python=str(base_copy))
     first.close()  # that session ended: nobody runs in the env any more
     # A session that resolved the interpreter before it was removed (keys are worked out at collection).
-    second, warnings = factory_for(private_cache)
+    second, warnings = envs_for(private_cache)
     spec = second.spec(["alpha==1.0"], python=str(base_copy))
     second.key(spec)
     shutil.rmtree(base_copy.parent.parent)
@@ -167,7 +167,7 @@ def test_removed_base_interpreter_is_never_handed_out(
     assert warning.endswith(f"its base interpreter {base_copy} was removed")
     assert env_entries(private_cache) == []
     with pytest.raises(InterpreterNotFound) as not_found:
-        factory_for(private_cache)[0].get("alpha==1.0", python=str(base_copy))
+        IsoEnvFactory(envs_for(private_cache)[0]).get("alpha==1.0", python=str(base_copy))
     figure(
         f"base interpreter removed: a session that had resolved it warned {warning!r} and failed the rebuild "
         f"({str(failed.value).splitlines()[0]!r}), leaving no entry; a new session: {not_found.value}"

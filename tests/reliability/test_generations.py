@@ -10,8 +10,10 @@ from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import FactoryFor, finish, read_line
+from helpers import EnvsFor, finish, read_line
 from reliability_helpers import Figure, env_entries
+
+from pytest_isoenv import IsoEnvFactory
 
 # Another session: it gets an env, prints its path, runs in it until told to stop, and then ends
 # (releasing its lease) when it reads a line.
@@ -19,27 +21,27 @@ HOLDER = textwrap.dedent(
     """
     import os, subprocess, sys, uuid
     from pathlib import Path
-    from pytest_isoenv.factory import IsoEnvFactory, Settings
+    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
     from pytest_isoenv.index import IndexOptions
 
     cache, wheelhouse = sys.argv[1:3]
-    factory = IsoEnvFactory(Settings(
+    envs = SessionEnvs(Settings(
         cache_dir=Path(cache), rootdir=Path.cwd(), run_id=uuid.uuid4().hex,
         index=IndexOptions(find_links=(wheelhouse,), offline=True),
         installer=os.environ.get("ISOENV_TEST_INSTALLER", "auto"),
     ))
-    env = factory.get("alpha==1.0")
+    env = IsoEnvFactory(envs).get("alpha==1.0")
     print(env.path, flush=True)
     sys.stdin.readline()
     print(env.run("python", "-c", "import alpha; print(alpha.VERSION)").stdout.strip(), flush=True)
-    factory.close()
+    envs.close()
     """
 )
 
 
 @pytest.mark.slow
 def test_rebuild_leaves_another_sessions_env_alone(
-    private_cache: Path, wheelhouse: Path, factory_for: FactoryFor, figure: Figure
+    private_cache: Path, wheelhouse: Path, envs_for: EnvsFor, figure: Figure
 ) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(private_cache), str(wheelhouse)],
@@ -49,8 +51,8 @@ def test_rebuild_leaves_another_sessions_env_alone(
     )
     held = Path(read_line(holder, what="the other session").strip())
 
-    rebuilder, _ = factory_for(private_cache, rebuild=True)
-    rebuilt = rebuilder.get("alpha==1.0")
+    rebuilder, _ = envs_for(private_cache, rebuild=True)
+    rebuilt = IsoEnvFactory(rebuilder).get("alpha==1.0")
     after_rebuild = sorted(p.name for p in held.parent.iterdir())
 
     assert rebuilt.path != held, "the rebuild is a new generation beside the one in use"
@@ -69,15 +71,15 @@ def test_rebuild_leaves_another_sessions_env_alone(
     )
 
 
-def test_sessions_rebuilding_together_build_once(private_cache: Path, factory_for: FactoryFor, figure: Figure) -> None:
-    first, _ = factory_for(private_cache)
-    first.get("alpha==1.0")
+def test_sessions_rebuilding_together_build_once(private_cache: Path, envs_for: EnvsFor, figure: Figure) -> None:
+    first, _ = envs_for(private_cache)
+    IsoEnvFactory(first).get("alpha==1.0")
     first.close()
     # Two sessions started with --isoenv-rebuild before either has rebuilt anything.
-    one, _ = factory_for(private_cache, rebuild=True)
-    two, _ = factory_for(private_cache, rebuild=True)
-    one.get("alpha==1.0")
-    two.get("alpha==1.0")
+    one, _ = envs_for(private_cache, rebuild=True)
+    two, _ = envs_for(private_cache, rebuild=True)
+    IsoEnvFactory(one).get("alpha==1.0")
+    IsoEnvFactory(two).get("alpha==1.0")
     assert (len(one.stats.built), len(two.stats.built)) == (1, 0)
     assert len(two.stats.reused) == 1
     one.close()

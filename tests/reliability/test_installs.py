@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import MakeFactory, write_versions
+from helpers import MakeEnvs, MakeFactory, write_versions
 from reliability_helpers import Figure
 
+from pytest_isoenv import IsoEnvFactory
 from pytest_isoenv.errors import BuildError
+from pytest_isoenv.leases import list_entries
 from pytest_isoenv.spec import EnvSpec
 from pytest_isoenv.verify import env_site_dirs
 
@@ -73,10 +75,10 @@ def test_settings_that_send_installs_elsewhere_are_ignored(
     )
 
 
-def test_a_build_without_what_was_asked_is_a_build_error(make_factory: MakeFactory, figure: Figure) -> None:
-    factory = make_factory()
-    env = factory.get("alpha")
-    installer = factory.installer(env.spec)
+def test_a_build_without_what_was_asked_is_a_build_error(make_envs: MakeEnvs, figure: Figure) -> None:
+    envs = make_envs()
+    env = IsoEnvFactory(envs).get("alpha")
+    installer = envs.installer(env.spec)
     asked = EnvSpec(requirements=("alpha>2", "beta", "clitool; python_version < '3'"))
     site = env_site_dirs(env.python, env.environ)
     with pytest.raises(BuildError) as excinfo:
@@ -85,19 +87,19 @@ def test_a_build_without_what_was_asked_is_a_build_error(make_factory: MakeFacto
     assert "alpha>2 is installed at version 2.0" in message
     assert "beta is not installed" in message
     assert "clitool; python_version < '3' is not" not in message, "its marker does not hold on this interpreter"
-    installer.verify(env.python, factory.spec(["alpha>=2"]), site, log=env.path / "unused.log", environ=env.environ)
+    installer.verify(env.python, envs.spec(["alpha>=2"]), site, log=env.path / "unused.log", environ=env.environ)
     figure(f"the verify stage of every build, on an env with alpha 2.0 asked for more: {message.splitlines()[0]!r}")
 
 
 def test_a_build_whose_installer_installed_nothing_fails_at_verify_and_publishes_nothing(
-    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
+    make_envs: MakeEnvs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure
 ) -> None:
     # pip reads every option from a variable, so PIP_DRY_RUN makes its install exit 0 having installed nothing
     # (uv has no variable for --dry-run): only the verify stage inside the build can notice.
     monkeypatch.setenv("PIP_DRY_RUN", "1")
-    factory = make_factory(tmp_path / "cache", installer="pip")
+    envs = make_envs(tmp_path / "cache", installer="pip")
     with pytest.raises(BuildError) as excinfo:
-        factory.get("alpha")
+        IsoEnvFactory(envs).get("alpha")
     message = str(excinfo.value)
     assert "installing alpha did not install it into the env: alpha is not installed" in message
     assert excinfo.value.log is not None
@@ -105,7 +107,7 @@ def test_a_build_whose_installer_installed_nothing_fails_at_verify_and_publishes
     # Create, install and compile ran, in order; verify then refused the env.
     stages = ("virtualenv", "alpha", "compileall")
     assert [next(i for i, c in enumerate(commands) if stage in c) for stage in stages] == [0, 1, 2]
-    assert list(factory.cache.entries()) == []
+    assert list_entries(envs.cache) == []
     assert not any((tmp_path / "cache" / "envs").iterdir())
     figure(
         "pip exits 0 having installed nothing (PIP_DRY_RUN): create, install and compile ran, then verify failed "

@@ -18,7 +18,7 @@ from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject
 from reliability_helpers import BuildTrace, Figure
 
 from pytest_isoenv.env import IsolatedEnv
-from pytest_isoenv.factory import IsoEnvFactory, Settings
+from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
 from pytest_isoenv.index import IndexOptions
 from pytest_isoenv.uv import UvInstaller
 
@@ -27,15 +27,14 @@ pytestmark = pytest.mark.slow  # every test builds an env, changes an input and 
 
 def session(cache: Path, *find_links: Path, rootdir: Path | None = None) -> IsoEnvFactory:
     """A new session's factory on *cache*, installing offline from *find_links* only."""
-    return IsoEnvFactory(
-        Settings(
-            cache_dir=cache,
-            rootdir=rootdir or cache.parent,
-            run_id=uuid.uuid4().hex,
-            index=IndexOptions(find_links=tuple(map(str, find_links)), offline=True),
-            installer=INSTALLER,
-        )
+    settings = Settings(
+        cache_dir=cache,
+        rootdir=rootdir or cache.parent,
+        run_id=uuid.uuid4().hex,
+        index=IndexOptions(find_links=tuple(map(str, find_links)), offline=True),
+        installer=INSTALLER,
     )
+    return IsoEnvFactory(SessionEnvs(settings))
 
 
 def value(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:

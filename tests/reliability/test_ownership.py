@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from helpers import FactoryFor, marked_tests
+from helpers import EnvsFor, marked_tests
 from reliability_helpers import PRECIOUS, Figure, plant_link
 
-from pytest_isoenv import CacheError
+from pytest_isoenv import CacheError, IsoEnvFactory
 from pytest_isoenv.cache import Cache
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
@@ -74,11 +74,11 @@ def test_an_empty_folder_becomes_a_cache(tmp_path: Path) -> None:
 
 
 def test_names_the_cache_does_not_make_are_left_alone(
-    pytester: pytest.Pytester, private_cache: Path, factory_for: FactoryFor, figure: Figure
+    pytester: pytest.Pytester, private_cache: Path, envs_for: EnvsFor, figure: Figure
 ) -> None:
-    factory, _ = factory_for(private_cache)
-    factory.get("alpha==1.0")
-    factory.close()
+    envs, _ = envs_for(private_cache)
+    IsoEnvFactory(envs).get("alpha==1.0")
+    envs.close()
     strangers = [
         private_cache / "envs" / "important",
         private_cache / "envs" / "notes.txt",
@@ -101,13 +101,13 @@ def test_names_the_cache_does_not_make_are_left_alone(
 @posix
 @pytest.mark.parametrize("damage", ["symlink", "other owner"])
 def test_a_bad_entry_fails_only_the_tests_that_need_it(
-    pytester: pytest.Pytester, private_cache: Path, tmp_path: Path, factory_for: FactoryFor, damage: str, figure: Figure
+    pytester: pytest.Pytester, private_cache: Path, tmp_path: Path, envs_for: EnvsFor, damage: str, figure: Figure
 ) -> None:
     if damage == "other owner" and (sys.platform == "win32" or os.geteuid() != 0):
         pytest.skip("giving a folder to another user needs root")
-    factory, _ = factory_for(private_cache)
-    entry = factory.get("beta").path.parent
-    factory.close()
+    envs, _ = envs_for(private_cache)
+    entry = IsoEnvFactory(envs).get("beta").path.parent
+    envs.close()
     elsewhere = tmp_path / "elsewhere"
     if damage == "symlink":
         entry.rename(elsewhere)
@@ -133,15 +133,15 @@ def test_a_bad_entry_fails_only_the_tests_that_need_it(
 
 @posix
 def test_a_log_that_is_a_symlink_is_refused(
-    private_cache: Path, tmp_path: Path, factory_for: FactoryFor, figure: Figure
+    private_cache: Path, tmp_path: Path, envs_for: EnvsFor, figure: Figure
 ) -> None:
-    factory, _ = factory_for(private_cache)
-    spec = factory.spec(["alpha==1.0"])
-    factory.cache.ensure()
-    victim = plant_link(factory.cache.log_path(factory.key(spec)), tmp_path)
+    envs, _ = envs_for(private_cache)
+    spec = envs.spec(["alpha==1.0"])
+    envs.cache.ensure()
+    victim = plant_link(envs.cache.log_path(envs.key(spec)), tmp_path)
 
     with pytest.raises(CacheError, match=r"the build log .* is a symlink; refusing to follow it") as refused:
-        factory.env(spec)
+        envs.env(spec)
 
     assert victim.read_text() == PRECIOUS
     figure(f"logs/<key>.log as a symlink: {str(refused.value).split(': ', 1)[-1][:120]}...; its target untouched")

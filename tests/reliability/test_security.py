@@ -10,10 +10,10 @@ from pathlib import Path
 
 import filelock
 import pytest
-from helpers import FactoryFor, MakeFactory
+from helpers import EnvsFor, MakeFactory
 from reliability_helpers import PRECIOUS, Figure, plant_link
 
-from pytest_isoenv import CacheError
+from pytest_isoenv import CacheError, IsoEnvFactory
 from pytest_isoenv.cache import Cache
 from pytest_isoenv.record import RECORD_NAME
 
@@ -85,28 +85,28 @@ def test_cache_root_writable_by_others_is_refused(tmp_path: Path) -> None:
 
 @posix
 def test_symlinked_env_folder_is_refused(
-    private_cache: Path, factory_for: FactoryFor, tmp_path: Path, figure: Figure
+    private_cache: Path, envs_for: EnvsFor, tmp_path: Path, figure: Figure
 ) -> None:
     # The bait: a complete env with a valid record, moved out and linked back in, as an attacker would plant one.
-    env = factory_for(private_cache)[0].get("alpha")
+    env = IsoEnvFactory(envs_for(private_cache)[0]).get("alpha")
     planted = tmp_path / "planted"
     env.path.rename(planted)
     env.path.symlink_to(planted, target_is_directory=True)
 
     with pytest.raises(CacheError, match=r"is a symlink; refusing it") as refused:
-        factory_for(private_cache)[0].get("alpha")
+        IsoEnvFactory(envs_for(private_cache)[0]).get("alpha")
 
     assert (planted / RECORD_NAME).is_file()
     figure(f"env folder as a symlink: {refused.value}")
 
 
 @as_root
-def test_env_folder_of_another_user_is_refused(private_cache: Path, factory_for: FactoryFor, figure: Figure) -> None:
-    env = factory_for(private_cache)[0].get("alpha")
+def test_env_folder_of_another_user_is_refused(private_cache: Path, envs_for: EnvsFor, figure: Figure) -> None:
+    env = IsoEnvFactory(envs_for(private_cache)[0]).get("alpha")
     os.chown(env.path, OTHER_UID, OTHER_UID)
 
     with pytest.raises(CacheError, match=rf"is owned by uid {OTHER_UID}, not by you") as refused:
-        factory_for(private_cache)[0].get("alpha")
+        IsoEnvFactory(envs_for(private_cache)[0]).get("alpha")
 
     assert (env.path / RECORD_NAME).is_file()
     figure(f"env folder owned by uid {OTHER_UID}: {refused.value}")
@@ -114,19 +114,19 @@ def test_env_folder_of_another_user_is_refused(private_cache: Path, factory_for:
 
 @posix
 def test_lock_file_symlink_is_not_followed(
-    private_cache: Path, factory_for: FactoryFor, tmp_path: Path, figure: Figure
+    private_cache: Path, envs_for: EnvsFor, tmp_path: Path, figure: Figure
 ) -> None:
-    factory, _ = factory_for(private_cache)
-    spec = factory.spec(["alpha"])
-    lock = private_cache / "locks" / f"{factory.cache.entry_dir(factory.key(spec)).name}.lock"
+    envs, _ = envs_for(private_cache)
+    spec = envs.spec(["alpha"])
+    lock = private_cache / "locks" / f"{envs.cache.entry_dir(envs.key(spec)).name}.lock"
     victim = plant_link(lock, tmp_path)
 
     with pytest.raises(CacheError, match=r"is a symlink; refusing to follow it") as refused:
-        factory.env(spec)
+        envs.env(spec)
 
     assert victim.read_text() == PRECIOUS
     assert mode(victim) == 0o644
-    assert not factory.cache.entry_dir(factory.key(spec)).exists()
+    assert not envs.cache.entry_dir(envs.key(spec)).exists()
     try:
         filelock.FileLock(lock, mode=0o600).acquire(timeout=0)
         own = "follows it"
