@@ -128,14 +128,17 @@ def test_upgraded_base_interpreter_gets_a_new_env(
     if other is None:
         pytest.skip("needs another CPython minor version next to the running one")
     pytester.makepyfile(ALPHA_TEST.format(python=f", python={str(base_copy)!r}"))
-    before = pytester.runpytest("-s")
+    # Each session in a process of its own, as sessions are: python-discovery remembers what it learnt
+    # about an interpreter for the life of the process, so a second session run in this one would not
+    # see the upgrade (what it keeps on disk is checked against the file's modification time).
+    before = pytester.runpytest_subprocess("-s")
     before.assert_outcomes(passed=1)
     # Upgraded in place: the same executable path now runs another version, with its own standard library.
     prefix = base_copy.parent.parent
     shutil.rmtree(prefix)
     install_base(other[0], other[1], prefix, base_copy.name)
 
-    after = pytester.runpytest("-s")
+    after = pytester.runpytest_subprocess("-s")
 
     after.assert_outcomes(passed=1)
     old, new = (next(line for line in r.stdout.lines if "env python:" in line).split()[-1] for r in (before, after))
