@@ -12,7 +12,7 @@ import os
 
 from .errors import SpecError
 from .installers import Installer, InstallerDirs, PipInstaller
-from .toolconfig import dropped_pip_settings, pip_config_files, pip_settings, uv_config, uv_config_files, uv_from_pip
+from .toolconfig import dropped_pip_settings, pip_settings, uv_config, uv_config_files, uv_from_pip
 from .uv import UvInstaller
 
 #: The installers by name: the choices of ``--isoenv-installer``.
@@ -26,7 +26,7 @@ def auto_choice() -> tuple[type[Installer], str | None]:
     """
     if UvInstaller.unavailable() is not None:
         return PipInstaller, None
-    cannot = uv_from_pip(pip_settings(os.environ, pip_config_files(os.environ))).not_carried
+    cannot = uv_from_pip(pip_settings(os.environ)).not_carried
     if cannot:
         return PipInstaller, f"uv cannot follow the pip setting(s) {', '.join(cannot)}"
     return UvInstaller, None
@@ -41,7 +41,7 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
     """
     cls, why = auto_choice() if name in (None, "auto") else (installer_class(name), None)
     label = f"{cls.name} (auto: not uv, as {why})" if why else cls.name
-    pip = pip_settings(os.environ, pip_config_files(os.environ))
+    pip = pip_settings(os.environ)
     warnings = []
     if cls is UvInstaller:
         cannot = uv_from_pip(pip).not_carried

@@ -31,7 +31,7 @@ from .keys import FileHashes
 from .processes import BuildInterrupted, Echo, Processes
 from .reqfiles import absolute_copies, needs_rewrite
 from .spec import EnvSpec
-from .toolconfig import pip_config_files, pip_environ, pip_resolution_settings, pip_settings
+from .toolconfig import pip_environ, pip_resolution_settings, pip_settings
 from .verify import env_site_dirs, missing
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ class PipInstaller(Installer):
 
     def __init__(self, dirs: InstallerDirs) -> None:
         super().__init__(dirs)
-        self._settings = pip_settings(os.environ, pip_config_files(os.environ))
+        self._settings = pip_settings(os.environ)
 
     def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
         # virtualenv pins the pip it seeds, so its version names the pip that installs.

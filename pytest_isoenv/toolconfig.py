@@ -194,15 +194,16 @@ class PipSetting:
         return self.value.split()
 
 
-def pip_settings(environ: Mapping[str, str], files: Sequence[Path]) -> dict[str, PipSetting]:
+def pip_settings(environ: Mapping[str, str], files: Sequence[Path] | None = None) -> dict[str, PipSetting]:
     """The pip settings ``pip install`` would use, by option name: *files* then ``PIP_*`` variables.
 
     As pip orders them: every file's ``[global]`` section, then every file's
     ``[install]`` section, then the environment, each later one winning.
+    *files* defaults to the config files pip reads with *environ* (:func:`pip_config_files`).
     """
     settings: dict[str, PipSetting] = {}
     parsers = []
-    for path in files:
+    for path in pip_config_files(environ) if files is None else files:
         parser = _read_pip_config(path)
         if parser is not None:  # else pip refuses it with a message of its own; the key notices the file
             parsers.append((path, parser))

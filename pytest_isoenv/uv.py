@@ -27,7 +27,6 @@ from .installers import Installer, InstallerDirs, bundled_wheels, virtualenv_ver
 from .keys import FileHashes
 from .spec import EnvSpec
 from .toolconfig import (
-    pip_config_files,
     pip_resolution_settings,
     pip_settings,
     uv_config,
@@ -78,7 +77,7 @@ class UvInstaller(Installer):
         self._config: dict[str, str] | None = None
         self._config_dir: Path | None = None
         #: The user's pip settings, as uv arguments and variables.
-        self.from_pip = uv_from_pip(pip_settings(os.environ, pip_config_files(os.environ)))
+        self.from_pip = uv_from_pip(pip_settings(os.environ))
 
     @classmethod
     def unavailable(cls) -> str | None:
