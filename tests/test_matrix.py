@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import marked_tests
 
 from pytest_isoenv.cache import Cache
 from pytest_isoenv.discovery import Discovery, pyenv_root
@@ -112,21 +113,9 @@ def test_each_test_that_uses_isoenv_runs_once_per_python(pytester: pytest.Pytest
 def test_markers_narrow_or_list_pythons(pytester: pytest.Pytester, three_pythons: list[str]) -> None:
     low, mid, high = three_pythons
     pytester.makepyfile(
-        f"""
-        import pytest
-
-        @pytest.mark.isoenv(python=[{mid!r}, {high!r}])
-        def test_listed(isoenv):
-            pass
-
-        @pytest.mark.isoenv(python=">={mid}")
-        def test_range(isoenv):
-            pass
-
-        @pytest.mark.isoenv(python="3.99")
-        def test_outside(isoenv):
-            pass
-        """
+        marked_tests(
+            test_listed=f"python=[{mid!r}, {high!r}]", test_range=f'python=">={mid}"', test_outside='python="3.99"'
+        )
     )
     result = pytester.runpytest("--isoenv-pythons", low, "--isoenv-pythons", f"{mid},{high}", "-v", "-rs")
     result.assert_outcomes(passed=4, skipped=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import marked_tests
 
 
 def test_marker_gives_the_test_a_ready_env(pytester: pytest.Pytester) -> None:
@@ -112,15 +113,7 @@ def test_bad_input_errors_name_the_test_and_value_and_write_nothing(
     pytester: pytest.Pytester, tmp_path: Path, marker: str, message: str
 ) -> None:
     pytester.mkdir("tests")
-    pytester.makepyfile(
-        test_bad=f"""
-        import pytest
-
-        @pytest.mark.isoenv({marker})
-        def test_it(isoenv):
-            pass
-        """
-    )
+    pytester.makepyfile(test_bad=marked_tests(test_it=marker))
     cache = tmp_path / "untouched"
     result = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     result.assert_outcomes(errors=1)
