@@ -354,12 +354,24 @@ def session_pythons(config: pytest.Config) -> list[str]:
         raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
 
 
+#: A test's spec, once worked out: its prebuild, its plan line and its ``isoenv`` fixture ask for the same one.
+ITEM_SPEC = pytest.StashKey[EnvSpec]()
+
+
 def marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
     """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
 
     On the interpreter the Python matrix gave the test, if it gave one, and
-    with the alternatives of its cell of the dependency matrix.
+    with the alternatives of its cell of the dependency matrix. Worked out
+    once per test and session; a spec that cannot be made is refused each time.
     """
+    spec = item.stash.get(ITEM_SPEC, None)
+    if spec is None:
+        spec = item.stash[ITEM_SPEC] = _marker_spec(envs, item)
+    return spec
+
+
+def _marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
     marker = item.get_closest_marker("isoenv")
     params = getattr(getattr(item, "callspec", None), "params", {})
     args, kwargs = matrix.choose(

@@ -259,7 +259,8 @@ def pytest_fixture_setup(
     stash = request.config.stash
     outer = stash.get(CURRENT_TEST, TestContext())
     broad = (fixturedef.argname, fixturedef.scope) if fixturedef.scope != "function" else None
-    stash[CURRENT_TEST] = dataclasses.replace(outer, broad_fixture=broad)
+    # Most fixtures are function-scoped inside a test: the context stays as it is.
+    stash[CURRENT_TEST] = outer if broad == outer.broad_fixture else dataclasses.replace(outer, broad_fixture=broad)
     try:
         return (yield)
     finally:

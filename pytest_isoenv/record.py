@@ -161,7 +161,9 @@ class Record:
         changed = self.site_packages_changes()
         if changed:
             return f"its site-packages {self.site_packages} changed since it was built ({changed})"
-        missing = [d for d in self.built.dist_infos if not (self.path / d).exists()]
+        # The listing above found every metadata folder that is directly in site-packages: only others need a look.
+        site = Path(self.built.site_packages)
+        missing = [d for d in self.built.dist_infos if Path(d).parent != site and not (self.path / d).exists()]
         if missing:
             return f"{len(missing)} installed distribution(s) are gone from it (e.g. {missing[0]})"
         return None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import marked_tests
+
+from pytest_isoenv import EnvSpec
 
 TESTS = """
 import pytest
@@ -136,3 +140,27 @@ def test_a_repair_is_reported_not_warned(pytester: pytest.Pytester, private_cach
         ]
     )
     result.stdout.no_fnmatch_line("*IsoEnvWarning*")
+
+
+def test_each_tests_spec_is_worked_out_once(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prebuild, and then the test's ``isoenv`` fixture, use one spec: its arguments are validated once."""
+    validated: list[str] = []
+    from_arguments = EnvSpec.from_arguments
+
+    def counting(requirements: Iterable[object] = (), **kwargs: Any) -> EnvSpec:
+        validated.append(str(kwargs.get("where")))
+        return from_arguments(requirements, **kwargs)
+
+    monkeypatch.setattr(EnvSpec, "from_arguments", counting)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.isoenv("alpha")
+        @pytest.mark.parametrize("n", range(3))
+        def test_x(isoenv, n):
+            pass
+        """
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=3)
+    assert sorted(validated) == [f"test_each_tests_spec_is_worked_out_once.py::test_x[{n}]" for n in range(3)]
