@@ -3,7 +3,8 @@
 Run by the env's own interpreter, by path, as ``python _warm_server.py CONTROL_FD [MODULE...]``. It
 must work on any Python >= 3.9 and uses only modules that are either loaded at every interpreter
 start (``sys``, ``os``, ``marshal``, ``_signal``) or small (``_socket``, ``select``), so that what it
-loads itself is little, and each child drops it again (see :func:`_clean_modules`).
+loads itself is little, and it drops them from ``sys.modules`` before its first fork, so that no
+child has them (see :func:`_clean_modules`).
 
 Protocol (all frames are a 4-byte big-endian length and a ``marshal`` payload):
 
