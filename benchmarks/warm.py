@@ -215,28 +215,31 @@ def main() -> None:
         "| measurement | runs | median wall | CPU (median; per call: mean) | warm against plain |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
-    for kind in ("plain", "warm"):
-        ratio = ""
-        if kind == "warm":
-            ratio = (
-                f"{med(calls['plain'], 0) / med(calls['warm'], 0):.1f}x faster "
-                f"(CPU: {med(calls['plain'], 1) / med(calls['warm'], 1):.1f}x less)"
+
+    def against(plain: list[tuple[float, float]], warm: list[tuple[float, float]], floor: Any = None) -> str:
+        """How much faster *warm* is than *plain* in wall time and CPU (and above *floor*, if given)."""
+        text = f"{med(plain, 0) / med(warm, 0):.1f}x faster (CPU: {med(plain, 1) / med(warm, 1):.1f}x less)"
+        if floor is not None:
+            text += (
+                f"; above the floor: {(med(plain, 0) - med(floor, 0)) / (med(warm, 0) - med(floor, 0)):.1f}x "
+                f"(CPU: {(med(plain, 1) - med(floor, 1)) / (med(warm, 1) - med(floor, 1)):.1f}x)"
             )
-        lines.append(
-            f'| per call: `python -c "import requests"`, {kind} | {len(calls[kind])} | {ms(med(calls[kind], 0))} '
-            f"| {ms(med(calls[kind], 1))} | {ratio} |"
-        )
-    for kind in ("requests-plain", "requests-warm"):
-        ratio = ""
-        if kind == "requests-warm":
-            ratio = (
-                f"{med(suites['requests-plain'], 0) / med(suites['requests-warm'], 0):.1f}x faster "
-                f"(CPU: {med(suites['requests-plain'], 1) / med(suites['requests-warm'], 1):.1f}x less)"
-            )
-        lines.append(
-            f'| {SUITE_SIZE}-test `python -c "import requests"` suite, {kind.split("-")[1]} | {len(suites[kind])} '
-            f"| {ms(med(suites[kind], 0))} | {ms(med(suites[kind], 1))} | {ratio} |"
-        )
+        return text
+
+    def row(what: str, values: list[tuple[float, float]], ratio: str = "") -> str:
+        return f"| {what} | {len(values)} | {ms(med(values, 0))} | {ms(med(values, 1))} | {ratio} |"
+
+    call, requests_suite = '`python -c "import requests"`', f'{SUITE_SIZE}-test `python -c "import requests"` suite'
+    lines += [
+        row(f"per call: {call}, plain", calls["plain"]),
+        row(f"per call: {call}, warm", calls["warm"], against(calls["plain"], calls["warm"])),
+        row(f"{requests_suite}, plain", suites["requests-plain"]),
+        row(
+            f"{requests_suite}, warm",
+            suites["requests-warm"],
+            against(suites["requests-plain"], suites["requests-warm"]),
+        ),
+    ]
     labels = {
         "plain": "plain",
         "warm": 'warm, `preload=("greeter.cli",)`',
@@ -244,18 +247,8 @@ def main() -> None:
         "floor": "the same tests running nothing (the floor)",
     }
     for kind, label in labels.items():
-        ratio = ""
-        if kind.startswith("warm"):
-            plain, warm, floor = suites["plain"], suites[kind], suites["floor"]
-            ratio = (
-                f"{med(plain, 0) / med(warm, 0):.1f}x faster (CPU: {med(plain, 1) / med(warm, 1):.1f}x less); "
-                f"above the floor: {(med(plain, 0) - med(floor, 0)) / (med(warm, 0) - med(floor, 0)):.1f}x "
-                f"(CPU: {(med(plain, 1) - med(floor, 1)) / (med(warm, 1) - med(floor, 1)):.1f}x)"
-            )
-        lines.append(
-            f"| {SUITE_SIZE}-test greet suite, {label} | {len(suites[kind])} | {ms(med(suites[kind], 0))} "
-            f"| {ms(med(suites[kind], 1))} | {ratio} |"
-        )
+        ratio = against(suites["plain"], suites[kind], suites["floor"]) if kind.startswith("warm") else ""
+        lines.append(row(f"{SUITE_SIZE}-test greet suite, {label}", suites[kind], ratio))
     lines.append("")
     for label, seen in (("one session", servers["warm"]), ("-n 2", xdist)):
         parts = []
