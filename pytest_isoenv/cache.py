@@ -29,6 +29,7 @@ import contextlib
 import errno
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -316,8 +317,9 @@ class Cache:
 
     def touch(self, record: Record) -> None:
         """Record that *record*'s env was used now (the record's mtime; the env itself is never modified)."""
+        now = time.time()  # the clock of Record.created (a file system's own may lag it)
         with contextlib.suppress(OSError):
-            os.utime(record.path / RECORD_NAME)
+            os.utime(record.path / RECORD_NAME, (now, now))
 
     def sweep(self, key: str, held: set[str], *, current_too: bool = False) -> list[Path]:
         """Remove the generations of *key* that are not current and not in *held*; call it under the key's lock.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,9 @@ class Record:
             "built": dataclasses.asdict(self.built),
         }
         write_atomic(self.path / RECORD_NAME, json.dumps(data, indent=2, sort_keys=True))
+        # The record's mtime is when the env was last used (see Cache.touch): it starts at the creation
+        # time, from the same clock, not the file system's coarser one that may lag it by a tick.
+        os.utime(self.path / RECORD_NAME, (self.created, self.created))
 
     @classmethod
     def load(cls, path: Path, key: str, *, name_only: bool = False) -> Record:
