@@ -10,7 +10,7 @@ and an editable project whose dependencies are dynamic (read from a file).
 Each of the 20 specs installs one wheel by name from the wheelhouse, the local
 project and the editable project, so each reads all three.
 
-Timed, each a new session (a new :class:`~pytest_isoenv.keys.FileHashes` on the
+Timed, each a new session (a new :class:`~pytest_isoenv.key.material.FileHashes` on the
 same cache root, so what it loads from disk counts), keying all 20 specs:
 
 1. cold: no stored hashes, every file hashed;
@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO / "tests" / "resources"))
 
 import isoenv_testbackend as backend  # noqa: E402
 
-from pytest_isoenv import keys  # noqa: E402
-from pytest_isoenv.index import IndexOptions  # noqa: E402
-from pytest_isoenv.spec import EnvSpec  # noqa: E402
+from pytest_isoenv.key import material as keys  # noqa: E402
+from pytest_isoenv.spec.envspec import EnvSpec  # noqa: E402
+from pytest_isoenv.spec.index import IndexOptions  # noqa: E402
 
 ENVS = 20
 WHEELS = 500
@@ -81,7 +81,7 @@ def key_all(cache: Path, specs: list[EnvSpec], index: IndexOptions) -> float:
     started = time.perf_counter()
     hashes = keys.FileHashes(cache / "hashes", cache_root=cache)
     for spec in specs:
-        spec.key_material(hashes)
+        keys.spec_material(spec, hashes)
         keys.index_material(index, hashes)
     hashes.save()
     return time.perf_counter() - started

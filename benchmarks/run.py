@@ -188,10 +188,11 @@ def inner(work: Path, repeat: int) -> None:
     """The in-process parts, run inside the pytest-isoenv venv."""
     from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
-    from pytest_isoenv.cache import Cache
-    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-    from pytest_isoenv.index import IndexOptions
-    from pytest_isoenv.uv import find_uv
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.installers.uv import find_uv
+    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.spec.index import IndexOptions
+    from pytest_isoenv.store.cache import Cache
 
     wheelhouse = work / "wheelhouse"
     index = IndexOptions(find_links=(str(wheelhouse),), offline=True)

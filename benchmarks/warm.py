@@ -61,7 +61,7 @@ IMPORT = 'isoenv.run("python", "-c", "import requests")'
 CONFTEST = """
 import json, os
 from pathlib import Path
-from pytest_isoenv import warm
+from pytest_isoenv.run import warm
 
 def pytest_sessionfinish(session):
     rows = []
@@ -100,9 +100,10 @@ def cpu_of(pid: int | None) -> float:
 
 
 def per_call(work: Path, wheelhouse: Path, calls: int) -> dict[str, list[tuple[float, float]]]:
-    from pytest_isoenv import warm
-    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-    from pytest_isoenv.index import IndexOptions
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.run import warm
+    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.spec.index import IndexOptions
 
     settings = Settings(
         cache_dir=work / "cache",

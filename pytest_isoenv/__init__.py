@@ -7,8 +7,7 @@ and reused by every test, session and xdist worker that needs it.
 
 from __future__ import annotations
 
-from .env import IsolatedEnv
-from .errors import (
+from pytest_isoenv.errors import (
     BuildError,
     CacheError,
     CommandNotFound,
@@ -19,9 +18,10 @@ from .errors import (
     SharedEnvError,
     SpecError,
 )
-from .factory import IsoEnvFactory
-from .spec import EnvSpec
-from .warm import WarmError
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.run.env import IsolatedEnv
+from pytest_isoenv.run.warm import WarmError
+from pytest_isoenv.spec.envspec import EnvSpec
 
 __all__ = [
     "BuildError",

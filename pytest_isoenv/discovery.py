@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InterpreterNotFound, SpecError
+from pytest_isoenv.errors import InterpreterNotFound, SpecError
 
 if TYPE_CHECKING:
     from python_discovery import PythonInfo, PythonSpec

@@ -19,9 +19,10 @@ import isoenv_testbackend as backend
 import pytest
 from helpers import INSTALLER, MakeEnvs, MakeFactory, MakeProject, Warn, write_project, write_versions
 
-from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings, TestContext
-from pytest_isoenv.index import IndexOptions
-from pytest_isoenv.installer_choice import installer_class
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers.choice import installer_class
+from pytest_isoenv.session.envs import SessionEnvs, Settings, TestContext
+from pytest_isoenv.spec.index import IndexOptions
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:

@@ -24,7 +24,8 @@ import isoenv_testbackend as backend
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.session.envs import SessionEnvs
 
 #: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")

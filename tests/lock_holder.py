@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pytest_isoenv.cache import Cache
+from pytest_isoenv.store.cache import Cache
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from helpers import MakeFactory
 
 from pytest_isoenv.discovery import Discovery, spec_label
 from pytest_isoenv.errors import InterpreterNotFound, SpecError
-from pytest_isoenv.installers import oldest_seeded_python
+from pytest_isoenv.installers.api import oldest_seeded_python
 
 Version = tuple[int, int]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.session.envs import SessionEnvs, Settings
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "greeter"

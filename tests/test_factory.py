@@ -13,9 +13,10 @@ import pytest
 from helpers import MakeEnvs, MakeFactory, MakeProject
 
 from pytest_isoenv import BuildError
-from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs
-from pytest_isoenv.index import IndexOptions
-from pytest_isoenv.record import RECORD_NAME
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.store.record import RECORD_NAME
 
 
 def test_second_session_builds_nothing(make_envs: MakeEnvs, tmp_path: Path) -> None:

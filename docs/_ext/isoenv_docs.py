@@ -1,6 +1,6 @@
 """Directives that render the plugin's own definitions, so the docs cannot drift from the code.
 
-- ``isoenv-options``: every flag and ini key, from :data:`pytest_isoenv.options.OPTIONS`.
+- ``isoenv-options``: every flag and ini key, from :data:`pytest_isoenv.plugin.options.OPTIONS`.
 - ``isoenv-marker``: the ``isoenv`` marker's signature, as the plugin registers it.
 - ``isoenv-fixtures``: the plugin's fixtures with their scope and docstring.
 
@@ -20,8 +20,8 @@ from sphinx.application import Sphinx
 from sphinx.ext import intersphinx
 from sphinx.util.docutils import SphinxDirective
 
-from pytest_isoenv import plugin
-from pytest_isoenv.options import OPTIONS, Option
+from pytest_isoenv.plugin import hooks as plugin
+from pytest_isoenv.plugin.options import OPTIONS, Option
 
 
 def _default(option: Option) -> str:
@@ -131,8 +131,8 @@ SHORT_NAMES = {
     "Popen": "subprocess.Popen",
     "EnvSpec": "pytest_isoenv.EnvSpec",
     "IsolatedEnv": "pytest_isoenv.IsolatedEnv",
-    "Installs": "pytest_isoenv.env.Installs",
-    "Measures": "pytest_isoenv.env.Measures",
+    "Installs": "pytest_isoenv.run.env.Installs",
+    "Measures": "pytest_isoenv.run.env.Measures",
 }
 
 
@@ -155,7 +155,9 @@ def resolve_short_name(app: Sphinx, env: Any, node: Any, contnode: nodes.Element
     if node.get("refdomain") != "py" or not name:
         return None
     domain = env.get_domain("py")
-    documented = [f"{module}.{name}" for module in ("pytest_isoenv", "pytest_isoenv.spec", "pytest_isoenv.env")]
+    documented = [
+        f"{module}.{name}" for module in ("pytest_isoenv", "pytest_isoenv.spec.envspec", "pytest_isoenv.run.env")
+    ]
     for target in (SHORT_NAMES.get(name), *documented):
         if target is None:
             continue

@@ -13,9 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-from pytest_isoenv.index import IndexOptions
-from pytest_isoenv.record import Record
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.store.record import Record
 
 
 def main() -> None:

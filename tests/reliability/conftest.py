@@ -16,7 +16,7 @@ import pytest
 from helpers import EnvsFor, MakeEnvs
 from reliability_helpers import BuildTrace, Figure, install_base
 
-from pytest_isoenv.factory import SessionEnvs
+from pytest_isoenv.session.envs import SessionEnvs
 
 
 @pytest.fixture

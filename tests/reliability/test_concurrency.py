@@ -19,7 +19,7 @@ from reliability_helpers import (
     start,
 )
 
-from pytest_isoenv.record import RECORD_NAME
+from pytest_isoenv.store.record import RECORD_NAME
 
 PROJECTS = ("pa", "pb", "pc")
 

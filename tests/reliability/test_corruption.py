@@ -15,7 +15,7 @@ from helpers import EnvsFor
 from reliability_helpers import Figure, env_entries, generation, install_base
 
 from pytest_isoenv import BuildError, InterpreterNotFound, IsoEnvFactory
-from pytest_isoenv.record import RECORD_FORMAT, RECORD_NAME
+from pytest_isoenv.store.record import RECORD_FORMAT, RECORD_NAME
 
 ALPHA_TEST = """
 import pytest

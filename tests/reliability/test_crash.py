@@ -14,7 +14,7 @@ import pytest
 from helpers import MakeProject, finish, wait_until
 from reliability_helpers import BuildTrace, Figure, env_entries, generation, tmpfs
 
-from pytest_isoenv.record import RECORD_NAME
+from pytest_isoenv.store.record import RECORD_NAME
 
 CHILD = Path(__file__).with_name("build_child.py")
 

@@ -21,8 +21,9 @@ HOLDER = textwrap.dedent(
     """
     import os, subprocess, sys, uuid
     from pathlib import Path
-    from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-    from pytest_isoenv.index import IndexOptions
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.spec.index import IndexOptions
 
     cache, wheelhouse = sys.argv[1:3]
     envs = SessionEnvs(Settings(

@@ -12,9 +12,9 @@ from reliability_helpers import Figure
 
 from pytest_isoenv import IsoEnvFactory
 from pytest_isoenv.errors import BuildError
-from pytest_isoenv.leases import list_entries
-from pytest_isoenv.spec import EnvSpec
-from pytest_isoenv.verify import env_site_dirs
+from pytest_isoenv.installers.verify import env_site_dirs
+from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.store.leases import list_entries
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:

@@ -13,7 +13,7 @@ import pytest
 from helpers import MakeProject, marked_tests, wait_until
 from reliability_helpers import BuildTrace, Figure, alive, build_processes, env_entries, pytest_command, start
 
-from pytest_isoenv.record import RECORD_NAME
+from pytest_isoenv.store.record import RECORD_NAME
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,10 +17,11 @@ import pytest
 from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject
 from reliability_helpers import BuildTrace, Figure
 
-from pytest_isoenv.env import IsolatedEnv
-from pytest_isoenv.factory import IsoEnvFactory, SessionEnvs, Settings
-from pytest_isoenv.index import IndexOptions
-from pytest_isoenv.uv import UvInstaller
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers.uv import UvInstaller
+from pytest_isoenv.run.env import IsolatedEnv
+from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.spec.index import IndexOptions
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
 

@@ -16,7 +16,7 @@ from helpers import EnvsFor, marked_tests
 from reliability_helpers import PRECIOUS, Figure, plant_link
 
 from pytest_isoenv import CacheError, IsoEnvFactory
-from pytest_isoenv.cache import Cache
+from pytest_isoenv.store.cache import Cache
 
 posix = pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
 OLD = time.time() - 60 * 86400

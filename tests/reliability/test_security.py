@@ -14,8 +14,8 @@ from helpers import EnvsFor, MakeFactory
 from reliability_helpers import PRECIOUS, Figure, plant_link
 
 from pytest_isoenv import CacheError, IsoEnvFactory
-from pytest_isoenv.cache import Cache
-from pytest_isoenv.record import RECORD_NAME
+from pytest_isoenv.store.cache import Cache
+from pytest_isoenv.store.record import RECORD_NAME
 
 #: A uid that is not the test's: root can hand folders to it, as another user of a shared /tmp would own them.
 OTHER_UID = 4242

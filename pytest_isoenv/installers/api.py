@@ -1,0 +1,296 @@
+"""The installer interface: the stages every build runs in one order, and what both installers share.
+
+:meth:`Installer.build` is the one place a build's stages run: create the
+env, seed pip into it, install the spec's packages, compile them to bytecode,
+and verify that what was asked for is there (:mod:`pytest_isoenv.installers.verify`).
+An installer differs in its stages, never in their order. pip's installer
+(virtualenv and the env's own pip) is in :mod:`pytest_isoenv.installers.pip`, uv's in :mod:`pytest_isoenv.installers.uv`,
+and which one a build uses is chosen in :mod:`pytest_isoenv.installers.choice`.
+Installer commands run through :mod:`pytest_isoenv.installers.processes`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.metadata
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pytest_isoenv.environ import isolated_environ
+from pytest_isoenv.errors import BuildError, SpecError
+from pytest_isoenv.installers.processes import Echo, Processes
+from pytest_isoenv.installers.verify import env_site_dirs, missing
+from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.reqfiles import absolute_copies, needs_rewrite
+
+if TYPE_CHECKING:
+    from pytest_isoenv.discovery import Interpreter
+
+
+@dataclass(frozen=True)
+class InstallerDirs:
+    """The folders of the cache root an installer keeps its own data in."""
+
+    app_data: Path
+    """virtualenv's app-data: the seed wheels' images it creates envs from."""
+    uv_cache: Path
+    """uv's cache when uv's own is on another filesystem than the envs (uv links files from its cache)."""
+
+
+class Installer(ABC):
+    """Creates envs and installs into them. One instance serves a whole session.
+
+    :meth:`build` runs the stages in order, the same for every installer:
+    :meth:`create` an env, :meth:`seed` pip into it, :meth:`install` the spec's
+    packages, :meth:`compile` everything to bytecode, and :meth:`verify` that
+    what was asked for is installed. Installers differ in the stages, never in
+    the order.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, dirs: InstallerDirs) -> None:
+        self._dirs = dirs
+        #: The installer processes running for this installer's builds; :meth:`stop` stops them.
+        self.processes = Processes()
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this installer cannot be used on this machine, or ``None`` if it can."""
+        return None
+
+    @abstractmethod
+    def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
+        """The installer's identity and every setting of it that can change what gets installed.
+
+        *hashes* reads the files those settings name (see :mod:`pytest_isoenv.key.material`).
+        """
+
+    def unsupported(self, interpreter: Interpreter) -> str | None:
+        """Why this installer cannot make envs from *interpreter*, and what to do, or ``None`` if it can.
+
+        Every env gets its pip from virtualenv's bundled wheels, whichever tool creates it, so
+        virtualenv's oldest bundled Python is every installer's limit.
+        """
+        oldest = oldest_seeded_python()
+        if oldest is None or interpreter.version_info[:2] >= oldest:
+            return None
+        wanted, limit = "{}.{}".format(*interpreter.version_info[:2]), "{}.{}".format(*oldest)
+        return (
+            f"virtualenv {virtualenv_version()} creates envs for Python >= {limit} only (it bundles no pip for "
+            f"older ones). Test on Python {limit} or newer, or install an older virtualenv release that still "
+            f"supports Python {wanted}"
+        )
+
+    def stop(self) -> None:
+        """Stop every build in progress: kill its installer processes, so the build ends and leaves nothing."""
+        self.processes.stop()
+
+    def build(
+        self,
+        path: Path,
+        interpreter: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> Path:
+        """Build an env at *path* from the base *interpreter* with pip and *spec*'s packages; its interpreter.
+
+        *environ* is the session's environment, which the env's own runs are
+        isolated from. Raises :class:`BuildError` when a stage fails or the env
+        lacks what *spec* asked for, and :class:`BuildInterrupted` when the
+        session stopped the build.
+        """
+        python = self.create(path, interpreter, log=log, environ=environ)
+        inside = isolated_environ(path, python.parent, environ)
+        self.seed(python, log=log, environ=inside)
+        self.install(python, spec, index, log=log, environ=inside, echo=echo)
+        site = env_site_dirs(python, inside)
+        self.compile(python, site, log=log, environ=inside)
+        self.verify(python, spec, site, log=log, environ=inside)
+        return python
+
+    @abstractmethod
+    def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        """Create an env at *path* from the base *interpreter*; the env's interpreter."""
+
+    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:  # noqa: B027 - a hook
+        """Put pip into the env of *python*, if :meth:`create` did not."""
+
+    @abstractmethod
+    def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        """The command that installs *spec*'s packages into the env of *python*."""
+
+    def install(
+        self,
+        python: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: Echo | None = None,
+    ) -> None:
+        """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
+        if not self._has_packages(spec):
+            return
+        with tempfile.TemporaryDirectory(prefix="isoenv-requirements-") as folder:
+            self.processes.run(
+                self.install_command(python, with_absolute_paths(spec, Path(folder)), index),
+                what=f"installing {spec.describe()} failed",
+                log=log,
+                env=self.environ(environ),
+                echo=echo,
+                cwd=self.workdir(python),
+            )
+
+    def compile(self, python: Path, site: Sequence[Path], *, log: Path, environ: Mapping[str, str]) -> None:
+        """Compile every module of the env to bytecode, so that nothing run from it writes into it.
+
+        A shared env is imported from by many tests and must stay as built, and
+        under ``PYTHONDONTWRITEBYTECODE`` every start would compile again.
+        Timestamp-based, as the import system writes them. A file that does not
+        compile (test data, another Python's syntax) is skipped, as pip skips it.
+        *site* are the env's package folders.
+        """
+        self.processes.run(
+            [
+                str(python),
+                "-I",
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "--invalidation-mode",
+                "timestamp",
+                *map(str, site),
+            ],
+            what="compiling the env to bytecode failed",
+            log=log,
+            env=self.environ(environ),
+            check=False,
+        )
+
+    def verify(
+        self, python: Path, spec: EnvSpec, site: Sequence[Path], *, log: Path, environ: Mapping[str, str]
+    ) -> None:
+        """Raise :class:`BuildError` naming what *spec* asked for and the env of *python* lacks."""
+        problems = missing(spec, python, tuple(site), environ)
+        if problems:
+            raise BuildError(
+                f"installing {spec.describe()} did not install it into the env: {'; '.join(problems)}. "
+                "Check the pip or uv configuration (a target, prefix or user setting sends installs elsewhere) "
+                "and the build log",
+                log=log,
+            )
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The variables the installer's commands run with, made from *environ*."""
+        return dict(environ)
+
+    def workdir(self, python: Path) -> Path | None:
+        """Where the installer's commands run for the env of *python* (``None``: where pytest runs)."""
+        return None
+
+    @staticmethod
+    def _has_packages(spec: EnvSpec) -> bool:
+        return bool(
+            spec.requirements
+            or spec.local
+            or spec.editable
+            or spec.requirements_files
+            or any(r for _, r in spec.groups)
+        )
+
+    def resolution_arguments(self, resolution: str) -> list[str]:
+        """The arguments that make the installer pick versions by *resolution* (one of ``RESOLUTIONS``)."""
+        if resolution != "highest":
+            raise SpecError(resolution_needs_uv(resolution))
+        return []
+
+    def package_arguments(self, spec: EnvSpec) -> list[str]:
+        """The requirement arguments pip and ``uv pip`` share, and the resolution strategy's.
+
+        Dependency groups are passed as the requirements they resolved to,
+        which every installer version understands.
+        """
+        args = [*spec.requirements, *(str(path) + spec.extras_of(path) for path in spec.local)]
+        for _, requirements in spec.groups:
+            args += requirements
+        args += self.resolution_arguments(spec.resolution)
+        for project in spec.editable:
+            args += ["-e", str(project) + spec.extras_of(project)]
+        for path in spec.requirements_files:
+            args += ["-r", str(path)]
+        if spec.constraints is not None:
+            args += ["-c", str(spec.constraints)]
+        return args
+
+    def index_arguments(self, index: IndexOptions) -> list[str]:
+        """The index arguments of the install command (what pip and ``uv pip`` share)."""
+        args = ["--index-url", index.index_url] if index.index_url else []
+        for link in index.find_links:
+            args += ["--find-links", link]
+        if index.offline:
+            args.append("--no-index")
+        return args
+
+
+def with_absolute_paths(spec: EnvSpec, folder: Path) -> EnvSpec:
+    """*spec* with its requirements and constraints files replaced by copies in *folder* whose paths are absolute.
+
+    Paths in a requirements file mean the file's folder, whichever installer runs and wherever (see
+    :func:`pytest_isoenv.spec.reqfiles.absolute_copies`). Files without local paths are used as they are.
+    """
+    files = [*spec.requirements_files, *([spec.constraints] if spec.constraints else [])]
+    if not any(needs_rewrite(path) for path in files):
+        return spec
+    copies = absolute_copies(files, folder)
+    return dataclasses.replace(
+        spec,
+        requirements_files=tuple(copies[p] for p in spec.requirements_files),
+        constraints=None if spec.constraints is None else copies[spec.constraints],
+    )
+
+
+def resolution_needs_uv(resolution: str) -> str:
+    """The error for a resolution strategy other than ``highest`` asked of pip."""
+    return (
+        f"--isoenv-resolution {resolution} needs the uv installer: pip always installs the highest versions "
+        "allowed and has no option to pick the lowest. Install uv (pip install pytest-isoenv[uv]) and use "
+        "--isoenv-installer uv (or auto), or use --isoenv-resolution highest"
+    )
+
+
+@functools.cache
+def virtualenv_version() -> str:
+    """The installed virtualenv's version, read without importing it."""
+    return importlib.metadata.version("virtualenv")
+
+
+def bundled_wheels() -> Path:
+    """The folder of the pip (and setuptools) wheels virtualenv bundles, which seed every env's pip."""
+    from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
+
+    return Path(BUNDLE_FOLDER)
+
+
+def oldest_seeded_python() -> tuple[int, int] | None:
+    """The oldest Python the installed virtualenv bundles pip for, so can create a working env for."""
+    try:
+        from virtualenv.seed.wheels.embed import BUNDLE_SUPPORT
+    except ImportError:  # pragma: no cover - a virtualenv laid out differently; it will say so itself
+        return None
+    major, minor = min(tuple(int(part) for part in version.split(".")) for version in BUNDLE_SUPPORT)[:2]
+    return major, minor

@@ -1,0 +1,83 @@
+"""Which installer builds an env: the installers by name, what ``auto`` means here, and the header's notes.
+
+``--isoenv-installer`` and the marker's ``installer=`` name one of
+:data:`INSTALLERS`; ``auto`` (the default) is uv when it is installed and can
+follow the user's pip settings, else pip. The interface they share is
+:class:`pytest_isoenv.installers.api.Installer`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pytest_isoenv.errors import SpecError
+from pytest_isoenv.installers.api import Installer, InstallerDirs
+from pytest_isoenv.installers.pip import PipInstaller
+from pytest_isoenv.installers.uv import UvInstaller
+from pytest_isoenv.key.settings import dropped_pip_settings, pip_settings, uv_config, uv_config_files, uv_from_pip
+
+#: The installers by name: the choices of ``--isoenv-installer``.
+INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
+
+
+def auto_choice() -> tuple[type[Installer], str | None]:
+    """The installer ``auto`` means on this machine, and why it is not uv when uv is installed.
+
+    uv when it is installed and can follow the user's pip settings; pip otherwise.
+    """
+    if UvInstaller.unavailable() is not None:
+        return PipInstaller, None
+    cannot = uv_from_pip(pip_settings(os.environ)).not_carried
+    if cannot:
+        return PipInstaller, f"uv cannot follow the pip setting(s) {', '.join(cannot)}"
+    return UvInstaller, None
+
+
+def installer_notes(name: str | None) -> tuple[str, list[str]]:
+    """For the report header: the installer *name* means, with why ``auto`` did not choose uv; and warnings.
+
+    The warnings name the user's settings that no build follows: pip settings
+    an explicitly chosen uv cannot follow, and settings of either tool that
+    would send installs out of the env.
+    """
+    cls, why = auto_choice() if name in (None, "auto") else (installer_class(name), None)
+    label = f"{cls.name} (auto: not uv, as {why})" if why else cls.name
+    pip = pip_settings(os.environ)
+    warnings = []
+    if cls is UvInstaller:
+        cannot = uv_from_pip(pip).not_carried
+        if cannot:
+            warnings.append(
+                f"the uv installer ignores the pip setting(s) {', '.join(cannot)}, which uv cannot follow; "
+                "use --isoenv-installer pip (or auto) to have them followed"
+            )
+        try:
+            elsewhere = [f"{option} (uv configuration)" for option in uv_config(uv_config_files(os.environ))[1]]
+        except ValueError:
+            elsewhere = []
+    else:
+        elsewhere = dropped_pip_settings(pip)
+    if elsewhere:
+        warnings.append(f"ignoring setting(s) that would install outside the env: {', '.join(elsewhere)}")
+    return label, warnings
+
+
+def installer_class(name: str | None, *, where: str | None = None) -> type[Installer]:
+    """The installer called *name* (``None`` or ``"auto"``: see :func:`auto_choice`).
+
+    Raises :class:`SpecError` for an unknown name or an installer this machine lacks.
+    """
+    choices = f"Choose one of: auto, {', '.join(INSTALLERS)}"
+    if name in (None, "auto"):
+        return auto_choice()[0]
+    if name not in INSTALLERS:
+        raise SpecError(f"unknown installer {name!r}", where=where, fix=choices)
+    reason = INSTALLERS[name].unavailable()
+    if reason is not None:
+        raise SpecError(f"installer {name!r} is not available ({reason})", where=where, fix=choices)
+    return INSTALLERS[name]
+
+
+def select_installer(name: str | None, *, dirs: InstallerDirs, where: str | None = None) -> Installer:
+    """The installer called *name* (``None`` or ``"auto"``: the best available), keeping its data in *dirs*."""
+    return installer_class(name, where=where)(dirs)

@@ -1,0 +1,83 @@
+"""The pip installer: virtualenv creates the env and seeds its pip, which installs the spec."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_isoenv.errors import BuildError
+from pytest_isoenv.installers.api import Installer, InstallerDirs, virtualenv_version
+from pytest_isoenv.installers.processes import BuildInterrupted
+from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.material import index_material
+from pytest_isoenv.key.settings import pip_environ, pip_resolution_settings, pip_settings
+from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.index import IndexOptions
+
+# virtualenv's cli_run is made for one call at a time per process: its option parser, creator and
+# seeder plugins are found through process-wide registries and it keeps module-level caches. Creating
+# takes a fraction of a build (installing is the slow part, in a subprocess), so builds running in
+# threads create one env at a time and install in parallel.
+_VIRTUALENV_LOCK = threading.Lock()
+
+
+class PipInstaller(Installer):
+    """virtualenv (through its Python API, seeding pip from its app-data) and the env's own pip."""
+
+    name = "pip"
+
+    def __init__(self, dirs: InstallerDirs) -> None:
+        super().__init__(dirs)
+        self._settings = pip_settings(os.environ)
+
+    def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
+        # virtualenv pins the pip it seeds, so its version names the pip that installs.
+        hashes = FileHashes() if hashes is None else hashes
+        return {
+            "installer": self.name,
+            "virtualenv": virtualenv_version(),
+            "index": index_material(index, hashes),
+            "settings": pip_resolution_settings(os.environ, hashes),
+        }
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """*environ* with the user's pip configuration restated, less what would send installs elsewhere."""
+        return pip_environ(environ, self._settings)
+
+    def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        args = [
+            str(path),
+            "--python", str(interpreter),
+            "--app-data", str(self._dirs.app_data),
+            "--no-periodic-update",
+            "--pip", "bundle",
+            "--no-setuptools",
+            "--no-vcs-ignore",
+            "--quiet",
+        ]  # fmt: skip
+        with log.open("a", encoding="utf-8") as stream:
+            stream.write(f"$ virtualenv {subprocess.list2cmdline(args)}\n")
+        if self.processes.stopped:
+            raise BuildInterrupted
+        try:
+            with _VIRTUALENV_LOCK:
+                import virtualenv  # only when creating: importing it slows every pytest start
+
+                session = virtualenv.cli_run(args, setup_logging=False, env=dict(environ))
+        except (Exception, SystemExit) as exc:
+            with log.open("a", encoding="utf-8") as stream:
+                stream.write(f"# virtualenv failed: {exc!r}\n")
+            raise BuildError(f"virtualenv could not create an env from {interpreter}: {exc}", log=log) from exc
+        return Path(session.creator.exe)
+
+    def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        return [
+            str(python), "-m", "pip", "install",
+            "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+            *self.index_arguments(index),
+            *self.package_arguments(spec),
+        ]  # fmt: skip

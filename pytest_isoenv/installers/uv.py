@@ -1,0 +1,228 @@
+"""The uv installer: ``uv venv``, pip seeded from virtualenv's wheels, ``uv pip install``, and what uv sees.
+
+uv runs with exactly the configuration the key covers (the user's and the
+system's ``uv.toml``, never a project's, and pip's index settings carried
+over; see :mod:`pytest_isoenv.key.settings`) and with a cache on the envs'
+filesystem. The stages run in the order :meth:`Installer.build
+<pytest_isoenv.installers.api.Installer.build>` gives them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheels, virtualenv_version
+from pytest_isoenv.key import material as keys
+from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.material import index_material
+from pytest_isoenv.key.settings import (
+    pip_resolution_settings,
+    pip_settings,
+    uv_config,
+    uv_config_files,
+    uv_from_pip,
+    uv_resolution_settings,
+)
+from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.index import IndexOptions
+
+
+def find_uv() -> Path | None:
+    """The uv executable: the one the ``uv`` package ships (``pytest-isoenv[uv]``), else one on PATH."""
+    found = _find_uv()
+    return None if found is None else found[0]
+
+
+@functools.cache
+def _find_uv() -> tuple[Path, str | None] | None:
+    """uv's executable and, when it is the ``uv`` package's, that package's version (no need to run it)."""
+    try:
+        from uv import find_uv_bin
+
+        return Path(find_uv_bin()), f"uv {importlib.metadata.version('uv')}"
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        return (Path(found), None) if found else None
+
+
+class UvInstaller(Installer):
+    """``uv venv``, pip seeded from virtualenv's bundled wheels, and ``uv pip install``.
+
+    uv sees exactly the configuration the key covers: the user's and the
+    system's ``uv.toml`` (or ``UV_CONFIG_FILE``), never a project's (the cache
+    may be inside one), and pip's index settings, carried over. uv links files
+    from its cache into envs, so its cache must be on the envs' filesystem:
+    when uv's own cache is on another device, uv gets one in the isoenv cache.
+    """
+
+    name = "uv"
+
+    def __init__(self, dirs: InstallerDirs) -> None:
+        super().__init__(dirs)
+        uv = find_uv()
+        if uv is None:
+            raise RuntimeError(self.unavailable())
+        self._uv = uv
+        self._version: str | None = None
+        self._cache_dir: str | None = None
+        self._config: dict[str, str] | None = None
+        self._config_dir: Path | None = None
+        #: The user's pip settings, as uv arguments and variables.
+        self.from_pip = uv_from_pip(pip_settings(os.environ))
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if find_uv() is None:
+            return "uv is not installed: install pytest-isoenv[uv] or put uv on PATH"
+        return None
+
+    @property
+    def version(self) -> str:
+        """uv's version: the ``uv`` package's, or ``uv --version`` for another uv, asked once."""
+        if self._version is None:
+            self._version = (_find_uv() or (None, None))[1]
+        if self._version is None:
+            proc = subprocess.run([str(self._uv), "--version"], capture_output=True, text=True, check=False)
+            self._version = proc.stdout.strip() or f"unknown ({self._uv})"
+        return self._version
+
+    def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
+        # virtualenv's version names the pip wheel seeded into every env.
+        hashes = FileHashes() if hashes is None else hashes
+        return {
+            "installer": self.name,
+            "uv": self.version,
+            "virtualenv": virtualenv_version(),
+            "index": index_material(index, hashes),
+            "settings": uv_resolution_settings(os.environ, hashes),
+            # pip's settings are carried over to uv (see toolconfig): the files they name count by content.
+            "pip_settings": pip_resolution_settings(os.environ, hashes),
+            "pip": self.from_pip.key_material(),
+        }
+
+    def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """*environ* for running uv: its own configuration only, and a cache on the envs' filesystem."""
+        result = {**self.from_pip.environ, **environ, **self._configuration()}
+        if self._cache_dir is None:
+            self._cache_dir = ""
+            user_cache: Path | None = Path(environ["UV_CACHE_DIR"]) if environ.get("UV_CACHE_DIR") else None
+            if user_cache is None:  # uv knows its default and its config files' cache-dir
+                proc = subprocess.run(
+                    [str(self._uv), "cache", "dir"], capture_output=True, text=True, env=result, check=False
+                )
+                user_cache = Path(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else None
+            if user_cache is None or _device(user_cache) != _device(self._dirs.uv_cache.parent):
+                self._cache_dir = str(self._dirs.uv_cache)
+        if self._cache_dir:
+            result["UV_CACHE_DIR"] = self._cache_dir
+        return result
+
+    def _configuration(self) -> dict[str, str]:
+        """The variables that make uv read the user's and system's configuration and no project's.
+
+        ``UV_NO_CONFIG`` stops uv looking for files; ``UV_CONFIG_FILE`` (which
+        wins over it) names the one file made of what the key includes.
+        """
+        if self._config is None:
+            files = uv_config_files(os.environ)
+            try:
+                text = uv_config(files)[0]
+            except ValueError:  # unreadable: give uv the file itself, so uv says what is wrong
+                self._config = {"UV_NO_CONFIG": "1", "UV_CONFIG_FILE": str(files[0])}
+                return self._config
+            self._config = {"UV_NO_CONFIG": "1"}
+            if text is not None:
+                self._config_dir = Path(tempfile.mkdtemp(prefix="isoenv-uv-config-"))
+                weakref.finalize(self, shutil.rmtree, self._config_dir, True)
+                config = self._config_dir / "uv.toml"
+                config.write_text(text, encoding="utf-8")
+                self._config["UV_CONFIG_FILE"] = str(config)
+        return self._config
+
+    def workdir(self, python: Path) -> Path:
+        # Inside the env: an env shared by every project must not depend on where pytest started.
+        return python.parent
+
+    def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.processes.run(
+            [str(self._uv), "venv", "--quiet", "--no-project", "--python", str(interpreter), str(path)],
+            what=f"uv could not create an env from {interpreter}",
+            log=log,
+            env=self.environ(environ),
+            cwd=path.parent,
+        )
+        scripts = "Scripts" if sys.platform == "win32" else "bin"
+        return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
+
+    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        """pip from virtualenv's bundled wheels (no index needed), as every env has it.
+
+        Before the spec's packages: a pip the spec asks for replaces it.
+        """
+        command = [
+            str(self._uv), "pip", "install", "--quiet", "--python", str(python),
+            "--no-index", "--find-links", str(bundled_wheels()), "pip",
+        ]  # fmt: skip
+        self.processes.run(
+            command,
+            what="seeding pip into the env failed",
+            log=log,
+            env=self.environ(environ),
+            cwd=self.workdir(python),
+        )
+
+    def resolution_arguments(self, resolution: str) -> list[str]:
+        return [] if resolution == "highest" else ["--resolution", resolution]
+
+    def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
+        # uv takes a wheel in a find-links folder for immutable by its file name, and a local project's
+        # build for current while its pyproject.toml is: a new key made for a changed local file must
+        # not get uv's cached copy of the old one.
+        refresh = ["--refresh"] if keys.uses_local_files(spec, index.find_links, os.environ) else []
+        return [
+            str(self._uv), "pip", "install", "--python", str(python), *refresh,
+            *self.index_arguments(index),
+            *self.from_pip.arguments,
+            *self.package_arguments(spec),
+        ]  # fmt: skip
+
+    def index_arguments(self, index: IndexOptions) -> list[str]:
+        """The plugin's index options and, under them, the user's pip index settings, as pip would combine them.
+
+        The plugin's index URL replaces pip's; find-links locations and extra
+        indexes add up. pip takes the best version from every index, so with
+        extra indexes uv does too (``--index-strategy unsafe-best-match``).
+        """
+        pip = self.from_pip
+        index_url = index.index_url or pip.index_url
+        args = ["--index-url", index_url] if index_url else []
+        for url in pip.extra_index_urls:
+            args += ["--extra-index-url", url]
+        if pip.extra_index_urls and "UV_INDEX_STRATEGY" not in os.environ:
+            args += ["--index-strategy", "unsafe-best-match"]
+        for link in (*pip.find_links, *index.find_links):
+            args += ["--find-links", link]
+        if index.offline or pip.no_index:
+            args.append("--no-index")
+        return args
+
+
+def _device(path: Path) -> int | None:
+    """The device of *path*, or of its nearest existing parent."""
+    for candidate in (path, *path.parents):
+        try:
+            return candidate.stat().st_dev
+        except OSError:
+            continue
+    return None

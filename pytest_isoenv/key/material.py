@@ -1,0 +1,200 @@
+"""The cache key: :func:`compute_key` makes it, from key material this module reads.
+
+An env's key must change whenever a fresh build could differ: a wheel rebuilt
+under the same name, a file a requirements file includes, a dynamic-metadata
+source of an editable project, a constraints file named by pip's or uv's
+configuration. The factory gathers the material of one env (its spec's
+:meth:`~pytest_isoenv.spec.envspec.EnvSpec.key_material`, its interpreter's and its
+installer's) and :func:`compute_key` hashes it into the key: the one function
+that produces it.
+
+This module turns what those name into material by content: local projects,
+archives and find-links folders, requirements files with what they include,
+editable projects by what their metadata reads. It keeps a warm run cheap with
+:class:`FileHashes`, which hashes a file only when its ``stat`` changed. Which
+files those are is found elsewhere: the lines of requirements files in
+:mod:`pytest_isoenv.spec.reqfiles`, a project's files and an editable project's inputs in
+:mod:`pytest_isoenv.key.projects`, and which pip and uv settings count in
+:mod:`pytest_isoenv.key.settings`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from packaging.requirements import Requirement
+
+from pytest_isoenv.errors import SpecError
+from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.projects import editable_inputs
+from pytest_isoenv.spec.envspec import normalize_requirement
+from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, needs_rewrite, walk_requirements
+
+if TYPE_CHECKING:
+    from pytest_isoenv.spec.envspec import EnvSpec
+    from pytest_isoenv.spec.index import IndexOptions
+
+#: Bump when the layout of the key material changes, so old entries are never matched.
+KEY_FORMAT = 2
+
+
+def compute_key(material: Mapping[str, Any]) -> str:
+    """The cache key for a complete key material: a hex SHA-256 of its canonical JSON."""
+    blob = json.dumps({"format": KEY_FORMAT, **material}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def location_material(link: str, hashes: FileHashes, base: Path | None = None) -> Any:
+    """A find-links location as it counts for the key: a local folder by the content of its archives."""
+    path = _local_path(link, base)
+    if path is None:
+        return link
+
+    def content(location: Path) -> dict[str, Any]:
+        if location.is_dir():
+            try:
+                names = sorted(
+                    e.name for e in os.scandir(location) if e.name.endswith(ARCHIVE_SUFFIXES) and e.is_file()
+                )
+            except OSError:
+                names = []
+            return {"dir": str(location), "files": {n: hashes.file_or_none(location / n) for n in names}}
+        if location.is_file():
+            return {"file": str(location), "sha256": hashes.file_or_none(location)}
+        return {"missing": str(location)}
+
+    return hashes.once("dir", path, content)
+
+
+def _local_path(link: str, base: Path | None) -> Path | None:
+    """The local path a find-links entry or ``file:`` URL names, absolute; ``None`` for a remote URL."""
+    if link.startswith("file:"):
+        parsed = urllib.parse.urlsplit(link)
+        text = urllib.request.url2pathname(parsed.path if not parsed.netloc else f"//{parsed.netloc}{parsed.path}")
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", link):
+        return None
+    else:
+        text = link
+    path = Path(os.path.expanduser(text))
+    return Path(os.path.abspath((base or Path.cwd()) / path))
+
+
+def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
+    """A ``file:`` URL requirement by what it points at (a project's tree or an archive's content)."""
+    path = _local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
+    if path is None:
+        return url
+    if path.is_dir():
+        return editable_material(path, hashes) if editable else {"tree": str(path), "sha256": hashes.tree(path)}
+    return {"file": str(path), "sha256": hashes.file_or_none(path)}
+
+
+def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[str, str]) -> bool:
+    """Whether installing *spec* reads local projects, archives or find-links folders (which uv caches)."""
+    links = [*find_links, *environ.get("UV_FIND_LINKS", "").replace(",", " ").split()]
+    return bool(
+        spec.local
+        or any(_local_path(link, None) for link in links)
+        or any("@ file:" in r for r in spec.requirements)
+        or any(needs_rewrite(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else [])))
+    )
+
+
+def local_material(path: Path, hashes: FileHashes) -> dict[str, Any]:
+    """A local project (its tree) or archive (its content), installed non-editable."""
+    return {"path": str(path), "sha256": hashes.tree(path) if path.is_dir() else hashes.file_or_none(path)}
+
+
+def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
+    """A requirements (or constraints) file by its content, the files it includes, and the projects it names."""
+    material: list[Any] = []
+    current = None
+    for file, kind, value, _ in walk_requirements(path):
+        if file != current:  # by content, not path: a copy elsewhere keys the same (its paths are in its lines)
+            current = file
+            material.append(["file", hashes.file_or_none(file)])
+        if kind == "editable" and Path(value).is_dir():
+            material.append(["-e", editable_material(Path(value), hashes)])
+        elif kind == "path":
+            material.append(["path", local_material(Path(value), hashes)])
+        elif kind == "find_links":
+            material.append(["-f", location_material(value, hashes)])
+        elif kind == "url":
+            material.append(["url", url_material(value, hashes)])
+    return material
+
+
+def constraints_material(value: str, hashes: FileHashes) -> Any:
+    """A constraints file a pip or uv setting names, by its content and what it includes; else the text as given."""
+    path = _local_path(value, None)
+    try:
+        return requirements_material(path, hashes) if path and path.is_file() else value
+    except SpecError as exc:  # the installer will refuse it too; the key still sees the broken file
+        return str(exc)
+
+
+def editable_material(project: Path, hashes: FileHashes, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An editable project by what a new install of it could change: its metadata and what that reads.
+
+    Its Python sources are live in the env and stay out. In: ``pyproject.toml``, ``setup.py``,
+    ``setup.cfg``, the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
+    and, for a project with compiled extensions, their sources and build configuration.
+    """
+    files, variables = editable_inputs(project, hashes, os.environ if environ is None else environ)
+    return {
+        "path": str(project),
+        "files": {os.path.relpath(f, project): hashes.file_or_none(f) for f in sorted(set(files))},
+        "env": variables,
+    }
+
+
+def index_material(index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
+    """The plugin's own index options: local find-links folders by the content of their archives."""
+    hashes = FileHashes() if hashes is None else hashes
+    return {
+        "index_url": index.index_url,
+        "find_links": [location_material(link, hashes) for link in index.find_links],
+        "offline": index.offline,
+    }
+
+
+def spec_material(spec: EnvSpec, hashes: FileHashes | None = None) -> dict[str, Any]:
+    """What *spec* contributes to the cache key: its requirements and the content of what they name.
+
+    Reads local files through *hashes* when given, so a warm run hashes only what changed. Raises
+    :class:`SpecError` for a requirements file that includes a missing one.
+    """
+    hashes = FileHashes() if hashes is None else hashes
+    urls = {r: url_material(u, hashes) for r in spec.requirements if (u := _file_url(r))}
+    material: dict[str, Any] = {
+        "requirements": sorted({normalize_requirement(Requirement(r), for_key=True) for r in spec.requirements}),
+        "file_urls": urls,
+        "local": [local_material(p, hashes) for p in spec.local],
+        "editable": [editable_material(p, hashes) for p in spec.editable],
+        "constraints": None if spec.constraints is None else requirements_material(spec.constraints, hashes),
+        "requirements_files": [requirements_material(p, hashes) for p in spec.requirements_files],
+        # Only while measuring: an env that is not measured keeps the key it always had.
+        **({"coverage": spec.coverage} if spec.coverage else {}),
+    }
+    # Only when used, so that the keys of envs without them stay what they were. The per-env
+    # index options count through the installer's index material (see IndexOptions.for_spec).
+    if spec.extras:
+        material["extras"] = [[str(path), list(names)] for path, names in spec.extras]
+    if spec.groups:
+        material["groups"] = sorted({r for _, requirements in spec.groups for r in requirements})
+    if spec.resolution != "highest":
+        material["resolution"] = spec.resolution
+    return material
+
+
+def _file_url(requirement: str) -> str | None:
+    url = Requirement(requirement).url
+    return url if url and url.startswith("file:") else None

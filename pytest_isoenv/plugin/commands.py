@@ -1,0 +1,216 @@
+"""Looking after the cache from the command line: list, prune, clear, the plan of a run, and pruning at its end.
+
+The cache itself decides what may go (see :meth:`Cache.prune`); this module
+reads the options, calls it and puts the result into words and tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_isoenv.errors import CacheError, InterpreterNotFound, IsoEnvError
+from pytest_isoenv.plugin import options
+from pytest_isoenv.plugin.xdist import worker_id
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.store.cache import KEY_LENGTH, Cache
+from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
+from pytest_isoenv.text import format_age, format_size, table
+
+COMMANDS = ("list", "prune", "clear")
+#: The commands that run no tests, by option name: they work without the project's conftest files.
+NO_TEST_COMMANDS = (*COMMANDS, "list_pythons")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When envs go: the session's ``isoenv_max_age``, ``isoenv_max_size`` and whether it prunes at its end."""
+
+    max_age: float
+    max_size: int | None
+    auto: bool
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Policy:
+        """Read and check the options (a bad value is a usage error before anything runs)."""
+        return cls(options.parse_days(config), options.parse_size(config), not options.get(config, "no_auto_prune"))
+
+
+def run_command(config: pytest.Config) -> int | None:
+    """Run ``--isoenv-list``, ``--isoenv-prune`` or ``--isoenv-clear`` if one was given; its exit code."""
+    chosen = [name for name in COMMANDS if config.getoption(f"isoenv_{name}")]
+    if not chosen:
+        return None
+    if len(chosen) > 1:
+        flags = " and ".join(f"--isoenv-{name}" for name in chosen)
+        raise pytest.UsageError(f"{flags} are separate commands: give one at a time")
+    policy = Policy.from_config(config)
+    cache = Cache(options.cache_dir(config))
+    try:
+        # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
+        exists = cache.check()
+        if chosen[0] == "list":
+            lines = list_lines(cache)
+        elif chosen[0] == "prune":
+            lines = pruned_lines(
+                cache, prune(cache, max_age=policy.max_age, max_size=policy.max_size) if exists else Pruned()
+            )
+        else:
+            lines = pruned_lines(cache, clear(cache) if exists else Pruned())
+    except CacheError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    print("\n".join(lines))
+    return 0
+
+
+def list_lines(cache: Cache) -> list[str]:
+    """The ``--isoenv-list`` table: one row per env, least recently used first."""
+    entries = list_entries(cache)
+    total = sum(entry.size or 0 for entry in entries)
+    head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
+    if not entries:
+        return [head]
+    users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
+    now = time.time()
+    rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE")]
+    for entry in entries:
+        created = entry.created
+        rows.append(
+            (
+                entry.name,
+                entry.python,
+                entry.description,
+                entry.installer,
+                entry.resolution,
+                format_size(entry.size or 0),
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "?",
+                format_age(now - entry.last_used),
+                _state(cache, entry, users),
+            )
+        )
+    return [head, *table(rows)]
+
+
+def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
+    if entry.foreign:
+        return f"foreign: {entry.problem}"
+    builder = cache.building(entry.name)
+    if builder is not None:
+        return f"being built by {builder}"
+    if entry.name in users:
+        return f"in use by {users[entry.name]}"
+    return "ready" if entry.record is not None else f"unusable: {entry.problem}"
+
+
+def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
+    """What a prune or clear removed and what it kept, with reasons."""
+    lines = [
+        f"isoenv cache {cache.root}: removed {len(pruned.removed)} env(s), freed {format_size(pruned.freed)}"
+        + (f", kept {len(pruned.kept)} in use" if pruned.kept else "")
+    ]
+    lines += [f"  removed {entry.name}  {entry.description}  ({why})" for entry, why in pruned.removed]
+    lines += [f"  kept    {entry.name}  {entry.description}  ({why})" for entry, why in pruned.kept]
+    return lines
+
+
+def auto_prune(config: pytest.Config, envs: SessionEnvs, policy: Policy) -> str | None:
+    """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
+    if not policy.auto or worker_id(config) is not None or not envs.cache.folder("envs").is_dir():
+        return None
+    if envs.lease.problem is not None or not envs.cache.is_ours():  # read-only, full, or not a cache at all
+        return None
+    # xdist workers share the run id: their leases are this run's, not another process's.
+    others = [lease for lease in live_leases(envs.cache) if lease.run_id != envs.settings.run_id]
+    if others:
+        return (
+            f"isoenv: not pruning the cache: {others[0].who} is using it"
+            if int(config.getoption("verbose", 0)) > 0
+            else None
+        )
+    used = {*envs.stats.reused, *envs.stats.built, *envs.lease.keys}
+    # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
+    pruned = prune(envs.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
+    if not pruned.removed:
+        return None
+    return (
+        f"isoenv: pruned {len(pruned.removed)} env(s) from the cache ({format_size(pruned.freed)} freed), "
+        f"unused for {policy.max_age:g} day(s) or over isoenv_max_size; see pytest --isoenv-list"
+    )
+
+
+def plan_lines(envs: SessionEnvs, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]) -> list[str]:
+    """The ``--isoenv-plan`` report: each env the ``isoenv`` fixture of *items* needs, and a key over them all."""
+    uses, errors = plan_uses(envs, items, spec_of)
+    return _plan_table(envs, uses, errors)
+
+
+def plan_uses(
+    envs: SessionEnvs, items: Sequence[pytest.Item], spec_of: Callable[[pytest.Item], EnvSpec]
+) -> tuple[dict[str, list[EnvSpec]], list[str]]:
+    """The envs *items* need, by key, each with the specs that ask for it; and a line per test that cannot say."""
+    uses: dict[str, list[EnvSpec]] = {}
+    errors: list[str] = []
+    factory_tests = 0
+    for item in items:
+        factory_tests += _uses_factory(item)
+        if "isoenv" not in getattr(item, "fixturenames", ()):
+            continue
+        try:
+            spec = spec_of(item)
+            uses.setdefault(envs.key(spec, where=item.nodeid), []).append(spec)
+        except InterpreterNotFound as exc:
+            errors.append(f"  skipped: {str(exc).splitlines()[0]}")
+        except IsoEnvError as exc:
+            errors.append(f"  error: {str(exc).splitlines()[0]}")
+    if factory_tests:
+        errors.append(
+            f"  not listed: the envs that {factory_tests} test(s) make with isoenv_factory.get(), in the test or "
+            "its fixtures, are known only when they run (the plan key does not cover them)"
+        )
+    return uses, errors
+
+
+def plan_key(uses: Iterable[str]) -> str:
+    """The plan key: a hash of the keys of the envs a run needs, for the key of a CI cache."""
+    return hashlib.sha256("\n".join(sorted(uses)).encode()).hexdigest()
+
+
+def _plan_table(envs: SessionEnvs, uses: dict[str, list[EnvSpec]], errors: list[str]) -> list[str]:
+    rows, cached = [], 0
+    for key, specs in uses.items():
+        spec = specs[0]
+        # Private envs are copies of the cached env of their spec, so they need it built all the same.
+        state = "cached" if envs.cache.read_record(key)[0] is not None else "to build"
+        cached += state == "cached"
+        tests = (
+            f"({len(specs)} test{'s' if len(specs) > 1 else ''}{', private' if any(s.private for s in specs) else ''})"
+        )
+        python = envs.interpreter(spec).label
+        rows.append(
+            (state, key[:KEY_LENGTH], python, envs.installer(spec).name, spec.resolution, spec.describe(), tests)
+        )
+    head = (
+        f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
+        f"{cached} cached, {len(uses) - cached} to build"
+    )
+    return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key(uses)}"]
+
+
+def _uses_factory(item: pytest.Item) -> bool:
+    """Whether *item* asks for ``isoenv_factory`` itself or through a fixture other than ``isoenv``."""
+    if "isoenv_factory" not in getattr(item, "fixturenames", ()):
+        return False
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of who requests which fixture
+    if info is None:
+        return True
+    if "isoenv_factory" in info.argnames:
+        return True
+    return any(
+        name != "isoenv" and defs and "isoenv_factory" in defs[-1].argnames
+        for name, defs in info.name2fixturedefs.items()
+    )

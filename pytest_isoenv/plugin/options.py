@@ -1,0 +1,383 @@
+"""The plugin's options: each a command-line flag and an ini key of the same name, defined once.
+
+The reference docs build their option table from :data:`OPTIONS`, so what
+``pytest --help`` says and what the docs say cannot drift apart. What the
+options and a test's marker say is read here too: the session's
+:class:`~pytest_isoenv.factory.Settings`, its Python matrix and each test's spec.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+import pytest
+
+from pytest_isoenv.errors import IsoEnvError, SpecError
+from pytest_isoenv.installers.api import resolution_needs_uv
+from pytest_isoenv.installers.choice import installer_class
+from pytest_isoenv.plugin import matrix
+from pytest_isoenv.plugin import xdist as workers
+from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.spec.envspec import RESOLUTIONS, EnvSpec, parse_requirement
+from pytest_isoenv.spec.index import IndexOptions
+
+CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file."""
+
+    name: str
+    help: str
+    kind: Literal["string", "bool", "linelist", "command"] = "string"
+    """``command`` is a flag that does something, like ``--fixtures`` or a report: it has no ini key."""
+    default: Any = None
+    metavar: str | None = None
+    negative: bool = False
+    """A ``bool`` that is on by default: the flag is ``--isoenv-no-<name>`` and turns it off."""
+
+    @property
+    def flag(self) -> str:
+        return "--isoenv-" + ("no-" if self.negative else "") + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "isoenv_" + self.name
+
+    @property
+    def has_ini(self) -> bool:
+        return self.kind != "command"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "cache_dir",
+        f"Where built envs are cached (also ${CACHE_DIR_ENV}; default: the user cache directory)",
+        metavar="DIR",
+    ),
+    Option("rebuild", "Rebuild every env this run uses, once, before using it", kind="bool", default=False),
+    Option(
+        "offline",
+        "Install only from --isoenv-find-links and local paths, never from an index",
+        kind="bool",
+        default=False,
+    ),
+    Option(
+        "find_links",
+        "A directory or URL of wheels and sdists for installers to look in (repeatable)",
+        kind="linelist",
+        default=(),
+        metavar="PATH_OR_URL",
+    ),
+    Option("index_url", "The package index installers use instead of the configured one", metavar="URL"),
+    Option(
+        "installer",
+        "Which tool builds envs: auto (uv when installed, else pip), pip (virtualenv and pip) or uv",
+        default="auto",
+        metavar="NAME",
+    ),
+    Option(
+        "no_prebuild",
+        "Build each env when a test first needs it, not all missing ones before the first test",
+        kind="bool",
+        default=False,
+    ),
+    Option(
+        "lock_timeout",
+        "Seconds to wait for another process's build before failing (default: as long as it takes)",
+        metavar="SECONDS",
+    ),
+    Option(
+        "max_age",
+        "Days an env may go unused before pruning removes it (default: 30)",
+        default="30",
+        metavar="DAYS",
+    ),
+    Option(
+        "max_size",
+        "Cache size above which pruning removes the least recently used envs, such as 2GB or 500MiB "
+        "(default: no limit)",
+        metavar="SIZE",
+    ),
+    Option(
+        "no_auto_prune",
+        "Do not prune the cache when a session ends (it only ever prunes when no other process uses the cache)",
+        kind="bool",
+        default=False,
+    ),
+    Option(
+        "list",
+        "List the cached envs (key, Python, packages, installer, size, created, last used) and exit",
+        kind="command",
+    ),
+    Option(
+        "prune",
+        "Remove envs unused for isoenv_max_age days, then the least recently used ones over isoenv_max_size, and exit",
+        kind="command",
+    ),
+    Option("clear", "Remove every cached env that no other process is using or building, and exit", kind="command"),
+    Option(
+        "plan",
+        "After collection, show the envs the selected tests need, their keys, whether each is cached, "
+        "and a plan key for CI caches",
+        kind="command",
+    ),
+    Option(
+        "plan_key",
+        "Print only the plan key of the selected tests (as --isoenv-plan computes it) and exit without running "
+        "them; nothing else is written to stdout",
+        kind="command",
+    ),
+    Option(
+        "pythons",
+        "The Pythons this run tests on: each test that uses isoenv runs once per interpreter spec (3.12, py312, "
+        "pypy3.10, 3.13t, >=3.11, or a path); comma-separated, repeated flags, or one per ini line",
+        kind="linelist",
+        default=(),
+        metavar="SPECS",
+    ),
+    Option(
+        "strict_python",
+        "Fail, rather than skip, tests whose interpreter is not installed",
+        kind="bool",
+        default=False,
+    ),
+    Option("list_pythons", "List the Python interpreters found, and where, then exit", kind="command"),
+    Option(
+        "with",
+        "A requirement every env gets, in place of its own requirement of the same name (repeatable; one per "
+        "ini line), such as django==4.2.*",
+        kind="linelist",
+        default=(),
+        metavar="REQUIREMENT",
+    ),
+    Option(
+        "resolution",
+        "Which versions installers pick: highest, lowest-direct (the lowest that the direct requirements allow) "
+        "or lowest (also for indirect ones); other than highest needs uv",
+        default="highest",
+        metavar="STRATEGY",
+    ),
+    Option(
+        "coverage",
+        "Measure the code that envs run while the session measures coverage (pytest-cov's --cov or "
+        "coverage run): each env then also has the host's coverage version. The flag turns it off",
+        kind="bool",
+        default=True,
+        negative=True,
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register every option as a flag and an ini key, with the same help text."""
+    group = parser.getgroup("isoenv", "cached isolated environments (pytest-isoenv)")
+    for option in OPTIONS:
+        if option.kind == "command":
+            group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
+            continue
+        if option.kind == "bool":
+            action = "store_false" if option.negative else "store_true"
+            group.addoption(option.flag, action=action, default=None, dest=option.ini, help=option.help)
+        elif option.kind == "linelist":
+            group.addoption(
+                option.flag,
+                action="append",
+                default=None,
+                dest=option.ini,
+                metavar=option.metavar,
+                help=option.help,
+            )
+        else:
+            group.addoption(option.flag, default=None, dest=option.ini, metavar=option.metavar, help=option.help)
+        parser.addini(option.ini, option.help, type=option.kind, default=option.default)
+
+
+def get(config: pytest.Config, name: str) -> Any:
+    """The value of option *name*: the command line wins over the ini file."""
+    value = config.getoption("isoenv_" + name)
+    return config.getini("isoenv_" + name) if value is None else value
+
+
+def parse_resolution(config: pytest.Config) -> str:
+    """``isoenv_resolution``: one of :data:`~pytest_isoenv.spec.envspec.RESOLUTIONS`."""
+    value = str(get(config, "resolution") or "highest").strip()
+    if value not in RESOLUTIONS:
+        raise pytest.UsageError(
+            f"--isoenv-resolution / isoenv_resolution: {value!r} is no resolution strategy. "
+            f"Choose one of: {', '.join(RESOLUTIONS)}"
+        )
+    return value
+
+
+def parse_with(config: pytest.Config) -> tuple[str, ...]:
+    """``isoenv_with``: named requirements, canonicalised, each once."""
+    requirements: list[str] = []
+    for value in get(config, "with"):
+        if value.strip():
+            try:
+                requirements.append(parse_requirement(value))
+            except SpecError as exc:
+                raise pytest.UsageError(f"--isoenv-with / isoenv_with: {exc}") from None
+    return tuple(dict.fromkeys(requirements))
+
+
+def parse_days(config: pytest.Config) -> float:
+    """``isoenv_max_age`` as a number of days."""
+    value = get(config, "max_age")
+    try:
+        days = float(value)
+    except (TypeError, ValueError):
+        days = -1.0
+    if not days >= 0:
+        raise pytest.UsageError(f"isoenv_max_age must be a number of days such as 30 or 0.5, not {value!r}")
+    return days
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?", re.IGNORECASE)
+
+
+def parse_size(config: pytest.Config) -> int | None:
+    """``isoenv_max_size`` in bytes (``None``: no limit). ``KB``, ``MB``... count in thousands, ``KiB``... in 1024s."""
+    value = get(config, "max_size")
+    if value in (None, ""):
+        return None
+    match = _SIZE.fullmatch(str(value).strip())
+    if match is None:
+        raise pytest.UsageError(f"isoenv_max_size must be a size such as 2GB, 500MiB or 10000000, not {value!r}")
+    number, prefix, binary = match.groups()
+    return int(float(number) * (1024 if binary else 1000) ** " kmgt".index((prefix or " ").lower()))
+
+
+def paths_or_urls(config: pytest.Config, name: str) -> list[str]:
+    """A linelist option of paths and URLs, each path made absolute as pytest does for its own options.
+
+    Paths from the command line resolve against the invocation directory, paths from the ini file
+    against the rootdir; URLs (``https://...``, ``file:...``) stay as given.
+    """
+    given = config.getoption("isoenv_" + name)
+    base = config.invocation_params.dir if given is not None else config.rootpath
+    values = config.getini("isoenv_" + name) if given is None else given
+    return [
+        value if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value) else os.path.abspath(base / os.path.expanduser(value))
+        for value in map(str, values)
+    ]
+
+
+def cache_dir(config: pytest.Config) -> Path:
+    """The cache root: the flag, else the environment variable, else the ini key, else the user cache dir."""
+    value = config.getoption("isoenv_cache_dir") or os.environ.get(CACHE_DIR_ENV) or config.getini("isoenv_cache_dir")
+    if not value:
+        return Path(platformdirs.user_cache_dir("pytest-isoenv", appauthor=False))
+    path = Path(os.path.expanduser(value))
+    # A relative ini value means the same place wherever pytest is started from.
+    base = config.rootpath if not config.getoption("isoenv_cache_dir") and not os.environ.get(CACHE_DIR_ENV) else Path()
+    return Path(os.path.abspath(base / path))
+
+
+def misread_path_option(config: pytest.Config) -> str | None:
+    """What went wrong if pytest took the rootdir from a path option's value given as a separate argument.
+
+    pytest finds the rootdir before it knows the plugin's options, so in
+    ``--isoenv-cache-dir PATH`` it counts ``PATH`` as a test path: an existing
+    one moves the rootdir, and with it every relative path in markers. Seen
+    where it shows: the rootdir holds ``PATH``, is not where pytest was
+    started and has no configuration file of its own.
+    """
+    args = [str(arg) for arg in config.invocation_params.args]
+    rootpath, invocation = config.rootpath, config.invocation_params.dir
+    if rootpath == invocation or (config.inipath is not None and config.inipath.parent == rootpath):
+        return None
+    for option in OPTIONS:
+        if option.metavar is None:
+            continue
+        for flag, value in itertools.pairwise(args):
+            path = Path(os.path.abspath(invocation / os.path.expanduser(value)))
+            if flag == option.flag and path.exists() and path.is_relative_to(rootpath):
+                return (
+                    f"the rootdir {str(rootpath)!r} is where pytest found {value!r}: it reads its rootdir before "
+                    f"it knows this plugin's options, so {option.flag} {value} counted as a test path. "
+                    f"Write {option.flag}={value} (one argument)"
+                )
+    return None
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """The session's :class:`~pytest_isoenv.factory.Settings`, read from flags and ini keys."""
+    given = workers.workerinput(config)
+    lock_timeout = get(config, "lock_timeout")
+    try:
+        timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
+    except ValueError:
+        raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
+    installer = get(config, "installer") or None
+    try:
+        chosen = installer_class(installer)
+    except SpecError as exc:
+        raise pytest.UsageError(f"--isoenv-installer / isoenv_installer: {exc}") from None
+    resolution = parse_resolution(config)
+    if resolution != "highest" and chosen.name == "pip":
+        raise pytest.UsageError(resolution_needs_uv(resolution))
+    return Settings(
+        cache_dir=cache_dir(config),
+        rootdir=config.rootpath,
+        # Every xdist worker of one run shares the controller's id, so --isoenv-rebuild rebuilds once per run.
+        run_id=given["testrunuid"] if given else uuid.uuid4().hex,
+        index=IndexOptions(
+            index_url=get(config, "index_url") or None,
+            find_links=tuple(paths_or_urls(config, "find_links")),
+            offline=bool(get(config, "offline")),
+        ),
+        rebuild=bool(get(config, "rebuild")),
+        lock_timeout=timeout,
+        worker=given["workerid"] if given else None,
+        installer=installer,
+        with_requirements=parse_with(config),
+        resolution=resolution,
+    )
+
+
+def session_pythons(config: pytest.Config) -> list[str]:
+    """The specs of ``--isoenv-pythons`` (paths against the invocation dir) or else of ``isoenv_pythons`` (rootdir)."""
+    from_flags = config.getoption("isoenv_pythons")
+    base = config.invocation_params.dir if from_flags else config.rootpath
+    try:
+        return matrix.split_specs(from_flags or config.getini("isoenv_pythons"), base)
+    except IsoEnvError as exc:
+        raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
+
+
+#: A test's spec, once worked out: its prebuild, its plan line and its ``isoenv`` fixture ask for the same one.
+ITEM_SPEC = pytest.StashKey[EnvSpec]()
+
+
+def marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
+    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
+
+    On the interpreter the Python matrix gave the test, if it gave one, and
+    with the alternatives of its cell of the dependency matrix. Worked out
+    once per test and session; a spec that cannot be made is refused each time.
+    """
+    spec = item.stash.get(ITEM_SPEC, None)
+    if spec is None:
+        spec = item.stash[ITEM_SPEC] = _marker_spec(envs, item)
+    return spec
+
+
+def _marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
+    marker = item.get_closest_marker("isoenv")
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    args, kwargs = matrix.choose(
+        marker.args if marker else (), marker.kwargs if marker else {}, params.get("isoenv_alternatives"), item.nodeid
+    )
+    if "isoenv_python" in params:
+        kwargs["python"] = params["isoenv_python"]
+    return envs.spec(args, where=item.nodeid, **kwargs)

@@ -1,0 +1,169 @@
+"""The plugin's terminal output: progress while envs build, repairs, and the lines of the run's summary.
+
+Lines go through pytest's terminal reporter, each on a line of its own, so
+they never land in the middle of the progress dots. An xdist worker sends
+them to the controller, which writes them (see :mod:`pytest_isoenv.plugin.xdist`).
+What the summary needs from a worker reaches the controller with its
+``workeroutput`` at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import pytest
+
+from pytest_isoenv.errors import InterpreterNotFound
+from pytest_isoenv.plugin import xdist as workers
+from pytest_isoenv.session.stats import Stats
+from pytest_isoenv.text import table
+
+#: Where in ``workeroutput`` a worker's summary material travels.
+WORKEROUTPUT_KEY = "isoenv_report"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 env``, ``2 envs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def installer_note(setting: str | None, name: str) -> str:
+    """What the header adds after the installer's *name*: how to build faster, when ``auto`` fell back to pip."""
+    if setting in (None, "auto") and name == "pip":
+        return " (install pytest-isoenv[uv] to build with uv, several times faster)"
+    return ""
+
+
+class XdistHooks:
+    """Hooks that only matter under pytest-xdist: workers' progress and summaries reach the controller."""
+
+    def __init__(self, config: pytest.Config, reporter: Reporter, stats: Stats) -> None:
+        self.config = config
+        self.reporter = reporter
+        self.stats = stats
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """In the controller, before a worker starts: the channel its progress lines come back on."""
+        workers.open_progress_channel(node, self.reporter.write_line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKEROUTPUT_KEY] = self.reporter.to_workeroutput(self.stats)
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if data:
+            self.reporter.merge(data, self.stats)
+
+
+class Reporter:
+    """Writes the plugin's lines for one pytest process and keeps what its summary says.
+
+    Verbosity: ``-v`` adds installer output, labelled with the env it builds;
+    ``-q`` keeps progress and shortens the summary to one line; ``-qq``
+    silences progress, and the summary says something only when a build failed.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        # Not get_verbosity(): without the terminal plugin (-p no:terminal) pytest 8.0 has no "verbose" option.
+        self.verbosity = int(config.getoption("verbose", 0))
+        self.worker = workers.worker_id(config)
+        self._send = workers.progress_sender(config)
+        # Lines come from the main thread, build threads and (in the xdist controller) one thread per worker.
+        self._lock = threading.Lock()
+        #: What the plugin repaired on its own (a broken env rebuilt): not the fault of any test.
+        self.repairs: list[str] = []
+        #: ``python=`` specs that found no interpreter: the full explanation, and how many tests it skipped.
+        self.missing: dict[str, tuple[str, int]] = {}
+
+    # -- lines while the run goes on ---------------------------------------------------------------
+
+    def progress(self, message: str) -> None:
+        """A line about envs being built or waited for (silenced by ``-qq``)."""
+        if self.verbosity > -2:
+            self._emit(f"isoenv: {message}")
+
+    def repaired(self, message: str) -> None:
+        """Say at once what the plugin repaired, and list it again in the summary."""
+        self.repairs.append(message)
+        self._emit(f"isoenv: {message}")
+
+    def echo(self, line: str) -> None:
+        """A line of an installer's output (shown with ``-v``; it always goes to the build's log)."""
+        self._emit(f"isoenv| {line}")
+
+    def missing_python(self, exc: InterpreterNotFound) -> str:
+        """Remember that *exc*'s spec found nothing; the short reason for the test that is skipped."""
+        message = str(InterpreterNotFound(exc.spec, exc.looked_in))  # the tests are counted, not named
+        _, count = self.missing.get(exc.spec, (message, 0))
+        self.missing[exc.spec] = (message, count + 1)
+        return f"python={exc.spec!r} is not installed (the isoenv summary says where it was looked for)"
+
+    def _emit(self, line: str) -> None:
+        if self._send is not None:
+            self._send(line.replace(": ", f": [{self.worker}] ", 1) if line.startswith("isoenv:") else line)
+        else:
+            self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """Write *line* on a line of its own, from any thread, outside pytest's output capturing."""
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
+        if reporter is None:
+            return
+        with self._lock, self._uncaptured():
+            reporter.ensure_newline()
+            # Progress letters leave the cursor mid-line without the reporter knowing it has a path there.
+            writer = self.config.get_terminal_writer()
+            if writer.width_of_current_line:
+                writer.line()
+            reporter.write_line(line)
+
+    def _uncaptured(self) -> AbstractContextManager[Any]:
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        # In the xdist controller, lines arrive in execnet's threads while capturing is off anyway.
+        if capman is None or threading.current_thread() is not threading.main_thread():
+            return nullcontext()
+        context: AbstractContextManager[Any] = capman.global_and_fixture_disabled()
+        return context
+
+    # -- the summary -------------------------------------------------------------------------------
+
+    def summary_lines(self, stats: Stats) -> list[str]:
+        """The summary: a total line, then one line per env built or failed, repairs and missing Pythons."""
+        lines: list[str] = []
+        built, reused, failed = len(stats.built), len(stats.reused), len(stats.failed)
+        if built or failed:
+            parts = [f"{plural(built, 'env')} built"] if built else []
+            parts += [f"{reused} reused from earlier runs"] if reused else []
+            parts += [f"{failed if parts else plural(failed, 'env')} failed to build"] if failed else []
+            lines.append(f"isoenv: {', '.join(parts)}")
+        elif reused:
+            lines.append(f"isoenv: {plural(reused, 'env')} reused from earlier runs, none built")
+        if self.verbosity > -1:
+            rows = [("built", o.description, o.python, o.installer, f"{o.seconds:.1f}s") for o in stats.built.values()]
+            rows += [
+                ("failed", o.description, o.python, o.installer, f"{o.seconds:.1f}s") for o in stats.failed.values()
+            ]
+            lines += [f"isoenv:   {row}" for row in table(rows)]
+            lines += [f"isoenv: repaired: {message}" for message in self.repairs]
+            for message, count in self.missing.values():
+                lines.append(f"isoenv: {plural(count, 'test')} skipped: {message}")
+        if self.verbosity <= -2 and not stats.failed:
+            return []
+        return lines
+
+    def to_workeroutput(self, stats: Stats) -> dict[str, Any]:
+        """What an xdist worker sends the controller for its summary."""
+        return {"stats": stats.to_json(), "repairs": self.repairs, "missing": self.missing}
+
+    def merge(self, data: dict[str, Any], stats: Stats) -> None:
+        """Add a worker's :meth:`to_workeroutput` to this (the controller's) summary."""
+        stats.merge(data["stats"])
+        self.repairs += [message for message in data["repairs"] if message not in self.repairs]
+        for spec, (message, count) in data["missing"].items():
+            self.missing[spec] = (message, self.missing.get(spec, (message, 0))[1] + count)

@@ -1,0 +1,136 @@
+"""Key material: the stat cache of file hashes, requirements files and find-links folders by content, settings."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers import MakeProject, aged
+
+from pytest_isoenv.key import material as keys
+from pytest_isoenv.key.hashing import FileHashes, sha256_file
+from pytest_isoenv.key.settings import pip_resolution_settings, uv_resolution_settings
+
+
+def test_hashes_are_remembered_across_sessions_by_stat(tmp_path: Path) -> None:
+    folder = tmp_path / "cache" / "hashes"
+    folder.parent.mkdir()
+    wheel = aged(tmp_path / "a.whl", "one")
+    first = FileHashes(folder)
+    digest = first.file(wheel)
+    first.save()
+    assert (folder / "files.tsv").is_file()
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+    second = FileHashes(folder)
+    assert second._entries[str(wheel)][4] == digest  # loaded, not hashed again
+    assert second.file(wheel) == digest
+    aged(wheel, "two")  # same size, new content: mtime and ctime move
+    assert second.file(wheel) != digest
+
+
+def test_fresh_files_are_hashed_but_not_remembered(tmp_path: Path) -> None:
+    hashes = FileHashes(tmp_path / "hashes")
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text("x")
+    hashes.file(fresh)
+    assert str(fresh) not in hashes._entries
+
+
+def test_corrupt_hash_file_is_ignored_and_rebuilt(tmp_path: Path) -> None:
+    folder = tmp_path / "hashes"
+    folder.mkdir()
+    (folder / "files.tsv").write_bytes(b"\xff\x00garbage")
+    wheel = aged(tmp_path / "a.whl", "one")
+    hashes = FileHashes(folder)
+    assert hashes.file(wheel) == sha256_file(wheel)
+    hashes.save()
+    assert str(wheel) in FileHashes(folder)._entries
+
+
+def test_damaged_lines_and_stale_entries_are_dropped(tmp_path: Path) -> None:
+    folder = tmp_path / "hashes"
+    folder.mkdir()
+    today = int(time.time() // 86400)
+    good = "\t".join(["/gone/old.whl", "1", "2", "3", "4", "a" * 64, str(today - 31)])
+    (folder / "files.tsv").write_text(f"isoenv-hashes 1\n{good}\nnot\tenough\n")
+    hashes = FileHashes(folder)
+    assert list(hashes._entries) == ["/gone/old.whl"]
+    hashes.file(aged(tmp_path / "new.whl", "x"))
+    hashes.save()
+    assert list(FileHashes(folder)._entries) == [str(tmp_path / "new.whl")]
+
+
+def test_without_a_cache_root_hashing_works_uncached(tmp_path: Path) -> None:
+    hashes = FileHashes(tmp_path / "no-cache" / "hashes")
+    assert hashes.file(aged(tmp_path / "a.whl", "x")) == sha256_file(tmp_path / "a.whl")
+    hashes.save()
+    assert not (tmp_path / "no-cache").exists()
+
+
+def test_trees_and_folders_are_listed_once_per_session(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    aged(project / "pyproject.toml", "x")
+    house = tmp_path / "house"
+    aged(house / "a-1.0-py3-none-any.whl", "one")
+    session = FileHashes()
+    tree, folder = session.tree(project), keys.location_material(str(house), session)
+
+    aged(project / "added.py", "y")  # new files: a session that listed the folders keeps its listing
+    aged(house / "b-1.0-py3-none-any.whl", "two")
+
+    assert session.tree(project) == tree
+    assert keys.location_material(str(house), session) == folder
+    assert FileHashes().tree(project) != tree
+    assert keys.location_material(str(house), FileHashes()) != folder
+
+
+def test_requirements_material_follows_included_files_and_named_projects(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    top = aged(tmp_path / "reqs" / "top.txt", "-r more.txt\n./lib\n")
+    more = aged(tmp_path / "reqs" / "more.txt", "alpha\n")
+    lib = make_project("lib", parent=tmp_path / "reqs")
+    before = keys.requirements_material(top, FileHashes())
+    aged(more, "beta\n")
+    assert keys.requirements_material(top, FileHashes()) != before
+    after = keys.requirements_material(top, FileHashes())
+    (lib / "lib" / "__init__.py").write_text("CHANGED = 1\n")
+    assert keys.requirements_material(top, FileHashes()) != after
+
+
+def test_find_links_folder_counts_by_archive_content(tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    aged(house / "a-1.0-py3-none-any.whl", "one")
+    aged(house / "README", "not an archive")
+    first = keys.location_material(str(house), FileHashes())
+    assert list(first["files"]) == ["a-1.0-py3-none-any.whl"]
+    aged(house / "README", "still not")
+    assert keys.location_material(f"file://{house}", FileHashes()) == first
+    aged(house / "a-1.0-py3-none-any.whl", "two")
+    assert keys.location_material(str(house), FileHashes()) != first
+    assert keys.location_material("https://x.example/simple", FileHashes()) == "https://x.example/simple"
+
+
+def test_relative_find_links_resolve_against_the_base(tmp_path: Path) -> None:
+    aged(tmp_path / "wheels" / "a-1.0-py3-none-any.whl", "x")
+    assert keys.location_material("wheels", FileHashes(), base=tmp_path)["dir"] == str(tmp_path / "wheels")
+
+
+@pytest.mark.parametrize("source", ["PIP_CONSTRAINT", "pip config", "UV_CONSTRAINT"])
+def test_constraints_named_by_settings_count_by_content(tmp_path: Path, source: str) -> None:
+    constraints = aged(tmp_path / "c.txt", "alpha<2\n-c nested.txt\n")
+    nested = aged(tmp_path / "nested.txt", "beta<2\n")
+    config = tmp_path / "pip.conf"
+    config.write_text(f"[global]\nconstraint = {constraints}\n")
+    environ = {
+        "PIP_CONSTRAINT": {"PIP_CONSTRAINT": str(constraints), "PIP_CONFIG_FILE": os.devnull},
+        "pip config": {"PIP_CONFIG_FILE": str(config)},
+        "UV_CONSTRAINT": {"UV_CONSTRAINT": str(constraints), "UV_NO_CONFIG": "1"},
+    }[source]
+    read = uv_resolution_settings if source.startswith("UV") else pip_resolution_settings
+    before = read(environ, FileHashes())
+    aged(nested, "beta<3\n")
+    assert read(environ, FileHashes()) != before

@@ -1,0 +1,161 @@
+"""The plugin's output: progress lines under xdist, the summary at each verbosity, the plan key, commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import marked_tests
+
+from pytest_isoenv.environ import cpu_count
+from pytest_isoenv.plugin.reporting import installer_note
+
+TWO_ENVS = """
+import pytest
+
+@pytest.mark.isoenv("alpha==1.0")
+@pytest.mark.parametrize("n", range(4))
+def test_one(isoenv, n):
+    pass
+
+@pytest.mark.isoenv("beta")
+@pytest.mark.parametrize("n", range(4))
+def test_two(isoenv, n):
+    pass
+"""
+
+
+def test_cpu_count_is_what_this_process_may_use() -> None:
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= cpu_count() <= (allowed or 1)
+
+
+@pytest.mark.slow
+def test_xdist_worker_progress_reaches_the_controller_on_lines_of_its_own(
+    pytester: pytest.Pytester, private_cache: Path
+) -> None:
+    pytester.makepyfile(TWO_ENVS)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    progress = [line for line in result.stdout.lines if "isoenv: [gw" in line]
+    assert progress, result.stdout.str()
+    # Each line is whole: it starts the line, and no progress letter ran into it.
+    assert all(re.fullmatch(r"isoenv: \[gw[01]\] .*", line) for line in progress), progress
+    assert any(re.fullmatch(r"isoenv: \[gw[01]\] \[\d/\d\] built .*", line) for line in progress), progress
+    assert "isoenv:" not in result.stderr.str()
+    # The controller's summary counts each env once, built by whichever worker built it.
+    result.stdout.fnmatch_lines(["isoenv: 2 envs built"])
+    result.stdout.fnmatch_lines(["isoenv:   built  alpha==1.0 *"])
+    result.stdout.fnmatch_lines(["isoenv:   built  beta *"])
+    result.stdout.no_fnmatch_line("*reused*")
+
+
+@pytest.mark.slow
+def test_summary_counts_what_happened_and_follows_verbosity(pytester: pytest.Pytester, private_cache: Path) -> None:
+    # Two specs with one key (python=None and the running Python's version): built once, never "reused".
+    version = ".".join(map(str, sys.version_info[:2]))
+    pytester.makepyfile(marked_tests(test_default='"alpha==1.0"', test_same_python=f'"alpha==1.0", python={version!r}'))
+    first = pytester.runpytest()
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  alpha==1.0  py3.*  *  *s"])
+    first.stdout.no_fnmatch_line("*reused*")
+
+    again = pytester.runpytest()
+    again.stdout.fnmatch_lines(["isoenv: 1 env reused from earlier runs, none built"])
+
+    (record,) = private_cache.glob("envs/*/*/isoenv-record.json")
+    record.unlink()
+    quiet = pytester.runpytest("-q")
+    quiet.stdout.fnmatch_lines(["isoenv: rebuilding env (alpha==1.0) *", "isoenv: 1 env built"])
+    quiet.stdout.no_fnmatch_line("isoenv:   built *")
+    quiet.stdout.no_fnmatch_line("isoenv: repaired: *")
+
+    (record,) = private_cache.glob("envs/*/*/isoenv-record.json")
+    record.unlink()
+    silent = pytester.runpytest("-qq")
+    assert silent.ret == 0
+    assert "isoenv: " not in silent.stdout.str().replace("isoenv: rebuilding", "")
+
+
+def test_a_failed_build_is_summed_up_even_at_qq(pytester: pytest.Pytester, private_cache: Path) -> None:
+    pytester.makepyfile('import pytest\n\n@pytest.mark.isoenv("alpha==9.9")\ndef test_it(isoenv):\n    pass\n')
+    result = pytester.runpytest("-qq")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["isoenv: 1 env failed to build"])
+
+
+@pytest.mark.slow
+def test_verbose_labels_each_installer_line_with_its_env(pytester: pytest.Pytester, private_cache: Path) -> None:
+    pytester.makepyfile(TWO_ENVS)
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=8)
+    echoed = [line for line in result.stdout.lines if line.startswith("isoenv|")]
+    labels = [re.match(r"isoenv\| \[(\S+) py3\.\d+\] ", line) for line in echoed]
+    assert all(labels), echoed
+    assert {match.group(1) for match in labels if match} == {"alpha==1.0", "beta"}
+
+
+PLAN = """
+import pytest
+
+@pytest.mark.isoenv("alpha==1.0")
+def test_one(isoenv):
+    pass
+
+def test_two(isoenv):
+    pass
+"""
+
+
+def test_plan_key_prints_the_key_alone_and_runs_nothing(pytester: pytest.Pytester, private_cache: Path) -> None:
+    pytester.makepyfile(PLAN)
+    plan = pytester.runpytest("--collect-only", "--isoenv-plan")
+    (key,) = re.findall(r"^isoenv plan key: ([0-9a-f]{64})$", plan.stdout.str(), re.MULTILINE)
+
+    for extra in ([], ["-p", "no:terminal"], ["-n", "2"], ["-q"]):
+        result = pytester.runpytest_subprocess("--isoenv-plan-key", *extra)
+        assert result.ret == 0, result.stderr.str()
+        assert result.stdout.lines == [key], extra
+    assert not (private_cache / "envs").exists() or not any((private_cache / "envs").iterdir()), "nothing was built"
+
+
+def test_plan_key_fails_when_collection_fails(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("import no_such_module_anywhere\n")
+    result = pytester.runpytest_subprocess("--isoenv-plan-key")
+    assert result.ret != 0
+    assert result.stdout.lines == []
+    assert "isoenv: collection failed, so there is no plan key" in result.stderr.str()
+
+
+@pytest.mark.parametrize("command", ["--isoenv-list", "--isoenv-prune", "--isoenv-list-pythons"])
+def test_commands_that_run_no_tests_do_not_import_conftest(
+    pytester: pytest.Pytester, tmp_path: Path, command: str
+) -> None:
+    pytester.makeconftest("import no_such_module_anywhere\n")
+    result = pytester.runpytest_subprocess(command, f"--isoenv-cache-dir={tmp_path / 'cache'}")
+    assert result.ret == 0, result.stderr.str()
+    assert "no_such_module_anywhere" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_rootdir_moved_by_a_two_word_path_option_is_pointed_out(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    cache = tmp_path / "elsewhere" / "cache"
+    cache.mkdir(parents=True)
+    pytester.makepyfile("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess("--isoenv-cache-dir", str(cache))
+    result.stdout.fnmatch_lines(
+        [
+            f"isoenv: the rootdir * is where pytest found {str(cache)!r}: *. Write --isoenv-cache-dir={cache} (one argument)"
+        ]
+    )
+    fine = pytester.runpytest_subprocess(f"--isoenv-cache-dir={cache}")
+    fine.stdout.no_fnmatch_line("*rootdir * is where pytest found*")
+
+
+def test_header_names_the_fast_path_when_auto_falls_back_to_pip() -> None:
+    assert installer_note("auto", "pip") == " (install pytest-isoenv[uv] to build with uv, several times faster)"
+    assert installer_note(None, "pip") == installer_note("auto", "pip")
+    assert installer_note("auto", "uv") == ""
+    assert installer_note("pip", "pip") == "", "pip was asked for"
