@@ -6,8 +6,8 @@ import contextlib
 import dataclasses
 import sys
 from collections import Counter
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -25,6 +25,7 @@ from pytest_isoenv.run.background import PROCESSES
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.session.envs import SessionEnvs, TestContext
 from pytest_isoenv.session.prebuild import prebuild
+from pytest_isoenv.spec.arguments import signature
 
 #: The session's envs, behind the ``isoenv_factory`` fixture.
 ENVS = pytest.StashKey[SessionEnvs]()
@@ -39,12 +40,19 @@ TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
 
+#: The marker's line in ``pytest --markers``, its arguments as the spec layer defines them.
 MARKER = (
-    "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
-    "private=False, installer=None, find_links=(), index_url=None, warm=False, preload=()): the packages the "
-    "test's `isoenv` env has; "
+    f"isoenv({signature()}): the packages the test's `isoenv` env has; "
     "a list in place of a requirement runs the test once per alternative; the closest marker wins"
 )
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _with_signature(fixture: _Function) -> _Function:
+    """*fixture* with ``{signature}`` in its docstring replaced by the marker's arguments, so that they cannot drift."""
+    fixture.__doc__ = (fixture.__doc__ or "").replace("{signature}", signature())
+    return fixture
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -322,14 +330,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 @pytest.fixture(scope="session")
+@_with_signature
 def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> IsoEnvFactory:
-    """Session-scoped factory of isolated envs, for fixtures of your own.
+    """Session-scoped factory of isolated envs, for fixtures of your own:
+    ``isoenv_factory.get({signature})``.
 
-    ``isoenv_factory.get(*requirements, editable=(), constraints=None,
-    requirements_files=(), python=None, private=False, installer=None,
-    warm=False, preload=())``
-    returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
-    set of arguments and cached across tests, sessions and xdist workers.
+    ``get()`` takes the marker's arguments and returns an
+    :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct set of
+    arguments and cached across tests, sessions and xdist workers.
     """
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
     return IsoEnvFactory(request.config.stash[ENVS])
@@ -360,13 +368,15 @@ def isoenv_alternatives(request: pytest.FixtureRequest) -> tuple[object, ...] | 
 
 
 @pytest.fixture
+@_with_signature
 def isoenv(
     request: pytest.FixtureRequest,
     isoenv_factory: IsoEnvFactory,
     isoenv_python: str | None,
     isoenv_alternatives: tuple[object, ...] | None,
 ) -> IsolatedEnv:
-    """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
+    """The isolated env the test's closest ``isoenv`` marker asks for:
+    ``@pytest.mark.isoenv({signature})``.
 
     Without a marker: an env with pip and no other packages. Shared envs are
     reused across tests and must not be changed (a test that installs into or
