@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Generator
@@ -39,6 +40,8 @@ CURRENT_TEST = pytest.StashKey[TestContext]()
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
+#: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
+SKIPPED_BY_FIXTURE = pytest.StashKey[bool]()
 
 #: The marker's line in ``pytest --markers``, its arguments as the spec layer defines them.
 MARKER = (
@@ -286,6 +289,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cell = matrix.cell_of(getattr(getattr(item, "callspec", None), "params", {}))
     if cell is not None:
         report.isoenv_cell = cell  # plain data: it travels with the report from xdist workers
+    if report.skipped and item.stash.get(SKIPPED_BY_FIXTURE, False) and isinstance(report.longrepr, tuple):
+        # At the test's location, as pytest places a skip mark's reason: the identical reasons of the
+        # tests of one function then fold into one line of the short summary.
+        path, line = item.reportinfo()[:2]
+        report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
     return report
 
 
@@ -388,17 +396,18 @@ def isoenv(
     # isoenv_factory is requested for the folder of private envs; isoenv_python and isoenv_alternatives so
     # that the matrices can parametrise them (marker_spec reads their values).
     envs = request.config.stash[ENVS]
+    skip = None
     try:
         return envs.env(marker_spec(envs, request.node))
     except InterpreterNotFound as exc:
-        problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
-        if not strict:
-            # Said once in the summary, with where it was looked for; each test gets a short reason, at the
-            # test's location as a skip mark's is, so that pytest folds the identical reasons into one line.
-            reason = request.config.stash[REPORTER].missing_python(exc)
-            raise pytest.skip.Exception(reason, _use_item_location=True) from None
-        problem += " (--isoenv-strict-python)"
+        if not options.get(request.config, "strict_python"):
+            # Said once in the summary, with where it was looked for; each test gets a short reason.
+            skip = request.config.stash[REPORTER].missing_python(exc)
+        problem = f"{exc} (--isoenv-strict-python)"
     except IsoEnvError as exc:
         problem = str(exc)
     # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
+    if skip is not None:
+        request.node.stash[SKIPPED_BY_FIXTURE] = True  # reported at the test's location: see pytest_runtest_makereport
+        pytest.skip(skip)
     pytest.fail(problem, pytrace=False)

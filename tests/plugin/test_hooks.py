@@ -165,6 +165,33 @@ def test_the_marker_help_and_the_fixtures_give_every_keyword(pytester: pytest.Py
         assert all(f" {keyword}=" in doc for keyword in keywords()), (name, doc)
 
 
+def test_a_test_whose_python_is_missing_is_skipped_at_its_own_location(pytester: pytest.Pytester) -> None:
+    # As pytest places a skip mark's reason: at the test, so that the reasons of its parameters fold into one line.
+    pytester.makepyfile(
+        test_missing="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        @pytest.mark.skip(reason="marked")
+        def test_marked(n):
+            pass
+
+        @pytest.mark.parametrize("n", [1, 2])
+        @pytest.mark.isoenv(python="3.98")
+        def test_missing(isoenv, n):
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]2[]] test_missing.py:3: marked",
+            "SKIPPED [[]2[]] test_missing.py:8: python='3.98' is not installed (*)",
+        ]
+    )
+
+
 def test_failed_install_errors_every_test_that_needs_it_once(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pytester.makepyfile(
         """
