@@ -36,7 +36,7 @@ PRUNED = pytest.StashKey[str]()
 PYTHONS = pytest.StashKey[list[str]]()
 #: The test being run (or the fixture being set up for it), as the factory needs to know it.
 CURRENT_TEST = pytest.StashKey[TestContext]()
-#: pytest's temporary directories, where private envs go (set when the ``isoenv_factory`` fixture is first used).
+#: pytest's temporary directories, where private envs go (set by the ``isoenv_factory`` and ``isoenv`` fixtures).
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
@@ -379,7 +379,7 @@ def isoenv_alternatives(request: pytest.FixtureRequest) -> tuple[object, ...] | 
 @_with_signature
 def isoenv(
     request: pytest.FixtureRequest,
-    isoenv_factory: IsoEnvFactory,
+    tmp_path_factory: pytest.TempPathFactory,
     isoenv_python: str | None,
     isoenv_alternatives: tuple[object, ...] | None,
 ) -> IsolatedEnv:
@@ -393,8 +393,10 @@ def isoenv(
     A test whose interpreter is not installed is skipped (an error with
     ``--isoenv-strict-python``).
     """
-    # isoenv_factory is requested for the folder of private envs; isoenv_python and isoenv_alternatives so
-    # that the matrices can parametrise them (marker_spec reads their values).
+    # tmp_path_factory is requested for the folder of private envs (not isoenv_factory: a test that requests
+    # that, itself or through a fixture, makes envs that --isoenv-plan cannot list); isoenv_python and
+    # isoenv_alternatives so that the matrices can parametrise them (marker_spec reads their values).
+    request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
     envs = request.config.stash[ENVS]
     skip = None
     try:
