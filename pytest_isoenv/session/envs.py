@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_isoenv.discovery import Discovery, Interpreter
 from pytest_isoenv.environ import host_environ
@@ -28,6 +28,7 @@ from pytest_isoenv.run.privatecopy import copy_env
 from pytest_isoenv.run.privatecopy import unsupported as private_envs_unsupported
 from pytest_isoenv.session.build import build_env, env_from_record, labelled_echo
 from pytest_isoenv.session.stats import Outcome, Stats
+from pytest_isoenv.spec.arguments import EnvOptions, bind_options
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.store.cache import Cache
@@ -36,6 +37,8 @@ from pytest_isoenv.store.locks import Notify
 from pytest_isoenv.store.record import Record
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
+
     from pytest_isoenv.run.coverage import Measurement
 
 
@@ -119,16 +122,23 @@ class SessionEnvs:
         return self.context().nodeid
 
     def spec(
-        self, requirements: Sequence[object], *, where: str | None = None, session: bool = True, **kwargs: Any
+        self,
+        requirements: Sequence[object],
+        *,
+        where: str | None = None,
+        session: bool = True,
+        **options: Unpack[EnvOptions],
     ) -> EnvSpec:
         """Validate and normalise env arguments (the marker's or ``get()``'s) into an :class:`EnvSpec`.
 
         *where* names the test in errors (default: the test being run). With
         *session* (the default), the session's ``--isoenv-with`` and
-        ``--isoenv-resolution`` apply.
+        ``--isoenv-resolution`` apply. *options* come bound by
+        :func:`~pytest_isoenv.spec.arguments.bind_options`: a ``where`` or
+        ``session`` among a marker's arguments would land in the parameters here.
         """
         where = where or self._current_test()
-        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **kwargs)
+        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **options)
         if session:
             spec = spec.with_requirements(self.settings.with_requirements)
             spec = dataclasses.replace(spec, resolution=self.settings.resolution)
@@ -364,7 +374,8 @@ class SessionEnvs:
         return env_from_record(record, path, spec, coverage=self.coverage, installs=self._install_into)
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
-        spec = self.spec(requirements, session=False, editable=list(editable))
+        # What install() was given is not typed: its values are checked as a marker's are.
+        spec = self.spec(requirements, session=False, **bind_options({"editable": list(editable)}, None))
         self.installer(env.spec).install(
             env.python,
             spec,
