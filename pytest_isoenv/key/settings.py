@@ -36,11 +36,7 @@ import platformdirs
 
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import constraints_material, location_material
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on older Pythons only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from pytest_isoenv.tomlfile import read_toml
 
 # pip settings that send installs into another environment or folder, or run another interpreter's pip,
 # or make pip ignore the settings passed to it here.
@@ -328,9 +324,8 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
     merged: dict[str, Any] = {}
     for path in files:
         try:
-            with path.open("rb") as stream:
-                data = tomllib.load(stream)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = read_toml(path)
+        except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read the uv configuration file {path}: {exc}") from exc
         merged = _combine(merged, data)
     pip = merged.get("pip")

@@ -135,6 +135,9 @@ def test_uv_configuration_files_are_combined_as_uv_combines_them(tmp_path: Path)
     (tmp_path / "broken.toml").write_text("index-url = \n")
     with pytest.raises(ValueError, match=r"broken\.toml"):
         uv_config([tmp_path / "broken.toml"])
+    (tmp_path / "latin.toml").write_bytes(b'index-url = "https://\xe9.invalid"\n')
+    with pytest.raises(ValueError, match=r"^cannot read the uv configuration file .*latin\.toml"):
+        uv_config([tmp_path / "latin.toml"])
 
 
 def test_pip_settings_carried_to_uv_and_those_that_cannot_be() -> None:
