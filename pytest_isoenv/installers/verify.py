@@ -32,6 +32,7 @@ from packaging.version import Version
 
 from pytest_isoenv.errors import BuildError
 from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.reqfiles import logical_lines, parse_line
 
 _SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
 
@@ -147,13 +148,12 @@ def _requirements(spec: EnvSpec) -> Iterator[str]:
         yield from requirements
     for path in spec.requirements_files:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
+            lines = list(logical_lines(path))
+        except OSError:
             continue
         for line in lines:
-            line = line.split(" #", 1)[0].strip()
-            if not line or line.startswith(("#", "-")):
-                continue  # options and nested files: the installer read them; their packages are not listed here
+            if parse_line(line)[0] != "other" or line.startswith("-"):
+                continue  # options, nested files and local projects: the installer read them; not listed here
             try:
                 requirement = Requirement(line)
             except InvalidRequirement:
