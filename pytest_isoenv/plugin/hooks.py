@@ -15,8 +15,8 @@ import pytest
 from pytest_isoenv.errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.choice import installer_notes
+from pytest_isoenv.plugin import activation, matrix, options
 from pytest_isoenv.plugin import commands as manage
-from pytest_isoenv.plugin import matrix, options
 from pytest_isoenv.plugin import xdist as workers
 from pytest_isoenv.plugin.coverage import COVERAGE_LINES, CoverageHooks, measurement_from_config
 from pytest_isoenv.plugin.options import marker_spec, session_pythons, settings_from_config
@@ -76,6 +76,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    config.pluginmanager.register(activation, "isoenv-activation")
     reporter = config.stash[REPORTER] = Reporter(config)
     # A session run in-process by another (pytester) stops only the warm interpreters it started.
     config.stash[WARM_BEFORE] = warm.servers()
@@ -244,7 +245,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     envs = config.stash[ENVS]
     specs = []
     for item in session.items:
-        if "isoenv" in getattr(item, "fixturenames", ()):
+        if activation.uses_env(item):
             with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
                 specs.append(marker_spec(envs, item))
     # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
