@@ -25,14 +25,12 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from pytest_isoenv.errors import BuildError
-
-#: Receives each line of installer output as it comes (the terminal under ``-v``), or nothing.
-Echo = Callable[[str], None]
+from pytest_isoenv.text import LineSink
 
 
 class BuildInterrupted(KeyboardInterrupt):
@@ -171,7 +169,7 @@ class Processes:
         what: str,
         log: Path,
         env: Mapping[str, str],
-        echo: Echo | None = None,
+        echo: LineSink | None = None,
         cwd: Path | None = None,
         check: bool = True,
     ) -> None:
@@ -235,7 +233,7 @@ class Processes:
         _WATCHDOG_INSTANCE.forget(proc.pid)
 
 
-def _pump(source: IO[str] | None, log: IO[str], last: deque[str], echo: Echo | None) -> None:
+def _pump(source: IO[str] | None, log: IO[str], last: deque[str], echo: LineSink | None) -> None:
     assert source is not None
     for line in source:
         log.write(line)

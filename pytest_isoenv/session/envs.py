@@ -19,7 +19,6 @@ from pytest_isoenv.environ import host_environ
 from pytest_isoenv.errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError, in_test
 from pytest_isoenv.installers.api import Installer, InstallerDirs
 from pytest_isoenv.installers.choice import select_installer
-from pytest_isoenv.installers.processes import Echo
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import compute_key, spec_material
 from pytest_isoenv.run import warm
@@ -32,8 +31,8 @@ from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.store.cache import Cache
 from pytest_isoenv.store.leases import Lease, held_generations
-from pytest_isoenv.store.locks import Notify
 from pytest_isoenv.store.record import Record
+from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
     from pytest_isoenv.run.coverage import Measurement
@@ -86,9 +85,9 @@ class SessionEnvs:
         *,
         private_root: Callable[[], Path] | None = None,
         context: Callable[[], TestContext] | None = None,
-        notify: Notify | None = None,
-        warn: Notify | None = None,
-        echo: Echo | None = None,
+        notify: LineSink | None = None,
+        warn: LineSink | None = None,
+        echo: LineSink | None = None,
         coverage: Measurement | None = None,
     ) -> None:
         self.settings = settings
@@ -247,7 +246,7 @@ class SessionEnvs:
         """
         return self.settings.rebuild and record.run_id != self.settings.run_id and record.created < self._started
 
-    def shared(self, spec: EnvSpec, *, wait: bool = True, warn: Notify | None = None) -> IsolatedEnv:
+    def shared(self, spec: EnvSpec, *, wait: bool = True, warn: LineSink | None = None) -> IsolatedEnv:
         """The shared env of *spec*, as this session handed it out before, else reused or built in the cache.
 
         Without *wait*, an env another process is building is a :class:`~pytest_isoenv.errors.LockTimeout`.
@@ -257,7 +256,7 @@ class SessionEnvs:
             env = self._shared[spec] = self._shared_env(spec, wait=wait, warn=warn)
         return env
 
-    def _shared_env(self, spec: EnvSpec, *, wait: bool = True, warn: Notify | None = None) -> IsolatedEnv:
+    def _shared_env(self, spec: EnvSpec, *, wait: bool = True, warn: LineSink | None = None) -> IsolatedEnv:
         key = self.key(spec)
         where = self._current_test()
         if key in self._failed:

@@ -11,11 +11,11 @@ from pytest_isoenv.environ import cpu_count
 from pytest_isoenv.errors import IsoEnvError, LockTimeout
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
-from pytest_isoenv.store.locks import Notify
+from pytest_isoenv.text import LineSink
 
 
 def prebuild(
-    envs: SessionEnvs, specs: Iterable[EnvSpec], progress: Notify | None = None, *, jobs: int | None = None
+    envs: SessionEnvs, specs: Iterable[EnvSpec], progress: LineSink | None = None, *, jobs: int | None = None
 ) -> None:
     """Build the missing shared envs *specs* need, several at once, before any test asks for one.
 

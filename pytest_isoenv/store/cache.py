@@ -38,8 +38,8 @@ from typing import Literal
 from pytest_isoenv.errors import BuildError, CacheError
 from pytest_isoenv.store import locks
 from pytest_isoenv.store.fs import check_not_link, check_owned, delete, make_private_dir, move_aside, write_atomic
-from pytest_isoenv.store.locks import Notify
 from pytest_isoenv.store.record import RECORD_NAME, Built, Record, RecordProblem
+from pytest_isoenv.text import LineSink
 
 KEY_LENGTH = 20  # hex digits of the key used for directory names: 80 bits, short paths for Windows
 CURRENT_NAME = "current"
@@ -238,7 +238,7 @@ class Cache:
             return []
 
     @contextlib.contextmanager
-    def lock(self, key: str, *, what: str, notify: Notify | None = None, timeout: float = -1) -> Iterator[None]:
+    def lock(self, key: str, *, what: str, notify: LineSink | None = None, timeout: float = -1) -> Iterator[None]:
         """Hold the build lock of *key*, saying what we wait for and who holds it when it is taken."""
         lock_path = self.lock_path(key)
         try:
@@ -256,8 +256,8 @@ class Cache:
         what: str,
         run_id: str,
         stale: Callable[[Record], bool] | None = None,
-        notify: Notify | None = None,
-        warn: Notify | None = None,
+        notify: LineSink | None = None,
+        warn: LineSink | None = None,
         lock_timeout: float = -1,
         held: Callable[[str], set[str]] | None = None,
     ) -> tuple[Record, bool]:
