@@ -111,7 +111,7 @@ class Cache:
             return False
         return text.startswith(SIGNATURE) and "pytest-isoenv" in text
 
-    def check(self) -> bool:
+    def exists(self) -> bool:
         """Whether the cache exists, refusing a root that is unsafe or not pytest-isoenv's. Writes nothing.
 
         An empty folder is no cache yet (:meth:`ensure` may make one there).
@@ -145,7 +145,7 @@ class Cache:
         used only if it carries the tag, or is empty (it is tagged first, then filled).
         """
         try:
-            if not self.check():
+            if not self.exists():
                 self._create()
                 check_owned(self.root)
             if not self.is_ours():
