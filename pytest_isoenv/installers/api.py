@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import BuildError, SpecError
-from pytest_isoenv.installers.processes import Processes
+from pytest_isoenv.installers.processes import InstallerProcesses
 from pytest_isoenv.installers.verify import env_site_dirs, missing
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.spec.envspec import EnvSpec
@@ -60,7 +60,7 @@ class Installer(ABC):
     def __init__(self, dirs: InstallerDirs) -> None:
         self._dirs = dirs
         #: The installer processes running for this installer's builds; :meth:`stop` stops them.
-        self.processes = Processes()
+        self.processes = InstallerProcesses()
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -1,11 +1,11 @@
 """Installer subprocesses that never outlive the build that started them.
 
-Every installer command runs through :meth:`Processes.run`, which appends its
+Every installer command runs through :meth:`InstallerProcesses.run`, which appends its
 output to the build's log, in a process group of its own (a new session on
 POSIX), so that stopping it stops what it started too: pip's build backends,
 uv's builders and bytecode compilers. Two things stop a group:
 
-- :meth:`Processes.stop`, when the session is interrupted (Ctrl-C during the
+- :meth:`InstallerProcesses.stop`, when the session is interrupted (Ctrl-C during the
   pre-build): the running groups are killed and the builds that ran them end
   with :class:`BuildInterrupted`, so their half-built envs are removed.
 - a watchdog process, when the pytest process dies without cleaning up
@@ -140,7 +140,7 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
     proc.wait()
 
 
-class Processes:
+class InstallerProcesses:
     """The installer processes of one installer's builds: :meth:`run` runs each, logged, and :meth:`stop`
     stops them all when the session is interrupted."""
 

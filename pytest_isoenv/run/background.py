@@ -45,7 +45,7 @@ class Started:
     wide: bool
 
 
-class Processes:
+class BackgroundProcesses:
     """The processes started with ``popen()`` in this process that may still be running."""
 
     def __init__(self) -> None:
@@ -127,4 +127,4 @@ def _close_pipes(process: subprocess.Popen[Any]) -> None:
 
 
 #: The processes of this pytest process; the plugin stops them at the end of tests and of the session.
-PROCESSES = Processes()
+PROCESSES = BackgroundProcesses()
