@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pytest_isoenv import process_group
 from pytest_isoenv.errors import BuildError
 from pytest_isoenv.text import LineSink
 
@@ -43,8 +43,10 @@ class BuildInterrupted(KeyboardInterrupt):
 
 
 # Run by the watchdog: a registered group is "+PID", a finished one "-PID"; end of input means pytest is gone.
+# Its first argument is the path of process_group.py, whose kill it uses: -I -S leaves the package unimportable.
 _WATCHDOG = r"""
-import os, signal, subprocess, sys
+import runpy, signal, sys
+kill_process_group = runpy.run_path(sys.argv[1])["kill_process_group"]
 if hasattr(signal, "SIGINT"):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 groups = set()
@@ -55,13 +57,7 @@ for line in sys.stdin:
     elif line[:1] == "-":
         groups.discard(int(line[1:]))
 for pid in groups:
-    try:
-        if os.name == "nt":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, check=False)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+    kill_process_group(pid)
 """
 
 
@@ -90,7 +86,7 @@ class _Watchdog:
     def _start() -> subprocess.Popen[str] | None:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _WATCHDOG],
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, process_group.__file__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -130,11 +126,7 @@ def _group_options() -> dict[str, Any]:
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:
     """Kill *proc* and everything it started (its process group), then reap it."""
-    with contextlib.suppress(OSError):
-        if os.name == "nt":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False)
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
+    process_group.kill_process_group(proc.pid)
     with contextlib.suppress(OSError):
         proc.kill()
     proc.wait()
