@@ -21,7 +21,8 @@ from helpers import INSTALLER, MakeEnvs, MakeFactory, MakeProject, write_project
 
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.choice import installer_class
-from pytest_isoenv.session.envs import SessionEnvs, Settings, TestContext
+from pytest_isoenv.session.envs import SessionEnvs, TestContext
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.text import LineSink
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "greeter"

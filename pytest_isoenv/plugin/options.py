@@ -3,7 +3,7 @@
 The reference docs build their option table from :data:`OPTIONS`, so what
 ``pytest --help`` says and what the docs say cannot drift apart. What the
 options and a test's marker say is read here too: the session's
-:class:`~pytest_isoenv.factory.Settings`, its Python matrix and each test's spec.
+:class:`~pytest_isoenv.session.settings.Settings`, its Python matrix and each test's spec.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pytest_isoenv.installers.api import resolution_needs_uv
 from pytest_isoenv.installers.choice import installer_class
 from pytest_isoenv.plugin import matrix
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.envspec import RESOLUTIONS, EnvSpec, parse_requirement
 from pytest_isoenv.spec.index import IndexOptions
 
@@ -311,7 +312,7 @@ def misread_path_option(config: pytest.Config) -> str | None:
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
-    """The session's :class:`~pytest_isoenv.factory.Settings`, read from flags and ini keys."""
+    """The session's :class:`~pytest_isoenv.session.settings.Settings`, read from flags and ini keys."""
     given = workers.workerinput(config)
     lock_timeout = get(config, "lock_timeout")
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +26,9 @@ from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.run.privatecopy import copy_env
 from pytest_isoenv.run.privatecopy import unsupported as private_envs_unsupported
 from pytest_isoenv.session.build import build_env, env_from_record, labelled_echo
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.session.stats import Outcome, Stats
 from pytest_isoenv.spec.envspec import EnvSpec
-from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.store.cache import Cache
 from pytest_isoenv.store.leases import Lease, held_generations
 from pytest_isoenv.store.record import Record
@@ -36,24 +36,6 @@ from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
     from pytest_isoenv.run.coverage import Measurement
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The session's choices, from command-line options and ini keys."""
-
-    cache_dir: Path
-    rootdir: Path
-    run_id: str
-    index: IndexOptions = field(default_factory=IndexOptions)
-    installer: str | None = None
-    rebuild: bool = False
-    lock_timeout: float = -1
-    worker: str | None = None  # the xdist worker id, when this session is one
-    with_requirements: tuple[str, ...] = ()
-    """Canonical requirements every env gets in place of its own of the same names (``--isoenv-with``)."""
-    resolution: str = "highest"
-    """Which versions installers pick (``--isoenv-resolution``)."""
 
 
 @dataclass(frozen=True)
