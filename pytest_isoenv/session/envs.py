@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_isoenv.discovery import Discovery, Interpreter
-from pytest_isoenv.environ import host_environ
-from pytest_isoenv.errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError, in_test
-from pytest_isoenv.installers.api import Installer, InstallerDirs
-from pytest_isoenv.installers.choice import select_installer
-from pytest_isoenv.key.hashing import FileHashes
-from pytest_isoenv.key.material import compute_key, spec_material
+from pytest_isoenv.errors import BuildError, CacheError, IsoEnvError, SharedEnvError, SpecError
+from pytest_isoenv.installers.api import Installer
 from pytest_isoenv.run import warm
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.run.privatecopy import copy_env
 from pytest_isoenv.run.privatecopy import unsupported as private_envs_unsupported
 from pytest_isoenv.session.build import build_env, env_from_record, labelled_echo
+from pytest_isoenv.session.cache import SessionCache
+from pytest_isoenv.session.keys import EnvKeys
 from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.session.stats import Outcome, Stats
 from pytest_isoenv.spec.envspec import EnvSpec
@@ -84,17 +82,14 @@ class SessionEnvs:
         self._started = time.time()
         self._notify = notify
         self._echo = echo
-        self._cache_ready = False
-        self._discovery: Discovery | None = None
-        self._installers: dict[str | None, Installer] = {}
-        self._keys: dict[EnvSpec, str] = {}
-        self._hashes: FileHashes | None = None
         self._shared: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
         self._told_lease_problem = False
         #: Claims the shared envs this session hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
+        self._cache = SessionCache(self.cache, self._current_test)
+        self.keys = EnvKeys(settings, self._cache, self._current_test)
 
     def _current_test(self) -> str | None:
         return self.context().nodeid
@@ -129,45 +124,7 @@ class SessionEnvs:
 
     def key(self, spec: EnvSpec, *, where: str | None = None) -> str:
         """The cache key of *spec*: its content plus the interpreter, installer and index settings."""
-        key = self._keys.get(spec)
-        if key is None:
-            where = where or self._current_test()
-            # The installer first: an unknown name is refused before the cache is touched.
-            installer = self.installer(spec, where=where)
-            interpreter = self.interpreter(spec, where=where)
-            unsupported = installer.unsupported(interpreter)
-            if unsupported:
-                raise SpecError(
-                    f"python={spec.python!r} is {interpreter.implementation} {interpreter.version_text} at "
-                    f"{interpreter.executable}, which the {installer.name} installer cannot make envs from: "
-                    f"{unsupported}",
-                    where=where,
-                )
-            try:
-                installer.resolution_arguments(spec.resolution)
-            except SpecError as exc:
-                raise SpecError(exc.problem, where=where, fix=exc.fix) from None
-            hashes = self._file_hashes()
-            try:
-                material = {
-                    "spec": spec_material(spec, hashes),
-                    "interpreter": interpreter.key_material(),
-                    "installer": installer.key_material(self.settings.index.for_spec(spec), hashes),
-                }
-            except SpecError as exc:
-                raise SpecError(exc.problem, where=where, fix=exc.fix) from None
-            finally:
-                hashes.save()
-            key = self._keys[spec] = compute_key(material)
-        return key
-
-    def _file_hashes(self) -> FileHashes:
-        """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
-        if self._hashes is None:
-            # Only into a cache that is pytest-isoenv's own: never a folder of the user's given by mistake.
-            folder = self.cache.folder("hashes") if self.cache.is_ours() else None
-            self._hashes = FileHashes(folder, cache_root=self.cache.root)
-        return self._hashes
+        return self.keys.key(spec, where=where)
 
     def close(self) -> None:
         """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""
@@ -176,40 +133,19 @@ class SessionEnvs:
     @property
     def discovery(self) -> Discovery:
         """Finds the interpreters ``python=`` specs name, remembering what it learns in the cache root."""
-        if self._discovery is None:
-            self._ensure_cache()
-            self._discovery = Discovery(self.cache.folder("py-info"), host_environ())
-        return self._discovery
+        return self.keys.discovery
 
     def interpreter(self, spec: EnvSpec, *, where: str | None = None) -> Interpreter:
         """The base interpreter *spec* builds on."""
-        return self.discovery.find(spec.python, where=where or self._current_test())
+        return self.keys.interpreter(spec, where=where)
 
     def installer(self, spec: EnvSpec, *, where: str | None = None) -> Installer:
         """The installer *spec* uses (its own choice, or the session's)."""
-        name = spec.installer or self.settings.installer
-        if name not in self._installers:
-            dirs = InstallerDirs(app_data=self.cache.folder("virtualenv"), uv_cache=self.cache.folder("uv"))
-            self._installers[name] = select_installer(name, dirs=dirs, where=where or self._current_test())
-        return self._installers[name]
+        return self.keys.installer(spec, where=where)
 
     def stop_installers(self) -> None:
         """Stop every installer subprocess running for this session (an interrupted prebuild)."""
-        for installer in self._installers.values():
-            installer.stop()
-
-    def _ensure_cache(self) -> None:
-        if not self._cache_ready:
-            try:
-                self.cache.ensure()
-            except CacheError as exc:
-                raise self._located(exc) from None
-            self._cache_ready = True
-
-    def _located(self, exc: CacheError) -> CacheError:
-        """*exc* with the test it happened in named first (cache errors do not know it)."""
-        where = self._current_test()
-        return CacheError(in_test(str(exc), where)) if where else exc
+        self.keys.stop_installers()
 
     def needs_build(self, key: str) -> bool:
         """Whether *key* has no usable env in the cache (or must be rebuilt in this run), and did not fail in it."""
@@ -243,7 +179,7 @@ class SessionEnvs:
         where = self._current_test()
         if key in self._failed:
             raise self._failed[key].for_test(where) if where else self._failed[key]
-        self._ensure_cache()
+        self._cache.ready()
         self.lease.add(key, notify=self._notify)
         if self.lease.problem is not None and not self._told_lease_problem:
             self._told_lease_problem = True
@@ -278,7 +214,7 @@ class SessionEnvs:
             self.stats.failed[key] = self._outcome(spec, time.monotonic() - started)
             raise exc from None
         except CacheError as exc:
-            raise self._located(exc) from None
+            raise self._cache.located(exc) from None
         self.lease.pin(key, record.generation)
         if built:
             self.stats.built[key] = self._outcome(spec, record.built.build_seconds)
