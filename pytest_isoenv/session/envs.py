@@ -4,7 +4,8 @@
 :class:`~pytest_isoenv.IsoEnvFactory` with a few collaborators, each keeping one
 thing the session learns: the keys of specs (:mod:`~pytest_isoenv.session.keys`),
 the shared envs it hands out (:mod:`~pytest_isoenv.session.shared`), the check
-that no test changes them (:mod:`~pytest_isoenv.session.guard`).
+that no test changes them (:mod:`~pytest_isoenv.session.guard`) and private
+copies (:mod:`~pytest_isoenv.session.private`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_isoenv.discovery import Discovery, Interpreter
-from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers.api import Installer
 from pytest_isoenv.run.env import IsolatedEnv
-from pytest_isoenv.run.privatecopy import copy_env
-from pytest_isoenv.run.privatecopy import unsupported as private_envs_unsupported
-from pytest_isoenv.session.build import env_from_record, labelled_echo
 from pytest_isoenv.session.cache import SessionCache
 from pytest_isoenv.session.guard import SharedEnvGuard
 from pytest_isoenv.session.keys import EnvKeys
+from pytest_isoenv.session.private import PrivateEnvs
 from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.session.shared import SharedEnvs
 from pytest_isoenv.session.stats import Stats
@@ -96,8 +94,16 @@ class SessionEnvs:
             coverage=coverage,
         )
         self.guard = SharedEnvGuard(self.shared)
-        self._private_root = private_root
-        self._echo = echo
+        self.private = PrivateEnvs(
+            self.shared,
+            self.keys,
+            settings.index,
+            root=private_root,
+            make_spec=self.spec,
+            current_test=self._current_test,
+            echo=echo,
+            coverage=coverage,
+        )
 
     def _current_test(self) -> str | None:
         return self.context().nodeid
@@ -124,7 +130,7 @@ class SessionEnvs:
     def env(self, spec: EnvSpec) -> IsolatedEnv:
         """The env for *spec*: shared from the cache, or a new private one."""
         if spec.private:
-            return self._private(spec)
+            return self.private.get(spec)
         env = self.shared.get(spec)
         if (env.spec.warm, env.spec.preload) != (spec.warm, spec.preload):
             env = env.handed_out_as(spec)  # the same env, its programs run warm or not as this spec asks
@@ -161,35 +167,3 @@ class SessionEnvs:
     def close(self) -> None:
         """Release the lease on the shared envs handed out (the plugin calls this at the end of the session)."""
         self.lease.close()
-
-    def _private(self, spec: EnvSpec) -> IsolatedEnv:
-        """A changeable env made from the cached shared env of *spec* (built first if need be), not from the index."""
-        if self._private_root is None:
-            raise RuntimeError("private envs need a folder: pass private_root to SessionEnvs")
-        unsupported = private_envs_unsupported()
-        if unsupported:
-            raise SpecError(
-                unsupported,
-                where=self._current_test(),
-                fix="Use a shared env, or skip the test on Windows (see the Windows and macOS page of the docs)",
-            )
-        shared = self.env(dataclasses.replace(spec, private=False))
-        path = self._private_root() / "env"
-        # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
-        # several times faster than two uv runs that link the same files from uv's cache.
-        copy_env(shared.path, path, bin_dir=shared.bin_dir, site_packages=shared.site_packages)
-        # The record's paths are relative to the env, so they hold for the copy as well.
-        record = self.shared.record(shared.key)
-        assert record is not None  # the shared env was just handed out, with its record
-        return env_from_record(record, path, spec, coverage=self.coverage, installs=self._install_into)
-
-    def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
-        spec = self.spec(requirements, session=False, editable=list(editable))
-        self.installer(env.spec).install(
-            env.python,
-            spec,
-            self.settings.index.for_spec(env.spec),
-            log=env.path.with_name(f"{env.path.name}.log"),
-            environ=env.environ,
-            echo=labelled_echo(self._echo, f"private {env.spec.describe()}"),
-        )
