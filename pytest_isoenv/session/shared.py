@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_isoenv.errors import BuildError, CacheError
@@ -15,7 +17,7 @@ from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.session.stats import Outcome, Stats
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.leases import Lease, held_generations
-from pytest_isoenv.store.record import Record
+from pytest_isoenv.store.record import Built, Record
 from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
@@ -115,28 +117,19 @@ class SharedEnvs:
             self._told_lease_problem = True
             if self._notify is not None:
                 self._notify(self._lease.problem)
-        what = f"env ({spec.describe()})"
         started = time.monotonic()
         try:
             record, built = cache.get_or_build(
-                key,
-                lambda path, log: build_env(
+                _SharedEnvBuild(
+                    self,
                     spec,
-                    path,
-                    log,
-                    interpreter=self._keys.interpreter(spec),
-                    installer=self._keys.installer(spec),
-                    index=self._settings.index.for_spec(spec),
-                    coverage=self._coverage,
-                    echo=self._echo,
-                ),
-                what=what,
-                run_id=self._settings.run_id,
-                stale=self.stale,
-                notify=self._notify if wait else None,
-                warn=warn or self._warn,
-                lock_timeout=self._settings.lock_timeout if wait else 0,
-                held=lambda key: held_generations(cache, key, exclude=self._lease.id),
+                    key,
+                    what=f"env ({spec.describe()})",
+                    run_id=self._settings.run_id,
+                    lock_timeout=self._settings.lock_timeout if wait else 0,
+                    notify=self._notify if wait else None,
+                    warn=warn or self._warn,
+                )
             )
         except BuildError as exc:
             exc = exc.for_test(where) if where else exc
@@ -154,6 +147,44 @@ class SharedEnvs:
         self._records[key] = record
         return env_from_record(record, record.path, spec, coverage=self._coverage)
 
+    def _build(self, spec: EnvSpec, generation: Path, log: Path) -> Built:
+        return build_env(
+            spec,
+            generation,
+            log,
+            interpreter=self._keys.interpreter(spec),
+            installer=self._keys.installer(spec),
+            index=self._settings.index.for_spec(spec),
+            coverage=self._coverage,
+            echo=self._echo,
+        )
+
+    def _held_by_others(self, key: str) -> set[str]:
+        return held_generations(self._cache.cache, key, exclude=self._lease.id)
+
     def _outcome(self, spec: EnvSpec, seconds: float) -> Outcome:
         # With a Python matrix one requirement set is several envs: the interpreter tells them apart.
         return Outcome(spec.describe(), self._keys.interpreter(spec).label, self._keys.installer(spec).name, seconds)
+
+
+@dataclass(frozen=True)
+class _SharedEnvBuild:
+    """One shared env asked of the cache: the :class:`~pytest_isoenv.store.cache.EnvBuild` that *envs* hands it."""
+
+    envs: SharedEnvs
+    spec: EnvSpec
+    key: str
+    what: str
+    run_id: str
+    lock_timeout: float
+    notify: LineSink | None
+    warn: LineSink | None
+
+    def stale(self, record: Record) -> bool:
+        return self.envs.stale(record)
+
+    def held(self) -> set[str]:
+        return self.envs._held_by_others(self.key)
+
+    def build(self, generation: Path, log: Path) -> Built:
+        return self.envs._build(self.spec, generation, log)
