@@ -28,7 +28,7 @@ def _default(option: Option) -> str:
     if option.kind == "command":
         return "—"
     if option.kind == "bool":
-        return "on" if option.default else "off"
+        return "on" if option.ini_default else "off"
     if option.default in (None, (), ""):
         return "—"
     return f"``{option.default}``"

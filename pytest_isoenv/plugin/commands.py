@@ -38,7 +38,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Policy:
         """Read and check the options (a bad value is a usage error before anything runs)."""
-        return cls(options.parse_days(config), options.parse_size(config), not options.get(config, "no_auto_prune"))
+        return cls(options.parse_days(config), options.parse_size(config), bool(options.get(config, "auto_prune")))
 
 
 def run_command(config: pytest.Config) -> int | None:
