@@ -80,7 +80,9 @@ class SessionEnvs:
         #: Claims the shared envs this session hands out, so no prune removes them while it lives.
         self.lease = Lease(self.cache, settings.run_id)
         cache = SessionCache(self.cache, self._current_test)
+        #: The interpreter, installer and cache key of each spec.
         self.keys = EnvKeys(settings, cache, self._current_test)
+        #: The shared envs handed out, and the builds that failed.
         self.shared = SharedEnvs(
             settings,
             cache,
@@ -93,7 +95,9 @@ class SessionEnvs:
             echo=echo,
             coverage=coverage,
         )
+        #: After each test, finds the shared envs it changed.
         self.guard = SharedEnvGuard(self.shared)
+        #: Makes private envs, copies of shared ones.
         self.private = PrivateEnvs(
             self.shared,
             self.keys,
