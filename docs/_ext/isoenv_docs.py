@@ -2,6 +2,8 @@
 
 - ``isoenv-options``: every flag and ini key, from :data:`pytest_isoenv.plugin.options.OPTIONS`.
 - ``isoenv-marker``: the ``isoenv`` marker's signature, as the plugin registers it.
+- ``isoenv-keywords``: the keyword arguments of the marker and ``get()``, from
+  :class:`pytest_isoenv.spec.arguments.EnvOptions`.
 - ``isoenv-fixtures``: the plugin's fixtures with their scope and docstring.
 
 They emit reStructuredText, so use them in ``.rst`` pages.
@@ -22,6 +24,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from pytest_isoenv.plugin import hooks as plugin
 from pytest_isoenv.plugin.options import OPTIONS, Option
+from pytest_isoenv.spec.arguments import EnvOptions, keywords
 
 
 def _default(option: Option) -> str:
@@ -74,6 +77,17 @@ class Marker(_RstDirective):
     def run(self) -> list[nodes.Node]:
         signature, _, summary = plugin.MARKER.partition(": ")
         return self.render([f".. describe:: @pytest.mark.{signature}", "", *_indent(summary[0].upper() + summary[1:])])
+
+
+class Keywords(_RstDirective):
+    """The marker's and ``get()``'s keyword arguments, each with its default and what it does, from their definition."""
+
+    def run(self) -> list[nodes.Node]:
+        lines = [f".. py:class:: {EnvOptions.__name__}", f"   :module: {EnvOptions.__module__}", ""]
+        lines += [*_indent(inspect.getdoc(EnvOptions) or ""), ""]
+        for name, keyword in keywords().items():
+            lines += [f"   ``{name}`` (default ``{keyword.default!r}``)", *_indent(keyword.doc, "      ")]
+        return self.render(lines)
 
 
 class Fixtures(_RstDirective):
@@ -130,6 +144,8 @@ SHORT_NAMES = {
     "CompletedProcess": "subprocess.CompletedProcess",
     "Popen": "subprocess.Popen",
     "EnvSpec": "pytest_isoenv.EnvSpec",
+    "EnvOptions": "pytest_isoenv.spec.arguments.EnvOptions",
+    "PathArg": "pytest_isoenv.spec.arguments.PathArg",
     "IsolatedEnv": "pytest_isoenv.IsolatedEnv",
     "Installs": "pytest_isoenv.run.env.Installs",
     "Measures": "pytest_isoenv.run.env.Measures",
@@ -177,6 +193,7 @@ def resolve_short_name(app: Sphinx, env: Any, node: Any, contnode: nodes.Element
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("isoenv-options", OptionsTable)
     app.add_directive("isoenv-marker", Marker)
+    app.add_directive("isoenv-keywords", Keywords)
     app.add_directive("isoenv-fixtures", Fixtures)
     app.connect("config-inited", write_fallback_inventories)
     app.connect("missing-reference", resolve_short_name)

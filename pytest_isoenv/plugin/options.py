@@ -26,6 +26,7 @@ from pytest_isoenv.plugin import matrix
 from pytest_isoenv.plugin import xdist as workers
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.session.settings import Settings
+from pytest_isoenv.spec.arguments import bind_options
 from pytest_isoenv.spec.envspec import RESOLUTIONS, EnvSpec, parse_requirement
 from pytest_isoenv.spec.index import IndexOptions
 
@@ -409,4 +410,5 @@ def _marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
     )
     if "isoenv_python" in params:
         kwargs["python"] = params["isoenv_python"]
-    return envs.spec(args, where=item.nodeid, **kwargs)
+    # Bound to the keywords get() takes: a misspelled one is refused as get() refuses it.
+    return envs.spec(args, where=item.nodeid, **bind_options(kwargs, item.nodeid))

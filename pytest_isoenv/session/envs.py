@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_isoenv.discovery import Discovery, Interpreter
 from pytest_isoenv.installers.api import Installer
@@ -26,12 +26,15 @@ from pytest_isoenv.session.private import PrivateEnvs
 from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.session.shared import SharedEnvs
 from pytest_isoenv.session.stats import Stats
+from pytest_isoenv.spec.arguments import EnvOptions
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import Cache
 from pytest_isoenv.store.leases import Lease
 from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
+
     from pytest_isoenv.run.coverage import Measurement
 
 
@@ -113,16 +116,23 @@ class SessionEnvs:
         return self.context().nodeid
 
     def spec(
-        self, requirements: Sequence[object], *, where: str | None = None, session: bool = True, **kwargs: Any
+        self,
+        requirements: Sequence[object],
+        *,
+        where: str | None = None,
+        session: bool = True,
+        **options: Unpack[EnvOptions],
     ) -> EnvSpec:
         """Validate and normalise env arguments (the marker's or ``get()``'s) into an :class:`EnvSpec`.
 
         *where* names the test in errors (default: the test being run). With
         *session* (the default), the session's ``--isoenv-with`` and
-        ``--isoenv-resolution`` apply.
+        ``--isoenv-resolution`` apply. *options* come bound by
+        :func:`~pytest_isoenv.spec.arguments.bind_options`: a ``where`` or
+        ``session`` among a marker's arguments would land in the parameters here.
         """
         where = where or self._current_test()
-        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **kwargs)
+        spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **options)
         if session:
             spec = spec.with_requirements(self.settings.with_requirements)
             spec = dataclasses.replace(spec, resolution=self.settings.resolution)

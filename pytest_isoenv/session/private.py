@@ -14,6 +14,7 @@ from pytest_isoenv.run.privatecopy import unsupported as private_envs_unsupporte
 from pytest_isoenv.session.build import env_from_record, labelled_echo
 from pytest_isoenv.session.keys import EnvKeys
 from pytest_isoenv.session.shared import SharedEnvs
+from pytest_isoenv.spec.arguments import bind_options
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.text import LineSink
@@ -73,7 +74,8 @@ class PrivateEnvs:
         return env_from_record(record, path, spec, coverage=self._coverage, installs=self._install_into)
 
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
-        spec = self._make_spec(requirements, session=False, editable=list(editable))
+        # What install() was given is not typed: its values are checked as a marker's are.
+        spec = self._make_spec(requirements, session=False, **bind_options({"editable": list(editable)}, None))
         self._keys.installer(env.spec).install(
             env.python,
             spec,

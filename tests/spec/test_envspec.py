@@ -15,7 +15,7 @@ from pytest_isoenv.key.material import compute_key, editable_material, spec_mate
 from pytest_isoenv.spec.envspec import EnvSpec, normalize_requirement, normalize_specifier
 
 
-def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:
+def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: Any) -> EnvSpec:
     return EnvSpec.from_arguments(requirements, rootdir=rootdir, where="tests/test_x.py::test_y", **kwargs)
 
 
@@ -190,7 +190,7 @@ def test_specifiers_equal_under_pep_440_give_one_key_but_keep_their_spelling() -
 
 
 @pytest.mark.parametrize("kwargs", [{"python": ""}, {"python": " "}, {"installer": ""}])
-def test_empty_python_or_installer_is_refused(kwargs: dict[str, str]) -> None:
+def test_empty_python_or_installer_is_refused(kwargs: dict[str, Any]) -> None:
     [(name, value)] = kwargs.items()
     with pytest.raises(SpecError, match=rf"{name}=.* is not a.* leave {name} out.* \(in tests/test_x\.py::test_y\)$"):
         EnvSpec.from_arguments((), rootdir=Path("/"), where="tests/test_x.py::test_y", **{name: value})
