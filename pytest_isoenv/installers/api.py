@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
+import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from pytest_isoenv.errors import BuildError, SpecError
 from pytest_isoenv.installers.processes import InstallerProcesses
 from pytest_isoenv.installers.verify import env_site_dirs, missing
 from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.settings import PipConfig
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.spec.reqfiles import absolute_copies, needs_rewrite
@@ -57,8 +59,10 @@ class Installer(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, dirs: InstallerDirs) -> None:
+    def __init__(self, dirs: InstallerDirs, pip: PipConfig | None = None) -> None:
         self._dirs = dirs
+        #: The user's pip configuration (read from ``os.environ`` unless given): pip follows it, uv what carries over.
+        self.pip_config = PipConfig.read(os.environ) if pip is None else pip
         #: The installer processes running for this installer's builds; :meth:`stop` stops them.
         self.processes = InstallerProcesses()
 

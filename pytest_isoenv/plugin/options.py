@@ -29,6 +29,7 @@ from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.arguments import bind_options
 from pytest_isoenv.spec.envspec import RESOLUTIONS, EnvSpec, parse_requirement
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.reqfiles import is_url
 
 CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
 
@@ -296,10 +297,7 @@ def paths_or_urls(config: pytest.Config, name: str) -> list[str]:
     given = config.getoption("isoenv_" + name)
     base = config.invocation_params.dir if given is not None else config.rootpath
     values = config.getini("isoenv_" + name) if given is None else given
-    return [
-        value if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value) else os.path.abspath(base / os.path.expanduser(value))
-        for value in map(str, values)
-    ]
+    return [value if is_url(value) else os.path.abspath(base / os.path.expanduser(value)) for value in map(str, values)]
 
 
 def cache_dir(config: pytest.Config) -> Path:

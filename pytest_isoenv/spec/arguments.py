@@ -17,14 +17,13 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, TypedDict, cast, get_type_hints
 
 from pytest_isoenv.errors import SpecError
-from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES
+from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url
 
 #: A path as the marker and ``get()`` take it.
 PathArg = str | os.PathLike[str]
@@ -187,7 +186,7 @@ def resolve(value: PathArg, rootdir: Path) -> Path:
 def find_link(value: PathArg, rootdir: Path) -> str:
     """A find-links location: URLs as given, paths made absolute against *rootdir*."""
     text = os.fspath(value).strip()
-    if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
+    if is_url(text):
         return text
     return str(resolve(text, rootdir))
 

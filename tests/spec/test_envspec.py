@@ -65,6 +65,12 @@ def test_paths_resolve_against_rootdir_and_are_told_apart_from_requirements(
     assert spec(project, rootdir=Path("/elsewhere")).local == (project,)
 
 
+def test_find_links_urls_stay_as_given_and_paths_resolve(tmp_path: Path) -> None:
+    given = ["https://x.example/wheels/", "file:///srv/wheels", "file:/srv/wheels", "wheels"]
+    result = spec("x", rootdir=tmp_path, find_links=given)
+    assert result.find_links == (*given[:3], str(tmp_path / "wheels"))
+
+
 def test_requirement_that_does_not_parse_names_test_and_value() -> None:
     with pytest.raises(SpecError) as excinfo:
         spec("requests>=>2")
