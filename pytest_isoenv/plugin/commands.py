@@ -39,7 +39,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Policy:
         """Read and check the options (a bad value is a usage error before anything runs)."""
-        return cls(options.parse_days(config), options.parse_size(config), not options.get(config, "no_auto_prune"))
+        return cls(options.parse_days(config), options.parse_size(config), bool(options.get(config, "auto_prune")))
 
 
 def run_command(config: pytest.Config) -> int | None:
@@ -54,7 +54,7 @@ def run_command(config: pytest.Config) -> int | None:
     cache = Cache(options.cache_dir(config))
     try:
         # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
-        exists = cache.check()
+        exists = cache.exists()
         if chosen[0] == "list":
             lines = list_lines(cache)
         elif chosen[0] == "prune":
