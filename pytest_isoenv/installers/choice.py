@@ -14,7 +14,8 @@ from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers.api import Installer, InstallerDirs
 from pytest_isoenv.installers.pip import PipInstaller
 from pytest_isoenv.installers.uv import UvInstaller
-from pytest_isoenv.key.settings import PipConfig, dropped_pip_settings, uv_config, uv_config_files, uv_from_pip
+from pytest_isoenv.key.settings import PipConfig, dropped_pip_settings, uv_from_pip
+from pytest_isoenv.key.uvconfig import uv_config, uv_config_files
 
 #: The installers by name: the choices of ``--isoenv-installer``.
 INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
