@@ -40,8 +40,9 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
     """For the report header: the installer *name* means, with why ``auto`` did not choose uv; and warnings.
 
     The warnings name the user's settings that no build follows: pip settings
-    an explicitly chosen uv cannot follow, and settings of either tool that
-    would send installs out of the env.
+    an explicitly chosen uv cannot follow, settings of either tool that would
+    send installs out of the env, and pip settings that would add requirements
+    to every env.
     """
     pip = PipConfig.read(os.environ)
     cls, why = auto_choice(pip) if name in (None, "auto") else (installer_class(name), None)
@@ -62,6 +63,12 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
         elsewhere = dropped_pip_settings(pip.settings)
     if elsewhere:
         warnings.append(f"ignoring setting(s) that would install outside the env: {', '.join(elsewhere)}")
+    added = dropped_pip_settings(pip.settings, requirements=True)
+    if added:
+        warnings.append(
+            f"ignoring pip setting(s) that would add requirements to every env: {', '.join(added)}; "
+            "ask for them in the isoenv marker instead (requirements_files=, editable=, groups=)"
+        )
     return label, warnings
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers import aged
 
+from pytest_isoenv.installers.choice import installer_notes
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.settings import PipConfig, pip_environ, uv_from_pip
 
@@ -41,3 +43,10 @@ def test_pip_settings_that_add_requirements_reach_no_build(tmp_path: Path) -> No
         name.startswith(("PIP_REQUIREMENT", "PIP_EDITABLE", "PIP_GROUP")) for name in pip_environ({}, config.settings)
     )
     assert uv_from_pip(config.settings).not_carried == ()
+
+
+def test_the_report_header_names_pip_settings_that_would_add_requirements(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_REQUIREMENT", "/ci/requirements.txt")
+    _, warnings = installer_notes("pip")
+    assert any("requirement (PIP_REQUIREMENT)" in w and "requirements_files=" in w for w in warnings), warnings
