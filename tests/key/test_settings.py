@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import aged
+from helpers import MakeFactory, aged, imported
 
 from pytest_isoenv.installers.choice import installer_notes
+from pytest_isoenv.installers.uv import find_uv
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.settings import PipConfig, pip_environ, uv_from_pip
 
@@ -50,3 +51,21 @@ def test_the_report_header_names_pip_settings_that_would_add_requirements(monkey
     monkeypatch.setenv("PIP_REQUIREMENT", "/ci/requirements.txt")
     _, warnings = installer_notes("pip")
     assert any("requirement (PIP_REQUIREMENT)" in w and "requirements_files=" in w for w in warnings), warnings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_pip_setting_no_list_named_counts_by_value(
+    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installer: str
+) -> None:
+    if installer == "uv" and find_uv() is None:
+        pytest.skip("uv is not installed")
+    first = make_factory(tmp_path / "cache", installer=installer).get("beta")  # beta needs alpha
+    assert imported(first, "alpha", "VERSION") == "1.0"
+
+    # --no-dependencies is pip's second name of --no-deps: pip follows it, and uv gets --no-deps.
+    monkeypatch.setenv("PIP_NO_DEPENDENCIES", "1")
+    second = make_factory(tmp_path / "cache", installer=installer).get("beta")
+
+    assert second.key != first.key
+    assert imported(second, "alpha", "VERSION") == "missing"

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory, aged
+from helpers import MakeFactory, aged, imported
 
 from pytest_isoenv.installers.api import InstallerDirs
 from pytest_isoenv.installers.uv import UvInstaller, find_uv
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.uvconfig import uv_resolution_settings
-from pytest_isoenv.run.env import IsolatedEnv
 
 
 @pytest.mark.parametrize("variable", ["UV_CONSTRAINT", "UV_OVERRIDE", "UV_EXCLUDE", "UV_BUILD_CONSTRAINT"])
@@ -57,12 +56,6 @@ def test_uv_runs_without_the_variables_that_move_it_elsewhere(tmp_path: Path) ->
     environ = installer.environ({"UV_WORKING_DIR": "/elsewhere", "UV_PROJECT": "/elsewhere", "UV_CACHE_DIR": "/c"})
     assert "UV_WORKING_DIR" not in environ
     assert "UV_PROJECT" not in environ
-
-
-def imported(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:
-    """``module.name`` as the env's interpreter sees it, or ``missing`` when the module is not installed."""
-    code = f"try:\n import {module}\nexcept ImportError:\n print('missing')\nelse:\n print({module}.{name})"
-    return env.run("python", "-c", code).stdout.strip()
 
 
 @pytest.mark.slow
