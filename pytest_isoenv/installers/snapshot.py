@@ -21,6 +21,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from pytest_isoenv.key.files import project_files
+from pytest_isoenv.key.vcs import git, version_from_vcs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.reqfiles import is_url
 
@@ -50,9 +52,11 @@ class Snapshots:
         if not project.is_dir():
             return project
         if project not in self.made:
+            slot = self.folder / str(len(self.made))
             # The project's own folder name: some builds read it (a name or version fallback).
-            target = self.folder / str(len(self.made)) / project.name
-            target.mkdir(parents=True)
+            in_git = _with_git(project, slot)
+            target = in_git or slot / project.name
+            target.mkdir(parents=True, exist_ok=True)
             # Copies, not hard links: a link shares the user's file, so a backend that rewrites a file in
             # place (setuptools' egg-info of a src layout, a version file) would write into the user's tree,
             # and making a link changes the file's ctime, which git's index and the stat cache of the key read.
@@ -63,6 +67,8 @@ class Snapshots:
                     shutil.copy2(project / rel, destination)
                 except FileNotFoundError:  # a tracked file deleted since: the build does not see it either
                     continue
+            if in_git is not None:
+                _settle_git(in_git)
             self.made[project] = target
         return self.made[project]
 
@@ -129,6 +135,66 @@ class Snapshots:
                 content = json.dumps(data, sort_keys=True).encode()
                 direct_url.write_bytes(content)
                 _record_file(direct_url.parent / "RECORD", f"{direct_url.parent.name}/direct_url.json", content)
+
+
+def _with_git(project: Path, slot: Path) -> Path | None:
+    """A git repository in *slot* in the state of *project*'s, for a build that takes its version from it.
+
+    The snapshot has no ``.git``, so setuptools-scm or hatch-vcs would find no version there, and the
+    version they find in place counts for the key (:mod:`pytest_isoenv.key.vcs`). The new repository
+    borrows the user's objects (``objects/info/alternates``, read only), has the same commit checked out
+    on the same branch, the same tags and a copy of the index, so a version made in the snapshot is
+    the one made in place, dirty or not; nothing is written into the user's repository. Where the
+    project's files go in it (its path inside the repository), or ``None`` for a project whose version
+    does not come from git.
+    """
+    if not version_from_vcs(project):
+        return None
+    found = git(project, "rev-parse", "--show-toplevel", "--git-common-dir", "--git-path", "index", "--show-prefix")
+    head = git(project, "rev-parse", "--verify", "-q", "HEAD")
+    if found.returncode or head.returncode:
+        return None  # not in git, or no commit yet: the build finds no VCS state in place either
+    top, common, index, prefix = found.stdout.split("\n")[:4]
+    common_dir = (project / common).resolve()
+    branch = git(project, "symbolic-ref", "-q", "HEAD").stdout.strip()
+    tags = git(project, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags").stdout
+    root = slot / Path(top).name
+    root.mkdir(parents=True)
+    if _snapshot_git(root, "init", "-q").returncode:
+        return None
+    meta = root / ".git"
+    (meta / "objects" / "info" / "alternates").write_text(f"{common_dir / 'objects'}\n", encoding="utf-8")
+    if (common_dir / "shallow").is_file():  # a shallow clone (as in CI): its history ends where the user's does
+        shutil.copyfile(common_dir / "shallow", meta / "shallow")
+    commit = head.stdout.strip()
+    (meta / "packed-refs").write_text(tags + (f"{commit} {branch}\n" if branch else ""), encoding="utf-8")
+    (meta / "HEAD").write_text(f"ref: {branch}\n" if branch else f"{commit}\n", encoding="utf-8")
+    try:
+        shutil.copyfile(project / index, meta / "index")
+    except OSError:  # no index yet: the commit's tree
+        _snapshot_git(root, "read-tree", "HEAD")
+    return root / prefix
+
+
+def _settle_git(target: Path) -> None:
+    """Bring the snapshot's repository around *target* up to date with the files copied into it.
+
+    The snapshot holds one project of the repository: the files outside it are marked as not in the
+    work tree, as they would otherwise look deleted and make the version dirty. Then the index is
+    refreshed against the copies, which differ from the user's files in their ``stat`` only.
+    """
+    root = next(p for p in (target, *target.parents) if (p / ".git").is_dir())
+    if root != target:
+        prefix = target.relative_to(root).as_posix() + "/"
+        listed = _snapshot_git(root, "ls-files", "-z").stdout.split("\0")
+        outside = "".join(f"{name}\0" for name in listed if name and not name.startswith(prefix))
+        _snapshot_git(root, "update-index", "--skip-worktree", "-z", "--stdin", stdin=outside)
+    _snapshot_git(root, "update-index", "-q", "--refresh")
+
+
+def _snapshot_git(root: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """git in the snapshot's own repository *root* (made or changed there only)."""
+    return subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True, text=True, check=False)
 
 
 def _url_path(url: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import textwrap
@@ -175,3 +176,59 @@ def test_every_route_builds_from_a_snapshot(
 
     assert env.run("python", "-c", "import routedpkg; print(routedpkg.VALUE)").stdout.strip() == "1"
     assert listing(project) == before
+
+
+def scm_project(repo: Path, rel: str) -> Path:
+    """A setuptools-scm project at *rel* in the git repository *repo* (made here), everything committed."""
+    project = repo / rel
+    (project / "scmpkg").mkdir(parents=True)
+    (project / "scmpkg" / "__init__.py").write_text("")
+    root = os.path.relpath(repo, project).replace(os.sep, "/")
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [build-system]
+            requires = ["setuptools>=77", "setuptools-scm>=8"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "scmpkg"
+            dynamic = ["version"]
+
+            [tool.setuptools_scm]
+            root = "{root}"
+            """
+        )
+    )
+    (repo / "README.md").write_text("a repository\n")
+    committed(repo)
+    return project
+
+
+@needs_git
+@pytest.mark.parametrize("rel", [".", "packages/scmpkg"], ids=["top", "subfolder"])
+def test_a_version_from_git_tags_is_built_and_keyed(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path, rel: str
+) -> None:
+    repo = tmp_path / "repo"
+    project = scm_project(repo, rel)
+    git("tag", "v1.2.3", cwd=repo)
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+    version = "import importlib.metadata as m; print(m.version('scmpkg'))"
+    before = listing(repo)
+
+    first = IsoEnvFactory(make_envs(cache)).get(project, find_links=links)
+
+    assert first.run("python", "-c", version).stdout.strip() == "1.2.3"
+    assert listing(repo) == before, "the user's folder, .git included, is untouched"
+
+    git("commit", "-q", "--allow-empty", "-m", "next", cwd=repo)
+    git("tag", "v1.2.4", cwd=repo)
+    before = listing(repo)
+    second = make_envs(cache)
+    again = IsoEnvFactory(second).get(project, find_links=links)
+
+    assert again.key != first.key, "a new tag alone gives a new key"
+    assert list(second.stats.built) == [again.key]
+    assert again.run("python", "-c", version).stdout.strip() == "1.2.4"
+    assert listing(repo) == before
