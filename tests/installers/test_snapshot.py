@@ -232,3 +232,26 @@ def test_a_version_from_git_tags_is_built_and_keyed(
     assert list(second.stats.built) == [again.key]
     assert again.run("python", "-c", version).stdout.strip() == "1.2.4"
     assert listing(repo) == before
+
+
+@needs_git
+def test_a_change_inside_a_submodule_is_built(make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path) -> None:
+    vendored = tmp_path / "vendored"
+    vendored.mkdir()
+    (vendored / "__init__.py").write_text("VALUE = 1\n")
+    committed(vendored)
+    project = setuptools_project(tmp_path / "user", "subpkg")
+    committed(project)
+    git("-c", "protocol.file.allow=always", "submodule", "add", "-q", vendored, "subpkg/vendored", cwd=project)
+    git("commit", "-q", "-m", "vendor", cwd=project)
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+    value = "from subpkg import vendored; print(vendored.VALUE)"
+
+    first = IsoEnvFactory(make_envs(cache)).get(project, find_links=links)
+    assert first.run("python", "-c", value).stdout.strip() == "1"
+
+    (project / "subpkg" / "vendored" / "__init__.py").write_text("VALUE = 2\n")
+    again = IsoEnvFactory(make_envs(cache)).get(project, find_links=links)
+
+    assert again.key != first.key
+    assert again.run("python", "-c", value).stdout.strip() == "2"
