@@ -163,8 +163,9 @@ class Installer(ABC):
                 what = f"installing {spec.describe()} failed"
                 if snapshots.made:
                     what += (
-                        f" (built from a copy of the files that count for the key of {', '.join(map(str, snapshots.made))}:"
-                        " a build that reads a file outside the project, or one git ignores, does not find it)"
+                        f" ({', '.join(map(str, snapshots.made))} built from a copy of the files that count for "
+                        "its key: a build that reads a file outside the project, or one git ignores, does not find "
+                        "it; move the file into the project, or install the project editable)"
                     )
                 self.processes.run(
                     command, what=what, log=log, env=self.environ(environ), echo=echo, cwd=self.workdir(python)

@@ -15,6 +15,7 @@ import pytest
 from helpers import MakeEnvs, aged
 from packaging.requirements import Requirement
 
+from pytest_isoenv import BuildError
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.snapshot import Snapshots
 
@@ -255,3 +256,20 @@ def test_a_change_inside_a_submodule_is_built(make_envs: MakeEnvs, backend_wheel
 
     assert again.key != first.key
     assert again.run("python", "-c", value).stdout.strip() == "2"
+
+
+def test_a_build_that_reads_outside_the_project_says_why_it_fails(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
+) -> None:
+    project = setuptools_project(tmp_path / "user", "outsidepkg")
+    (tmp_path / "user" / "VERSION").write_text("1.0\n")
+    (project / "setup.py").write_text("from setuptools import setup\nsetup(version=open('../VERSION').read())\n")
+    (project / "pyproject.toml").write_text(
+        (project / "pyproject.toml").read_text().replace('version = "1.0"', 'dynamic = ["version"]')
+    )
+
+    with pytest.raises(BuildError) as excinfo:
+        IsoEnvFactory(make_envs(tmp_path / "cache")).get(project, find_links=[str(backend_wheels)])
+
+    assert f"{project} built from a copy of the files that count for its key" in str(excinfo.value)
+    assert "move the file into the project, or install the project editable" in str(excinfo.value)
