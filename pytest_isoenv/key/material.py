@@ -140,9 +140,12 @@ def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
     return material
 
 
-def constraints_material(value: str, hashes: FileHashes) -> Any:
-    """A constraints file a pip or uv setting names, by its content and what it includes; else the text as given."""
-    path = _local_path(value, None)
+def constraints_material(value: str, hashes: FileHashes, base: Path | None = None) -> Any:
+    """A constraints file a pip or uv setting names, by its content and what it includes; else the text as given.
+
+    A relative path means *base* (default: the working directory).
+    """
+    path = _local_path(value, base)
     try:
         return requirements_material(path, hashes) if path and path.is_file() else value
     except SpecError as exc:  # the installer will refuse it too; the key still sees the broken file
