@@ -130,11 +130,15 @@ def test_every_harmless_setting_is_one_the_installers_know(
 
 
 @pytest.mark.parametrize("alias", sorted(PIP_ALIASES))
-def test_pip_aliases_are_options_pip_accepts(alias: str) -> None:
+def test_pip_aliases_are_options_pip_accepts(alias: str, tmp_path: Path) -> None:
     # An option pip does not know is a usage error; with a known one, --help prints the help and succeeds.
+    # In a folder of its own: an option that takes a file (--log) takes "--help" as its name and writes it.
     codes = [
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", *argument, "--help"], capture_output=True, check=False
+            [sys.executable, "-m", "pip", "install", *argument, "--help"],
+            capture_output=True,
+            check=False,
+            cwd=tmp_path,
         ).returncode
         for argument in ([f"--{alias}=1"], [f"--{alias}"])
     ]
