@@ -35,7 +35,7 @@ from pytest_isoenv.errors import SpecError
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.projects import editable_inputs
 from pytest_isoenv.spec.envspec import normalize_requirement
-from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, needs_rewrite, walk_requirements
+from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, names_local_files, variables, walk_requirements
 
 if TYPE_CHECKING:
     from pytest_isoenv.spec.envspec import EnvSpec
@@ -103,7 +103,9 @@ def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[
         spec.local
         or any(_local_path(link, None) for link in links)
         or any("@ file:" in r for r in spec.requirements)
-        or any(needs_rewrite(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else [])))
+        or any(
+            names_local_files(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else []))
+        )
     )
 
 
@@ -112,14 +114,20 @@ def local_material(path: Path, hashes: FileHashes) -> dict[str, Any]:
     return {"path": str(path), "sha256": hashes.tree(path) if path.is_dir() else hashes.file_or_none(path)}
 
 
-def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
-    """A requirements (or constraints) file by its content, the files it includes, and the projects it names."""
+def requirements_material(path: Path, hashes: FileHashes, environ: Mapping[str, str] | None = None) -> list[Any]:
+    """A requirements (or constraints) file by its content, the files it includes, and the projects it names.
+
+    Its lines are read with their variables expanded from *environ* (default: the host environment
+    builds run with), and the values of the variables they name count.
+    """
     material: list[Any] = []
     current = None
-    for file, kind, value, _ in walk_requirements(path):
+    for file, kind, value, _ in walk_requirements(path, environ=environ):
         if file != current:  # by content, not path: a copy elsewhere keys the same (its paths are in its lines)
             current = file
-            material.append(["file", hashes.file_or_none(file)])
+            named = variables(file, environ)
+            # Only when it names some: the keys of files without variables stay what they were.
+            material.append(["file", hashes.file_or_none(file), *([named] if named else [])])
         if kind == "editable" and Path(value).is_dir():
             material.append(["-e", editable_material(Path(value), hashes)])
         elif kind == "path":

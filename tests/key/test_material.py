@@ -101,6 +101,26 @@ def test_requirements_material_follows_included_files_and_named_projects(
     assert keys.requirements_material(top, FileHashes()) != after
 
 
+def test_requirements_material_reads_lines_with_their_variables(tmp_path: Path) -> None:
+    top = aged(tmp_path / "top.txt", "alpha==${V}\n")
+    one = keys.requirements_material(top, FileHashes(), {"V": "1.0"})
+    assert keys.requirements_material(top, FileHashes(), {"V": "2.0"}) != one
+    # pip leaves an empty variable as written, uv expands it to nothing: not the same env as an unset one.
+    assert keys.requirements_material(top, FileHashes(), {"V": ""}) != keys.requirements_material(top, FileHashes(), {})
+    plain = aged(tmp_path / "plain.txt", "alpha==1.0\n")
+    assert keys.requirements_material(plain, FileHashes(), {"V": "1.0"}) == [["file", sha256_file(plain)]]
+
+
+def test_file_url_with_a_variable_counts_by_the_content_it_names(tmp_path: Path) -> None:
+    top = aged(tmp_path / "top.txt", "alpha @ file://${HOUSE}/alpha-1.0-py3-none-any.whl\n")
+    wheel = aged(tmp_path / "house" / "alpha-1.0-py3-none-any.whl", "one")
+    environ = {"HOUSE": str(tmp_path / "house")}
+    before = keys.requirements_material(top, FileHashes(), environ)
+    assert ["url", {"file": str(wheel), "sha256": sha256_file(wheel)}] in before
+    aged(wheel, "two")
+    assert keys.requirements_material(top, FileHashes(), environ) != before
+
+
 def test_find_links_folder_counts_by_archive_content(tmp_path: Path) -> None:
     house = tmp_path / "house"
     aged(house / "a-1.0-py3-none-any.whl", "one")
