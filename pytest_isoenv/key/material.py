@@ -86,6 +86,16 @@ def _local_path(link: str, base: Path | None) -> Path | None:
     return Path(os.path.abspath((base or Path.cwd()) / path))
 
 
+def absolute_link(link: str, base: Path | None = None) -> str:
+    """A find-links entry as the key reads it: a path made absolute against *base* (default: the working
+    directory, as pip reads it), a URL as given.
+
+    For an installer that runs elsewhere: uv runs in the env's folder.
+    """
+    path = None if is_url(link) else _local_path(link, base)
+    return link if path is None else str(path)
+
+
 def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
     """A ``file:`` URL requirement by what it points at (a project's tree or an archive's content)."""
     path = _local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
