@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -138,8 +139,8 @@ def requirements_material(path: Path, hashes: FileHashes, environ: Mapping[str, 
             named = variables(file, environ)
             # Only when it names some: the keys of files without variables stay what they were.
             material.append(["file", hashes.file_or_none(file), *([named] if named else [])])
-        if kind == "editable" and Path(value).is_dir():
-            material.append(["-e", editable_material(Path(value), hashes)])
+        if kind == "editable" and (project := editable_project(value)) is not None:
+            material.append(["-e", editable_material(project, hashes)])
         elif kind == "path":
             material.append(["path", local_material(Path(value), hashes)])
         elif kind == "find_links":
@@ -147,6 +148,15 @@ def requirements_material(path: Path, hashes: FileHashes, environ: Mapping[str, 
         elif kind == "url":
             material.append(["url", url_material(value, hashes)])
     return material
+
+
+def editable_project(value: str) -> Path | None:
+    """The local project folder of an ``-e`` value (a path or ``file:`` URL, with any extras or fragment)."""
+    if not is_url(value) and Path(value).is_dir():
+        return Path(value)
+    text = re.sub(r"\[[^\]]*\]$", "", value.split("#", 1)[0] if is_url(value) else value)
+    path = _local_path(text, None) if text.startswith("file:") or not is_url(text) else None
+    return path if path is not None and path.is_dir() else None
 
 
 def constraints_material(value: str, hashes: FileHashes) -> Any:

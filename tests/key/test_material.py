@@ -121,6 +121,16 @@ def test_file_url_with_a_variable_counts_by_the_content_it_names(tmp_path: Path)
     assert keys.requirements_material(top, FileHashes(), environ) != before
 
 
+@pytest.mark.parametrize("line", ["-e {uri}", "-e {path}[cli]", "--editable={uri}#egg=edit"])
+def test_editable_lines_count_the_projects_metadata(tmp_path: Path, make_project: MakeProject, line: str) -> None:
+    project = make_project("edit")
+    top = aged(tmp_path / "top.txt", line.format(uri=project.as_uri(), path=project) + "\n")
+    before = keys.requirements_material(top, FileHashes())
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["alpha"]'))
+    assert keys.requirements_material(top, FileHashes()) != before
+
+
 def test_find_links_folder_counts_by_archive_content(tmp_path: Path) -> None:
     house = tmp_path / "house"
     aged(house / "a-1.0-py3-none-any.whl", "one")

@@ -132,6 +132,26 @@ def test_included_file_named_with_a_variable_is_followed(
     figure(f"-r ${{DIR}}/base.txt ({installer}): followed, and another folder gives another env")
 
 
+def test_editable_file_url_in_a_requirements_file_is_keyed_and_installed_editable(
+    tmp_path: Path, wheelhouse: Path, make_project: MakeProject, figure: Figure
+) -> None:
+    project = make_project("edit", body="VALUE = 'live'\n")
+    listing = tmp_path / "requirements.txt"
+    listing.write_text(f"-e {project.as_uri()}\n")
+    first = session(tmp_path / "cache", wheelhouse).get(requirements_files=[listing])
+    assert value(first, "edit") == "live"
+    (project / "edit" / "__init__.py").write_text("VALUE = 'edited'\n")
+    assert value(first, "edit") == "edited", "installed editable: the edit is live"
+
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["alpha==1.0"]'))
+    second = session(tmp_path / "cache", wheelhouse).get(requirements_files=[listing])
+
+    assert second.key != first.key
+    assert alpha(second) == "1.0"
+    figure("-e file:///... in a requirements file: keyed by its metadata as an editable project, installed editable")
+
+
 @pytest.mark.parametrize("setting", ["PIP_CONSTRAINT", "UV_CONSTRAINT", "pip config file"])
 def test_constraints_named_by_installer_configuration_are_keyed_by_content(
     tmp_path: Path, wheelhouse: Path, installer_name: str, monkeypatch: pytest.MonkeyPatch, setting: str, figure: Figure
