@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import aged
+from helpers import MakeProject, aged
 
 from pytest_isoenv.installers.verify import missing
 from pytest_isoenv.spec.envspec import EnvSpec
@@ -40,4 +40,15 @@ def test_a_requirement_with_a_variable_is_verified_as_expanded(tmp_path: Path, m
     monkeypatch.setenv("ALPHA_VERSION", "2.0")
     assert missing(EnvSpec(requirements_files=(reqs,)), Path(sys.executable), (site,), {}) == [
         "alpha==2.0 is installed at version 1.0"
+    ]
+
+
+def test_an_editable_line_of_a_requirements_file_is_verified(tmp_path: Path, make_project: MakeProject) -> None:
+    project = make_project("edit")
+    aged(tmp_path / "nested.txt", f"-e {project.as_uri()}\n")
+    reqs = aged(tmp_path / "reqs.txt", "-r nested.txt\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    assert missing(EnvSpec(requirements_files=(reqs,)), Path(sys.executable), (site,), {}) == [
+        f"{project} is not installed in editable mode"
     ]
