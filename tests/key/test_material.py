@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -129,6 +130,19 @@ def test_editable_lines_count_the_projects_metadata(tmp_path: Path, make_project
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["alpha"]'))
     assert keys.requirements_material(top, FileHashes()) != before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+@pytest.mark.xfail(strict=True, reason="a project's files are listed without what its symlinked folders hold")
+def test_a_symlinked_folder_inside_a_local_project_counts_by_its_files(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    project = make_project("linked")
+    shared = aged(tmp_path / "shared" / "data.py", "VALUE = 1\n").parent
+    (project / "linked" / "shared").symlink_to(shared, target_is_directory=True)
+    before = keys.local_material(project, FileHashes())
+    aged(shared / "data.py", "VALUE = 2\n")
+    assert keys.local_material(project, FileHashes()) != before
 
 
 def test_find_links_folder_counts_by_archive_content(tmp_path: Path) -> None:
