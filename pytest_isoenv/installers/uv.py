@@ -212,7 +212,7 @@ class UvInstaller(Installer):
             args += ["--extra-index-url", url]
         if pip.extra_index_urls and "UV_INDEX_STRATEGY" not in os.environ:
             args += ["--index-strategy", "unsafe-best-match"]
-        for link in (*pip.find_links, *index.find_links):
+        for link in (*map(keys.absolute_link, pip.find_links), *index.find_links):
             args += ["--find-links", link]
         if index.offline or pip.no_index:
             args.append("--no-index")

@@ -29,10 +29,11 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from pytest_isoenv.errors import BuildError
+from pytest_isoenv.errors import BuildError, SpecError
 from pytest_isoenv.installers.distributions import distributions
+from pytest_isoenv.key.material import editable_project
 from pytest_isoenv.spec.envspec import EnvSpec
-from pytest_isoenv.spec.reqfiles import logical_lines, parse_line
+from pytest_isoenv.spec.reqfiles import logical_lines, parse_line, walk_requirements
 
 _SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
 
@@ -132,10 +133,22 @@ def missing(spec: EnvSpec, python: Path, site_dirs: tuple[Path, ...], environ: M
     for path in spec.local:
         if not _found_local(path, dists, editable=False):
             problems.append(f"{path} is not installed")
-    for path in spec.editable:
+    for path in (*spec.editable, *_editable_lines(spec)):
         if not _found_local(path, dists, editable=True):
             problems.append(f"{path} is not installed in editable mode")
     return problems
+
+
+def _editable_lines(spec: EnvSpec) -> Iterator[Path]:
+    """The local projects the ``-e`` lines of *spec*'s requirements files name, the files they include too."""
+    for path in spec.requirements_files:
+        try:
+            for _, kind, value, _ in walk_requirements(path):
+                project = editable_project(value) if kind == "editable" else None
+                if project is not None:
+                    yield project
+        except (OSError, SpecError):
+            continue  # the installer read the files; what cannot be read now is not verify's to say
 
 
 def _requirements(spec: EnvSpec) -> Iterator[str]:

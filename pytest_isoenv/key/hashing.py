@@ -34,7 +34,7 @@ class FileHashes:
     """File content hashes, remembered by ``stat`` (size, mtime, inode, ctime) in ``<cache root>/hashes/``.
 
     One instance serves a session: trees and folders are listed once per
-    instance. :meth:`save` merges what it learnt into the file on disk (written
+    instance, until :meth:`forget`. :meth:`save` merges what it learnt into the file on disk (written
     atomically; a corrupt file is ignored and rebuilt; entries unused for
     30 days are dropped). Without a *folder* nothing is remembered between sessions.
     """
@@ -108,6 +108,10 @@ class FileHashes:
             self._memo[kind, str(path)] = compute(path)
         result: _T = self._memo[kind, str(path)]
         return result
+
+    def forget(self, kind: str) -> None:
+        """Forget what :meth:`once` worked out for *kind*: its next call for each path computes again."""
+        self._memo = {key: value for key, value in self._memo.items() if key[0] != kind}
 
     def save(self) -> None:
         """Merge the hashes learnt into the file in :attr:`folder`; best effort (a cache, never an error)."""

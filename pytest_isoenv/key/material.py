@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -36,7 +37,7 @@ from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.projects import editable_inputs
 from pytest_isoenv.key.vcs import vcs_material
 from pytest_isoenv.spec.envspec import normalize_requirement
-from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, needs_rewrite, walk_requirements
+from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, names_local_files, variables, walk_requirements
 
 if TYPE_CHECKING:
     from pytest_isoenv.spec.envspec import EnvSpec
@@ -87,6 +88,16 @@ def _local_path(link: str, base: Path | None) -> Path | None:
     return Path(os.path.abspath((base or Path.cwd()) / path))
 
 
+def absolute_link(link: str, base: Path | None = None) -> str:
+    """A find-links entry as the key reads it: a path made absolute against *base* (default: the working
+    directory, as pip reads it), a URL as given.
+
+    For an installer that runs elsewhere: uv runs in the env's folder.
+    """
+    path = None if is_url(link) else _local_path(link, base)
+    return link if path is None else str(path)
+
+
 def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
     """A ``file:`` URL requirement by what it points at (a project's tree or an archive's content)."""
     path = _local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
@@ -108,7 +119,9 @@ def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[
         spec.local
         or any(_local_path(link, None) for link in links)
         or any("@ file:" in r for r in spec.requirements)
-        or any(needs_rewrite(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else [])))
+        or any(
+            names_local_files(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else []))
+        )
     )
 
 
@@ -121,16 +134,22 @@ def local_material(path: Path, hashes: FileHashes) -> dict[str, Any]:
     return material
 
 
-def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
-    """A requirements (or constraints) file by its content, the files it includes, and the projects it names."""
+def requirements_material(path: Path, hashes: FileHashes, environ: Mapping[str, str] | None = None) -> list[Any]:
+    """A requirements (or constraints) file by its content, the files it includes, and the projects it names.
+
+    Its lines are read with their variables expanded from *environ* (default: the host environment
+    builds run with), and the values of the variables they name count.
+    """
     material: list[Any] = []
     current = None
-    for file, kind, value, _ in walk_requirements(path):
+    for file, kind, value, _ in walk_requirements(path, environ=environ):
         if file != current:  # by content, not path: a copy elsewhere keys the same (its paths are in its lines)
             current = file
-            material.append(["file", hashes.file_or_none(file)])
-        if kind == "editable" and Path(value).is_dir():
-            material.append(["-e", editable_material(Path(value), hashes)])
+            named = variables(file, environ)
+            # Only when it names some: the keys of files without variables stay what they were.
+            material.append(["file", hashes.file_or_none(file), *([named] if named else [])])
+        if kind == "editable" and (project := editable_project(value)) is not None:
+            material.append(["-e", editable_material(project, hashes)])
         elif kind == "path":
             material.append(["path", local_material(Path(value), hashes)])
         elif kind == "find_links":
@@ -138,6 +157,15 @@ def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
         elif kind == "url":
             material.append(["url", url_material(value, hashes)])
     return material
+
+
+def editable_project(value: str) -> Path | None:
+    """The local project folder of an ``-e`` value (a path or ``file:`` URL, with any extras or fragment)."""
+    if not is_url(value) and Path(value).is_dir():
+        return Path(value)
+    text = re.sub(r"\[[^\]]*\]$", "", value.split("#", 1)[0] if is_url(value) else value)
+    path = _local_path(text, None) if text.startswith("file:") or not is_url(text) else None
+    return path if path is not None and path.is_dir() else None
 
 
 def constraints_material(value: str, hashes: FileHashes, base: Path | None = None) -> Any:

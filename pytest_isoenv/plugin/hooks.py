@@ -8,6 +8,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -37,6 +38,8 @@ PYTHONS = pytest.StashKey[list[str]]()
 CURRENT_TEST = pytest.StashKey[TestContext]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
+#: The cache root as given and resolved, each a string, worked out once: what collection never enters.
+CACHE_ROOTS = pytest.StashKey[tuple[str, ...]]()
 #: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
 SKIPPED_BY_FIXTURE = pytest.StashKey[bool]()
 
@@ -97,6 +100,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config, reporter, envs.stats), "isoenv-xdist")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Neither collect nor walk the cache, whatever its name and wherever it is.
+
+    A cache inside the rootdir holds other projects' tests (pip's vendored ones) and is large:
+    pytest must not enter it. A string comparison per path: no I/O.
+    """
+    roots = config.stash.get(CACHE_ROOTS, None)
+    if roots is None:
+        envs = config.stash.get(ENVS, None)
+        if envs is None:
+            return None
+        root = envs.settings.cache_dir
+        # pytest's paths may reach the cache through a link, or the cache may be one.
+        roots = config.stash[CACHE_ROOTS] = tuple(dict.fromkeys((str(root), os.path.realpath(root))))
+    path = str(collection_path)
+    return True if any(path == root or path.startswith(root + os.sep) for root in roots) else None
 
 
 @pytest.hookimpl(tryfirst=True)

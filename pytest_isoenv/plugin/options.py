@@ -177,8 +177,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("list_pythons", "List the Python interpreters found, and where, then exit", kind="command"),
     Option(
         "with",
-        "A requirement every env gets, in place of its own requirement of the same name (repeatable; one per "
-        "ini line), such as django==4.2.*",
+        "A requirement every env gets: its version replaces that of the env's own requirement of the same name, "
+        "whose extras and marker stay (the override's extras are added; its marker, if any, wins), such as "
+        "django==4.2.* (repeatable; one per ini line)",
         kind="linelist",
         default=(),
         metavar="REQUIREMENT",

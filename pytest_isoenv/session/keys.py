@@ -52,6 +52,10 @@ class EnvKeys:
             except SpecError as exc:
                 raise SpecError(exc.problem, where=where, fix=exc.fix) from None
             hashes = self._file_hashes()
+            if self._current_test() is not None:
+                # A fixture may have built or rebuilt a wheel in a find-links folder since the last key was made:
+                # keys made while tests run list the folders again. Collection's and the pre-build's share a listing.
+                hashes.forget("dir")
             try:
                 material = {
                     "spec": spec_material(spec, hashes),

@@ -284,24 +284,38 @@ class EnvSpec:
         )
 
     def with_requirements(self, overrides: Iterable[str]) -> EnvSpec:
-        """This spec with *overrides* (canonical requirements) in place of its requirements of the same names.
+        """This spec with the versions of *overrides* (canonical requirements) in its requirements of the same names.
 
-        Requirements of its dependency groups are replaced too; what is not
-        replaced is added. Used for ``--isoenv-with``.
+        Each requirement of an override's name takes the override's version (specifier or URL)
+        and keeps its own extras and environment marker (see ``override_requirement``); one
+        of a dependency group's moves to the spec's own requirements so. An override whose name
+        the spec does not ask for is added. Used for ``--isoenv-with``.
         """
         overrides = tuple(overrides)
         if not overrides:
             return self
-        names = {canonicalize_name(Requirement(r).name) for r in overrides}
+        by_name: dict[str, list[str]] = {}
+        for override in overrides:
+            by_name.setdefault(canonicalize_name(Requirement(override).name), []).append(override)
+        found: set[str] = set()
+        requirements: set[str] = set()
 
-        def kept(requirements: Iterable[str]) -> tuple[str, ...]:
-            return tuple(r for r in requirements if canonicalize_name(Requirement(r).name) not in names)
+        def kept(given: Iterable[str]) -> tuple[str, ...]:
+            """The requirements of *given* no override names; the others, overridden, go to ``requirements``."""
+            result = []
+            for requirement in given:
+                name = canonicalize_name(Requirement(requirement).name)
+                if name in by_name:
+                    found.add(name)
+                    requirements.update(override_requirement(requirement, o) for o in by_name[name])
+                else:
+                    result.append(requirement)
+            return tuple(result)
 
-        return dataclasses.replace(
-            self,
-            requirements=tuple(sorted({*kept(self.requirements), *overrides})),
-            groups=tuple((label, kept(requirements)) for label, requirements in self.groups),
-        )
+        requirements.update(kept(self.requirements))
+        groups = tuple((label, kept(group)) for label, group in self.groups)
+        requirements.update(o for name, named in by_name.items() if name not in found for o in named)
+        return dataclasses.replace(self, requirements=tuple(sorted(requirements)), groups=groups)
 
     def extras_of(self, path: Path) -> str:
         """``"[cli,test]"`` for a local or editable project asked for with extras, else ``""``."""
@@ -318,6 +332,21 @@ class EnvSpec:
             parts.append(f"-c {self.constraints.name}")
         text = ", ".join(parts) or "(no packages)"
         return f"{text} +coverage {self.coverage}" if self.coverage else text
+
+
+def override_requirement(requirement: str, override: str) -> str:
+    """*requirement* with the version of *override*, canonical: what ``--isoenv-with`` makes of it.
+
+    The override's specifier or URL replaces the requirement's; their extras are merged; the
+    requirement's environment marker stays, unless the override has one of its own, which wins.
+    ``gamma[fast]; python_version >= "3.10"`` with ``gamma==1.0`` is
+    ``gamma[fast]==1.0; python_version >= "3.10"``.
+    """
+    own, wanted = Requirement(requirement), Requirement(override)
+    wanted.extras |= own.extras
+    if wanted.marker is None:
+        wanted.marker = own.marker
+    return normalize_requirement(wanted)
 
 
 def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) -> str:

@@ -226,3 +226,15 @@ def test_pip_settings_uv_cannot_follow_make_auto_choose_pip(
     )
     monkeypatch.setenv("PIP_PREFER_BINARY", "no")
     assert installer_class("auto") is UvInstaller, "a flag turned off changes nothing"
+
+
+def test_a_relative_pip_find_links_means_the_folder_pytest_runs_in(
+    make_factory: MakeFactory, tmp_path: Path, extra_wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip reads it against its working directory, which is pytest's; uv runs in the env's folder.
+    monkeypatch.chdir(extra_wheels.parent)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_FIND_LINKS", extra_wheels.name)
+    monkeypatch.setenv("PIP_PRE", "1")
+    env = make_factory(tmp_path / "cache", installer="uv").get("gamma")
+    assert env.installed()["gamma"] == "3.0rc1"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from helpers import aged
+import pytest
+from helpers import MakeProject, aged
 
 from pytest_isoenv.installers.verify import missing
 from pytest_isoenv.spec.envspec import EnvSpec
@@ -31,3 +32,23 @@ def test_a_wheel_named_by_its_file_name_is_not_taken_for_a_requirement(tmp_path:
     site = site_with(tmp_path / "site", gamma="1.0")
     reqs = aged(tmp_path / "reqs.txt", "gamma-1.0-py3-none-any.whl\n")
     assert missing(EnvSpec(requirements_files=(reqs,)), Path(sys.executable), (site,), {}) == []
+
+
+def test_a_requirement_with_a_variable_is_verified_as_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = site_with(tmp_path / "site", alpha="1.0")
+    reqs = aged(tmp_path / "reqs.txt", "alpha==${ALPHA_VERSION}\n")
+    monkeypatch.setenv("ALPHA_VERSION", "2.0")
+    assert missing(EnvSpec(requirements_files=(reqs,)), Path(sys.executable), (site,), {}) == [
+        "alpha==2.0 is installed at version 1.0"
+    ]
+
+
+def test_an_editable_line_of_a_requirements_file_is_verified(tmp_path: Path, make_project: MakeProject) -> None:
+    project = make_project("edit")
+    aged(tmp_path / "nested.txt", f"-e {project.as_uri()}\n")
+    reqs = aged(tmp_path / "reqs.txt", "-r nested.txt\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    assert missing(EnvSpec(requirements_files=(reqs,)), Path(sys.executable), (site,), {}) == [
+        f"{project} is not installed in editable mode"
+    ]

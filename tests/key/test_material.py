@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -100,6 +101,48 @@ def test_requirements_material_follows_included_files_and_named_projects(
     after = keys.requirements_material(top, FileHashes())
     (lib / "lib" / "__init__.py").write_text("CHANGED = 1\n")
     assert keys.requirements_material(top, FileHashes()) != after
+
+
+def test_requirements_material_reads_lines_with_their_variables(tmp_path: Path) -> None:
+    top = aged(tmp_path / "top.txt", "alpha==${V}\n")
+    one = keys.requirements_material(top, FileHashes(), {"V": "1.0"})
+    assert keys.requirements_material(top, FileHashes(), {"V": "2.0"}) != one
+    # pip leaves an empty variable as written, uv expands it to nothing: not the same env as an unset one.
+    assert keys.requirements_material(top, FileHashes(), {"V": ""}) != keys.requirements_material(top, FileHashes(), {})
+    plain = aged(tmp_path / "plain.txt", "alpha==1.0\n")
+    assert keys.requirements_material(plain, FileHashes(), {"V": "1.0"}) == [["file", sha256_file(plain)]]
+
+
+def test_file_url_with_a_variable_counts_by_the_content_it_names(tmp_path: Path) -> None:
+    top = aged(tmp_path / "top.txt", "alpha @ file://${HOUSE}/alpha-1.0-py3-none-any.whl\n")
+    wheel = aged(tmp_path / "house" / "alpha-1.0-py3-none-any.whl", "one")
+    environ = {"HOUSE": str(tmp_path / "house")}
+    before = keys.requirements_material(top, FileHashes(), environ)
+    assert ["url", {"file": str(wheel), "sha256": sha256_file(wheel)}] in before
+    aged(wheel, "two")
+    assert keys.requirements_material(top, FileHashes(), environ) != before
+
+
+@pytest.mark.parametrize("line", ["-e {uri}", "-e {path}[cli]", "--editable={uri}#egg=edit"])
+def test_editable_lines_count_the_projects_metadata(tmp_path: Path, make_project: MakeProject, line: str) -> None:
+    project = make_project("edit")
+    top = aged(tmp_path / "top.txt", line.format(uri=project.as_uri(), path=project) + "\n")
+    before = keys.requirements_material(top, FileHashes())
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["alpha"]'))
+    assert keys.requirements_material(top, FileHashes()) != before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need privileges on Windows")
+def test_a_symlinked_folder_inside_a_local_project_counts_by_its_files(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    project = make_project("linked")
+    shared = aged(tmp_path / "shared" / "data.py", "VALUE = 1\n").parent
+    (project / "linked" / "shared").symlink_to(shared, target_is_directory=True)
+    before = keys.local_material(project, FileHashes())
+    aged(shared / "data.py", "VALUE = 2\n")
+    assert keys.local_material(project, FileHashes()) != before
 
 
 def test_find_links_folder_counts_by_archive_content(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import isoenv_testbackend as backend
 import pytest
 from helpers import INSTALLER, MakeEnvs, MakeProject, write_pyproject, write_versions
 
@@ -287,6 +288,33 @@ def test_an_empty_list_fails_only_its_test(matrix_pytester: pytest.Pytester) -> 
             "the isoenv marker has an empty list of alternatives* (in *test_an_empty_list_fails_only_its_test.py::test_empty)"
         ]
     )
+
+
+@pytest.mark.slow
+def test_with_keeps_the_extra_of_the_requirement_it_replaces(
+    pytester: pytest.Pytester, wheelhouse: Path, tmp_path: Path
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    for number in ("1.0", "2.0"):
+        files = {"epsilon/__init__.py": f"VERSION = {number!r}\n"}
+        backend.write_wheel(house, "epsilon", number, files=files, extras={"fast": ["clitool"]})
+    pytester.makeini(
+        f"[pytest]\nisoenv_find_links =\n    {wheelhouse}\n    {house}\nisoenv_offline = true\n"
+        f"isoenv_installer = {INSTALLER}\n"
+    )
+    pytester.makepyfile(
+        VERSION_OF
+        + """
+        import pytest
+
+        @pytest.mark.isoenv("epsilon[fast]==2.0; python_version >= '3'")
+        def test_extra(isoenv):
+            assert version(isoenv, "epsilon") == "1.0"
+            assert isoenv.run("python", "-c", "import clitool").returncode == 0
+        """.replace("\n        ", "\n")
+    )
+    pytester.runpytest("--isoenv-with", "epsilon==1.0").assert_outcomes(passed=1)
 
 
 @pytest.mark.slow

@@ -268,3 +268,18 @@ def test_header_names_the_cache_dir_from_the_environment_and_the_installer(
     pytester.makepyfile("def test_it(isoenv): pass")
     result = pytester.runpytest()
     result.stdout.fnmatch_lines([f"isoenv: cache {shared_cache}, installer {installer_name}"])
+
+
+def test_a_cache_inside_the_rootdir_is_never_collected(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=marked_tests(test_alpha='"alpha==1.0"'))
+    pytester.runpytest("--isoenv-cache-dir=isoenv-cache").assert_outcomes(passed=1)
+    cache = pytester.path / "isoenv-cache"
+    assert (cache / "CACHEDIR.TAG").is_file()
+    (cache / "envs" / "test_planted.py").write_text("def test_planted():\n    raise AssertionError('collected')\n")
+
+    result = pytester.runpytest("--isoenv-cache-dir=isoenv-cache")
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["collected 1 item"])
+    # Named on the command line, a path inside the cache is still not collected.
+    pytester.runpytest("--isoenv-cache-dir=isoenv-cache", "isoenv-cache/envs").assert_outcomes()

@@ -27,14 +27,14 @@ from pytest_isoenv.spec.index import IndexOptions
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
 
 
-def session(cache: Path, *find_links: Path, rootdir: Path | None = None) -> IsoEnvFactory:
+def session(cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER) -> IsoEnvFactory:
     """A new session's factory on *cache*, installing offline from *find_links* only."""
     settings = Settings(
         cache_dir=cache,
         rootdir=rootdir or cache.parent,
         run_id=uuid.uuid4().hex,
         index=IndexOptions(find_links=tuple(map(str, find_links)), offline=True),
-        installer=INSTALLER,
+        installer=installer,
     )
     return IsoEnvFactory(SessionEnvs(settings))
 
@@ -88,6 +88,69 @@ def test_nested_requirements_and_constraints_files_are_followed(
 
     assert alpha(second) == "2.0"
     figure(f"{line!r} in a {'constraints' if constraint else 'requirements'} file: the included file's edit is seen")
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("kind", ["requirements", "constraints"])
+def test_variables_in_requirements_files_count_with_their_values(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch, installer: str, kind: str, figure: Figure
+) -> None:
+    listing = tmp_path / "project" / "reqs.txt"
+    listing.parent.mkdir()
+    listing.write_text("alpha==${ALPHA_VERSION}\n")
+    arguments = {"constraints": listing} if kind == "constraints" else {"requirements_files": [listing]}
+    requirements = ["alpha"] if kind == "constraints" else []
+    monkeypatch.setenv("ALPHA_VERSION", "1.0")
+    first = session(tmp_path / "cache", wheelhouse, installer=installer).get(*requirements, **arguments)
+    assert alpha(first) == "1.0"
+
+    monkeypatch.setenv("ALPHA_VERSION", "2.0")
+    second = session(tmp_path / "cache", wheelhouse, installer=installer).get(*requirements, **arguments)
+
+    assert second.key != first.key
+    assert alpha(second) == "2.0"
+    figure(f"${{VAR}} in a {kind} file ({installer}): another value of the variable gives another env")
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_included_file_named_with_a_variable_is_followed(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch, installer: str, figure: Figure
+) -> None:
+    for version in ("1.0", "2.0"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "base.txt").write_text(f"alpha=={version}\n")
+    top = tmp_path / "project" / "reqs.txt"
+    top.parent.mkdir()
+    top.write_text("-r ${BASE_DIR}/base.txt\n")
+    monkeypatch.setenv("BASE_DIR", str(tmp_path / "1.0"))
+    first = session(tmp_path / "cache", wheelhouse, installer=installer).get(requirements_files=[top])
+    assert alpha(first) == "1.0"
+
+    monkeypatch.setenv("BASE_DIR", str(tmp_path / "2.0"))
+    second = session(tmp_path / "cache", wheelhouse, installer=installer).get(requirements_files=[top])
+
+    assert alpha(second) == "2.0"
+    figure(f"-r ${{DIR}}/base.txt ({installer}): followed, and another folder gives another env")
+
+
+def test_editable_file_url_in_a_requirements_file_is_keyed_and_installed_editable(
+    tmp_path: Path, wheelhouse: Path, make_project: MakeProject, figure: Figure
+) -> None:
+    project = make_project("edit", body="VALUE = 'live'\n")
+    listing = tmp_path / "requirements.txt"
+    listing.write_text(f"-e {project.as_uri()}\n")
+    first = session(tmp_path / "cache", wheelhouse).get(requirements_files=[listing])
+    assert value(first, "edit") == "live"
+    (project / "edit" / "__init__.py").write_text("VALUE = 'edited'\n")
+    assert value(first, "edit") == "edited", "installed editable: the edit is live"
+
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("dependencies = []", 'dependencies = ["alpha==1.0"]'))
+    second = session(tmp_path / "cache", wheelhouse).get(requirements_files=[listing])
+
+    assert second.key != first.key
+    assert alpha(second) == "1.0"
+    figure("-e file:///... in a requirements file: keyed by its metadata as an editable project, installed editable")
 
 
 @pytest.mark.parametrize("setting", ["PIP_CONSTRAINT", "UV_CONSTRAINT", "pip config file"])

@@ -211,3 +211,40 @@ def test_missing_included_requirements_file_is_refused_naming_the_test(tmp_path:
     (tmp_path / "reqs.txt").write_text("-r gone.txt\n")
     with pytest.raises(SpecError, match=r"reqs.txt includes '-r gone.txt', which does not exist"):
         spec(requirements_files="reqs.txt", rootdir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("given", "override", "expected"),
+    [
+        ("gamma[fast]", "gamma==1.0", "gamma[fast]==1.0"),
+        ("gamma[fast]>=2; python_version >= '3.8'", "gamma==1.0", 'gamma[fast]==1.0; python_version >= "3.8"'),
+        (
+            "gamma[fast]",
+            "gamma @ file:///w/gamma-1.0-py3-none-any.whl",
+            "gamma[fast] @ file:///w/gamma-1.0-py3-none-any.whl",
+        ),
+        ("gamma @ file:///w/gamma-1.0-py3-none-any.whl", "gamma<3", "gamma<3"),
+        # The override's extras add to the requirement's; its marker, when it has one, wins.
+        (
+            "gamma[fast]; os_name == 'nt'",
+            "gamma[Slow]==1.0; os_name == 'posix'",
+            'gamma[fast,slow]==1.0; os_name == "posix"',
+        ),
+    ],
+)
+def test_with_requirements_keep_the_extras_and_marker_of_what_they_replace(
+    given: str, override: str, expected: str
+) -> None:
+    base = spec(given, "alpha")
+    result = base.with_requirements([normalize_requirement(Requirement(override))])
+    assert result.requirements == tuple(sorted(("alpha", expected)))
+
+
+def test_with_requirements_replace_each_requirement_of_the_name(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[project]\nname = 'p'\nversion = '1'\n\n[dependency-groups]\ntest = ['gamma[cli]>=2', 'pytest']\n"
+    )
+    base = spec("gamma[fast]; python_version >= '3.8'", groups=["test"], rootdir=tmp_path)
+    result = base.with_requirements(["gamma==1.0", "delta"])
+    assert result.requirements == ("delta", "gamma[cli]==1.0", 'gamma[fast]==1.0; python_version >= "3.8"')
+    assert result.groups == (("test", ("pytest",)),)

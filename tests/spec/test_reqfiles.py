@@ -94,3 +94,58 @@ def test_absolute_copies_resolve_paths_against_each_files_folder(tmp_path: Path)
         f"-f {reqs / 'wheels'}",
     ]
     assert not reqfiles.needs_rewrite(aged(tmp_path / "plain.txt", "alpha\n-e git+https://x.example/r.git#egg=r\n"))
+
+
+@pytest.mark.parametrize(
+    ("line", "expanded"),
+    [
+        ("alpha==${V}", "alpha==2.0"),
+        ("-r ${DIR}/base.txt", "-r /srv/reqs/base.txt"),
+        ("alpha @ file://${DIR}/alpha-2.0-py3-none-any.whl", "alpha @ file:///srv/reqs/alpha-2.0-py3-none-any.whl"),
+        ("alpha==${V}.${V}", "alpha==2.0.2.0"),
+        ("alpha==${UNSET}", "alpha==${UNSET}"),  # pip leaves an unset variable as written
+        ("alpha==${EMPTY}", "alpha==${EMPTY}"),  # and an empty one
+        ("alpha==${v}", "alpha==${v}"),  # only upper-case names
+        ("alpha==$V", "alpha==$V"),  # only the braced form
+    ],
+)
+def test_variables_are_expanded_as_pip_expands_them(line: str, expanded: str) -> None:
+    environ = {"V": "2.0", "DIR": "/srv/reqs", "EMPTY": "", "v": "9"}
+    assert reqfiles.expand_variables(line, environ) == expanded
+
+
+def test_included_files_named_with_variables_are_followed(tmp_path: Path) -> None:
+    top = aged(tmp_path / "top.txt", "-r ${DIR}/base.txt\n-c ${DIR}/c.txt  # ${NOT_READ}\nalpha==${V}\n")
+    aged(tmp_path / "sub" / "base.txt", "beta\n")
+    aged(tmp_path / "sub" / "c.txt", "gamma<${V}\n")
+    environ = {"DIR": str(tmp_path / "sub"), "V": "2.0"}
+
+    lines = [(f.name, kind, value) for f, kind, value, _ in reqfiles.walk_requirements(top, environ=environ)]
+
+    assert lines == [
+        ("top.txt", "include", str(tmp_path / "sub" / "base.txt")),
+        ("base.txt", "other", "beta"),
+        ("top.txt", "constraint", str(tmp_path / "sub" / "c.txt")),
+        ("c.txt", "other", "gamma<2.0"),
+        ("top.txt", "other", "alpha==2.0"),
+    ]
+    assert reqfiles.variables(top, environ) == {"DIR": str(tmp_path / "sub"), "V": "2.0"}  # not the comment's
+    assert reqfiles.variables(top, {}) == {"DIR": None, "V": None}
+    with pytest.raises(SpecError, match=r"top.txt includes '-r \$\{DIR\}/base.txt', which does not exist"):
+        list(reqfiles.walk_requirements(top, environ={}))
+
+
+def test_absolute_copies_hold_the_expanded_lines(tmp_path: Path) -> None:
+    top = aged(tmp_path / "top.txt", "alpha==${V}\n-r ${DIR}/base.txt\n")
+    aged(tmp_path / "sub" / "base.txt", "beta==${V}\n")
+    environ = {"DIR": str(tmp_path / "sub"), "V": "2.0"}
+    out = tmp_path / "out"
+    out.mkdir()
+    # uv would read "alpha==${V}" as it is: the installer gets a copy whenever a variable is set.
+    assert reqfiles.needs_rewrite(top, environ)
+    assert not reqfiles.needs_rewrite(aged(tmp_path / "unset.txt", "alpha==${UNSET}\n"), environ)
+
+    copies = reqfiles.absolute_copies([top], out, environ)
+
+    assert copies[top].read_text().splitlines() == ["alpha==2.0", f"-r {copies[tmp_path / 'sub' / 'base.txt']}"]
+    assert copies[tmp_path / "sub" / "base.txt"].read_text().splitlines() == ["beta==2.0"]
