@@ -7,6 +7,9 @@ and reused by every test, session and xdist worker that needs it.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pytest_isoenv.errors import (
     BuildError,
     CacheError,
@@ -17,10 +20,31 @@ from pytest_isoenv.errors import (
     SharedEnvError,
     SpecError,
 )
-from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.run.env import IsolatedEnv
-from pytest_isoenv.run.warm import WarmError
-from pytest_isoenv.spec.envspec import EnvSpec
+
+if TYPE_CHECKING:
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.run.env import IsolatedEnv
+    from pytest_isoenv.run.warm import WarmError
+    from pytest_isoenv.spec.envspec import EnvSpec
+
+#: The public names that live in the core, by module: imported on first use, as pytest imports this
+#: package for the plugin's entry point in every run, and a run that uses no env should not load the core.
+_LAZY = {
+    "EnvSpec": "pytest_isoenv.spec.envspec",
+    "IsoEnvFactory": "pytest_isoenv.factory",
+    "IsolatedEnv": "pytest_isoenv.run.env",
+    "WarmError": "pytest_isoenv.run.warm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later look-ups find it without this function
+    return value
+
 
 __all__ = [
     "BuildError",
