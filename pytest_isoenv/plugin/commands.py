@@ -20,6 +20,7 @@ from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import KEY_LENGTH, Cache
 from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
+from pytest_isoenv.store.pruned import note_pruned
 from pytest_isoenv.text import format_age, format_size, table
 
 
@@ -129,6 +130,7 @@ def auto_prune(config: pytest.Config, envs: SessionEnvs | None, policy: Policy) 
     used = {*envs.stats.reused, *envs.stats.built, *envs.lease.keys}
     # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
     pruned = prune(envs.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
+    note_pruned(envs.cache.root)
     if not pruned.removed:
         return None
     return (

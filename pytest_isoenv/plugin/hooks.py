@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,6 +54,9 @@ BROAD_FIXTURE = pytest.StashKey["tuple[str, str] | None"]()
 #: pytest's temporary directories, where private envs go (set by the ``isoenv_factory`` and ``isoenv`` fixtures).
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
+#: Seconds a session that asked for no env leaves the prune to later sessions after one pruned: pruning lists
+#: every env, and such a session (most runs of a project that has a few isoenv tests) should cost nothing.
+PRUNE_INTERVAL = 3600.0
 #: The report header's lines, once written: what the core adds to them when it starts is written then.
 HEADER_SHOWN = pytest.StashKey[list[str]]()
 #: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
@@ -291,8 +295,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         from pytest_isoenv.run.background import PROCESSES
 
         PROCESSES.stop(wide=True)
-    elif not policy.auto or workers.worker_id(config) is not None or not _cache_has_envs(config):
-        return  # the core never started, and there is nothing for this process to prune: it need not start
+    elif not policy.auto or workers.worker_id(config) is not None or not _prune_due(config, policy):
+        return  # the core never started, and there is nothing for this process to prune now: it need not start
     from pytest_isoenv.plugin import commands as manage
 
     try:
@@ -303,9 +307,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.stash[PRUNED] = line
 
 
-def _cache_has_envs(config: pytest.Config) -> bool:
-    """Whether the cache root has an ``envs`` folder: one ``stat``, and the core is needed only if it does."""
-    return (options.cache_dir(config) / "envs").is_dir()
+def _prune_due(config: pytest.Config, policy: Policy) -> bool:
+    """Whether a session that asked for no env prunes the cache at its end: two ``stat`` calls decide.
+
+    It does if the cache has envs and no session's end pruned it in the last
+    :data:`PRUNE_INTERVAL` seconds (or ``isoenv_max_age``, if shorter).
+    """
+    root = options.cache_dir(config)
+    if not (root / "envs").is_dir():
+        return False
+    from pytest_isoenv.store.pruned import pruned_at
+
+    last = pruned_at(root)
+    return last is None or time.time() - last >= min(PRUNE_INTERVAL, policy.max_age * 86400)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
