@@ -272,12 +272,7 @@ class SessionEnvs:
         where = self._current_test()
         if key in self._failed:
             raise self._failed[key].for_test(where) if where else self._failed[key]
-        self._ensure_cache()
-        self.lease.add(key, notify=self._notify)
-        if self.lease.problem is not None and not self._told_lease_problem:
-            self._told_lease_problem = True
-            if self._notify is not None:
-                self._notify(self.lease.problem)
+        self.claim(key)
         what = f"env ({spec.describe()})"
         started = time.monotonic()
         try:
@@ -316,6 +311,19 @@ class SessionEnvs:
             self.stats.reused.add(key)
         self._records[key] = record
         return env_from_record(record, record.path, spec, coverage=self.coverage)
+
+    def claim(self, key: str) -> None:
+        """Enter *key* in the session's lease, before its env is looked at, so no prune removes it while it lives.
+
+        The pre-build claims the envs the selected tests will use, so the
+        first test that asks for one does not pay for taking the lease.
+        """
+        self._ensure_cache()
+        self.lease.add(key, notify=self._notify)
+        if self.lease.problem is not None and not self._told_lease_problem:
+            self._told_lease_problem = True
+            if self._notify is not None:
+                self._notify(self.lease.problem)
 
     def _outcome(self, spec: EnvSpec, seconds: float) -> Outcome:
         # With a Python matrix one requirement set is several envs: the interpreter tells them apart.
