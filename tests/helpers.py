@@ -31,6 +31,7 @@ from pytest_isoenv.run.coverage import repack_installed
 if TYPE_CHECKING:
     from pytest_isoenv.factory import IsoEnvFactory
     from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.text import LineSink
 
 #: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
@@ -43,9 +44,6 @@ RESOURCES = Path(__file__).parent / "resources"
 WAIT = 120.0
 
 LOCK_HOLDER = Path(__file__).with_name("lock_holder.py")
-
-#: Where a factory's warnings go (``make_factory(warn=...)``).
-Warn = Callable[[str], None]
 
 
 def write_pyproject(root: Path, project: str) -> Path:
@@ -186,14 +184,16 @@ class MakeProject(Protocol):
 class MakeEnvs(Protocol):
     """The ``make_envs`` fixture: a new session's :class:`SessionEnvs`, offline on the test wheelhouse."""
 
-    def __call__(self, cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any) -> SessionEnvs: ...
+    def __call__(
+        self, cache_dir: Path | None = None, *, warn: LineSink | None = None, **settings: Any
+    ) -> SessionEnvs: ...
 
 
 class MakeFactory(Protocol):
     """The ``make_factory`` fixture: a new session's :class:`IsoEnvFactory`, offline on the test wheelhouse."""
 
     def __call__(
-        self, cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any
+        self, cache_dir: Path | None = None, *, warn: LineSink | None = None, **settings: Any
     ) -> IsoEnvFactory: ...
 
 

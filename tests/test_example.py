@@ -25,7 +25,8 @@ from helpers import INSTALLER, write_host_wheels
 
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.uv import find_uv
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.index import IndexOptions
 
 if sys.version_info >= (3, 11):

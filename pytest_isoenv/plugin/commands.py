@@ -36,7 +36,7 @@ def run_command(config: pytest.Config) -> int | None:
     cache = Cache(options.cache_dir(config))
     try:
         # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
-        exists = cache.check()
+        exists = cache.exists()
         if chosen[0] == "list":
             lines = list_lines(cache)
         elif chosen[0] == "prune":

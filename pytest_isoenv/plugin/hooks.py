@@ -340,7 +340,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     """
     config = session.config
     if (
-        options.get(config, "no_prebuild")
+        not options.get(config, "prebuild")
         or config.option.collectonly
         or getattr(config.option, "setupplan", False)
         or (session.testsfailed and not config.option.continue_on_collection_errors)

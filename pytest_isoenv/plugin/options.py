@@ -3,7 +3,7 @@
 The reference docs build their option table from :data:`OPTIONS`, so what
 ``pytest --help`` says and what the docs say cannot drift apart. What the
 options and a test's marker say is read here too: the session's
-:class:`~pytest_isoenv.factory.Settings`, its Python matrix and each test's spec.
+:class:`~pytest_isoenv.session.settings.Settings`, its Python matrix and each test's spec.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pytest_isoenv.spec.arguments import RESOLUTIONS, bind_options
 from pytest_isoenv.spec.reqfiles import is_url
 
 if TYPE_CHECKING:
-    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.session.settings import Settings
     from pytest_isoenv.spec.envspec import EnvSpec
 
 # This module is imported by the plugin's entry point in every pytest run: what reads the options into the
@@ -41,24 +42,41 @@ INSTALLER_NAMES = ("auto", "pip", "uv")
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file."""
+    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file.
+
+    A ``bool`` is named for what it turns on, whichever way its flag turns it, as
+    pytest names ``fold_skipped`` the setting its ``--no-fold-skipped`` turns off.
+    """
 
     name: str
+    """The setting, as :func:`get` reads it (the flag's ``dest``)."""
     help: str
     kind: Literal["string", "bool", "linelist", "command"] = "string"
     """``command`` is a flag that does something, like ``--fixtures`` or a report: it has no ini key."""
     default: Any = None
+    """The setting's value when neither the flag nor the ini key gives one."""
     metavar: str | None = None
     negative: bool = False
     """A ``bool`` that is on by default: the flag is ``--isoenv-no-<name>`` and turns it off."""
+    ini_negative: bool = False
+    """The ini key is ``isoenv_no_<name>`` and ``true`` turns the setting off (keys released so keep their name)."""
 
     @property
     def flag(self) -> str:
         return "--isoenv-" + ("no-" if self.negative else "") + self.name.replace("_", "-")
 
     @property
-    def ini(self) -> str:
+    def dest(self) -> str:
         return "isoenv_" + self.name
+
+    @property
+    def ini(self) -> str:
+        return "isoenv_" + ("no_" if self.ini_negative else "") + self.name
+
+    @property
+    def ini_default(self) -> Any:
+        """The ini key's own default: the setting's, turned round where the key says no."""
+        return not self.default if self.ini_negative else self.default
 
     @property
     def has_ini(self) -> bool:
@@ -93,10 +111,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME",
     ),
     Option(
-        "no_prebuild",
+        "prebuild",
         "Build each env when a test first needs it, not all missing ones before the first test",
         kind="bool",
-        default=False,
+        default=True,
+        negative=True,
+        ini_negative=True,
     ),
     Option(
         "lock_timeout",
@@ -116,10 +136,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SIZE",
     ),
     Option(
-        "no_auto_prune",
+        "auto_prune",
         "Do not prune the cache when a session ends (it only ever prunes when no other process uses the cache)",
         kind="bool",
-        default=False,
+        default=True,
+        negative=True,
+        ini_negative=True,
     ),
     Option(
         "list",
@@ -190,33 +212,40 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("isoenv", "cached isolated environments (pytest-isoenv)")
     for option in OPTIONS:
         if option.kind == "command":
-            group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
+            group.addoption(option.flag, action="store_true", default=False, dest=option.dest, help=option.help)
             continue
         if option.kind == "bool":
             action = "store_false" if option.negative else "store_true"
-            group.addoption(option.flag, action=action, default=None, dest=option.ini, help=option.help)
+            group.addoption(option.flag, action=action, default=None, dest=option.dest, help=option.help)
         elif option.kind == "linelist":
             group.addoption(
                 option.flag,
                 action="append",
                 default=None,
-                dest=option.ini,
+                dest=option.dest,
                 metavar=option.metavar,
                 help=option.help,
             )
         else:
-            group.addoption(option.flag, default=None, dest=option.ini, metavar=option.metavar, help=option.help)
-        parser.addini(option.ini, option.help, type=option.kind, default=option.default)
+            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=option.help)
+        parser.addini(option.ini, option.help, type=option.kind, default=option.ini_default)
+
+
+_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def get(config: pytest.Config, name: str) -> Any:
     """The value of option *name*: the command line wins over the ini file."""
-    value = config.getoption("isoenv_" + name)
-    return config.getini("isoenv_" + name) if value is None else value
+    option = _BY_NAME[name]
+    value = config.getoption(option.dest)
+    if value is not None:
+        return value
+    value = config.getini(option.ini)
+    return not value if option.ini_negative else value
 
 
 def parse_resolution(config: pytest.Config) -> str:
-    """``isoenv_resolution``: one of :data:`~pytest_isoenv.spec.envspec.RESOLUTIONS`."""
+    """``isoenv_resolution``: one of :data:`~pytest_isoenv.spec.arguments.RESOLUTIONS`."""
     value = str(get(config, "resolution") or "highest").strip()
     if value not in RESOLUTIONS:
         raise pytest.UsageError(
@@ -280,7 +309,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Policy:
         """Read and check the options (a bad value is a usage error before anything runs)."""
-        return cls(parse_days(config), parse_size(config), not get(config, "no_auto_prune"))
+        return cls(parse_days(config), parse_size(config), bool(get(config, "auto_prune")))
 
 
 def paths_or_urls(config: pytest.Config, name: str) -> list[str]:
@@ -381,7 +410,7 @@ def installer_for(config: pytest.Config) -> str | None:
 
 def settings_from_config(config: pytest.Config) -> Settings:
     """The session's :class:`~pytest_isoenv.factory.Settings`, read from flags and ini keys."""
-    from pytest_isoenv.session.envs import Settings
+    from pytest_isoenv.session.settings import Settings
     from pytest_isoenv.spec.index import IndexOptions
 
     given = workers.workerinput(config)

@@ -17,11 +17,11 @@ from pytest_isoenv.environ import host_environ, isolated_environ
 from pytest_isoenv.errors import BuildError, RunError
 from pytest_isoenv.installers.api import Installer
 from pytest_isoenv.installers.distributions import inventory
-from pytest_isoenv.installers.processes import Echo
 from pytest_isoenv.run.env import Installs, IsolatedEnv, introspect
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.store.record import Built, Record
+from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
     from pytest_isoenv.run.coverage import Measurement
@@ -36,7 +36,7 @@ def build_env(
     installer: Installer,
     index: IndexOptions,
     coverage: Measurement | None,
-    echo: Echo | None,
+    echo: LineSink | None,
 ) -> Built:
     """Create the env at *path* from *interpreter* and install *spec* into it; what the record says of it.
 
@@ -110,7 +110,7 @@ def env_from_record(
     )
 
 
-def labelled_echo(echo: Echo | None, label: str) -> Echo | None:
+def labelled_echo(echo: LineSink | None, label: str) -> LineSink | None:
     """*echo* with each line labelled by the env it belongs to: builds run in parallel."""
     if echo is None:
         return None

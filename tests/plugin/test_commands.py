@@ -66,7 +66,8 @@ USER_SCRIPT = textwrap.dedent(
     import os, sys, uuid
     from pathlib import Path
     from pytest_isoenv.factory import IsoEnvFactory
-    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.session.settings import Settings
 
     settings = Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex)
     factory = IsoEnvFactory(SessionEnvs(settings))

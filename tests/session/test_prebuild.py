@@ -171,7 +171,7 @@ def test_each_tests_spec_is_worked_out_once(pytester: pytest.Pytester, monkeypat
 def test_the_prebuild_claims_the_cached_envs_the_tests_will_use(make_envs: MakeEnvs) -> None:
     first = make_envs()
     spec = first.spec(["alpha==1.0"])
-    first.shared(spec)  # in the cache now
+    first.env(spec)  # in the cache now
     first.close()
     envs = make_envs()
     spec = envs.spec(["alpha==1.0"])
@@ -180,7 +180,7 @@ def test_the_prebuild_claims_the_cached_envs_the_tests_will_use(make_envs: MakeE
     # In the lease before any test asks: the first test that does finds the lease taken, and pays for nothing but
     # narrowing it to the generation it runs in.
     assert envs.lease.keys == {key: ANY_GENERATION}
-    envs.shared(spec)
+    envs.env(spec)
     assert set(envs.lease.keys) == {key}
     assert envs.lease.keys[key] != ANY_GENERATION
     envs.close()
