@@ -13,8 +13,11 @@ Run from a clone of the repository, with pytest-isoenv installed (no network nee
    conftest times the set-up of the ``isoenv`` fixture of each test (``pytest_fixture_setup``),
    *repeat* sessions. The pre-build has started the core before the first test, as in any run.
 
-Prints medians, the ratio with and without the plugin, the machine and its load. Nothing here is
-asserted: speed is never a test.
+The children run with bytecode written and read (``PYTHONDONTWRITEBYTECODE`` unset), as an installed
+plugin is: pip compiles a wheel's modules when it installs them, and an editable install otherwise
+compiles the plugin's sources in every run. The fixture set-up is measured in CPU time of the process
+as well as in wall time, which a loaded machine inflates. Prints medians, the ratio with and without the
+plugin, the machine and its load. Nothing here is asserted: speed is never a test.
 """
 
 from __future__ import annotations
@@ -54,11 +57,11 @@ TIMES = []
 def pytest_fixture_setup(fixturedef, request):
     if fixturedef.argname != "isoenv":
         return (yield)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         return (yield)
     finally:
-        TIMES.append(time.perf_counter() - started)
+        TIMES.append((time.perf_counter() - started, time.process_time() - cpu))
 
 
 def pytest_sessionfinish(session):
@@ -85,13 +88,20 @@ def child(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     return wall, cpu, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
 
 
+def environ(cache: Path) -> dict[str, str]:
+    """The children's environment: the cache at *cache*, bytecode used, nothing added to pytest's arguments."""
+    env = {**os.environ, "PYTEST_ISOENV_CACHE_DIR": str(cache)}
+    for name in ("PYTEST_ADDOPTS", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(name, None)
+    return env
+
+
 def startup(work: Path, cache: Path, repeat: int) -> dict[str, dict[str, float]]:
     """Median wall, CPU and peak RSS of ``pytest -q test_x.py`` with and without the plugin, alternated."""
     folder = work / "startup"
     folder.mkdir(exist_ok=True)
     (folder / "test_x.py").write_text(TEST)
-    env = {**os.environ, "PYTEST_ISOENV_CACHE_DIR": str(cache)}
-    env.pop("PYTEST_ADDOPTS", None)
+    env = environ(cache)
     runs: dict[str, list[tuple[float, float, int]]] = {"plugin": [], "no plugin": []}
     base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_x.py"]
     for _ in range(2):  # untimed: the files' pages in the OS cache, bytecode written
@@ -117,17 +127,18 @@ def first_fixture(work: Path, cache: Path, repeat: int) -> dict[str, float]:
     (folder / "test_env.py").write_text(ENV_TESTS)
     (folder / "conftest.py").write_text(TIMING_CONFTEST)
     times = folder / "times.json"
-    env = {**os.environ, "PYTEST_ISOENV_CACHE_DIR": str(cache), "BENCH_TIMES": str(times)}
-    env.pop("PYTEST_ADDOPTS", None)
+    env = {**environ(cache), "BENCH_TIMES": str(times)}
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "test_env.py"]
     child(args, folder, env)  # untimed: builds the env if the cache does not have it
-    first, second = [], []
+    rows = []
     for _ in range(repeat):
         child(args, folder, env)
-        one, two = json.loads(times.read_text())
-        first.append(one)
-        second.append(two)
-    return {"first": statistics.median(first), "second": statistics.median(second)}
+        rows.append(json.loads(times.read_text()))
+    return {
+        f"{which} {kind}": statistics.median(row[index][column] for row in rows)
+        for index, which in enumerate(("first", "second"))
+        for column, kind in enumerate(("wall", "cpu"))
+    }
 
 
 def machine() -> str:
@@ -171,10 +182,11 @@ def main() -> None:
         ratio = result["plugin"]["cpu"] / result["no plugin"]["cpu"]
         extra = (result["plugin"]["rss"] - result["no plugin"]["rss"]) / 2**20
         print(f"{label}: CPU with the plugin / without: {ratio:.3f}x; peak RSS {extra:+.1f} MiB")
-    print(
-        f"isoenv fixture set-up, env in the cache ({args.repeat} sessions): first of a session "
-        f"{fixture['first'] * 1000:.2f} ms, second {fixture['second'] * 1000:.2f} ms"
-    )
+    for which in ("first", "second"):
+        print(
+            f"isoenv fixture set-up, env in the cache, {which} of a session ({args.repeat} sessions): "
+            f"{fixture[f'{which} wall'] * 1000:.2f} ms wall, {fixture[f'{which} cpu'] * 1000:.2f} ms CPU"
+        )
 
 
 if __name__ == "__main__":
