@@ -14,6 +14,7 @@ import pytest
 
 from pytest_isoenv.errors import CacheError, InterpreterNotFound, IsoEnvError
 from pytest_isoenv.plugin import options
+from pytest_isoenv.plugin.activation import uses_env
 from pytest_isoenv.plugin.options import COMMANDS, Policy
 from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
@@ -154,7 +155,7 @@ def plan_uses(
     factory_tests = 0
     for item in items:
         factory_tests += _uses_factory(item)
-        if "isoenv" not in getattr(item, "fixturenames", ()):
+        if not uses_env(item):
             continue
         try:
             spec = spec_of(item)

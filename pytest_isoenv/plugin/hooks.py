@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_isoenv.errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
-from pytest_isoenv.plugin import options
+from pytest_isoenv.plugin import access, activation, options
 from pytest_isoenv.plugin import xdist as workers
+from pytest_isoenv.plugin.access import ENVS, TMP_PATH_FACTORY
 from pytest_isoenv.plugin.coverage import (
     COVERAGE_LINES,
     MEASUREMENT,
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from pytest_isoenv.session.envs import SessionEnvs, TestContext
     from pytest_isoenv.session.stats import Stats
 
-#: The session's envs, behind the ``isoenv_factory`` fixture, once :func:`session_envs` has started the core.
-ENVS = pytest.StashKey["SessionEnvs"]()
 #: The counts of a session whose core never started: what its xdist workers built and reused.
 STATS = pytest.StashKey["Stats"]()
 POLICY = pytest.StashKey[Policy]()
@@ -51,8 +50,6 @@ PYTHONS = pytest.StashKey[list[str]]()
 #: plain pytest objects, which the core reads as a ``TestContext`` when it needs to know them.
 CURRENT_ITEM = pytest.StashKey[pytest.Item]()
 BROAD_FIXTURE = pytest.StashKey["tuple[str, str] | None"]()
-#: pytest's temporary directories, where private envs go (set by the ``isoenv_factory`` and ``isoenv`` fixtures).
-TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 #: Seconds a session that asked for no env leaves the prune to later sessions after one pruned: pruning lists
 #: every env, and such a session (most runs of a project that has a few isoenv tests) should cost nothing.
@@ -96,11 +93,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # No I/O and nothing of the core here: every run pays for this, and most never ask for an env.
     config.addinivalue_line("markers", MARKER)
+    config.pluginmanager.register(activation, "isoenv-activation")
     reporter = config.stash[REPORTER] = Reporter(config)
     config.stash[POLICY] = Policy.from_config(config)
     options.check(config)  # bad values are usage errors before anything runs
     if wants_measurement(config):
         config.pluginmanager.register(CoverageHooks(config), "isoenv-coverage")
+    access.configure(config, lambda: session_envs(config))
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(
@@ -125,7 +124,7 @@ def session_envs(config: pytest.Config) -> SessionEnvs:
     envs = config.stash[ENVS] = core.start(
         config,
         reporter,
-        private_root=lambda: config.stash[TMP_PATH_FACTORY].mktemp("isoenv-private", numbered=True),
+        private_root=lambda: access.private_root(config),
         context=lambda: _test_context(config),
         measurement=measurement,
     )
@@ -346,7 +345,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         or (session.testsfailed and not config.option.continue_on_collection_errors)
     ):
         return
-    items = [item for item in session.items if "isoenv" in getattr(item, "fixturenames", ())]
+    items = [item for item in session.items if activation.uses_env(item)]
     if not items:
         return  # no selected test uses the isoenv fixture: the core need not start
     from pytest_isoenv.session.prebuild import prebuild
@@ -468,10 +467,9 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct set of
     arguments and cached across tests, sessions and xdist workers.
     """
-    from pytest_isoenv.factory import IsoEnvFactory
 
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
-    return IsoEnvFactory(session_envs(request.config))
+    return access.get_factory(request.config)
 
 
 @pytest.fixture

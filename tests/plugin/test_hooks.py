@@ -277,6 +277,8 @@ LIGHT_MODULES = {
     "pytest_isoenv.spec.arguments",
     "pytest_isoenv.spec.reqfiles",
     "pytest_isoenv.plugin",
+    "pytest_isoenv.plugin.access",
+    "pytest_isoenv.plugin.activation",
     "pytest_isoenv.plugin.coverage",
     "pytest_isoenv.plugin.hooks",
     "pytest_isoenv.plugin.options",
