@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_isoenv.errors import IsoEnvError
-from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.session.envs import SessionEnvs
 
-#: The session's envs, behind the ``isoenv_factory`` fixture and :func:`get_factory`.
-ENVS = pytest.StashKey[SessionEnvs]()
+if TYPE_CHECKING:
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.session.envs import SessionEnvs
+
+#: The session's envs, behind the ``isoenv_factory`` fixture and :func:`get_factory`, once the core started.
+ENVS = pytest.StashKey["SessionEnvs"]()
+#: Starts the core and returns the session's envs: the plugin's, set when it configures the session.
+_START = pytest.StashKey["Callable[[], SessionEnvs]"]()
 #: pytest's temporary directories, where private envs go (set by the ``isoenv_factory`` and ``isoenv`` fixtures).
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
-_FACTORY = pytest.StashKey[IsoEnvFactory]()
+_FACTORY = pytest.StashKey["IsoEnvFactory"]()
 #: Set once the session's envs are closed: a factory handed out after that would lease nothing.
 _ENDED = pytest.StashKey[bool]()
 #: The folder of private envs when no fixture gave pytest's temporary directories (custom items, hooks).
@@ -42,9 +48,9 @@ def get_factory(config: pytest.Config) -> IsoEnvFactory:
     and when the plugin is disabled (``-p no:isoenv``).
     """
     __tracebackhide__ = True
-    envs = config.stash.get(ENVS, None)
-    if envs is None or config.stash.get(_ENDED, False):
-        when = "after the session ended" if envs is not None else "before the isoenv plugin configured the session"
+    start = config.stash.get(_START, None)
+    if start is None or config.stash.get(_ENDED, False):
+        when = "after the session ended" if start is not None else "before the isoenv plugin configured the session"
         raise IsoEnvError(
             f"pytest_isoenv.get_factory(config) was called {when}: there is no session factory then. "
             "Call it while tests run (in an item's runtest(), a fixture or a runtest hook) or from a "
@@ -52,13 +58,15 @@ def get_factory(config: pytest.Config) -> IsoEnvFactory:
         )
     factory = config.stash.get(_FACTORY, None)
     if factory is None:
-        factory = config.stash[_FACTORY] = IsoEnvFactory(envs)
+        from pytest_isoenv.factory import IsoEnvFactory  # the core, started on first use
+
+        factory = config.stash[_FACTORY] = IsoEnvFactory(start())
     return factory
 
 
-def start(config: pytest.Config, envs: SessionEnvs) -> None:
-    """Make *envs* the session's, until the session ends (the plugin's ``pytest_configure`` calls this)."""
-    config.stash[ENVS] = envs
+def configure(config: pytest.Config, start: Callable[[], SessionEnvs]) -> None:
+    """Let :func:`get_factory` start the core with *start*, until the session ends (from the plugin's configure)."""
+    config.stash[_START] = start
     # After every pytest_unconfigure, the plugin's own included, which releases the envs.
     config.add_cleanup(lambda: config.stash.__setitem__(_ENDED, True))
 

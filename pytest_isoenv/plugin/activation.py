@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_isoenv.run.env import IsolatedEnv
+if TYPE_CHECKING:
+    from pytest_isoenv.run.env import IsolatedEnv
 
 
 def uses_env(item: pytest.Item) -> bool:

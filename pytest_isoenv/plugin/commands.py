@@ -9,37 +9,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import pytest
 
 from pytest_isoenv.errors import CacheError, InterpreterNotFound, IsoEnvError
 from pytest_isoenv.plugin import options
 from pytest_isoenv.plugin.activation import uses_env
+from pytest_isoenv.plugin.options import COMMANDS, Policy
 from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import KEY_LENGTH, Cache
 from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
+from pytest_isoenv.store.pruned import note_pruned
 from pytest_isoenv.text import format_age, format_size, table
-
-COMMANDS = ("list", "prune", "clear")
-#: The commands that run no tests, by option name: they work without the project's conftest files.
-NO_TEST_COMMANDS = (*COMMANDS, "list_pythons")
-
-
-@dataclass(frozen=True)
-class Policy:
-    """When envs go: the session's ``isoenv_max_age``, ``isoenv_max_size`` and whether it prunes at its end."""
-
-    max_age: float
-    max_size: int | None
-    auto: bool
-
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> Policy:
-        """Read and check the options (a bad value is a usage error before anything runs)."""
-        return cls(options.parse_days(config), options.parse_size(config), bool(options.get(config, "auto_prune")))
 
 
 def run_command(config: pytest.Config) -> int | None:
@@ -119,9 +102,21 @@ def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
     return lines
 
 
-def auto_prune(config: pytest.Config, envs: SessionEnvs, policy: Policy) -> str | None:
-    """Prune at the end of a session that no other run shares the cache with; a line for the summary."""
-    if not policy.auto or worker_id(config) is not None or not envs.cache.folder("envs").is_dir():
+def auto_prune(config: pytest.Config, envs: SessionEnvs | None, policy: Policy) -> str | None:
+    """Prune at the end of a session that no other run shares the cache with; a line for the summary.
+
+    *envs* is ``None`` for a session that asked for no env: it prunes all the
+    same, holding no env and counting none as its own.
+    """
+    if not policy.auto or worker_id(config) is not None:
+        return None
+    if envs is None:
+        envs = SessionEnvs(options.settings_from_config(config))
+        try:
+            return auto_prune(config, envs, policy)
+        finally:
+            envs.close()
+    if not envs.cache.folder("envs").is_dir():
         return None
     if envs.lease.problem is not None or not envs.cache.is_ours():  # read-only, full, or not a cache at all
         return None
@@ -136,6 +131,7 @@ def auto_prune(config: pytest.Config, envs: SessionEnvs, policy: Policy) -> str 
     used = {*envs.stats.reused, *envs.stats.built, *envs.lease.keys}
     # Unusable entries are left to age: the next session that needs one rebuilds it, saying why.
     pruned = prune(envs.cache, max_age=policy.max_age, max_size=policy.max_size, keep=used, unusable=False)
+    note_pruned(envs.cache.root)
     if not pruned.removed:
         return None
     return (

@@ -1,45 +1,64 @@
-"""The pytest plugin: options, the ``isoenv`` marker, the fixtures and report lines. Nothing else lives here."""
+"""The pytest plugin: options, the ``isoenv`` marker, the fixtures and report lines. Nothing else lives here.
+
+pytest imports this module in every run of every project whose venv has the
+plugin, so it imports only what registering the options, the marker and the
+fixtures needs. The core (the session's envs, the cache, the installers,
+finding interpreters) is started by :func:`session_envs` when a test first
+asks for an env or a command needs it (:mod:`pytest_isoenv.plugin.core`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from pytest_isoenv.errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
-from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.installers.choice import installer_notes
-from pytest_isoenv.plugin import access, activation, matrix, options
-from pytest_isoenv.plugin import commands as manage
+from pytest_isoenv.plugin import access, activation, options
 from pytest_isoenv.plugin import xdist as workers
 from pytest_isoenv.plugin.access import ENVS, TMP_PATH_FACTORY
-from pytest_isoenv.plugin.coverage import COVERAGE_LINES, CoverageHooks, measurement_from_config
-from pytest_isoenv.plugin.options import marker_spec, session_pythons, settings_from_config
-from pytest_isoenv.plugin.reporting import Reporter, XdistHooks, installer_note
-from pytest_isoenv.run import warm
-from pytest_isoenv.run.background import PROCESSES
-from pytest_isoenv.run.env import IsolatedEnv
-from pytest_isoenv.session.envs import SessionEnvs, TestContext
-from pytest_isoenv.session.prebuild import prebuild
+from pytest_isoenv.plugin.coverage import (
+    COVERAGE_LINES,
+    MEASUREMENT,
+    CoverageHooks,
+    measurement_from_config,
+    wants_measurement,
+)
+from pytest_isoenv.plugin.options import Policy, marker_spec, session_pythons
+from pytest_isoenv.plugin.reporting import Reporter, XdistHooks
 from pytest_isoenv.spec.arguments import signature
 
-POLICY = pytest.StashKey[manage.Policy]()
+if TYPE_CHECKING:
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.run.env import IsolatedEnv
+    from pytest_isoenv.session.envs import SessionEnvs, TestContext
+    from pytest_isoenv.session.stats import Stats
+
+#: The counts of a session whose core never started: what its xdist workers built and reused.
+STATS = pytest.StashKey["Stats"]()
+POLICY = pytest.StashKey[Policy]()
 PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-pythons``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
-#: The test being run (or the fixture being set up for it), as the factory needs to know it.
-CURRENT_TEST = pytest.StashKey[TestContext]()
+#: The test being run, and the fixture broader than a test being set up for it (its name and scope), if one is:
+#: plain pytest objects, which the core reads as a ``TestContext`` when it needs to know them.
+CURRENT_ITEM = pytest.StashKey[pytest.Item]()
+BROAD_FIXTURE = pytest.StashKey["tuple[str, str] | None"]()
 REPORTER = pytest.StashKey[Reporter]()
-WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
 #: The cache root as given and resolved, each a string, worked out once: what collection never enters.
 CACHE_ROOTS = pytest.StashKey[tuple[str, ...]]()
+#: Seconds a session that asked for no env leaves the prune to later sessions after one pruned: pruning lists
+#: every env, and such a session (most runs of a project that has a few isoenv tests) should cost nothing.
+PRUNE_INTERVAL = 3600.0
+#: The report header's lines, once written: what the core adds to them when it starts is written then.
+HEADER_SHOWN = pytest.StashKey[list[str]]()
 #: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
 SKIPPED_BY_FIXTURE = pytest.StashKey[bool]()
 
@@ -70,36 +89,78 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     needs none of them, so they are skipped as ``--noconftest`` skips them.
     """
     namespace = early_config.known_args_namespace
-    if any(getattr(namespace, f"isoenv_{name}", False) for name in manage.NO_TEST_COMMANDS):
+    if any(getattr(namespace, f"isoenv_{name}", False) for name in options.NO_TEST_COMMANDS):
         namespace.noconftest = True
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # No I/O and nothing of the core here: every run pays for this, and most never ask for an env.
     config.addinivalue_line("markers", MARKER)
     config.pluginmanager.register(activation, "isoenv-activation")
     reporter = config.stash[REPORTER] = Reporter(config)
-    # A session run in-process by another (pytester) stops only the warm interpreters it started.
-    config.stash[WARM_BEFORE] = warm.servers()
-    config.stash[POLICY] = manage.Policy.from_config(config)
-    measurement = measurement_from_config(config)
-    # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
-    envs = SessionEnvs(
-        settings_from_config(config),
-        private_root=lambda: access.private_root(config),
-        context=lambda: config.stash.get(CURRENT_TEST, TestContext()),
-        notify=reporter.progress,
-        # A repair is not the fault of the test that meets it: it is said in the output, not warned about.
-        warn=reporter.repaired,
-        # -v streams installer output; otherwise it only goes to the build's log.
-        echo=reporter.echo if reporter.verbosity > 0 else None,
-        coverage=measurement,
-    )
-    access.start(config, envs)
-    if measurement is not None:
-        config.pluginmanager.register(CoverageHooks(config, measurement), "isoenv-coverage")
+    config.stash[POLICY] = Policy.from_config(config)
+    options.check(config)  # bad values are usage errors before anything runs
+    if wants_measurement(config):
+        config.pluginmanager.register(CoverageHooks(config), "isoenv-coverage")
+    access.configure(config, lambda: session_envs(config))
     config.stash[PYTHONS] = session_pythons(config)
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config, reporter, envs.stats), "isoenv-xdist")
+        config.pluginmanager.register(
+            XdistHooks(config, reporter, lambda create: session_stats(config, create=create)), "isoenv-xdist"
+        )
+
+
+def session_envs(config: pytest.Config) -> SessionEnvs:
+    """The session's envs, the core started on the first call: when a test first asks for an env or a command runs.
+
+    Nothing is read from disk here either: the cache, the interpreters and the
+    installers are looked at when an env is asked for.
+    """
+    envs = config.stash.get(ENVS, None)
+    if envs is not None:
+        return envs
+    from pytest_isoenv.plugin import core
+    from pytest_isoenv.run.background import PROCESSES
+
+    reporter = config.stash[REPORTER]
+    measurement = config.stash[MEASUREMENT] = measurement_from_config(config)
+    envs = config.stash[ENVS] = core.start(
+        config,
+        reporter,
+        private_root=lambda: access.private_root(config),
+        context=lambda: _test_context(config),
+        measurement=measurement,
+    )
+    # What a fixture broader than a test starts with popen() lives as long as its scope.
+    PROCESSES.in_wide_fixture = lambda: config.stash.get(BROAD_FIXTURE, None) is not None
+    shown = config.stash.get(HEADER_SHOWN, None)
+    if shown is not None and workers.worker_id(config) is None:
+        for line in core.installer_lines(config, envs):
+            if line not in shown:
+                reporter.write_line(line)
+    return envs
+
+
+def session_stats(config: pytest.Config, *, create: bool = False) -> Stats | None:
+    """The session's counts of envs built and reused: the core's, or (with *create*) made to merge workers' into."""
+    envs = config.stash.get(ENVS, None)
+    if envs is not None:
+        return envs.stats
+    if STATS not in config.stash and create:
+        from pytest_isoenv.session.stats import Stats
+
+        config.stash[STATS] = Stats()
+    return config.stash.get(STATS, None)
+
+
+def _test_context(config: pytest.Config) -> TestContext:
+    from pytest_isoenv.session.envs import TestContext
+
+    item = config.stash.get(CURRENT_ITEM, None)
+    if item is None:
+        return TestContext(broad_fixture=config.stash.get(BROAD_FIXTURE, None))
+    matrix_python = getattr(getattr(item, "callspec", None), "params", {}).get("isoenv_python")
+    return TestContext(item.nodeid, matrix_python, config.stash.get(BROAD_FIXTURE, None))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -110,10 +171,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     """
     roots = config.stash.get(CACHE_ROOTS, None)
     if roots is None:
-        envs = config.stash.get(ENVS, None)
-        if envs is None:
-            return None
-        root = envs.settings.cache_dir
+        # From the options, not the session's envs: the core need not have started for collection.
+        root = options.cache_dir(config)
         # pytest's paths may reach the cache through a link, or the cache may be one.
         roots = config.stash[CACHE_ROOTS] = tuple(dict.fromkeys((str(root), os.path.realpath(root))))
     path = str(collection_path)
@@ -122,9 +181,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    code = manage.run_command(config)
-    if code is not None:
-        return code
+    if any(config.getoption(f"isoenv_{name}") for name in options.COMMANDS):
+        from pytest_isoenv.plugin import commands as manage
+
+        return manage.run_command(config)
     if config.getoption("isoenv_plan_key"):
         # Collection only, in this process (xdist does not distribute a collect-only run), and stdout
         # is the key alone: the terminal reporter is not started.
@@ -133,7 +193,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     if not config.getoption("isoenv_list_pythons"):
         return None
-    envs = SessionEnvs(settings_from_config(config))
+    from pytest_isoenv.plugin import matrix
+    from pytest_isoenv.session.envs import SessionEnvs
+
+    envs = SessionEnvs(options.settings_from_config(config))
     try:
         lines = matrix.report(envs.discovery, envs.installer(envs.spec(())), session_pythons(config))
     except IsoEnvError as exc:
@@ -147,6 +210,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "isoenv_python" in metafunc.fixturenames:
         _python_matrix(metafunc)
     if "isoenv_alternatives" in metafunc.fixturenames:
+        from pytest_isoenv.plugin import matrix
+
         marker = metafunc.definition.get_closest_marker("isoenv")
         try:
             cells = None if marker is None else matrix.dependency_cells(marker.args, marker.kwargs, "")
@@ -159,14 +224,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _python_matrix(metafunc: pytest.Metafunc) -> None:
+    from pytest_isoenv.plugin import matrix
+
     marker = metafunc.definition.get_closest_marker("isoenv")
     session: list[str] = metafunc.config.stash[PYTHONS]
-    envs = metafunc.config.stash[ENVS]
+    config = metafunc.config
     try:
         params = matrix.params_for(
             session,
             marker.kwargs.get("python") if marker is not None else None,
-            lambda spec, wanted: envs.discovery.covers(spec, wanted),
+            lambda spec, wanted: session_envs(config).discovery.covers(spec, wanted),
             rootdir=metafunc.config.rootpath,
             where=metafunc.definition.nodeid,
         )
@@ -182,37 +249,49 @@ def _python_matrix(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    settings = config.stash[ENVS].settings
-    installer = settings.installer
-    label, warnings = installer_notes(installer)
-    # A plain "pip" from auto means uv is not installed (else the label says why auto passed it over).
-    lines = [f"isoenv: cache {options.cache_dir(config)}, installer {label}{installer_note(installer, label)}"]
-    lines += [f"isoenv: warning: {warning}" for warning in warnings]
+    """The plugin's settings; the installer as set, since choosing one reads configuration and looks for uv.
+
+    Once the core starts (the first env), the installer chosen, with why, and
+    its warnings follow in a line of their own (see :func:`session_envs`).
+    """
+    pythons = config.stash[PYTHONS]
+    if pythons or ENVS in config.stash:
+        # The Python matrix's lines need its interpreters found: a run with a matrix starts the core here.
+        from pytest_isoenv.plugin import core, matrix
+
+        envs = session_envs(config)
+        lines = core.installer_lines(config, envs)
+    else:
+        lines = [f"isoenv: cache {options.cache_dir(config)}, installer {options.get(config, 'installer') or 'auto'}"]
     misread = options.misread_path_option(config)
     if misread:
         lines.append(f"isoenv: {misread}")
-    unavailable = warm.unavailable()
-    if unavailable is not None:
-        lines.append(f"isoenv: {unavailable}: warm=True envs run every call as a plain subprocess")
-    if settings.resolution != "highest":
-        lines.append(f"isoenv: resolution {settings.resolution} (--isoenv-resolution): keyed apart from highest")
+    resolution = options.parse_resolution(config)
+    if resolution != "highest":
+        lines.append(f"isoenv: resolution {resolution} (--isoenv-resolution): keyed apart from highest")
     lines += [
         f"isoenv: with {requirement} (--isoenv-with): in every env, replacing any requirement of the same name "
         "that a marker or get() asks for"
-        for requirement in settings.with_requirements
+        for requirement in options.parse_with(config)
     ]
-    if config.stash[PYTHONS]:
-        discovery = config.stash[ENVS].discovery
-        lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in config.stash[PYTHONS]]
+    if pythons:
+        discovery = session_envs(config).discovery
+        lines += [f"isoenv: python {spec}: {matrix.describe(discovery, spec)}" for spec in pythons]
+    config.stash[HEADER_SHOWN] = lines
     return lines
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
-    envs = config.stash[ENVS]
     if workers.worker_id(config) is not None:
         return
-    if config.getoption("isoenv_plan_key"):
+    plan_key, plan = config.getoption("isoenv_plan_key"), config.getoption("isoenv_plan")
+    if not plan_key and not plan:
+        return
+    from pytest_isoenv.plugin import commands as manage
+
+    envs = session_envs(config)
+    if plan_key:
         if session.testsfailed:
             sys.stderr.write("isoenv: collection failed, so there is no plan key; run without --isoenv-plan-key\n")
         else:
@@ -220,7 +299,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             sys.stdout.write(manage.plan_key(uses) + "\n")
             sys.stdout.flush()
     reporter = config.pluginmanager.getplugin("terminalreporter")
-    if config.getoption("isoenv_plan") and reporter is not None:
+    if plan and reporter is not None:
         for line in manage.plan_lines(envs, session.items, lambda item: marker_spec(envs, item)):
             reporter.write_line(line)
 
@@ -228,22 +307,46 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    PROCESSES.stop(wide=True)
+    policy = config.stash[POLICY]
+    envs = config.stash.get(ENVS, None)
+    if envs is not None:
+        from pytest_isoenv.run.background import PROCESSES
+
+        PROCESSES.stop(wide=True)
+    elif not policy.auto or workers.worker_id(config) is not None or not _prune_due(config, policy):
+        return  # the core never started, and there is nothing for this process to prune now: it need not start
+    from pytest_isoenv.plugin import commands as manage
+
     try:
-        line = manage.auto_prune(config, config.stash[ENVS], config.stash[POLICY])
+        line = manage.auto_prune(config, envs, policy)
     except IsoEnvError as exc:
         line = f"isoenv: pruning the cache failed: {exc}"
     if line:
         config.stash[PRUNED] = line
 
 
+def _prune_due(config: pytest.Config, policy: Policy) -> bool:
+    """Whether a session that asked for no env prunes the cache at its end: two ``stat`` calls decide.
+
+    It does if the cache has envs and no session's end pruned it in the last
+    :data:`PRUNE_INTERVAL` seconds (or ``isoenv_max_age``, if shorter).
+    """
+    root = options.cache_dir(config)
+    if not (root / "envs").is_dir():
+        return False
+    from pytest_isoenv.store.pruned import pruned_at
+
+    last = pruned_at(root)
+    return last is None or time.time() - last >= min(PRUNE_INTERVAL, policy.max_age * 86400)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # They would go with this process anyway; stopping them here is tidy.
-    before: list[warm.WarmServer] = config.stash.get(WARM_BEFORE, [])
-    warm.stop(keep=before)
     envs = config.stash.get(ENVS, None)
-    if envs is not None:
-        envs.close()
+    if envs is None:
+        return  # the core never started: no warm interpreter, no lease
+    from pytest_isoenv.plugin import core
+
+    core.stop(config, envs)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -261,22 +364,28 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         or (session.testsfailed and not config.option.continue_on_collection_errors)
     ):
         return
-    envs = config.stash[ENVS]
+    items = [item for item in session.items if activation.uses_env(item)]
+    if not items:
+        return  # no selected test uses the isoenv fixture: the core need not start
+    from pytest_isoenv.session.prebuild import prebuild
+
+    envs = session_envs(config)
     specs = []
-    for item in session.items:
-        if activation.uses_env(item):
-            with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
-                specs.append(marker_spec(envs, item))
+    for item in items:
+        with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
+            specs.append(marker_spec(envs, item))
     # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
     prebuild(envs, specs, progress=config.stash[REPORTER].progress, jobs=workers.build_jobs(config))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    matrix_python = getattr(getattr(item, "callspec", None), "params", {}).get("isoenv_python")
-    item.config.stash[CURRENT_TEST] = TestContext(item.nodeid, matrix_python)
+    item.config.stash[CURRENT_ITEM] = item
     result = yield
+    matrix_python = getattr(getattr(item, "callspec", None), "params", {}).get("isoenv_python")
     if matrix_python is not None:
+        from pytest_isoenv.plugin import matrix
+
         # An env a broader fixture made before this test is not on this test's Python, and would be used silently.
         problem = matrix.env_off_the_matrix(getattr(item, "funcargs", {}), matrix_python, item.nodeid)
         if problem:
@@ -290,25 +399,25 @@ def pytest_fixture_setup(
 ) -> Generator[Any, Any, Any]:
     """While a fixture broader than a test runs, the factory knows it: its ``get()`` cannot follow the test's Python.
     And what a fixture starts with ``popen()`` belongs to its scope."""
-    PROCESSES.enter_fixture(fixturedef.scope)
     stash = request.config.stash
-    outer = stash.get(CURRENT_TEST, TestContext())
-    broad = (fixturedef.argname, fixturedef.scope) if fixturedef.scope != "function" else None
-    # Most fixtures are function-scoped inside a test: the context stays as it is.
-    stash[CURRENT_TEST] = outer if broad == outer.broad_fixture else dataclasses.replace(outer, broad_fixture=broad)
+    outer = stash.get(BROAD_FIXTURE, None)
+    stash[BROAD_FIXTURE] = (fixturedef.argname, fixturedef.scope) if fixturedef.scope != "function" else None
     try:
         return (yield)
     finally:
-        stash[CURRENT_TEST] = outer
-        PROCESSES.exit_fixture()
+        stash[BROAD_FIXTURE] = outer
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    cell = matrix.cell_of(getattr(getattr(item, "callspec", None), "params", {}))
-    if cell is not None:
-        report.isoenv_cell = cell  # plain data: it travels with the report from xdist workers
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "isoenv_python" in params or "isoenv_alternatives" in params:
+        from pytest_isoenv.plugin import matrix
+
+        cell = matrix.cell_of(params)
+        if cell is not None:
+            report.isoenv_cell = cell  # plain data: it travels with the report from xdist workers
     if report.skipped and item.stash.get(SKIPPED_BY_FIXTURE, False) and isinstance(report.longrepr, tuple):
         # At the test's location, as pytest places a skip mark's reason: the identical reasons of the
         # tests of one function then fold into one line of the short summary.
@@ -322,15 +431,18 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
     """After the test's own teardown: the processes it left running are stopped and named in its report,
     and a shared env it changed is an error of that test, and is rebuilt."""
     yield
+    # What runs between tests (session teardown) is in no test and on no test's Python.
+    del item.config.stash[CURRENT_ITEM]
+    envs = item.config.stash.get(ENVS, None)
+    if envs is None:
+        return  # the core never started: no env was handed out, and nothing was started with popen()
+    from pytest_isoenv.run.background import PROCESSES
+
     stopped = PROCESSES.stop()
     if stopped:
         item.add_report_section("teardown", "isoenv", "processes started with popen():\n" + "\n".join(stopped))
-    envs = item.config.stash.get(ENVS, None)
-    # What runs between tests (session teardown) is in no test and on no test's Python.
-    item.config.stash[CURRENT_TEST] = TestContext()
     try:
-        if envs is not None:
-            envs.check_shared(item.nodeid)
+        envs.check_shared(item.nodeid)
         return
     except SharedEnvError as exc:
         error = str(exc)
@@ -338,21 +450,28 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    for line in config.stash[REPORTER].summary_lines(config.stash[ENVS].stats):
-        terminalreporter.write_line(line)
+    stats = session_stats(config)
+    if stats is not None:
+        for line in config.stash[REPORTER].summary_lines(stats):
+            terminalreporter.write_line(line)
     if PRUNED in config.stash:
         terminalreporter.write_line(config.stash[PRUNED])
-    cells: dict[str, Counter[str]] = {}
-    for outcome in matrix.OUTCOMES:
-        for report in terminalreporter.stats.get(outcome, ()):
-            cell = getattr(report, "isoenv_cell", None)
-            if cell is not None:
-                cells.setdefault(cell, Counter())[outcome] += 1
-    if cells:
+    if any(getattr(report, "isoenv_cell", None) for reports in terminalreporter.stats.values() for report in reports):
+        from pytest_isoenv.plugin import matrix
+
+        cells: dict[str, Counter[str]] = {}
+        for outcome in matrix.OUTCOMES:
+            for report in terminalreporter.stats.get(outcome, ()):
+                cell = getattr(report, "isoenv_cell", None)
+                if cell is not None:
+                    cells.setdefault(cell, Counter())[outcome] += 1
         for line in matrix.summary_lines(cells):
             terminalreporter.write_line(line)
-    for line in warm.unsupported():
-        terminalreporter.write_line(f"isoenv: warm=True ran plain subprocesses for {line}")
+    if ENVS in config.stash:
+        from pytest_isoenv.plugin import core
+
+        for line in core.warm_summary():
+            terminalreporter.write_line(line)
     for line in config.stash.get(COVERAGE_LINES, []):
         terminalreporter.write_line(line)
 
@@ -367,6 +486,7 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct set of
     arguments and cached across tests, sessions and xdist workers.
     """
+
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
     return access.get_factory(request.config)
 
@@ -417,7 +537,7 @@ def isoenv(
     # that, itself or through a fixture, makes envs that --isoenv-plan cannot list); isoenv_python and
     # isoenv_alternatives so that the matrices can parametrise them (marker_spec reads their values).
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
-    envs = request.config.stash[ENVS]
+    envs = session_envs(request.config)
     skip = None
     try:
         return envs.env(marker_spec(envs, request.node))

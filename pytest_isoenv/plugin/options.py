@@ -14,24 +14,30 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import platformdirs
 import pytest
 
 from pytest_isoenv.errors import IsoEnvError, SpecError
-from pytest_isoenv.installers.api import resolution_needs_uv
-from pytest_isoenv.installers.choice import installer_class
-from pytest_isoenv.plugin import matrix
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.session.envs import SessionEnvs
-from pytest_isoenv.session.settings import Settings
-from pytest_isoenv.spec.arguments import bind_options
-from pytest_isoenv.spec.envspec import RESOLUTIONS, EnvSpec, parse_requirement
-from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.arguments import RESOLUTIONS, bind_options
 from pytest_isoenv.spec.reqfiles import is_url
 
+if TYPE_CHECKING:
+    from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.session.settings import Settings
+    from pytest_isoenv.spec.envspec import EnvSpec
+
+# This module is imported by the plugin's entry point in every pytest run: what reads the options into the
+# core's objects imports the core inside the functions that need it, so a run that uses no env never loads it.
+
 CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
+#: The cache commands, by option name.
+COMMANDS = ("list", "prune", "clear")
+#: The commands that run no tests, by option name: they work without the project's conftest files.
+NO_TEST_COMMANDS = (*COMMANDS, "list_pythons")
+#: The installers ``--isoenv-installer`` names (``installers.choice`` holds them; checked here without loading it).
+INSTALLER_NAMES = ("auto", "pip", "uv")
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,7 @@ def get(config: pytest.Config, name: str) -> Any:
 
 
 def parse_resolution(config: pytest.Config) -> str:
-    """``isoenv_resolution``: one of :data:`~pytest_isoenv.spec.envspec.RESOLUTIONS`."""
+    """``isoenv_resolution``: one of :data:`~pytest_isoenv.spec.arguments.RESOLUTIONS`."""
     value = str(get(config, "resolution") or "highest").strip()
     if value not in RESOLUTIONS:
         raise pytest.UsageError(
@@ -253,6 +259,10 @@ def parse_resolution(config: pytest.Config) -> str:
 def parse_with(config: pytest.Config) -> tuple[str, ...]:
     """``isoenv_with``: named requirements, canonicalised, each once."""
     requirements: list[str] = []
+    if not any(value.strip() for value in get(config, "with")):
+        return ()
+    from pytest_isoenv.spec.envspec import parse_requirement
+
     for value in get(config, "with"):
         if value.strip():
             try:
@@ -289,6 +299,20 @@ def parse_size(config: pytest.Config) -> int | None:
     return int(float(number) * (1024 if binary else 1000) ** " kmgt".index((prefix or " ").lower()))
 
 
+@dataclass(frozen=True)
+class Policy:
+    """When envs go: the session's ``isoenv_max_age``, ``isoenv_max_size`` and whether it prunes at its end."""
+
+    max_age: float
+    max_size: int | None
+    auto: bool
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Policy:
+        """Read and check the options (a bad value is a usage error before anything runs)."""
+        return cls(parse_days(config), parse_size(config), bool(get(config, "auto_prune")))
+
+
 def paths_or_urls(config: pytest.Config, name: str) -> list[str]:
     """A linelist option of paths and URLs, each path made absolute as pytest does for its own options.
 
@@ -305,6 +329,8 @@ def cache_dir(config: pytest.Config) -> Path:
     """The cache root: the flag, else the environment variable, else the ini key, else the user cache dir."""
     value = config.getoption("isoenv_cache_dir") or os.environ.get(CACHE_DIR_ENV) or config.getini("isoenv_cache_dir")
     if not value:
+        import platformdirs
+
         return Path(platformdirs.user_cache_dir("pytest-isoenv", appauthor=False))
     path = Path(os.path.expanduser(value))
     # A relative ini value means the same place wherever pytest is started from.
@@ -339,14 +365,39 @@ def misread_path_option(config: pytest.Config) -> str | None:
     return None
 
 
-def settings_from_config(config: pytest.Config) -> Settings:
-    """The session's :class:`~pytest_isoenv.session.settings.Settings`, read from flags and ini keys."""
-    given = workers.workerinput(config)
-    lock_timeout = get(config, "lock_timeout")
+def check(config: pytest.Config) -> None:
+    """Refuse bad option values before anything runs, with a usage error, without loading the core.
+
+    What only the core can check (that an installer named explicitly is
+    installed) is checked when the first env is asked for.
+    """
+    lock_timeout(config)
+    installer = get(config, "installer") or None
+    if installer not in (None, *INSTALLER_NAMES):
+        raise pytest.UsageError(
+            f"--isoenv-installer / isoenv_installer: unknown installer {installer!r}. "
+            f"Choose one of: {', '.join(INSTALLER_NAMES)}"
+        )
+    if parse_resolution(config) != "highest":
+        installer_for(config)  # whether it can follow the strategy
+    parse_with(config)
+    session_pythons(config)
+
+
+def lock_timeout(config: pytest.Config) -> float:
+    """``isoenv_lock_timeout`` in seconds (``-1``: as long as it takes)."""
+    value = get(config, "lock_timeout")
     try:
-        timeout = -1.0 if lock_timeout in (None, "") else float(lock_timeout)
+        return -1.0 if value in (None, "") else float(value)
     except ValueError:
-        raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {lock_timeout!r}") from None
+        raise pytest.UsageError(f"isoenv_lock_timeout must be a number of seconds, not {value!r}") from None
+
+
+def installer_for(config: pytest.Config) -> str | None:
+    """``isoenv_installer``, checked: the installer is available, and follows ``isoenv_resolution``."""
+    from pytest_isoenv.installers.api import resolution_needs_uv
+    from pytest_isoenv.installers.choice import installer_class
+
     installer = get(config, "installer") or None
     try:
         chosen = installer_class(installer)
@@ -355,6 +406,15 @@ def settings_from_config(config: pytest.Config) -> Settings:
     resolution = parse_resolution(config)
     if resolution != "highest" and chosen.name == "pip":
         raise pytest.UsageError(resolution_needs_uv(resolution))
+    return installer
+
+
+def settings_from_config(config: pytest.Config) -> Settings:
+    """The session's :class:`~pytest_isoenv.factory.Settings`, read from flags and ini keys."""
+    from pytest_isoenv.session.settings import Settings
+    from pytest_isoenv.spec.index import IndexOptions
+
+    given = workers.workerinput(config)
     return Settings(
         cache_dir=cache_dir(config),
         rootdir=config.rootpath,
@@ -366,11 +426,11 @@ def settings_from_config(config: pytest.Config) -> Settings:
             offline=bool(get(config, "offline")),
         ),
         rebuild=bool(get(config, "rebuild")),
-        lock_timeout=timeout,
+        lock_timeout=lock_timeout(config),
         worker=given["workerid"] if given else None,
-        installer=installer,
+        installer=installer_for(config),
         with_requirements=parse_with(config),
-        resolution=resolution,
+        resolution=parse_resolution(config),
     )
 
 
@@ -378,14 +438,19 @@ def session_pythons(config: pytest.Config) -> list[str]:
     """The specs of ``--isoenv-pythons`` (paths against the invocation dir) or else of ``isoenv_pythons`` (rootdir)."""
     from_flags = config.getoption("isoenv_pythons")
     base = config.invocation_params.dir if from_flags else config.rootpath
+    values = from_flags or config.getini("isoenv_pythons")
+    if not values:
+        return []
+    from pytest_isoenv.plugin import matrix
+
     try:
-        return matrix.split_specs(from_flags or config.getini("isoenv_pythons"), base)
+        return matrix.split_specs(values, base)
     except IsoEnvError as exc:
         raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
 
 
 #: A test's spec, once worked out: its prebuild, its plan line and its ``isoenv`` fixture ask for the same one.
-ITEM_SPEC = pytest.StashKey[EnvSpec]()
+ITEM_SPEC = pytest.StashKey["EnvSpec"]()
 
 
 def marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
@@ -402,6 +467,8 @@ def marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
 
 
 def _marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
+    from pytest_isoenv.plugin import matrix
+
     marker = item.get_closest_marker("isoenv")
     params = getattr(getattr(item, "callspec", None), "params", {})
     args, kwargs = matrix.choose(

@@ -10,15 +10,18 @@ What the summary needs from a worker reaches the controller with its
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_isoenv.errors import InterpreterNotFound
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.session.stats import Stats
 from pytest_isoenv.text import table
+
+if TYPE_CHECKING:
+    from pytest_isoenv.session.stats import Stats
 
 #: Where in ``workeroutput`` a worker's summary material travels.
 WORKEROUTPUT_KEY = "isoenv_report"
@@ -37,9 +40,14 @@ def installer_note(setting: str | None, name: str) -> str:
 
 
 class XdistHooks:
-    """Hooks that only matter under pytest-xdist: workers' progress and summaries reach the controller."""
+    """Hooks that only matter under pytest-xdist: workers' progress and summaries reach the controller.
 
-    def __init__(self, config: pytest.Config, reporter: Reporter, stats: Stats) -> None:
+    *stats* gives the session's counts: ``stats(False)`` is ``None`` while the
+    core has not started (a worker that used no env has nothing to send),
+    ``stats(True)`` makes them if need be (the controller merges into them).
+    """
+
+    def __init__(self, config: pytest.Config, reporter: Reporter, stats: Callable[[bool], Stats | None]) -> None:
         self.config = config
         self.reporter = reporter
         self.stats = stats
@@ -51,13 +59,16 @@ class XdistHooks:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workeroutput: dict[str, Any] | None = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:
-            workeroutput[WORKEROUTPUT_KEY] = self.reporter.to_workeroutput(self.stats)
+        stats = self.stats(False)
+        if workeroutput is not None and stats is not None:
+            workeroutput[WORKEROUTPUT_KEY] = self.reporter.to_workeroutput(stats)
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if data:
-            self.reporter.merge(data, self.stats)
+            stats = self.stats(True)
+            if stats is not None:
+                self.reporter.merge(data, stats)
 
 
 class Reporter:

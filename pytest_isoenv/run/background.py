@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,9 +22,6 @@ from pytest_isoenv.process_group import kill_process_group
 
 #: Seconds a terminated process gets to exit before it is killed.
 GRACE_SECONDS = 5.0
-
-#: The scopes wider than a test: their processes outlive the test that set them up.
-_WIDE_SCOPES = frozenset({"class", "module", "package", "session"})
 
 
 def group_options(popen_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -52,20 +49,15 @@ class BackgroundProcesses:
 
     def __init__(self) -> None:
         self._started: list[Started] = []
-        self._fixture_scopes: list[str] = []
+        #: Whether a fixture wider than a test (class, module, package, session) is being set up now: what it
+        #: starts lives as long as its scope. Whoever runs the tests (the plugin) says; outside pytest, never.
+        self.in_wide_fixture: Callable[[], bool] = lambda: False
 
     def add(self, process: subprocess.Popen[Any], argv: Sequence[str]) -> None:
         """Remember *process*, owned by the scope that is running now."""
-        wide = bool(self._fixture_scopes) and self._fixture_scopes[-1] in _WIDE_SCOPES
+        wide = self.in_wide_fixture()
         self._started = [s for s in self._started if s.process.poll() is None]
         self._started.append(Started(process, list(argv), wide))
-
-    def enter_fixture(self, scope: str) -> None:
-        """A fixture of *scope* is being set up: what it starts lives as long as its scope."""
-        self._fixture_scopes.append(scope)
-
-    def exit_fixture(self) -> None:
-        self._fixture_scopes.pop()
 
     def stop(self, *, wide: bool = False, grace: float | None = None) -> list[str]:
         """Stop the test's processes that still run (with *wide*: every one); one line for each stopped.

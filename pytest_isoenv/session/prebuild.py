@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Iterable
@@ -38,6 +39,10 @@ def prebuild(
             seen.add(key)
             if envs.shared.needs_build(key):
                 todo[key] = dataclasses.replace(spec, private=False)
+            else:
+                # Claimed now, before the tests: the first test that uses it finds it in the session's lease.
+                with contextlib.suppress(IsoEnvError):  # the test that needs it reports it
+                    envs.shared.claim(key)
     if not todo:
         return
     say = progress or (lambda message: None)

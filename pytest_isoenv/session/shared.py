@@ -16,6 +16,7 @@ from pytest_isoenv.session.keys import EnvKeys
 from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.session.stats import Outcome, Stats
 from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.store.cache import Cache
 from pytest_isoenv.store.leases import Lease, held_generations
 from pytest_isoenv.store.record import Built, Record
 from pytest_isoenv.text import LineSink
@@ -106,17 +107,27 @@ class SharedEnvs:
         settings = self._settings
         return settings.rebuild and record.run_id != settings.run_id and record.created < self._started
 
-    def _from_cache(self, spec: EnvSpec, *, wait: bool, warn: LineSink | None) -> IsolatedEnv:
-        key = self._keys.key(spec)
-        where = self._current_test()
-        if key in self._failed:
-            raise self._failed[key].for_test(where) if where else self._failed[key]
+    def claim(self, key: str) -> Cache:
+        """Enter *key* in the session's lease, before its env is looked at, so no prune removes it while it lives.
+
+        The pre-build claims the envs the selected tests will use, so the
+        first test that asks for one does not pay for taking the lease. The
+        cache, ready to use.
+        """
         cache = self._cache.ready()
         self._lease.add(key, notify=self._notify)
         if self._lease.problem is not None and not self._told_lease_problem:
             self._told_lease_problem = True
             if self._notify is not None:
                 self._notify(self._lease.problem)
+        return cache
+
+    def _from_cache(self, spec: EnvSpec, *, wait: bool, warn: LineSink | None) -> IsolatedEnv:
+        key = self._keys.key(spec)
+        where = self._current_test()
+        if key in self._failed:
+            raise self._failed[key].for_test(where) if where else self._failed[key]
+        cache = self.claim(key)
         started = time.monotonic()
         try:
             record, built = cache.get_or_build(

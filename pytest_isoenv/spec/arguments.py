@@ -28,6 +28,9 @@ from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url
 #: A path as the marker and ``get()`` take it.
 PathArg = str | os.PathLike[str]
 
+#: The choices of ``--isoenv-resolution``: which versions the installer picks among those allowed.
+RESOLUTIONS = ("highest", "lowest-direct", "lowest")
+
 #: The files that make a folder a Python project.
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 

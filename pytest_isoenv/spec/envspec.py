@@ -45,9 +45,6 @@ from pytest_isoenv.spec.reqfiles import looks_like_path, walk_requirements
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing's from Python 3.11
 
-#: The choices of ``--isoenv-resolution``: which versions the installer picks among those allowed.
-RESOLUTIONS = ("highest", "lowest-direct", "lowest")
-
 
 def normalize_specifier(specifier: Specifier) -> str:
     """A specifier's text with trailing ``.0`` release parts dropped where PEP 440 compares them as equal.
@@ -153,7 +150,7 @@ class EnvSpec:
     index_url: str | None = None
     """This env's own package index, instead of the session's."""
     resolution: str = "highest"
-    """Which versions the installer picks among those allowed: one of :data:`RESOLUTIONS`."""
+    """Which versions the installer picks among those allowed: one of :data:`~pytest_isoenv.spec.arguments.RESOLUTIONS`."""
     coverage: str | None = None
     """The coverage.py version installed to measure the env's processes: set only while the session
     measures coverage (the host's version, so the data combine), else ``None``."""

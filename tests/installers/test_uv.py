@@ -210,7 +210,8 @@ def test_pip_settings_uv_cannot_follow_make_auto_choose_pip(
 ) -> None:
     monkeypatch.setenv("PIP_PREFER_BINARY", "1")
     assert installer_class("auto") is PipInstaller
-    pytester.makepyfile("def test_nothing(): pass")
+    # The installer is chosen, and the header's line about it written, when a test first needs an env.
+    pytester.makepyfile("def test_nothing(isoenv): pass")
     result = pytester.runpytest("--isoenv-installer", "auto")
     result.stdout.fnmatch_lines(
         ["isoenv: cache *, installer pip (auto: not uv, as uv cannot follow the pip setting(s) prefer-binary "

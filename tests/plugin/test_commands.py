@@ -20,6 +20,7 @@ from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.store.cache import Cache
 from pytest_isoenv.store.leases import Lease, Pruned, clear, list_entries, live_leases, prune
+from pytest_isoenv.store.pruned import PRUNED_NAME
 from pytest_isoenv.store.record import RECORD_NAME
 
 DAY = 86400.0
@@ -373,6 +374,26 @@ def test_session_end_leaves_unusable_entries_to_the_prune_command(pytester: pyte
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-prune")
     result.stdout.fnmatch_lines([f"  removed {interrupted.name}  ?  (unusable: it has no completion record*)"])
     assert not interrupted.exists()
+
+
+def test_a_session_that_uses_no_env_prunes_at_most_once_an_hour(pytester: pytest.Pytester, cache_dir: Path) -> None:
+    Cache(cache_dir).ensure()
+    (cache_dir / "envs" / ("0" * 20)).mkdir()
+    stamp = cache_dir / PRUNED_NAME
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    assert stamp.is_file(), "the first session's end pruned"
+    ten_minutes_ago = time.time() - 600
+    os.utime(stamp, (ten_minutes_ago, ten_minutes_ago))
+    run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    assert stamp.stat().st_mtime == ten_minutes_ago, "pruned ten minutes ago: left to a later session"
+    # With isoenv_max_age under an hour, every session prunes.
+    run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0").assert_outcomes(passed=1)
+    assert stamp.stat().st_mtime > ten_minutes_ago
+    two_hours_ago = time.time() - 7200
+    os.utime(stamp, (two_hours_ago, two_hours_ago))
+    run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    assert stamp.stat().st_mtime > two_hours_ago
 
 
 PLAN_TESTS = """

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from helpers import marked_tests
+
+from pytest_isoenv.installers.choice import installer_class
 
 
 def test_marker_gives_the_test_a_ready_env(pytester: pytest.Pytester) -> None:
@@ -260,6 +263,81 @@ def test_options_and_ini_keys_share_help(pytester: pytest.Pytester) -> None:
     )
     markers = pytester.runpytest("--markers")
     markers.stdout.fnmatch_lines(["@pytest.mark.isoenv(*requirements, editable=(), *"])
+
+
+#: What the plugin's entry point may import in a run whose tests use no env: the option table, the marker's text,
+#: the fixtures, and the small modules these need. Not the core (session, store, installers, discovery, key, run,
+#: factory), nor what only the core needs (filelock, packaging, urllib.request, ssl, concurrent.futures...).
+LIGHT_MODULES = {
+    "pytest_isoenv",
+    "pytest_isoenv.environ",
+    "pytest_isoenv.errors",
+    "pytest_isoenv.text",
+    "pytest_isoenv.spec",
+    "pytest_isoenv.spec.arguments",
+    "pytest_isoenv.spec.reqfiles",
+    "pytest_isoenv.plugin",
+    "pytest_isoenv.plugin.access",
+    "pytest_isoenv.plugin.activation",
+    "pytest_isoenv.plugin.coverage",
+    "pytest_isoenv.plugin.hooks",
+    "pytest_isoenv.plugin.options",
+    "pytest_isoenv.plugin.reporting",
+    "pytest_isoenv.plugin.xdist",
+}
+
+#: Writes the modules each process of a run has imported by the end of its session (each xdist worker too).
+MODULES_CONFTEST = """
+import json, os, sys
+
+def pytest_sessionfinish(session):
+    name = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    kind = "plugin" if session.config.pluginmanager.has_plugin("isoenv") else "bare"
+    with open(os.path.join(os.environ["MODULES_OUT"], f"{name}-{kind}.json"), "w") as out:
+        json.dump(sorted(sys.modules), out)
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("-q",), ("-n", "2")], ids=["header", "quiet", "xdist"])
+def test_a_run_whose_tests_use_no_env_loads_nothing_of_the_core(
+    pytester: pytest.Pytester,
+    private_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:
+    out = tmp_path / "modules"
+    out.mkdir()
+    monkeypatch.setenv("MODULES_OUT", str(out))
+    pytester.makeconftest(MODULES_CONFTEST)
+    pytester.makepyfile("def test_plain(tmp_path):\n    assert tmp_path.is_dir()\n")
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    pytester.runpytest_subprocess(*args, "-p", "no:isoenv").assert_outcomes(passed=1)
+    for with_plugin in sorted(out.glob("*-plugin.json")):
+        bare = with_plugin.with_name(with_plugin.name.replace("-plugin", "-bare"))
+        added = set(json.loads(with_plugin.read_text())) - set(json.loads(bare.read_text()))
+        assert added - LIGHT_MODULES == set(), f"{with_plugin.stem}: the plugin loaded more than it needs"
+    assert len(list(out.glob("*.json"))) == (6 if "-n" in args else 2)
+    assert not private_cache.exists(), "nothing was read from or written into the cache"
+
+
+def test_the_header_names_the_installer_as_set_until_a_test_needs_an_env(
+    pytester: pytest.Pytester, private_cache: Path
+) -> None:
+    pytester.makepyfile(test_plain="def test_plain(): pass")
+    result = pytester.runpytest_subprocess("--isoenv-installer=auto")
+    result.assert_outcomes(passed=1)
+    assert [line for line in result.outlines if line.startswith("isoenv:")] == [
+        f"isoenv: cache {private_cache}, installer auto"
+    ]
+    # A test that needs an env: the installer is chosen, and the line that says which follows the header.
+    pytester.makepyfile(test_env="def test_env(isoenv): pass")
+    result = pytester.runpytest_subprocess("--isoenv-installer=auto")
+    result.assert_outcomes(passed=2)
+    chosen = installer_class("auto").name
+    result.stdout.fnmatch_lines(
+        [f"isoenv: cache {private_cache}, installer auto", f"isoenv: cache {private_cache}, installer {chosen}*"]
+    )
 
 
 def test_header_names_the_cache_dir_from_the_environment_and_the_installer(

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import marked_tests
+from helpers import MakeEnvs, marked_tests
 
 from pytest_isoenv import EnvSpec
+from pytest_isoenv.session.prebuild import prebuild
+from pytest_isoenv.store.leases import ANY_GENERATION
 
 TESTS = """
 import pytest
@@ -164,3 +166,21 @@ def test_each_tests_spec_is_worked_out_once(pytester: pytest.Pytester, monkeypat
     )
     pytester.runpytest_inprocess().assert_outcomes(passed=3)
     assert sorted(validated) == [f"test_each_tests_spec_is_worked_out_once.py::test_x[{n}]" for n in range(3)]
+
+
+def test_the_prebuild_claims_the_cached_envs_the_tests_will_use(make_envs: MakeEnvs) -> None:
+    first = make_envs()
+    spec = first.spec(["alpha==1.0"])
+    first.env(spec)  # in the cache now
+    first.close()
+    envs = make_envs()
+    spec = envs.spec(["alpha==1.0"])
+    key = envs.key(spec)
+    prebuild(envs, [spec])
+    # In the lease before any test asks: the first test that does finds the lease taken, and pays for nothing but
+    # narrowing it to the generation it runs in.
+    assert envs.lease.keys == {key: ANY_GENERATION}
+    envs.env(spec)
+    assert set(envs.lease.keys) == {key}
+    assert envs.lease.keys[key] != ANY_GENERATION
+    envs.close()
