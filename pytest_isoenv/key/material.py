@@ -143,8 +143,9 @@ def constraints_material(value: str, hashes: FileHashes) -> Any:
 def editable_material(project: Path, hashes: FileHashes, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An editable project by what a new install of it could change: its metadata and what that reads.
 
-    Its Python sources are live in the env and stay out. In: ``pyproject.toml``, ``setup.py``,
-    ``setup.cfg``, the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
+    Its Python sources are live in the env and stay out. In: every ``*.py``, ``*.cfg``, ``*.toml``,
+    ``*.txt`` and ``*.in`` file at its top (``pyproject.toml``, ``setup.py``, ``hatch_build.py``,
+    ``MANIFEST.in``...), the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
     and, for a project with compiled extensions, their sources and build configuration.
     """
     files, variables = editable_inputs(project, hashes, os.environ if environ is None else environ)
