@@ -53,7 +53,7 @@ def compute_key(material: Mapping[str, Any]) -> str:
 
 def location_material(link: str, hashes: FileHashes, base: Path | None = None) -> Any:
     """A find-links location as it counts for the key: a local folder by the content of its archives."""
-    path = _local_path(link, base)
+    path = local_path(link, base)
     if path is None:
         return link
 
@@ -73,7 +73,7 @@ def location_material(link: str, hashes: FileHashes, base: Path | None = None) -
     return hashes.once("dir", path, content)
 
 
-def _local_path(link: str, base: Path | None) -> Path | None:
+def local_path(link: str, base: Path | None) -> Path | None:
     """The local path a find-links entry or ``file:`` URL names, absolute; ``None`` for a remote URL."""
     if link.startswith("file:"):
         parsed = urllib.parse.urlsplit(link)
@@ -88,7 +88,7 @@ def _local_path(link: str, base: Path | None) -> Path | None:
 
 def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
     """A ``file:`` URL requirement by what it points at (a project's tree or an archive's content)."""
-    path = _local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
+    path = local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
     if path is None:
         return url
     if path.is_dir():
@@ -97,12 +97,17 @@ def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
 
 
 def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[str, str]) -> bool:
-    """Whether installing *spec* reads local projects, archives or find-links folders (which uv caches)."""
+    """Whether installing *spec* reads local projects, archives or find-links folders (which uv caches).
+
+    *find_links* are every location the install sees, the user's configuration's included.
+    """
     links = [*find_links, *environ.get("UV_FIND_LINKS", "").replace(",", " ").split()]
+    # An editable project's own path dependencies are local projects uv would otherwise take from its cache.
     return bool(
         spec.local
-        or any(_local_path(link, None) for link in links)
-        or any("@ file:" in r for r in spec.requirements)
+        or spec.editable
+        or any(local_path(link, None) for link in links)
+        or any("@ file:" in r for r in (*spec.requirements, *(r for _, group in spec.groups for r in group)))
         or any(needs_rewrite(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else [])))
     )
 
@@ -133,7 +138,7 @@ def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
 
 def constraints_material(value: str, hashes: FileHashes) -> Any:
     """A constraints file a pip or uv setting names, by its content and what it includes; else the text as given."""
-    path = _local_path(value, None)
+    path = local_path(value, None)
     try:
         return requirements_material(path, hashes) if path and path.is_file() else value
     except SpecError as exc:  # the installer will refuse it too; the key still sees the broken file
