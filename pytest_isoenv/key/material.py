@@ -195,6 +195,10 @@ def spec_material(spec: EnvSpec, hashes: FileHashes | None = None) -> dict[str, 
         material["extras"] = [[str(path), list(names)] for path, names in spec.extras]
     if spec.groups:
         material["groups"] = sorted({r for _, requirements in spec.groups for r in requirements})
+        # A group's "name @ file:..." counts by what it points at, as the same requirement given directly does.
+        group_urls = {r: url_material(u, hashes) for r in material["groups"] if (u := _file_url(r))}
+        if group_urls:
+            material["group_file_urls"] = group_urls
     if spec.resolution != "highest":
         material["resolution"] = spec.resolution
     return material
