@@ -12,6 +12,10 @@ They emit reStructuredText, so use them in ``.rst`` pages.
 from __future__ import annotations
 
 import inspect
+import re
+import subprocess
+import sys
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -91,18 +95,39 @@ class Keywords(_RstDirective):
 
 
 class Fixtures(_RstDirective):
-    """Each fixture the plugin defines, with its scope and docstring."""
+    """Each fixture the plugin defines, with its scope and docstring, as ``pytest --fixtures`` lists them."""
 
     def run(self) -> list[nodes.Node]:
         lines: list[str] = []
-        for name, value in vars(plugin).items():
-            definition: Any = getattr(value, "_fixture_function_marker", None)
-            if definition is None:
-                continue
-            fixture = definition.name or name
-            lines += [f".. describe:: {fixture}", "", f"   *Scope: {definition.scope}.*", ""]
-            lines += [*_indent(inspect.getdoc(value) or ""), ""]
+        for name, scope in plugin_fixtures():
+            lines += [f".. describe:: {name}", "", f"   *Scope: {scope}.*", ""]
+            lines += [*_indent(inspect.getdoc(vars(plugin)[name]) or ""), ""]
         return self.render(lines)
+
+
+_FIXTURE_LINE = re.compile(r"^(?P<name>\w+)(?: \[(?P<scope>\w+) scope\])? -- ")
+
+
+def plugin_fixtures() -> list[tuple[str, str]]:
+    """The plugin's fixtures and their scopes, read from ``pytest --fixtures``: pytest's public word on them."""
+    with tempfile.TemporaryDirectory() as empty:
+        listing = subprocess.run(
+            [sys.executable, "-m", "pytest", "--fixtures", "-v", "-p", "no:cacheprovider"],
+            cwd=empty,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    found: list[tuple[str, str]] = []
+    section = ""
+    for line in listing.splitlines():
+        if line.startswith("-") and " fixtures defined from " in line:
+            section = line.split(" fixtures defined from ", 1)[1].strip(" -")
+        elif section == plugin.__name__ and (match := _FIXTURE_LINE.match(line)):
+            found.append((match["name"], match["scope"] or "function"))
+    if not found:
+        raise RuntimeError(f"pytest --fixtures listed no fixture of {plugin.__name__}:\n{listing}")
+    return found
 
 
 #: What these docs link to in Python's and pytest's documentation: (name, role, page#anchor).
