@@ -138,12 +138,34 @@ class Interpreter:
 
 def parse_spec(spec: str, *, where: str | None = None) -> PythonSpec:
     """*spec* parsed the way discovery reads it; :class:`SpecError` if it cannot name an interpreter."""
-    from python_discovery import PythonSpec
+    from python_discovery import KNOWN_IMPLEMENTATIONS, PythonSpec
 
     try:
-        return PythonSpec.from_string_spec(spec)
+        parsed = PythonSpec.from_string_spec(spec)
     except ValueError as exc:
         raise SpecError(f"python={spec!r} is not an interpreter spec ({exc})", where=where, fix=SPEC_FIX) from None
+    implementation = parsed.implementation
+    if implementation is not None and implementation.lower() not in KNOWN_IMPLEMENTATIONS:
+        # A typo ("snakes3"), not an interpreter that happens to be missing: it must not turn into a skip.
+        raise SpecError(
+            f"python={spec!r} is not an interpreter spec ({implementation!r} is no Python implementation)",
+            where=where,
+            fix=f'Use a version such as "3.12", "py312", ">=3.11", one of {", ".join(KNOWN_IMPLEMENTATIONS)} '
+            "with a version, or a path to an interpreter",
+        )
+    # What python-discovery reads no version or implementation from, it takes for the name of a program: a typo
+    # such as "3.1O" would then match any interpreter (pyenv's 2.7 among them) or none, never say it is a typo.
+    if parsed.path is not None and not _names_a_path(spec):
+        raise SpecError(
+            f"python={spec!r} is malformed: it is neither a version nor a path to an interpreter",
+            where=where,
+            fix=SPEC_FIX,
+        )
+    return parsed
+
+
+def _names_a_path(spec: str) -> bool:
+    return spec.startswith("~") or any(sep and sep in spec for sep in (os.sep, os.altsep))
 
 
 def is_path_spec(spec: str) -> bool:

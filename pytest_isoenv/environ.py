@@ -18,6 +18,11 @@ _HOST_LEAKS = (
 )  # fmt: skip
 
 
+def is_host_leak(name: str) -> bool:
+    """Whether the variable *name* is one :func:`host_environ` strips: no process the plugin starts sees it."""
+    return name in _HOST_LEAKS
+
+
 def host_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """*base* (default: ``os.environ``) without what would make another interpreter look at the host's Python.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_isoenv.errors import SpecError
+from pytest_isoenv.errors import IsoEnvError, SpecError
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.session.envs import SessionEnvs, TestContext
 from pytest_isoenv.spec.arguments import EnvOptions, PathArg, bind_options
@@ -41,12 +41,22 @@ class IsoEnvFactory:
         that started once, with the *preload* modules imported (see
         :mod:`pytest_isoenv.run.warm`). A keyword the marker does not take is
         refused as the marker refuses it, with a :class:`~pytest_isoenv.SpecError`.
+
+        Errors of pytest-isoenv (:class:`~pytest_isoenv.IsoEnvError`) say what
+        is wrong, the value, the test and the fix; they are raised from here,
+        without the plugin's own frames, so that pytest's report of them reads
+        as the marker's does: the caller's line and the message.
         """
-        context = self._envs.context()
-        bound = bind_options(options, context.nodeid)
-        if bound.get("python") is None and context.matrix_python is not None:
-            bound["python"] = self._follow_matrix(context)
-        return self._envs.env(self._envs.spec(requirements, **bound))
+        __tracebackhide__ = True  # pytest's public way to leave this frame out of its reports
+        try:
+            context = self._envs.context()
+            bound = bind_options(options, context.nodeid)
+            if bound.get("python") is None and context.matrix_python is not None:
+                bound["python"] = self._follow_matrix(context)
+            return self._envs.env(self._envs.spec(requirements, **bound))
+        except IsoEnvError as exc:
+            # The frames below are the plugin's: thirty lines that bury the one the user needs.
+            raise exc.with_traceback(None)  # noqa: B904 (the same error, not a new one: nothing to chain)
 
     def _follow_matrix(self, context: TestContext) -> str:
         """The Python matrix's interpreter for a ``get()`` without ``python=``, or a loud error where it cannot be.

@@ -52,6 +52,26 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+#: The build backends real projects of the tests are built with.
+BACKENDS = ("setuptools>=77", "setuptools-scm>=8")
+
+
+@pytest.fixture(scope="session")
+def backend_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of wheels of real build backends (setuptools, setuptools-scm and what it needs), for builds of
+    real projects offline: downloaded once from the package index the host's pip is configured with."""
+    path = tmp_path_factory.mktemp("backend-wheels")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(path), *BACKENDS],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        pytest.fail(f"could not download the build backends' wheels:\n{proc.stdout}{proc.stderr}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def installer_name() -> str:
     """The installer the suite's envs are built with: what ``ISOENV_TEST_INSTALLER`` resolves to."""

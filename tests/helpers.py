@@ -30,6 +30,7 @@ from pytest_isoenv.run.coverage import repack_installed
 
 if TYPE_CHECKING:
     from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.run.env import IsolatedEnv
     from pytest_isoenv.session.envs import SessionEnvs
     from pytest_isoenv.text import LineSink
 
@@ -328,3 +329,9 @@ def aged(path: Path, text: str) -> Path:
     old = time.time() - 60
     os.utime(path, (old, old))
     return path
+
+
+def imported(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:
+    """``module.name`` as the env's interpreter sees it, or ``missing`` when the module is not installed."""
+    code = f"try:\n import {module}\nexcept ImportError:\n print('missing')\nelse:\n print({module}.{name})"
+    return env.run("python", "-c", code).stdout.strip()

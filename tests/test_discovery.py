@@ -10,7 +10,7 @@ import pytest
 import virtualenv
 from helpers import MakeFactory
 
-from pytest_isoenv.discovery import Discovery, spec_label, uv_python_roots
+from pytest_isoenv.discovery import Discovery, parse_spec, spec_label, uv_python_roots
 from pytest_isoenv.errors import InterpreterNotFound, SpecError
 from pytest_isoenv.installers.api import oldest_seeded_python
 
@@ -278,6 +278,21 @@ def test_labels_come_from_the_spec(spec: str, label: str) -> None:
 def test_a_spec_that_cannot_name_an_interpreter_is_a_spec_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"python='>=banana' is not an interpreter spec"):
         Discovery(tmp_path / "py-info").find(">=banana")
+
+
+@pytest.mark.parametrize("spec", ["3.1O", "3.12O", "3.x", "3.1.2.3", "3,12"])
+def test_a_spec_with_no_version_and_no_path_is_malformed(tmp_path: Path, spec: str) -> None:
+    # python-discovery takes such text for a program's name: "3.1O" found pyenv's 2.7 and said it was too old.
+    with pytest.raises(SpecError) as info:
+        Discovery(tmp_path / "py-info").find(spec, where="tests/test_x.py::test_y")
+    assert str(info.value).startswith(f"python={spec!r} is malformed: it is neither a version nor a path")
+    assert 'Use a version such as "3.12"' in str(info.value)
+    assert str(info.value).endswith("(in tests/test_x.py::test_y)")
+
+
+@pytest.mark.parametrize("spec", ["python", "python3", "py", "cpython", "pypy", "3", "python3.12", "3.12-64", "~=3.11"])
+def test_specs_without_a_full_version_are_not_malformed(spec: str) -> None:
+    assert parse_spec(spec).path is None
 
 
 def pyenv_python2() -> Path | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import isoenv_testbackend as backend
 import pytest
 from helpers import MakeEnvs, MakeFactory, MakeProject
 
-from pytest_isoenv import BuildError
+from pytest_isoenv import BuildError, SpecError
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.index import IndexOptions
@@ -163,3 +165,13 @@ def test_interrupted_build_is_cleaned_up(make_factory: MakeFactory, make_envs: M
         factory.get("beta")
     assert list((cache / "envs").iterdir()) == []
     make_factory(cache).get("beta").run("python", "-c", "import beta")
+
+
+def test_an_error_of_get_is_raised_from_get_itself_as_the_plugin_made_it(make_factory: MakeFactory) -> None:
+    # The plugin's frames below get() are cut: pytest's report shows the caller's line and the message.
+    with pytest.raises(SpecError) as info:
+        make_factory(current_test=lambda: "tests/test_x.py::test_y").get("alpha", editable=["./no-such-project"])
+    assert info.value.problem.startswith("editable path './no-such-project' does not exist")
+    assert info.value.where == "tests/test_x.py::test_y"
+    frames = [frame.filename for frame in traceback.extract_tb(info.tb)]
+    assert frames == [__file__, inspect.getsourcefile(IsoEnvFactory)]

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import importlib.metadata
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -25,12 +26,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import BuildError, SpecError
 from pytest_isoenv.installers.processes import InstallerProcesses
+from pytest_isoenv.installers.snapshot import Snapshots
 from pytest_isoenv.installers.verify import env_site_dirs, missing
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.settings import PipConfig
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
-from pytest_isoenv.spec.reqfiles import absolute_copies, needs_rewrite
+from pytest_isoenv.spec.reqfiles import absolute_copies, names_url, needs_rewrite
 from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class InstallerDirs:
     """virtualenv's app-data: the seed wheels' images it creates envs from."""
     uv_cache: Path
     """uv's cache when uv's own is on another filesystem than the envs (uv links files from its cache)."""
+    root: Path | None = None
+    """The cache root: never part of a local project's snapshot, as it is never part of its key."""
 
 
 class Installer(ABC):
@@ -149,15 +153,26 @@ class Installer(ABC):
         """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
         if not self._has_packages(spec):
             return
-        with tempfile.TemporaryDirectory(prefix="isoenv-requirements-") as folder:
-            self.processes.run(
-                self.install_command(python, with_absolute_paths(spec, Path(folder)), index),
-                what=f"installing {spec.describe()} failed",
-                log=log,
-                env=self.environ(environ),
-                echo=echo,
-                cwd=self.workdir(python),
-            )
+        # Local projects are built from snapshots in the env's own folder (python is <env>/bin/python), so
+        # that a failed build goes with the env, and the snapshots with the install.
+        sources = Path(tempfile.mkdtemp(prefix=".isoenv-sources-", dir=python.parent.parent))
+        try:
+            snapshots = Snapshots(sources, self._dirs.root)
+            with tempfile.TemporaryDirectory(prefix="isoenv-requirements-") as folder:
+                command = self.install_command(python, with_absolute_paths(spec, Path(folder), snapshots), index)
+                what = f"installing {spec.describe()} failed"
+                if snapshots.made:
+                    what += (
+                        f" ({', '.join(map(str, snapshots.made))} built from a copy of the files that count for "
+                        "its key: a build that reads a file outside the project, or one git ignores, does not find "
+                        "it; move the file into the project, or install the project editable)"
+                    )
+                self.processes.run(
+                    command, what=what, log=log, env=self.environ(environ), echo=echo, cwd=self.workdir(python)
+                )
+            snapshots.restore_urls(env_site_dirs(python, environ) if snapshots.made else ())
+        finally:
+            shutil.rmtree(sources, ignore_errors=True)
 
     def compile(self, python: Path, site: Sequence[Path], *, log: Path, environ: Mapping[str, str]) -> None:
         """Compile every module of the env to bytecode, so that nothing run from it writes into it.
@@ -261,16 +276,20 @@ class Installer(ABC):
         return args
 
 
-def with_absolute_paths(spec: EnvSpec, folder: Path) -> EnvSpec:
+def with_absolute_paths(spec: EnvSpec, folder: Path, snapshots: Snapshots | None = None) -> EnvSpec:
     """*spec* with its requirements and constraints files replaced by copies in *folder* whose paths are absolute.
 
     Paths in a requirements file mean the file's folder, whichever installer runs and wherever (see
     :func:`pytest_isoenv.spec.reqfiles.absolute_copies`). Files without local paths are used as they are.
+    With *snapshots*, every local project folder the spec names, directly, by a ``file:`` URL or in a
+    requirements file, is replaced by its snapshot: the one place every route to a local build passes.
     """
+    if snapshots is not None:
+        spec = snapshots.spec(spec)
     files = [*spec.requirements_files, *([spec.constraints] if spec.constraints else [])]
-    if not any(needs_rewrite(path) for path in files):
+    if not any(needs_rewrite(path) or (snapshots is not None and names_url(path)) for path in files):
         return spec
-    copies = absolute_copies(files, folder)
+    copies = absolute_copies(files, folder, relocate=None if snapshots is None else snapshots.relocate)
     return dataclasses.replace(
         spec,
         requirements_files=tuple(copies[p] for p in spec.requirements_files),

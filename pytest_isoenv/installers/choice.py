@@ -14,7 +14,8 @@ from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers.api import Installer, InstallerDirs
 from pytest_isoenv.installers.pip import PipInstaller
 from pytest_isoenv.installers.uv import UvInstaller
-from pytest_isoenv.key.settings import PipConfig, dropped_pip_settings, uv_config, uv_config_files, uv_from_pip
+from pytest_isoenv.key.settings import PipConfig, dropped_pip_settings, uv_from_pip
+from pytest_isoenv.key.uvconfig import uv_config, uv_config_files
 
 #: The installers by name: the choices of ``--isoenv-installer``.
 INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
@@ -39,8 +40,9 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
     """For the report header: the installer *name* means, with why ``auto`` did not choose uv; and warnings.
 
     The warnings name the user's settings that no build follows: pip settings
-    an explicitly chosen uv cannot follow, and settings of either tool that
-    would send installs out of the env.
+    an explicitly chosen uv cannot follow, settings of either tool that would
+    send installs out of the env, and pip settings that would add requirements
+    to every env.
     """
     pip = PipConfig.read(os.environ)
     cls, why = auto_choice(pip) if name in (None, "auto") else (installer_class(name), None)
@@ -61,6 +63,12 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
         elsewhere = dropped_pip_settings(pip.settings)
     if elsewhere:
         warnings.append(f"ignoring setting(s) that would install outside the env: {', '.join(elsewhere)}")
+    added = dropped_pip_settings(pip.settings, requirements=True)
+    if added:
+        warnings.append(
+            f"ignoring pip setting(s) that would add requirements to every env: {', '.join(added)}; "
+            "ask for them in the isoenv marker instead (requirements_files=, editable=, groups=)"
+        )
     return label, warnings
 
 

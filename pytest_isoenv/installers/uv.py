@@ -2,7 +2,7 @@
 
 uv runs with exactly the configuration the key covers (the user's and the
 system's ``uv.toml``, never a project's, and pip's index settings carried
-over; see :mod:`pytest_isoenv.key.settings`) and with a cache on the envs'
+over; see :mod:`pytest_isoenv.key.uvconfig` and :mod:`pytest_isoenv.key.settings`) and with a cache on the envs'
 filesystem. The stages run in the order :meth:`Installer.build
 <pytest_isoenv.installers.api.Installer.build>` gives them.
 """
@@ -25,7 +25,13 @@ from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheel
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import index_material
-from pytest_isoenv.key.settings import PipConfig, uv_config, uv_config_files, uv_from_pip, uv_resolution_settings
+from pytest_isoenv.key.settings import PipConfig, uv_from_pip
+from pytest_isoenv.key.uvconfig import (
+    UV_ELSEWHERE_VARIABLES,
+    uv_config,
+    uv_config_files,
+    uv_resolution_settings,
+)
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.tomlfile import read_toml
@@ -107,6 +113,8 @@ class UvInstaller(Installer):
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
         """*environ* for running uv: its own configuration only, and a cache on the envs' filesystem."""
         result = {**self.from_pip.environ, **environ, **self._configuration()}
+        for name in UV_ELSEWHERE_VARIABLES:
+            result.pop(name, None)
         if self._cache_dir is None:
             self._cache_dir = ""
             user_cache: Path | None = Path(environ["UV_CACHE_DIR"]) if environ.get("UV_CACHE_DIR") else None

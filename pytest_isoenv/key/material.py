@@ -34,6 +34,7 @@ from packaging.requirements import Requirement
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.projects import editable_inputs
+from pytest_isoenv.key.vcs import vcs_material
 from pytest_isoenv.spec.envspec import normalize_requirement
 from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, needs_rewrite, walk_requirements
 
@@ -92,7 +93,11 @@ def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
     if path is None:
         return url
     if path.is_dir():
-        return editable_material(path, hashes) if editable else {"tree": str(path), "sha256": hashes.tree(path)}
+        if editable:
+            return editable_material(path, hashes)
+        material = {"tree": str(path), "sha256": hashes.tree(path)}
+        vcs = hashes.once("vcs", path, vcs_material)
+        return material if vcs is None else {**material, "vcs": vcs}
     return {"file": str(path), "sha256": hashes.file_or_none(path)}
 
 
@@ -113,8 +118,12 @@ def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[
 
 
 def local_material(path: Path, hashes: FileHashes) -> dict[str, Any]:
-    """A local project (its tree) or archive (its content), installed non-editable."""
-    return {"path": str(path), "sha256": hashes.tree(path) if path.is_dir() else hashes.file_or_none(path)}
+    """A local project (its tree, and the VCS state its version is made from) or archive (its content)."""
+    material = {"path": str(path), "sha256": hashes.tree(path) if path.is_dir() else hashes.file_or_none(path)}
+    vcs = hashes.once("vcs", path, vcs_material) if path.is_dir() else None
+    if vcs is not None:  # only then: the keys of other projects stay what they were
+        material["vcs"] = vcs
+    return material
 
 
 def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
@@ -136,9 +145,12 @@ def requirements_material(path: Path, hashes: FileHashes) -> list[Any]:
     return material
 
 
-def constraints_material(value: str, hashes: FileHashes) -> Any:
-    """A constraints file a pip or uv setting names, by its content and what it includes; else the text as given."""
-    path = local_path(value, None)
+def constraints_material(value: str, hashes: FileHashes, base: Path | None = None) -> Any:
+    """A constraints file a pip or uv setting names, by its content and what it includes; else the text as given.
+
+    A relative path means *base* (default: the working directory).
+    """
+    path = local_path(value, base)
     try:
         return requirements_material(path, hashes) if path and path.is_file() else value
     except SpecError as exc:  # the installer will refuse it too; the key still sees the broken file

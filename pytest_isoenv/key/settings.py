@@ -1,31 +1,27 @@
-"""What configuration an installer runs with: the user's settings the key covers, and nothing else.
+"""What pip runs with, and what of the user's pip configuration the key covers.
 
-pip and uv both read configuration of their own: pip its config files and
-``PIP_*`` variables, uv its ``uv.toml`` files (user, system, and any project's
-above the working directory) and ``UV_*`` variables. This module turns that
-into exactly what an isoenv build may see:
+pip reads configuration of its own: its config files and ``PIP_*`` variables,
+read here once as a :class:`PipConfig`. This module turns that into exactly
+what an isoenv build may see:
 
 - settings that would send an install somewhere other than the env being built
-  (pip's ``target``, ``prefix``, ``root``, ``user``, ``python``; uv's
-  ``[pip] target``, ``prefix``, ``system``) are dropped;
-- uv never reads a project's configuration (the cache may live inside one), only
-  the user and system files the key includes;
-- pip's index settings are carried over to uv, so the env comes from the indexes
-  the user configured whichever installer builds it; pip settings uv has no
-  faithful equivalent for are named, so ``auto`` can choose pip instead.
+  (``target``, ``prefix``, ``root``, ``user``, ``python``, ...) are dropped, and
+  so are those that add requirements to every install (``requirement``,
+  ``editable``, ``group``): an env holds what its test asks for;
+- pip's index settings are carried over to uv (:func:`uv_from_pip`), so the env
+  comes from the indexes the user configured whichever installer builds it; pip
+  settings uv has no faithful equivalent for are named, so ``auto`` can choose
+  pip instead.
 
-It also says which of those settings the key covers
-(:meth:`PipConfig.resolution_settings`, :func:`uv_resolution_settings`: what changes
-what gets resolved or built, and the content of the files they name), and where
-each tool's configuration files are (:func:`pip_config_files`,
-:func:`uv_config_files`): one place for "which pip and uv settings matter".
+Every other setting counts for the key (:meth:`PipConfig.resolution_settings`),
+unless it is harmless; which is which is :mod:`pytest_isoenv.key.settingrules`.
+uv's configuration is :mod:`pytest_isoenv.key.uvconfig`.
 """
 
 from __future__ import annotations
 
 import configparser
 import functools
-import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -36,40 +32,25 @@ from typing import Any
 import platformdirs
 
 from pytest_isoenv.key.hashing import FileHashes
-from pytest_isoenv.key.material import constraints_material, location_material
-from pytest_isoenv.tomlfile import read_toml
+from pytest_isoenv.key.settingrules import HARMLESS, REQUIREMENTS, pip_option, pip_variable, setting_contents
 
 # pip settings that send installs into another environment or folder, or run another interpreter's pip,
 # or make pip ignore the settings passed to it here.
 _PIP_ELSEWHERE = frozenset({"target", "prefix", "root", "user", "python", "src", "isolated", "require-virtualenv"})
 # Variables that are pip's own, not settings.
 _PIP_NOT_SETTINGS = frozenset({"PIP_CONFIG_FILE", "PIP_VERSION", "PIP_HELP"})
-# uv's [pip] settings that send installs elsewhere than the env given with --python.
-_UV_ELSEWHERE = frozenset({"target", "prefix", "system", "break-system-packages", "python", "user"})
 _TRUE = frozenset({"y", "yes", "t", "true", "on", "1"})
 
-# Settings that change what pip resolves or how it builds. Others (timeouts, certificates,
-# progress bars, cache location) change only how it gets there, and stay out of the key.
-_PIP_RESOLUTION_SETTINGS = frozenset(
+# pip settings that change what gets installed and that ``uv pip install`` has no faithful equivalent for:
+# with one of them set, ``auto`` chooses pip. (What counts for the key is another question: settingrules.)
+_UV_CANNOT_FOLLOW = frozenset(
     {
-        "index-url", "extra-index-url", "find-links", "no-index", "pre", "only-binary", "no-binary",
-        "prefer-binary", "constraint", "build-constraint", "upgrade-strategy", "no-build-isolation",
-        "no-deps", "uploaded-prior-to", "use-feature", "use-deprecated", "ignore-requires-python",
-        "config-settings", "platform", "python-version", "implementation", "abi", "isolated",
+        "only-binary", "no-binary", "prefer-binary", "build-constraint", "uploaded-prior-to", "use-feature",
+        "use-deprecated", "ignore-requires-python", "config-settings", "platform", "python-version",
+        "implementation", "abi",
     }
 )  # fmt: skip
-
-# uv settings that change what ``uv pip install`` resolves or how it builds (environment variables;
-# config files count whole). Cache, network and output settings stay out of the key.
-_UV_RESOLUTION_VARIABLES = frozenset(
-    {
-        "UV_INDEX", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX",
-        "UV_INDEX_STRATEGY", "UV_PRERELEASE", "UV_RESOLUTION", "UV_CONSTRAINT", "UV_BUILD_CONSTRAINT",
-        "UV_OVERRIDE", "UV_EXCLUDE_NEWER", "UV_NO_BINARY", "UV_NO_BINARY_PACKAGE", "UV_NO_BUILD",
-        "UV_NO_BUILD_PACKAGE", "UV_NO_BUILD_ISOLATION", "UV_NO_BUILD_ISOLATION_PACKAGE", "UV_CONFIG_SETTINGS",
-        "UV_TORCH_BACKEND", "UV_NO_SOURCES", "UV_CONFIG_FILE", "UV_NO_CONFIG",
-    }
-)  # fmt: skip
+_FLAGS = frozenset({"prefer-binary", "ignore-requires-python"})
 
 
 # The configuration files, and what of them the key covers ---------------------------------------------------
@@ -101,49 +82,6 @@ def _read_pip_config(path: Path) -> configparser.RawConfigParser | None:
     except (configparser.Error, UnicodeDecodeError):
         return None
     return parser
-
-
-def _contents(name: str, values: list[str], hashes: FileHashes) -> dict[str, Any]:
-    """Key material for the files a find-links or constraint setting names (others: nothing)."""
-    setting = name.rsplit(".", 1)[-1].lower().replace("_", "-")
-    if setting.endswith("find-links"):
-        return {f"{name}:contents": [location_material(v, hashes) for v in values]}
-    if setting.endswith("constraint"):
-        return {f"{name}:contents": [constraints_material(v, hashes) for v in values]}
-    return {}
-
-
-def uv_config_files(environ: Mapping[str, str]) -> list[Path]:
-    """The uv configuration files uv itself would read for a command run outside any project.
-
-    ``UV_CONFIG_FILE`` replaces every discovered file and ``UV_NO_CONFIG`` turns discovery off.
-    Otherwise the user's file, then the first system file found.
-    """
-    if environ.get("UV_NO_CONFIG"):
-        return []
-    if environ.get("UV_CONFIG_FILE"):
-        return [Path(environ["UV_CONFIG_FILE"])]
-    if sys.platform == "win32":
-        user = [Path(environ.get("APPDATA", Path.home() / "AppData" / "Roaming"), "uv", "uv.toml")]
-        system = [Path(environ.get("SYSTEMDRIVE", "C:") + "\\", "ProgramData", "uv", "uv.toml")]
-    else:
-        user = [Path(environ.get("XDG_CONFIG_HOME") or Path.home() / ".config", "uv", "uv.toml")]
-        system = [Path(d, "uv", "uv.toml") for d in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
-        system.append(Path("/etc/uv/uv.toml"))
-    found = [f for f in user if f.is_file()]
-    return found + [f for f in system if f.is_file()][:1]
-
-
-def uv_resolution_settings(environ: Mapping[str, str], hashes: FileHashes | None = None) -> dict[str, Any]:
-    """The user's uv settings (config files and ``UV_*`` variables) that change what uv installs."""
-    hashes = FileHashes() if hashes is None else hashes
-    settings: dict[str, Any] = {f"file:{path}": hashes.file_or_none(path) for path in uv_config_files(environ)}
-    for name, value in environ.items():
-        if name in _UV_RESOLUTION_VARIABLES:
-            settings[name] = value
-            if name in ("UV_FIND_LINKS", "UV_CONSTRAINT"):
-                settings.update(_contents(name, value.replace(",", " ").split(), hashes))
-    return settings
 
 
 # What builds run with ---------------------------------------------------------------------------------------
@@ -203,18 +141,18 @@ class PipConfig:
                 if parser.has_section(section):
                     for option, value in parser.items(section):
                         if value:  # pip ignores empty values
-                            name = option.lower().replace("_", "-").lstrip("-")
-                            settings[name] = PipSetting(value, f"{path} [{section}] {option}")
+                            settings[pip_option(option)] = PipSetting(value, f"{path} [{section}] {option}")
         for variable, value in self.variables:
             if variable not in _PIP_NOT_SETTINGS and value:
-                settings[variable[4:].lower().replace("_", "-")] = PipSetting(value, variable)
+                settings[pip_option(variable)] = PipSetting(value, variable)
         return settings
 
     def resolution_settings(self, hashes: FileHashes | None = None) -> dict[str, Any]:
-        """The settings (config files and ``PIP_*`` variables) that change what pip installs, for the key.
+        """The settings (config files and ``PIP_*`` variables) for the key: every one that counts.
 
-        Find-links folders count by the content of their archives, constraints files by their content,
-        read through *hashes* each time: they may change while the configuration does not.
+        All but the harmless ones and those no build sees (:func:`pip_counts`). Find-links folders count by
+        the content of their archives, constraints files by their content, read through *hashes* each time:
+        they may change while the configuration does not.
         """
         hashes = FileHashes() if hashes is None else hashes
         settings: dict[str, Any] = {}
@@ -225,14 +163,26 @@ class PipConfig:
             for section in ("global", "install"):
                 if parser.has_section(section):
                     for option, value in parser.items(section):
-                        if option.replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
+                        if pip_counts(option):
                             settings[f"{section}.{option}"] = value
-                            settings.update(_contents(f"{section}.{option}", value.split(), hashes))
+                            settings.update(
+                                setting_contents(f"{section}.{option}", pip_variable(option), value.split(), hashes)
+                            )
         for name, value in self.variables:
-            if name[4:].lower().replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
+            if name not in _PIP_NOT_SETTINGS and pip_counts(name):
                 settings[name] = value
-                settings.update(_contents(name, value.split(), hashes))
+                settings.update(setting_contents(name, pip_variable(name), value.split(), hashes))
         return settings
+
+
+def pip_counts(name: str) -> bool:
+    """Whether the pip setting *name* (a variable or a file's option) counts for the key.
+
+    All count but the harmless ones and those no build sees: those that install elsewhere and those
+    that add requirements (:data:`~pytest_isoenv.key.settingrules.REQUIREMENTS`).
+    """
+    option = pip_option(name)
+    return pip_variable(option) not in HARMLESS and option not in _PIP_ELSEWHERE and option not in REQUIREMENTS
 
 
 def pip_environ(environ: Mapping[str, str], settings: Mapping[str, PipSetting]) -> dict[str, str]:
@@ -245,14 +195,18 @@ def pip_environ(environ: Mapping[str, str], settings: Mapping[str, PipSetting]) 
     result = {name: value for name, value in environ.items() if not name.startswith("PIP_")}
     result["PIP_CONFIG_FILE"] = os.devnull
     for option, setting in settings.items():
-        if option not in _PIP_ELSEWHERE:
-            result["PIP_" + option.upper().replace("-", "_")] = setting.value
+        if option not in _PIP_ELSEWHERE and option not in REQUIREMENTS:
+            result[pip_variable(option)] = setting.value
     return result
 
 
-def dropped_pip_settings(settings: Mapping[str, PipSetting]) -> list[str]:
-    """The user's pip settings no build uses, as ``option (source)``: they would send installs elsewhere."""
-    return [f"{option} ({s.source})" for option, s in settings.items() if option in _PIP_ELSEWHERE]
+def dropped_pip_settings(settings: Mapping[str, PipSetting], *, requirements: bool = False) -> list[str]:
+    """The user's pip settings no build uses, as ``option (source)``: they would send installs elsewhere.
+
+    With *requirements*, those that would add requirements to every env instead.
+    """
+    dropped = REQUIREMENTS if requirements else _PIP_ELSEWHERE
+    return [f"{option} ({s.source})" for option, s in settings.items() if option in dropped]
 
 
 @dataclass(frozen=True)
@@ -287,7 +241,10 @@ def uv_from_pip(settings: Mapping[str, PipSetting]) -> UvFromPip:
     environ: dict[str, str] = {}
     not_carried: list[str] = []
     for option, setting in settings.items():
-        if option in ("index-url", "extra-index-url", "find-links", "no-index") or option in _PIP_ELSEWHERE:
+        if (
+            option in ("index-url", "extra-index-url", "find-links", "no-index")
+            or option in _PIP_ELSEWHERE | REQUIREMENTS
+        ):
             continue
         if option in ("pre", "no-build-isolation", "no-deps"):
             if setting.enabled:
@@ -305,7 +262,7 @@ def uv_from_pip(settings: Mapping[str, PipSetting]) -> UvFromPip:
             environ["UV_HTTP_TIMEOUT"] = setting.value
         elif option == "proxy":
             environ["HTTP_PROXY"] = environ["HTTPS_PROXY"] = setting.value
-        elif option in _RESOLUTION and not (option in _FLAGS and not setting.enabled):
+        elif option in _UV_CANNOT_FOLLOW and not (option in _FLAGS and not setting.enabled):
             not_carried.append(f"{option} ({setting.source})")
     index = settings.get("index-url")
     no_index = settings.get("no-index")
@@ -318,67 +275,3 @@ def uv_from_pip(settings: Mapping[str, PipSetting]) -> UvFromPip:
         environ=environ,
         not_carried=tuple(not_carried),
     )
-
-
-# The pip settings that change what gets installed (the key's list) and that uv has no faithful equivalent
-# for: all but those uv_from_pip carries over and those that send installs elsewhere. upgrade-strategy is not
-# among them: nothing is upgraded in a fresh env.
-_CARRIED = frozenset(
-    {"index-url", "extra-index-url", "find-links", "no-index", "pre", "no-build-isolation", "no-deps", "constraint"}
-)
-_RESOLUTION = _PIP_RESOLUTION_SETTINGS - _CARRIED - {"upgrade-strategy"} - _PIP_ELSEWHERE
-_FLAGS = frozenset({"prefer-binary", "ignore-requires-python"})
-
-
-def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
-    """The uv configuration an isoenv build runs with, made from *files* (user first, then system).
-
-    Returns the TOML text to run uv with (``None``: no configuration at all)
-    and the settings left out because they send installs elsewhere. The files
-    are combined as uv combines them (the first file's value wins; lists are
-    joined), so uv can be given them as one ``--config-file`` and be told not to
-    look for any other file, a project's included.
-    """
-    merged: dict[str, Any] = {}
-    for path in files:
-        try:
-            data = read_toml(path)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read the uv configuration file {path}: {exc}") from exc
-        merged = _combine(merged, data)
-    pip = merged.get("pip")
-    dropped = []
-    if isinstance(pip, dict):
-        for option in sorted(_UV_ELSEWHERE & set(pip)):
-            dropped.append(f"[pip] {option}")
-            del pip[option]
-    if not merged:
-        return None, dropped
-    return "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in merged.items()), dropped
-
-
-def _combine(first: Any, second: Any) -> Any:
-    """uv's rule for two configuration values: tables field by field, lists joined, otherwise the first."""
-    if isinstance(first, dict) and isinstance(second, dict):
-        out = dict(first)
-        for key, value in second.items():
-            out[key] = _combine(first[key], value) if key in first else value
-        return out
-    if isinstance(first, list) and isinstance(second, list):
-        return [*first, *second]
-    return first
-
-
-def _toml(value: Any) -> str:
-    """*value* as an inline TOML value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(map(_toml, value)) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)} = {_toml(v)}" for k, v in value.items()) + "}"
-    return str(value.isoformat())  # dates and times

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_isoenv.errors import CacheError, InterpreterNotFound, IsoEnvError
 from pytest_isoenv.plugin import options
+from pytest_isoenv.plugin.activation import uses_env
 from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
@@ -158,7 +159,7 @@ def plan_uses(
     factory_tests = 0
     for item in items:
         factory_tests += _uses_factory(item)
-        if "isoenv" not in getattr(item, "fixturenames", ()):
+        if not uses_env(item):
             continue
         try:
             spec = spec_of(item)

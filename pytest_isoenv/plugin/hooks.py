@@ -15,9 +15,10 @@ import pytest
 from pytest_isoenv.errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.choice import installer_notes
+from pytest_isoenv.plugin import access, activation, matrix, options
 from pytest_isoenv.plugin import commands as manage
-from pytest_isoenv.plugin import matrix, options
 from pytest_isoenv.plugin import xdist as workers
+from pytest_isoenv.plugin.access import ENVS, TMP_PATH_FACTORY
 from pytest_isoenv.plugin.coverage import COVERAGE_LINES, CoverageHooks, measurement_from_config
 from pytest_isoenv.plugin.options import marker_spec, session_pythons, settings_from_config
 from pytest_isoenv.plugin.reporting import Reporter, XdistHooks, installer_note
@@ -28,16 +29,12 @@ from pytest_isoenv.session.envs import SessionEnvs, TestContext
 from pytest_isoenv.session.prebuild import prebuild
 from pytest_isoenv.spec.arguments import signature
 
-#: The session's envs, behind the ``isoenv_factory`` fixture.
-ENVS = pytest.StashKey[SessionEnvs]()
 POLICY = pytest.StashKey[manage.Policy]()
 PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-pythons``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
 #: The test being run (or the fixture being set up for it), as the factory needs to know it.
 CURRENT_TEST = pytest.StashKey[TestContext]()
-#: pytest's temporary directories, where private envs go (set by the ``isoenv_factory`` and ``isoenv`` fixtures).
-TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
 #: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
@@ -76,15 +73,16 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    config.pluginmanager.register(activation, "isoenv-activation")
     reporter = config.stash[REPORTER] = Reporter(config)
     # A session run in-process by another (pytester) stops only the warm interpreters it started.
     config.stash[WARM_BEFORE] = warm.servers()
     config.stash[POLICY] = manage.Policy.from_config(config)
     measurement = measurement_from_config(config)
     # Cheap (no I/O until an env is asked for), so it exists for collection-time hooks too.
-    envs = config.stash[ENVS] = SessionEnvs(
+    envs = SessionEnvs(
         settings_from_config(config),
-        private_root=lambda: config.stash[TMP_PATH_FACTORY].mktemp("isoenv-private", numbered=True),
+        private_root=lambda: access.private_root(config),
         context=lambda: config.stash.get(CURRENT_TEST, TestContext()),
         notify=reporter.progress,
         # A repair is not the fault of the test that meets it: it is said in the output, not warned about.
@@ -93,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         echo=reporter.echo if reporter.verbosity > 0 else None,
         coverage=measurement,
     )
+    access.start(config, envs)
     if measurement is not None:
         config.pluginmanager.register(CoverageHooks(config, measurement), "isoenv-coverage")
     config.stash[PYTHONS] = session_pythons(config)
@@ -244,7 +243,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     envs = config.stash[ENVS]
     specs = []
     for item in session.items:
-        if "isoenv" in getattr(item, "fixturenames", ()):
+        if activation.uses_env(item):
             with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
                 specs.append(marker_spec(envs, item))
     # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
@@ -348,7 +347,7 @@ def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     arguments and cached across tests, sessions and xdist workers.
     """
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
-    return IsoEnvFactory(request.config.stash[ENVS])
+    return access.get_factory(request.config)
 
 
 @pytest.fixture

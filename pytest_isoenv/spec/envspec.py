@@ -23,6 +23,7 @@ from packaging.specifiers import Specifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pytest_isoenv.discovery import parse_spec
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.spec import groups as dependency_groups
 from pytest_isoenv.spec.arguments import (
@@ -322,22 +323,14 @@ class EnvSpec:
 def normalize_python(value: PathArg, rootdir: Path, where: str | None = None) -> str:
     """An interpreter spec with a path in it made absolute against *rootdir*; versions stay as given.
 
-    A spec that names no known implementation (``"banana"``, ``"snakes3"``) is refused here: it
-    is a typo, not an interpreter that happens to be missing, so it must not turn into a skip.
+    A spec that names no known implementation (``"banana"``, ``"snakes3"``) or is malformed
+    (``"3.1O"``) is refused here (see :func:`~pytest_isoenv.discovery.parse_spec`): it is a typo,
+    not an interpreter that happens to be missing, so it must not turn into a skip.
     """
-    from python_discovery import KNOWN_IMPLEMENTATIONS, PythonSpec  # not at import: it slows every pytest start
-
     text = os.fspath(value).strip()
     if isinstance(value, os.PathLike) or text.startswith("~") or any(s and s in text for s in (os.sep, os.altsep)):
         return str(resolve(text, rootdir))
-    implementation = PythonSpec.from_string_spec(text).implementation
-    if implementation is not None and implementation.lower() not in KNOWN_IMPLEMENTATIONS:
-        raise SpecError(
-            f"python={text!r} is not an interpreter spec ({implementation!r} is no Python implementation)",
-            where=where,
-            fix=f'Use a version such as "3.12", "py312", ">=3.11", one of {", ".join(KNOWN_IMPLEMENTATIONS)} '
-            "with a version, or a path to an interpreter",
-        )
+    parse_spec(text, where=where)
     return text
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pytest_isoenv.errors import SpecError
@@ -128,11 +128,19 @@ def _is_local(kind: str, value: str) -> bool:
     return kind == "path" or (kind in ("editable", "find_links") and Path(value).is_absolute())
 
 
-def absolute_copies(paths: Iterable[Path], folder: Path) -> dict[Path, Path]:
+def names_url(path: Path) -> bool:
+    """Whether a requirements file (or one it includes) has a ``name @ file:...`` line."""
+    return any(kind == "url" for _, kind, _, _ in walk_requirements(path))
+
+
+def absolute_copies(
+    paths: Iterable[Path], folder: Path, *, relocate: Callable[[str], str] | None = None
+) -> dict[Path, Path]:
     """Copies in *folder* of requirements files with every path in them absolute; original -> copy.
 
     pip reads ``-e .`` and ``./pkg`` in a requirements file against its working directory, uv against its
     own: the copies say what the file's author meant, the file's folder, whichever installer runs.
+    *relocate* maps the project paths and ``file:`` URLs of non-editable lines to what the copies name instead.
     """
     copies: dict[Path, Path] = {}
     for original in paths:
@@ -147,7 +155,9 @@ def absolute_copies(paths: Iterable[Path], folder: Path) -> dict[Path, Path]:
             elif kind in ("editable", "find_links"):
                 lines.append(f"{'-e' if kind == 'editable' else '-f'} {value}{rest}")
             elif kind == "url":
-                lines.append(rest)
+                lines.append(rest if relocate is None else rest.replace(value, relocate(value), 1))
+            elif kind == "path" and relocate is not None:
+                lines.append(f"{relocate(value)}{rest}")
             else:
                 lines.append(f"{value}{rest}")
         copy.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -22,9 +22,9 @@ from pytest_isoenv.key.settings import (
     PipSetting,
     dropped_pip_settings,
     pip_environ,
-    uv_config,
     uv_from_pip,
 )
+from pytest_isoenv.key.uvconfig import uv_config
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 

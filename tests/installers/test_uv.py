@@ -16,7 +16,7 @@ from pytest_isoenv.installers.api import InstallerDirs
 from pytest_isoenv.installers.choice import installer_class, select_installer
 from pytest_isoenv.installers.pip import PipInstaller
 from pytest_isoenv.installers.uv import UvInstaller, _find_uv, find_uv
-from pytest_isoenv.key.settings import uv_resolution_settings
+from pytest_isoenv.key.uvconfig import uv_resolution_settings
 from pytest_isoenv.spec.index import IndexOptions
 
 

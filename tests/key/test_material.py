@@ -11,7 +11,8 @@ from helpers import MakeProject, aged
 
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes, sha256_file
-from pytest_isoenv.key.settings import PipConfig, uv_resolution_settings
+from pytest_isoenv.key.settings import PipConfig
+from pytest_isoenv.key.uvconfig import uv_resolution_settings
 
 
 def test_hashes_are_remembered_across_sessions_by_stat(tmp_path: Path) -> None:

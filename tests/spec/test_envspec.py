@@ -202,6 +202,11 @@ def test_empty_python_or_installer_is_refused(kwargs: dict[str, Any]) -> None:
         EnvSpec.from_arguments((), rootdir=Path("/"), where="tests/test_x.py::test_y", **{name: value})
 
 
+def test_a_malformed_python_is_refused_before_any_interpreter_is_looked_for() -> None:
+    with pytest.raises(SpecError, match=r"python='3\.1O' is malformed.* \(in tests/test_x\.py::test_y\)$"):
+        EnvSpec.from_arguments((), rootdir=Path("/"), where="tests/test_x.py::test_y", python="3.1O")
+
+
 def test_missing_included_requirements_file_is_refused_naming_the_test(tmp_path: Path) -> None:
     (tmp_path / "reqs.txt").write_text("-r gone.txt\n")
     with pytest.raises(SpecError, match=r"reqs.txt includes '-r gone.txt', which does not exist"):

@@ -1,0 +1,118 @@
+"""uv's configuration for the key: every setting by value unless harmless, the files and folders named by content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import isoenv_testbackend as backend
+import pytest
+from helpers import MakeFactory, aged, imported
+
+from pytest_isoenv.installers.api import InstallerDirs
+from pytest_isoenv.installers.uv import UvInstaller, find_uv
+from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.uvconfig import uv_resolution_settings
+
+
+@pytest.mark.parametrize("variable", ["UV_CONSTRAINT", "UV_OVERRIDE", "UV_EXCLUDE", "UV_BUILD_CONSTRAINT"])
+def test_requirements_files_uv_variables_name_count_by_content(tmp_path: Path, variable: str) -> None:
+    named = aged(tmp_path / "pins.txt", "alpha==1.0\n")
+    environ = {variable: str(named), "UV_NO_CONFIG": "1"}
+    unset = uv_resolution_settings({"UV_NO_CONFIG": "1"}, FileHashes())
+    first = uv_resolution_settings(environ, FileHashes())
+    assert first != unset
+    aged(named, "alpha==2.0\n")  # same name, same size: only the content differs
+    assert uv_resolution_settings(environ, FileHashes()) != first
+
+
+def test_every_uv_variable_counts_by_value_unless_harmless() -> None:
+    base = uv_resolution_settings({"UV_NO_CONFIG": "1"})
+    # A setting no list names (a future uv's, say) counts; harmless ones and those no build sees do not.
+    assert uv_resolution_settings({"UV_NO_CONFIG": "1", "UV_SOME_FUTURE_SETTING": "1"}) != base
+    assert uv_resolution_settings({"UV_NO_CONFIG": "1", "UV_LINK_MODE": "symlink"}) != base
+    ignored = {"UV_CONCURRENT_DOWNLOADS": "2", "UV_KEYRING_PROVIDER": "subprocess", "UV_WORKING_DIR": "/x"}
+    assert uv_resolution_settings({"UV_NO_CONFIG": "1", **ignored}) == base
+
+
+def test_uv_config_counts_by_setting_and_its_find_links_folders_by_content(tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    wheel = backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'old'\n"})
+    config = aged(tmp_path / "uv.toml", f'cache-dir = "/one"\n[pip]\nfind-links = ["{house}"]\n')
+    environ = {"UV_CONFIG_FILE": str(config)}
+    first = uv_resolution_settings(environ, FileHashes())
+
+    aged(config, f'cache-dir = "/two"\n[pip]\nfind-links = ["{house}"]\n')
+    assert uv_resolution_settings(environ, FileHashes()) == first, "where uv caches does not change an env"
+
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
+    assert wheel.exists()
+    assert uv_resolution_settings(environ, FileHashes()) != first, "a rebuilt wheel in a find-links folder counts"
+
+
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_uv_runs_without_the_variables_that_move_it_elsewhere(tmp_path: Path) -> None:
+    installer = UvInstaller(InstallerDirs(app_data=tmp_path / "virtualenv", uv_cache=tmp_path / "uv"))
+    environ = installer.environ({"UV_WORKING_DIR": "/elsewhere", "UV_PROJECT": "/elsewhere", "UV_CACHE_DIR": "/c"})
+    assert "UV_WORKING_DIR" not in environ
+    assert "UV_PROJECT" not in environ
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_a_uv_overrides_file_counts_by_content(
+    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = aged(tmp_path / "overrides.txt", "alpha==2.0\n")
+    monkeypatch.setenv("UV_OVERRIDE", str(overrides))
+    first = make_factory(tmp_path / "cache", installer="uv").get("beta")  # beta asks for alpha<2
+    assert imported(first, "alpha", "VERSION") == "2.0"
+
+    aged(overrides, "alpha==1.0\n")  # same name, same size
+    second = make_factory(tmp_path / "cache", installer="uv").get("beta")
+
+    assert second.key != first.key
+    assert imported(second, "alpha", "VERSION") == "1.0"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_uv_exclude_counts_and_its_end_gives_the_env_back_its_dependency(
+    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    excludes = aged(tmp_path / "excludes.txt", "alpha\n")
+    monkeypatch.setenv("UV_EXCLUDE", str(excludes))
+    first = make_factory(tmp_path / "cache", installer="uv").get("beta")
+    assert imported(first, "alpha", "VERSION") == "missing"
+
+    monkeypatch.delenv("UV_EXCLUDE")
+    second = make_factory(tmp_path / "cache", installer="uv").get("beta")
+
+    assert second.key != first.key
+    assert imported(second, "alpha", "VERSION") == "1.0"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("config", "installer"), [("uv.toml", "uv"), ("pip.conf", "uv"), ("pip.conf", "pip")])
+def test_a_wheel_rebuilt_in_a_find_links_folder_the_users_config_names_is_installed(
+    make_factory: MakeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str, installer: str
+) -> None:
+    if installer == "uv" and find_uv() is None:
+        pytest.skip("uv is not installed")
+    house = tmp_path / "house"
+    house.mkdir()
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'old'\n"})
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # a variable would win over the file
+    if config == "uv.toml":
+        monkeypatch.setenv("UV_CONFIG_FILE", str(aged(tmp_path / config, f'[pip]\nfind-links = ["{house}"]\n')))
+    else:
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(aged(tmp_path / config, f"[global]\nfind-links = {house}\n")))
+    first = make_factory(tmp_path / "cache", installer=installer).get("gamma")
+    assert imported(first, "gamma") == "old"
+
+    # New code, same version, same file name, same size: only the content says it changed.
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
+    second = make_factory(tmp_path / "cache", installer=installer).get("gamma")
+
+    assert second.key != first.key
+    assert imported(second, "gamma") == "new"
