@@ -257,6 +257,15 @@ class Installer(ABC):
             args += ["-c", str(spec.constraints)]
         return args
 
+    def find_links(self, index: IndexOptions) -> list[str]:
+        """Every find-links location an install sees: the plugin's, then those of the user's configuration.
+
+        A distribution installed from one of them records no origin of its own (no ``direct_url.json``):
+        these are where its archive is looked for (see :mod:`pytest_isoenv.key.sources`).
+        """
+        configured = self.pip_config.settings.get("find-links")
+        return [*index.find_links, *(configured.values if configured else [])]
+
     def index_arguments(self, index: IndexOptions) -> list[str]:
         """The index arguments of the install command (what pip and ``uv pip`` share)."""
         args = ["--index-url", index.index_url] if index.index_url else []

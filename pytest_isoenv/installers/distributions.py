@@ -35,6 +35,33 @@ def distributions(site_dirs: Iterable[str] | None = None) -> Iterator[tuple[str,
             yield canonical_name(name), dist
 
 
+def direct_url(dist: metadata.Distribution) -> dict[str, Any] | None:
+    """*dist*'s ``direct_url.json`` (PEP 610: where an install from a URL or a local path came from), or ``None``.
+
+    ``None`` too when the file is unreadable or not a JSON object: the install then says nothing of its origin.
+    """
+    text = dist.read_text("direct_url.json")
+    if not text:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def origins(site_dirs: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The ``direct_url.json`` of each distribution in *site_dirs* (default: ``sys.path``) that has one, by name.
+
+    Of each name, the first distribution's: the one imports use.
+    """
+    found: dict[str, dict[str, Any] | None] = {}
+    for name, dist in distributions(site_dirs):
+        if name not in found:
+            found[name] = direct_url(dist)
+    return {name: url for name, url in sorted(found.items()) if url is not None}
+
+
 def inventory(site_dirs: Iterable[str] | None = None) -> tuple[dict[str, str], list[str]]:
     """The distributions in *site_dirs* (default: ``sys.path``): canonical name to version, and metadata folders.
 
@@ -63,6 +90,7 @@ def report() -> dict[str, Any]:
         "version": ".".join(map(str, sys.version_info[:3])),
         "packages": packages,
         "dist_infos": dist_infos,
+        "origins": origins(),
     }
 
 

@@ -34,6 +34,7 @@ from pytest_isoenv.key.uvconfig import (
 )
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.tomlfile import read_toml
 
 
 def find_uv() -> Path | None:
@@ -190,13 +191,29 @@ class UvInstaller(Installer):
         # uv takes a wheel in a find-links folder for immutable by its file name, and a local project's
         # build for current while its pyproject.toml is: a new key made for a changed local file must
         # not get uv's cached copy of the old one.
-        refresh = ["--refresh"] if keys.uses_local_files(spec, index.find_links, os.environ) else []
+        refresh = ["--refresh"] if keys.uses_local_files(spec, self.find_links(index), os.environ) else []
         return [
             str(self._uv), "pip", "install", "--python", str(python), *refresh,
             *self.index_arguments(index),
             *self.from_pip.arguments,
             *self.package_arguments(spec),
         ]  # fmt: skip
+
+    def find_links(self, index: IndexOptions) -> list[str]:
+        """The plugin's find-links, pip's carried over, ``UV_FIND_LINKS`` and those of the user's ``uv.toml``."""
+        links = [*index.find_links, *self.from_pip.find_links]
+        links += os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
+        config = self._configuration().get("UV_CONFIG_FILE")
+        if config:
+            try:
+                data = read_toml(Path(config))
+            except (OSError, ValueError):  # uv refuses it too, and says why
+                data = {}
+            pip = data.get("pip")
+            for table in (data, pip if isinstance(pip, dict) else {}):
+                found = table.get("find-links")
+                links += [found] if isinstance(found, str) else [v for v in _list(found) if isinstance(v, str)]
+        return links
 
     def index_arguments(self, index: IndexOptions) -> list[str]:
         """The plugin's index options and, under them, the user's pip index settings, as pip would combine them.
@@ -217,6 +234,10 @@ class UvInstaller(Installer):
         if index.offline or pip.no_index:
             args.append("--no-index")
         return args
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _device(path: Path) -> int | None:

@@ -30,7 +30,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from pytest_isoenv.errors import BuildError, SpecError
-from pytest_isoenv.installers.distributions import distributions
+from pytest_isoenv.installers.distributions import direct_url, distributions
 from pytest_isoenv.key.material import editable_project
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.reqfiles import logical_lines, parse_line, walk_requirements
@@ -85,14 +85,11 @@ def installed_distributions(*site_dirs: Path) -> dict[str, Installed]:
         if name in found:
             continue  # a second metadata folder of the name: imports use the first
         url, editable = None, False
-        text = dist.read_text("direct_url.json")
-        if text:
-            try:
-                direct = json.loads(text)
-                url = direct.get("url")
-                editable = bool(direct.get("dir_info", {}).get("editable"))
-            except (ValueError, AttributeError):
-                pass
+        direct = direct_url(dist)
+        if direct is not None:
+            url = direct.get("url") if isinstance(direct.get("url"), str) else None
+            dir_info = direct.get("dir_info")
+            editable = isinstance(dir_info, dict) and bool(dir_info.get("editable"))
         found[name] = Installed(dist.version, url, editable)
     return found
 

@@ -117,10 +117,12 @@ class FileHashes:
         """Merge the hashes learnt into the file in :attr:`folder`; best effort (a cache, never an error)."""
         if self.folder is None or not self._dirty:
             return
+        # Builds running in threads hash their envs' sources meanwhile: work on a copy of what is due.
+        dirty = list(self._dirty)
         try:
             self.folder.mkdir(mode=0o700, exist_ok=True)
             on_disk = self._load()  # another process may have saved meanwhile
-            merged = {**on_disk, **{n: self._entries[n] for n in self._dirty if n in self._entries}}
+            merged = {**on_disk, **{n: self._entries[n] for n in dirty if n in self._entries}}
             oldest = self._today - _STALE_DAYS
             lines = [_HASHES_VERSION]
             lines += ["\t".join(map(str, (n, *e))) for n, e in merged.items() if e[5] >= oldest]
@@ -134,5 +136,5 @@ class FileHashes:
                 raise
         except OSError:
             return
-        self._entries = merged
-        self._dirty.clear()
+        self._entries.update(merged)
+        self._dirty.difference_update(dirty)

@@ -55,7 +55,7 @@ def compute_key(material: Mapping[str, Any]) -> str:
 
 def location_material(link: str, hashes: FileHashes, base: Path | None = None) -> Any:
     """A find-links location as it counts for the key: a local folder by the content of its archives."""
-    path = _local_path(link, base)
+    path = local_path(link, base)
     if path is None:
         return link
 
@@ -75,7 +75,7 @@ def location_material(link: str, hashes: FileHashes, base: Path | None = None) -
     return hashes.once("dir", path, content)
 
 
-def _local_path(link: str, base: Path | None) -> Path | None:
+def local_path(link: str, base: Path | None) -> Path | None:
     """The local path a find-links entry or ``file:`` URL names, absolute; ``None`` for a remote URL."""
     if link.startswith("file:"):
         parsed = urllib.parse.urlsplit(link)
@@ -94,13 +94,13 @@ def absolute_link(link: str, base: Path | None = None) -> str:
 
     For an installer that runs elsewhere: uv runs in the env's folder.
     """
-    path = None if is_url(link) else _local_path(link, base)
+    path = None if is_url(link) else local_path(link, base)
     return link if path is None else str(path)
 
 
 def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
     """A ``file:`` URL requirement by what it points at (a project's tree or an archive's content)."""
-    path = _local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
+    path = local_path(url.split("#", 1)[0], None) if url.startswith("file:") else None
     if path is None:
         return url
     if path.is_dir():
@@ -113,12 +113,17 @@ def url_material(url: str, hashes: FileHashes, editable: bool = False) -> Any:
 
 
 def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[str, str]) -> bool:
-    """Whether installing *spec* reads local projects, archives or find-links folders (which uv caches)."""
+    """Whether installing *spec* reads local projects, archives or find-links folders (which uv caches).
+
+    *find_links* are every location the install sees, the user's configuration's included.
+    """
     links = [*find_links, *environ.get("UV_FIND_LINKS", "").replace(",", " ").split()]
+    # An editable project's own path dependencies are local projects uv would otherwise take from its cache.
     return bool(
         spec.local
-        or any(_local_path(link, None) for link in links)
-        or any("@ file:" in r for r in spec.requirements)
+        or spec.editable
+        or any(local_path(link, None) for link in links)
+        or any("@ file:" in r for r in (*spec.requirements, *(r for _, group in spec.groups for r in group)))
         or any(
             names_local_files(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else []))
         )
@@ -164,7 +169,7 @@ def editable_project(value: str) -> Path | None:
     if not is_url(value) and Path(value).is_dir():
         return Path(value)
     text = re.sub(r"\[[^\]]*\]$", "", value.split("#", 1)[0] if is_url(value) else value)
-    path = _local_path(text, None) if text.startswith("file:") or not is_url(text) else None
+    path = local_path(text, None) if text.startswith("file:") or not is_url(text) else None
     return path if path is not None and path.is_dir() else None
 
 
@@ -173,7 +178,7 @@ def constraints_material(value: str, hashes: FileHashes, base: Path | None = Non
 
     A relative path means *base* (default: the working directory).
     """
-    path = _local_path(value, base)
+    path = local_path(value, base)
     try:
         return requirements_material(path, hashes) if path and path.is_file() else value
     except SpecError as exc:  # the installer will refuse it too; the key still sees the broken file
@@ -183,8 +188,9 @@ def constraints_material(value: str, hashes: FileHashes, base: Path | None = Non
 def editable_material(project: Path, hashes: FileHashes, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An editable project by what a new install of it could change: its metadata and what that reads.
 
-    Its Python sources are live in the env and stay out. In: ``pyproject.toml``, ``setup.py``,
-    ``setup.cfg``, the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
+    Its Python sources are live in the env and stay out. In: every ``*.py``, ``*.cfg``, ``*.toml``,
+    ``*.txt`` and ``*.in`` file at its top (``pyproject.toml``, ``setup.py``, ``hatch_build.py``,
+    ``MANIFEST.in``...), the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
     and, for a project with compiled extensions, their sources and build configuration.
     """
     files, variables = editable_inputs(project, hashes, os.environ if environ is None else environ)
@@ -229,6 +235,10 @@ def spec_material(spec: EnvSpec, hashes: FileHashes | None = None) -> dict[str, 
         material["extras"] = [[str(path), list(names)] for path, names in spec.extras]
     if spec.groups:
         material["groups"] = sorted({r for _, requirements in spec.groups for r in requirements})
+        # A group's "name @ file:..." counts by what it points at, as the same requirement given directly does.
+        group_urls = {r: url_material(u, hashes) for r in material["groups"] if (u := _file_url(r))}
+        if group_urls:
+            material["group_file_urls"] = group_urls
     if spec.resolution != "highest":
         material["resolution"] = spec.resolution
     return material

@@ -2,7 +2,8 @@
 
 A project installed non-editable counts by every file it holds
 (:func:`~pytest_isoenv.key.files.project_files`). A project installed editable counts only by what a
-new install could change (:func:`editable_inputs`): its project files, the files
+new install could change (:func:`editable_inputs`): every file at its top that a build
+backend may run or read (``*.py``, ``*.cfg``, ``*.toml``, ``*.txt``, ``*.in``), the files
 its build backend's dynamic metadata reads (setuptools, hatchling, flit-core,
 pdm-backend), ``[tool.uv] cache-keys``, and the sources of compiled extensions.
 This module finds those files; :mod:`pytest_isoenv.key.material` hashes them.
@@ -11,6 +12,7 @@ This module finds those files; :mod:`pytest_isoenv.key.material` hashes them.
 from __future__ import annotations
 
 import configparser
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,11 +27,16 @@ from pytest_isoenv.tomlfile import read_toml
 _EXTENSION_SUFFIXES = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".pyx", ".pxd", ".pxi", ".rs", ".f90", ".cu")
 _BUILD_CONFIGS = ("CMakeLists.txt", "meson.build", "meson.options", "meson_options.txt", "Cargo.toml", "Cargo.lock")
 _EXTENSION_BACKENDS = ("scikit_build_core", "mesonpy", "maturin", "setuptools_rust", "enscons", "py_build_cmake")
+# The files at a project's top that a build backend may run or read: setup.py, hatch_build.py and other build
+# hooks, setup.cfg and pyproject.toml, MANIFEST.in, requirements.txt. Matched by pattern, not by a list of the
+# names known today, so the hook of a backend nobody listed counts too.
+_TOP_LEVEL_INPUTS = (".py", ".cfg", ".toml", ".txt", ".in")
 
 
 def editable_inputs(project: Path, hashes: FileHashes, environ: Mapping[str, str]) -> tuple[list[Path], dict[str, Any]]:
     """The files (and environment variables, by value) an editable install of *project* depends on."""
-    files = [project / name for name in PROJECT_FILES]
+    # The project files count found or not: one appearing or going away changes what a build does.
+    files = [project / name for name in PROJECT_FILES] + _top_level_inputs(project)
     variables: dict[str, Any] = {}
     pyproject = _read_toml(project / "pyproject.toml")
     tool = pyproject.get("tool", {})
@@ -66,6 +73,15 @@ def editable_inputs(project: Path, hashes: FileHashes, environ: Mapping[str, str
     if _has_extensions(project, backend, pyproject):
         files += [project / rel for rel in _extension_sources(project, hashes)]
     return files, variables
+
+
+def _top_level_inputs(project: Path) -> list[Path]:
+    """The files at *project*'s top a build backend may run or read (see ``_TOP_LEVEL_INPUTS``)."""
+    try:
+        entries = list(os.scandir(project))
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries if e.name.endswith(_TOP_LEVEL_INPUTS) and e.is_file()]
 
 
 def _has_extensions(project: Path, backend: str, pyproject: Mapping[str, Any]) -> bool:

@@ -16,7 +16,9 @@ from pytest_isoenv.discovery import Interpreter
 from pytest_isoenv.environ import host_environ, isolated_environ
 from pytest_isoenv.errors import BuildError, RunError
 from pytest_isoenv.installers.api import Installer
-from pytest_isoenv.installers.distributions import inventory
+from pytest_isoenv.installers.distributions import inventory, origins
+from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.sources import local_sources
 from pytest_isoenv.run.env import Installs, IsolatedEnv, introspect
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
@@ -35,12 +37,14 @@ def build_env(
     interpreter: Interpreter,
     installer: Installer,
     index: IndexOptions,
+    hashes: FileHashes,
     coverage: Measurement | None,
     echo: LineSink | None,
 ) -> Built:
     """Create the env at *path* from *interpreter* and install *spec* into it; what the record says of it.
 
-    The installer's output goes to *log* and, labelled with the env, to *echo*.
+    The installer's output goes to *log* and, labelled with the env, to *echo*. The local sources
+    its distributions came from are listed with their digests, read through *hashes*.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     header = f"building {spec.describe()} with {installer.name} on {interpreter.executable}"
@@ -56,6 +60,7 @@ def build_env(
     if len(dirs) == 3 and all(d.is_dir() for d in dirs):
         # Read from here what the env's interpreter would report: a subprocess less per build.
         packages, dist_infos = inventory(str(d) for d in dirs[1:])
+        found = origins(str(d) for d in dirs[1:])
         scripts, purelib = str(dirs[0]), str(dirs[1])
     else:  # a layout the interpreter's venv scheme did not predict: ask the env itself
         try:
@@ -68,12 +73,15 @@ def build_env(
                 output=exc.stderr or exc.stdout,
                 log=log,
             ) from exc
-        packages, dist_infos, scripts, purelib = (
+        packages, dist_infos, found, scripts, purelib = (
             info["packages"],
             info["dist_infos"],
+            info["origins"],
             info["scripts"],
             info["purelib"],
         )
+    # Where the installer ran: a relative find-links location means a folder there.
+    sources = local_sources(found, packages, installer.find_links(index), hashes, base=installer.workdir(python))
 
     def rel(value: str | Path) -> str:
         return os.path.relpath(value, path)
@@ -91,6 +99,7 @@ def build_env(
         dist_infos=[rel(d) for d in dist_infos if Path(d).is_relative_to(path)],
         build_seconds=round(time.monotonic() - started, 3),
         resolution=spec.resolution,
+        sources=sources,
     )
 
 

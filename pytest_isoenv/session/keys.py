@@ -69,6 +69,11 @@ class EnvKeys:
             key = self._keys[spec] = compute_key(material)
         return key
 
+    @property
+    def hashes(self) -> FileHashes:
+        """The session's file hashes (see :meth:`_file_hashes`): the key's inputs and the envs' sources read them."""
+        return self._file_hashes()
+
     def _file_hashes(self) -> FileHashes:
         """The session's file hashes, remembered in the cache root's ``hashes/`` between sessions."""
         if self._hashes is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_isoenv.errors import BuildError, CacheError
+from pytest_isoenv.key.sources import changed_source
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.session.build import build_env, env_from_record
 from pytest_isoenv.session.cache import SessionCache
@@ -64,6 +65,7 @@ class SharedEnvs:
         self._handed_out: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
+        self._sources_checked: dict[tuple[str, float], str | None] = {}
         self._told_lease_problem = False
 
     def get(self, spec: EnvSpec, *, wait: bool = True, warn: LineSink | None = None) -> IsolatedEnv:
@@ -100,12 +102,32 @@ class SharedEnvs:
         return record is None or self.stale(record)
 
     def stale(self, record: Record) -> bool:
-        """Whether ``--isoenv-rebuild`` wants *record* rebuilt: built neither in this run nor since it started.
+        """Whether the usable env of *record* is built anew all the same.
 
-        So two sessions started together with ``--isoenv-rebuild`` build each env once, not twice.
+        When ``--isoenv-rebuild`` wants it rebuilt: built neither in this run nor
+        since it started, so two sessions started together with it build each env
+        once, not twice. And when a local source its packages came from changed
+        since it was built (see :mod:`pytest_isoenv.key.sources`).
         """
         settings = self._settings
-        return settings.rebuild and record.run_id != settings.run_id and record.created < self._started
+        if settings.rebuild and record.run_id != settings.run_id and record.created < self._started:
+            return True
+        return self.changed_source(record) is not None
+
+    def changed_source(self, record: Record) -> str | None:
+        """Which local source of *record*'s env changed since it was built, or ``None``.
+
+        Read once per generation in a session, not on every use: a few ``stat`` calls per source,
+        and a listing of each project folder.
+        """
+        seen = (str(record.path), record.created)
+        if seen not in self._sources_checked:
+            hashes = self._keys.hashes
+            try:
+                self._sources_checked[seen] = changed_source(record.built.sources, hashes)
+            finally:
+                hashes.save()
+        return self._sources_checked[seen]
 
     def claim(self, key: str) -> Cache:
         """Enter *key* in the session's lease, before its env is looked at, so no prune removes it while it lives.
@@ -159,16 +181,20 @@ class SharedEnvs:
         return env_from_record(record, record.path, spec, coverage=self._coverage)
 
     def _build(self, spec: EnvSpec, generation: Path, log: Path) -> Built:
-        return build_env(
-            spec,
-            generation,
-            log,
-            interpreter=self._keys.interpreter(spec),
-            installer=self._keys.installer(spec),
-            index=self._settings.index.for_spec(spec),
-            coverage=self._coverage,
-            echo=self._echo,
-        )
+        try:
+            return build_env(
+                spec,
+                generation,
+                log,
+                interpreter=self._keys.interpreter(spec),
+                installer=self._keys.installer(spec),
+                index=self._settings.index.for_spec(spec),
+                hashes=self._keys.hashes,
+                coverage=self._coverage,
+                echo=self._echo,
+            )
+        finally:
+            self._keys.hashes.save()  # the sources' digests: the next session's check of them is stat calls only
 
     def _held_by_others(self, key: str) -> set[str]:
         return held_generations(self._cache.cache, key, exclude=self._lease.id)

@@ -20,7 +20,9 @@ from pytest_isoenv.store.fs import file_signature, write_atomic
 
 RECORD_NAME = "isoenv-record.json"
 #: Bump when the record's content changes meaning; records of another format are rebuilt.
-RECORD_FORMAT = 2
+#: 3: the local sources of the env's distributions (:attr:`Built.sources`). A record without them is
+#: rebuilt rather than taken for an env without sources: it may be the stale env the list exists to catch.
+RECORD_FORMAT = 3
 
 
 class RecordProblem(Exception):
@@ -55,6 +57,11 @@ class Built:
     """How long the build took."""
     resolution: str = "highest"
     """The resolution strategy it was built with (``--isoenv-resolution``)."""
+    sources: list[dict[str, str | None]] = field(default_factory=list)
+    """The local files and folders its distributions came from, with their digests at build time.
+
+    See :mod:`pytest_isoenv.key.sources`: a reuse checks them, and a change builds the env anew.
+    """
 
 
 @dataclass(frozen=True)

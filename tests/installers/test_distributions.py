@@ -7,7 +7,7 @@ from pathlib import Path
 from helpers import aged
 from packaging.utils import canonicalize_name
 
-from pytest_isoenv.installers.distributions import canonical_name, inventory
+from pytest_isoenv.installers.distributions import canonical_name, inventory, origins
 
 
 def dist_info(site: Path, name: str, version: str) -> Path:
@@ -29,3 +29,19 @@ def test_each_name_once_at_the_version_imports_use_and_every_metadata_folder(tmp
 def test_canonical_names_are_packagings() -> None:
     for name in ("Foo_Bar", "zope.interface", "A-_.b", "pip"):
         assert canonical_name(name) == canonicalize_name(name)
+
+
+def test_origins_are_the_direct_url_of_the_first_distribution_of_each_name(tmp_path: Path) -> None:
+    first = dist_info(tmp_path / "purelib", "lib", "1.0")
+    (first / "direct_url.json").write_text('{"url": "file:///repo/lib", "dir_info": {}}')
+    second = dist_info(tmp_path / "platlib", "lib", "2.0")
+    (second / "direct_url.json").write_text('{"url": "file:///elsewhere/lib", "dir_info": {}}')
+    dist_info(tmp_path / "purelib", "from-index", "1.0")
+    broken = dist_info(tmp_path / "purelib", "broken", "1.0")
+    (broken / "direct_url.json").write_text("{not json")
+    listed = dist_info(tmp_path / "purelib", "listed", "1.0")
+    (listed / "direct_url.json").write_text("[]")
+
+    found = origins([str(tmp_path / "purelib"), str(tmp_path / "platlib")])
+
+    assert found == {"lib": {"url": "file:///repo/lib", "dir_info": {}}}

@@ -121,7 +121,7 @@ BASE = {"setup.cfg", "pyproject.toml"}
                 "setup.py": "from setuptools import Extension, setup\n",
                 "src/fast.c": "",
                 "src/fast.h": "",
-                "notes.txt": "",
+                "docs/notes.txt": "",
             },
             {"setup.py", "src/fast.c", "src/fast.h"},
             id="setup.py-extension",
@@ -136,6 +136,13 @@ BASE = {"setup.cfg", "pyproject.toml"}
 def test_editable_inputs_of_common_backends(tmp_path: Path, files: dict[str, str], expected: set[str]) -> None:
     found, _ = inputs(write(tmp_path / "p", files))
     assert found == expected | (BASE & set(files)) | ({"setup.py"} & set(files))
+
+
+def test_editable_inputs_are_every_file_at_the_top_a_backend_may_run_or_read(tmp_path: Path) -> None:
+    top = ["hatch_build.py", "setup.py", "MANIFEST.in", "requirements.txt", "tox.ini.cfg", "uv.toml"]
+    root = write(tmp_path / "p", {"pyproject.toml": "", **dict.fromkeys(top, ""), "README.md": "", "pkg/x.py": ""})
+    (root / "folder.py").mkdir()  # a folder, whatever its name, is no file a backend runs
+    assert inputs(root)[0] == {"pyproject.toml", *top}
 
 
 def test_uv_cache_keys_env_entries_count_by_value(tmp_path: Path) -> None:

@@ -27,13 +27,15 @@ from pytest_isoenv.spec.index import IndexOptions
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
 
 
-def session(cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER) -> IsoEnvFactory:
-    """A new session's factory on *cache*, installing offline from *find_links* only."""
+def session(
+    cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER, offline: bool = True
+) -> IsoEnvFactory:
+    """A new session's factory on *cache*, installing offline from *find_links* only (with the index: not *offline*)."""
     settings = Settings(
         cache_dir=cache,
         rootdir=rootdir or cache.parent,
         run_id=uuid.uuid4().hex,
-        index=IndexOptions(find_links=tuple(map(str, find_links)), offline=True),
+        index=IndexOptions(find_links=tuple(map(str, find_links)), offline=offline),
         installer=installer,
     )
     return IsoEnvFactory(SessionEnvs(settings))
@@ -207,6 +209,37 @@ def test_editable_project_dynamic_dependencies_are_followed(
 
     assert alpha(second) == "2.0"
     figure(f"editable project with dependencies read from {deps} ({how}): its edit gives a new env")
+
+
+HATCH_BUILD = """\
+from hatchling.metadata.plugin.interface import MetadataHookInterface
+
+
+class CustomMetadataHook(MetadataHookInterface):
+    def update(self, metadata):
+        metadata["dependencies"] = [{requirement!r}]
+"""
+
+
+def test_editable_hatchling_metadata_hook_is_followed(tmp_path: Path, wheelhouse: Path, figure: Figure) -> None:
+    project = tmp_path / "hooked"
+    (project / "hooked").mkdir(parents=True)
+    (project / "hooked" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+        '[project]\nname = "hooked"\nversion = "0.1"\ndynamic = ["dependencies"]\n\n'
+        "[tool.hatch.metadata.hooks.custom]\n"
+    )
+    (project / "hatch_build.py").write_text(HATCH_BUILD.format(requirement="alpha==1.0"))
+    # hatchling comes from the index (a build backend); alpha only from the wheelhouse.
+    first = session(tmp_path / "cache", wheelhouse, offline=False).get(editable=project)
+    assert alpha(first) == "1.0"
+
+    (project / "hatch_build.py").write_text(HATCH_BUILD.format(requirement="alpha==2.0"))
+    second = session(tmp_path / "cache", wheelhouse, offline=False).get(editable=project)
+
+    assert alpha(second) == "2.0"
+    figure("editable hatchling project whose hatch_build.py hook sets its dependencies: the hook's edit is seen")
 
 
 def write_dynamic_project(root: Path, tool: str) -> Path:
