@@ -16,7 +16,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
+
+from pytest_isoenv.run.warm import WarmPopen
+
+#: What ``popen()`` returns: a Popen, or for a warm env a WarmPopen, which has what this module uses of one.
+Process: TypeAlias = "subprocess.Popen[Any] | WarmPopen"
 
 #: Seconds a terminated process gets to exit before it is killed.
 GRACE_SECONDS = 5.0
@@ -40,7 +45,7 @@ def group_options(popen_kwargs: dict[str, Any]) -> dict[str, Any]:
 class Started:
     """One process started with ``popen()``, and the command that started it."""
 
-    process: subprocess.Popen[Any]
+    process: Process
     argv: Sequence[str]
     wide: bool
 
@@ -52,7 +57,7 @@ class Processes:
         self._started: list[Started] = []
         self._fixture_scopes: list[str] = []
 
-    def add(self, process: subprocess.Popen[Any], argv: Sequence[str]) -> None:
+    def add(self, process: Process, argv: Sequence[str]) -> None:
         """Remember *process*, owned by the scope that is running now."""
         wide = bool(self._fixture_scopes) and self._fixture_scopes[-1] in _WIDE_SCOPES
         self._started = [s for s in self._started if s.process.poll() is None]
@@ -105,7 +110,7 @@ def _stop(started: Started, grace: float) -> str:
     return f"pid {process.pid} still running at the end, {how}: {command}"
 
 
-def _signal_group(process: subprocess.Popen[Any], *, kill: bool) -> None:
+def _signal_group(process: Process, *, kill: bool) -> None:
     if sys.platform == "win32":
         if kill:
             # taskkill /T takes the whole tree, which TerminateProcess does not.
@@ -119,7 +124,7 @@ def _signal_group(process: subprocess.Popen[Any], *, kill: bool) -> None:
         os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
 
 
-def _close_pipes(process: subprocess.Popen[Any]) -> None:
+def _close_pipes(process: Process) -> None:
     for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
