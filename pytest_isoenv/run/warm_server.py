@@ -32,8 +32,6 @@ if TYPE_CHECKING:  # typing is for the type checker only: importing it would cos
 
     Request = dict[str, Any]
 
-#: Modules of a fresh interpreter of this env (what ``site`` and its ``.pth`` files loaded).
-_FRESH = frozenset(sys.modules)
 _HERE = __file__
 
 
