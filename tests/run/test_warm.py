@@ -747,6 +747,12 @@ def test_the_with_block_closes_the_pipes_and_waits(way: Way) -> None:
     assert proc.stderr.closed
 
 
+def test_communicate_with_only_stdin_piped(way: Way) -> None:
+    proc = way.popen("python", "-c", "import sys; sys.exit(len(sys.stdin.read()))", stdin=subprocess.PIPE)
+    assert proc.communicate(b"four") == (None, None)
+    assert proc.returncode == 4
+
+
 def test_streams_are_none_unless_piped(way: Way) -> None:
     proc = way.popen("python", "-c", "pass", stdout=subprocess.DEVNULL)
     assert (proc.stdin, proc.stdout, proc.stderr) == (None, None, None)
