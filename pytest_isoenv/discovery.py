@@ -5,7 +5,8 @@ matching: the running interpreter, ``PATH``, uv-managed Pythons and, on
 Windows, the PEP 514 registry the ``py`` launcher reads. On top of that, the
 versions pyenv installed are searched directly: its shims answer only for the
 active version, so a Python that pyenv installed but did not activate is found
-nowhere else.
+nowhere else. The folders of uv's Pythons, which errors name and which tell
+that a Python came from uv, are the ones uv documents (:func:`uv_python_roots`).
 """
 
 from __future__ import annotations
@@ -20,19 +21,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import platformdirs
+
 from pytest_isoenv.errors import InterpreterNotFound, SpecError
 
 if TYPE_CHECKING:
     from python_discovery import PythonInfo, PythonSpec
 
 
-def _uv_roots(environ: Mapping[str, str]) -> list[Path]:
-    """Where python-discovery looks for uv-managed Pythons, which is what errors should name."""
-    try:  # private, but exactly the folders python-discovery searches
-        from python_discovery._discovery import _uv_python_roots
-    except ImportError:  # pragma: no cover - a later python-discovery; errors then name uv without a folder
-        return []
-    return list(_uv_python_roots(environ))
+def uv_python_roots(environ: Mapping[str, str]) -> list[Path]:
+    """Where uv keeps the Pythons it manages (``uv python dir``), as uv's storage reference documents it.
+
+    ``$UV_PYTHON_INSTALL_DIR``, else ``python`` in uv's persistent data
+    directory: on Windows ``%APPDATA%\\uv\\data`` (the roaming application
+    data folder), elsewhere ``$XDG_DATA_HOME/uv`` or ``~/.local/share/uv``
+    (uv follows the XDG convention on macOS too). Read from *environ*, the
+    variables discovery runs with; an empty list where none of them says.
+    """
+    install_dir = environ.get("UV_PYTHON_INSTALL_DIR")
+    if install_dir:
+        return [Path(os.path.expanduser(install_dir))]
+    if sys.platform == "win32":
+        app_data = environ.get("APPDATA") or platformdirs.user_data_dir(roaming=True)
+        return [Path(app_data) / "uv" / "data" / "python"]
+    data_home = Path(environ.get("XDG_DATA_HOME", ""))
+    if not data_home.is_absolute():  # a relative one is ignored, as the XDG specification and uv say
+        home = environ.get("HOME")
+        if not home:
+            return []
+        data_home = Path(home) / ".local" / "share"
+    return [data_home / "uv" / "python"]
 
 
 #: Where in a pyenv version folder its interpreter lives, best first (pyenv-win puts ``python.exe`` at the top).
@@ -298,7 +316,7 @@ class Discovery:
         if sys.platform == "win32":
             places.append("the Windows registry (as the py launcher)")
         places.append(f"pyenv versions ({self.pyenv_versions})")
-        uv_roots = [str(root) for root in _uv_roots(self._env)]
+        uv_roots = [str(root) for root in uv_python_roots(self._env)]
         places.append(f"uv-managed Pythons ({', '.join(uv_roots)})" if uv_roots else "uv-managed Pythons")
         return places
 
@@ -343,7 +361,7 @@ class Discovery:
             return "running pytest"
         if any(_is_within(path, self.pyenv_versions) for path in paths):
             return "pyenv"
-        uv_roots = _uv_roots(self._env)
+        uv_roots = uv_python_roots(self._env)
         if any(_is_within(path, root) for path in paths for root in uv_roots):
             return "uv"
         if sys.platform == "win32":

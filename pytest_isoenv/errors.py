@@ -38,15 +38,6 @@ class IsoEnvError(Exception):
     """Base class of every error pytest-isoenv raises."""
 
 
-class IsoEnvWarning(UserWarning):
-    """Something a test should hear about, at its own location.
-
-    What the plugin repairs on its own (a broken env rebuilt) is not warned
-    about: it is reported in the terminal output and the summary, so that
-    ``filterwarnings = error`` does not turn it into a test error.
-    """
-
-
 class SpecError(IsoEnvError, ValueError):
     """An environment was asked for with arguments that cannot describe one.
 

@@ -6,12 +6,15 @@ which the plugin owns and which runs the chain behind it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.session.envs import SessionEnvs, TestContext
-from pytest_isoenv.spec.arguments import PathArg
+from pytest_isoenv.spec.arguments import EnvOptions, PathArg, bind_options
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 
 class IsoEnvFactory:
@@ -24,51 +27,26 @@ class IsoEnvFactory:
     def __init__(self, envs: SessionEnvs) -> None:
         self._envs = envs
 
-    def get(
-        self,
-        *requirements: PathArg,
-        editable: PathArg | Sequence[PathArg] = (),
-        constraints: PathArg | None = None,
-        requirements_files: PathArg | Sequence[PathArg] = (),
-        groups: str | Sequence[str] = (),
-        python: PathArg | None = None,
-        private: bool = False,
-        installer: str | None = None,
-        find_links: PathArg | Sequence[PathArg] = (),
-        index_url: str | None = None,
-        warm: bool = False,
-        preload: str | Sequence[str] = (),
-    ) -> IsolatedEnv:
+    def get(self, *requirements: PathArg, **options: Unpack[EnvOptions]) -> IsolatedEnv:
         """An env with *requirements* (PEP 508 strings or paths to local projects, wheels, sdists).
 
-        *editable* projects are installed in editable mode; relative paths
-        resolve against pytest's rootdir. *python* picks the interpreter
-        (default: the one running pytest, or in a test that the Python matrix
-        runs on several interpreters, that test's; see :doc:`how-to/dependency-matrix`).
-        A shared env (the default) must not be changed; ``private=True`` gives
-        a fresh env of the caller's own. Every other keyword argument is as in
-        the marker; ``warm=True`` runs the env's Python programs in forks of an
-        interpreter that started once, with the *preload* modules imported (see
-        :mod:`pytest_isoenv.run.warm`).
+        The keyword arguments are the marker's (:class:`~pytest_isoenv.spec.arguments.EnvOptions`),
+        with the same defaults: *editable* projects are installed in editable
+        mode; relative paths resolve against pytest's rootdir. *python* picks the
+        interpreter (default: the one running pytest, or in a test that the Python
+        matrix runs on several interpreters, that test's; see
+        :doc:`how-to/dependency-matrix`). A shared env (the default) must not be
+        changed; ``private=True`` gives a fresh env of the caller's own.
+        ``warm=True`` runs the env's Python programs in forks of an interpreter
+        that started once, with the *preload* modules imported (see
+        :mod:`pytest_isoenv.run.warm`). A keyword the marker does not take is
+        refused as the marker refuses it, with a :class:`~pytest_isoenv.SpecError`.
         """
         context = self._envs.context()
-        if python is None and context.matrix_python is not None:
-            python = self._follow_matrix(context)
-        spec = self._envs.spec(
-            requirements,
-            editable=editable,
-            constraints=constraints,
-            requirements_files=requirements_files,
-            groups=groups,
-            python=python,
-            private=private,
-            installer=installer,
-            find_links=find_links,
-            index_url=index_url,
-            warm=warm,
-            preload=preload,
-        )
-        return self._envs.env(spec)
+        bound = bind_options(options, context.nodeid)
+        if bound.get("python") is None and context.matrix_python is not None:
+            bound["python"] = self._follow_matrix(context)
+        return self._envs.env(self._envs.spec(requirements, **bound))
 
     def _follow_matrix(self, context: TestContext) -> str:
         """The Python matrix's interpreter for a ``get()`` without ``python=``, or a loud error where it cannot be.

@@ -1,8 +1,12 @@
-"""Sizes, ages and tables for people, as the cache commands, their reasons and the summary print them."""
+"""Text for people: where a line of it goes, and sizes, ages and tables as the commands and the summary print them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+#: Receives one line of text for people, without its newline: what a process waits for, a repair, a line of
+#: installer output, build progress. Where one is optional, ``None`` means nobody is told.
+LineSink = Callable[[str], None]
 
 
 def format_size(size: float) -> str:

@@ -17,12 +17,14 @@ from typing import Any
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import INSTALLER, MakeEnvs, MakeFactory, MakeProject, Warn, write_project, write_versions
+from helpers import INSTALLER, MakeEnvs, MakeFactory, MakeProject, write_project, write_versions
 
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.choice import installer_class
-from pytest_isoenv.session.envs import SessionEnvs, Settings, TestContext
+from pytest_isoenv.session.envs import SessionEnvs, TestContext
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.text import LineSink
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -85,7 +87,7 @@ def make_envs(tmp_path: Path, wheelhouse: Path, shared_cache: Path) -> MakeEnvs:
     def make(
         cache_dir: Path | None = None,
         *,
-        warn: Warn | None = None,
+        warn: LineSink | None = None,
         current_test: Callable[[], str | None] | None = None,
         **settings: Any,
     ) -> SessionEnvs:
@@ -113,7 +115,7 @@ def make_factory(make_envs: MakeEnvs) -> MakeFactory:
     def make(
         cache_dir: Path | None = None,
         *,
-        warn: Warn | None = None,
+        warn: LineSink | None = None,
         current_test: Callable[[], str | None] | None = None,
         **settings: Any,
     ) -> IsoEnvFactory:

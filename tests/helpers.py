@@ -1,5 +1,5 @@
-"""Helpers the test modules share: the types of the conftest fixtures, tiny projects and test modules, waits with
-a time limit, a lock holder.
+"""Helpers the test modules share: the types of the conftest fixtures, tiny projects and test modules, wheels of
+the host's own packages, waits with a time limit, a lock holder.
 
 Importable as ``helpers`` from every test module: the ``pythonpath`` setting in
 pyproject.toml puts ``tests/`` on ``sys.path`` (and mypy's ``mypy_path`` does the same).
@@ -17,15 +17,21 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import isoenv_testbackend as backend
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from pytest_isoenv.run.coverage import repack_installed
 
 if TYPE_CHECKING:
     from pytest_isoenv.factory import IsoEnvFactory
     from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.text import LineSink
 
 #: The installer the suite builds envs with unless a test pins one: CI runs the suite once per installer.
 INSTALLER = os.environ.get("ISOENV_TEST_INSTALLER", "auto")
@@ -38,9 +44,6 @@ RESOURCES = Path(__file__).parent / "resources"
 WAIT = 120.0
 
 LOCK_HOLDER = Path(__file__).with_name("lock_holder.py")
-
-#: Where a factory's warnings go (``make_factory(warn=...)``).
-Warn = Callable[[str], None]
 
 
 def write_pyproject(root: Path, project: str) -> Path:
@@ -85,6 +88,51 @@ def write_versions(folder: Path, name: str, *versions: str, requires: Iterable[s
         files = {f"{name}/__init__.py": f"VERSION = {version!r}\n"}
         backend.write_wheel(folder, name, version, requires=list(requires), files=files)
     return folder
+
+
+def runtime_closure(name: str) -> list[metadata.Distribution]:
+    """The installed distributions *name* runs with: its requirements and theirs, recursively, as installed here.
+
+    Markers are evaluated for this interpreter, and a requirement's extras
+    (``name[extra]``) bring the requirements they add.
+    """
+    found: dict[str, tuple[metadata.Distribution, set[str]]] = {}
+    pending: list[tuple[str, set[str]]] = [(name, set())]
+    while pending:
+        wanted, extras = pending.pop()
+        for line in metadata.distribution(wanted).requires or ():
+            requirement = Requirement(line)
+            marker = requirement.marker
+            if marker is not None and not any(marker.evaluate({"extra": e}) for e in ("", *sorted(extras))):
+                continue
+            key = canonicalize_name(requirement.name)
+            known = found.get(key)
+            if known is not None and requirement.extras <= known[1]:
+                continue
+            try:
+                dist = metadata.distribution(requirement.name)
+            except metadata.PackageNotFoundError:
+                pytest.fail(f"{name} needs {line!r}, which is not installed here: reinstall {name}")
+            found[key] = (dist, (known[1] if known else set()) | requirement.extras)
+            pending.append((requirement.name, found[key][1]))
+    return [dist for dist, _ in found.values()]
+
+
+def write_host_wheels(folder: Path, name: str) -> list[Path]:
+    """Wheels of *name*'s run-time dependencies (:func:`runtime_closure`), repacked from their installed files.
+
+    For an env on this interpreter that installs *name* without an index.
+    """
+    wheels = []
+    for dist in runtime_closure(name):
+        wheel = repack_installed(dist, folder)
+        if wheel is None:
+            pytest.fail(
+                f"could not repack {dist.name} {dist.version} from its installed files (its RECORD or WHEEL file "
+                "is missing, or files it lists are): reinstall it"
+            )
+        wheels.append(wheel)
+    return wheels
 
 
 def marked_tests(**markers: str) -> str:
@@ -136,14 +184,16 @@ class MakeProject(Protocol):
 class MakeEnvs(Protocol):
     """The ``make_envs`` fixture: a new session's :class:`SessionEnvs`, offline on the test wheelhouse."""
 
-    def __call__(self, cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any) -> SessionEnvs: ...
+    def __call__(
+        self, cache_dir: Path | None = None, *, warn: LineSink | None = None, **settings: Any
+    ) -> SessionEnvs: ...
 
 
 class MakeFactory(Protocol):
     """The ``make_factory`` fixture: a new session's :class:`IsoEnvFactory`, offline on the test wheelhouse."""
 
     def __call__(
-        self, cache_dir: Path | None = None, *, warn: Warn | None = None, **settings: Any
+        self, cache_dir: Path | None = None, *, warn: LineSink | None = None, **settings: Any
     ) -> IsoEnvFactory: ...
 
 

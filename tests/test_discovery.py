@@ -10,7 +10,7 @@ import pytest
 import virtualenv
 from helpers import MakeFactory
 
-from pytest_isoenv.discovery import Discovery, spec_label
+from pytest_isoenv.discovery import Discovery, spec_label, uv_python_roots
 from pytest_isoenv.errors import InterpreterNotFound, SpecError
 from pytest_isoenv.installers.api import oldest_seeded_python
 
@@ -117,6 +117,59 @@ def test_finds_uv_managed_pythons(tmp_path: Path, others: dict[Version, Path]) -
 
     assert (found.executable, found.found_in) == (exe, "uv")
     assert found.version_info[:2] == version
+
+
+def test_finds_uv_managed_pythons_in_uvs_data_directory(tmp_path: Path, others: dict[Version, Path]) -> None:
+    version, exe = next(iter(others.items()))
+    environ = environ_for(tmp_path, tmp_path / "no-pyenv")
+    del environ["UV_PYTHON_INSTALL_DIR"]
+    environ["XDG_DATA_HOME"] = str(tmp_path / "data")
+    bin_dir = tmp_path / "data" / "uv" / "python" / f"cpython-{dotted(version)}.0-linux-x86_64-gnu" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(exe)
+
+    found = Discovery(tmp_path / "py-info", environ).find(dotted(version))
+
+    assert (found.executable, found.found_in) == (exe, "uv")
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"UV_PYTHON_INSTALL_DIR": "/opt/uv-pythons", "XDG_DATA_HOME": "/data", "HOME": "/home/me"},
+            ["/opt/uv-pythons"],
+        ),
+        ({"UV_PYTHON_INSTALL_DIR": "~/pythons", "HOME": "/home/me"}, [os.path.expanduser("~/pythons")]),
+        ({"XDG_DATA_HOME": "/data", "HOME": "/home/me"}, ["/data/uv/python"]),
+        # A relative XDG_DATA_HOME is ignored, as the XDG specification and uv say.
+        ({"XDG_DATA_HOME": "data", "HOME": "/home/me"}, ["/home/me/.local/share/uv/python"]),
+        ({"HOME": "/home/me"}, ["/home/me/.local/share/uv/python"]),
+        ({}, []),
+    ],
+)
+def test_uv_managed_pythons_are_looked_for_where_uv_keeps_them(
+    environ: dict[str, str], expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert uv_python_roots(environ) == [Path(path) for path in expected]
+    monkeypatch.setattr(sys, "platform", "darwin")  # uv follows the XDG convention on macOS too
+    assert uv_python_roots(environ) == [Path(path) for path in expected]
+
+
+def test_uv_managed_pythons_on_windows_are_in_the_roaming_app_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "win32")
+    app_data = "C:\\Users\\me\\AppData\\Roaming"
+    assert uv_python_roots({"APPDATA": app_data}) == [Path(app_data) / "uv" / "data" / "python"]
+    assert uv_python_roots({"APPDATA": app_data, "UV_PYTHON_INSTALL_DIR": "D:\\py"}) == [Path("D:\\py")]
+
+
+def test_a_spec_that_matches_nothing_names_uvs_folder(tmp_path: Path) -> None:
+    environ = environ_for(tmp_path, tmp_path / "no-pyenv")
+    del environ["UV_PYTHON_INSTALL_DIR"]
+    with pytest.raises(InterpreterNotFound) as info:
+        Discovery(tmp_path / "py-info", environ).find("3.99")
+    assert f"uv-managed Pythons ({tmp_path / '.local' / 'share' / 'uv' / 'python'})" in str(info.value)
 
 
 def test_pyenv_shims_are_never_run(tmp_path: Path, others: dict[Version, Path]) -> None:

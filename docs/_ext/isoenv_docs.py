@@ -2,6 +2,8 @@
 
 - ``isoenv-options``: every flag and ini key, from :data:`pytest_isoenv.plugin.options.OPTIONS`.
 - ``isoenv-marker``: the ``isoenv`` marker's signature, as the plugin registers it.
+- ``isoenv-keywords``: the keyword arguments of the marker and ``get()``, from
+  :class:`pytest_isoenv.spec.arguments.EnvOptions`.
 - ``isoenv-fixtures``: the plugin's fixtures with their scope and docstring.
 
 They emit reStructuredText, so use them in ``.rst`` pages.
@@ -10,6 +12,10 @@ They emit reStructuredText, so use them in ``.rst`` pages.
 from __future__ import annotations
 
 import inspect
+import re
+import subprocess
+import sys
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,13 +28,14 @@ from sphinx.util.docutils import SphinxDirective
 
 from pytest_isoenv.plugin import hooks as plugin
 from pytest_isoenv.plugin.options import OPTIONS, Option
+from pytest_isoenv.spec.arguments import EnvOptions, keywords
 
 
 def _default(option: Option) -> str:
     if option.kind == "command":
         return "—"
     if option.kind == "bool":
-        return "on" if option.default else "off"
+        return "on" if option.ini_default else "off"
     if option.default in (None, (), ""):
         return "—"
     return f"``{option.default}``"
@@ -76,19 +83,51 @@ class Marker(_RstDirective):
         return self.render([f".. describe:: @pytest.mark.{signature}", "", *_indent(summary[0].upper() + summary[1:])])
 
 
+class Keywords(_RstDirective):
+    """The marker's and ``get()``'s keyword arguments, each with its default and what it does, from their definition."""
+
+    def run(self) -> list[nodes.Node]:
+        lines = [f".. py:class:: {EnvOptions.__name__}", f"   :module: {EnvOptions.__module__}", ""]
+        lines += [*_indent(inspect.getdoc(EnvOptions) or ""), ""]
+        for name, keyword in keywords().items():
+            lines += [f"   ``{name}`` (default ``{keyword.default!r}``)", *_indent(keyword.doc, "      ")]
+        return self.render(lines)
+
+
 class Fixtures(_RstDirective):
-    """Each fixture the plugin defines, with its scope and docstring."""
+    """Each fixture the plugin defines, with its scope and docstring, as ``pytest --fixtures`` lists them."""
 
     def run(self) -> list[nodes.Node]:
         lines: list[str] = []
-        for name, value in vars(plugin).items():
-            definition: Any = getattr(value, "_fixture_function_marker", None)
-            if definition is None:
-                continue
-            fixture = definition.name or name
-            lines += [f".. describe:: {fixture}", "", f"   *Scope: {definition.scope}.*", ""]
-            lines += [*_indent(inspect.getdoc(value) or ""), ""]
+        for name, scope in plugin_fixtures():
+            lines += [f".. describe:: {name}", "", f"   *Scope: {scope}.*", ""]
+            lines += [*_indent(inspect.getdoc(vars(plugin)[name]) or ""), ""]
         return self.render(lines)
+
+
+_FIXTURE_LINE = re.compile(r"^(?P<name>\w+)(?: \[(?P<scope>\w+) scope\])? -- ")
+
+
+def plugin_fixtures() -> list[tuple[str, str]]:
+    """The plugin's fixtures and their scopes, read from ``pytest --fixtures``: pytest's public word on them."""
+    with tempfile.TemporaryDirectory() as empty:
+        listing = subprocess.run(
+            [sys.executable, "-m", "pytest", "--fixtures", "-v", "-p", "no:cacheprovider"],
+            cwd=empty,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    found: list[tuple[str, str]] = []
+    section = ""
+    for line in listing.splitlines():
+        if line.startswith("-") and " fixtures defined from " in line:
+            section = line.split(" fixtures defined from ", 1)[1].strip(" -")
+        elif section == plugin.__name__ and (match := _FIXTURE_LINE.match(line)):
+            found.append((match["name"], match["scope"] or "function"))
+    if not found:
+        raise RuntimeError(f"pytest --fixtures listed no fixture of {plugin.__name__}:\n{listing}")
+    return found
 
 
 #: What these docs link to in Python's and pytest's documentation: (name, role, page#anchor).
@@ -130,6 +169,8 @@ SHORT_NAMES = {
     "CompletedProcess": "subprocess.CompletedProcess",
     "Popen": "subprocess.Popen",
     "EnvSpec": "pytest_isoenv.EnvSpec",
+    "EnvOptions": "pytest_isoenv.spec.arguments.EnvOptions",
+    "PathArg": "pytest_isoenv.spec.arguments.PathArg",
     "IsolatedEnv": "pytest_isoenv.IsolatedEnv",
     "Installs": "pytest_isoenv.run.env.Installs",
     "Measures": "pytest_isoenv.run.env.Measures",
@@ -177,6 +218,7 @@ def resolve_short_name(app: Sphinx, env: Any, node: Any, contnode: nodes.Element
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("isoenv-options", OptionsTable)
     app.add_directive("isoenv-marker", Marker)
+    app.add_directive("isoenv-keywords", Keywords)
     app.add_directive("isoenv-fixtures", Fixtures)
     app.connect("config-inited", write_fallback_inventories)
     app.connect("missing-reference", resolve_short_name)

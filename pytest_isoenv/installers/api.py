@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
+import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -23,12 +24,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import BuildError, SpecError
-from pytest_isoenv.installers.processes import Echo, Processes
+from pytest_isoenv.installers.processes import InstallerProcesses
 from pytest_isoenv.installers.verify import env_site_dirs, missing
 from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.settings import PipConfig
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.spec.reqfiles import absolute_copies, needs_rewrite
+from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
     from pytest_isoenv.discovery import Interpreter
@@ -56,10 +59,12 @@ class Installer(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, dirs: InstallerDirs) -> None:
+    def __init__(self, dirs: InstallerDirs, pip: PipConfig | None = None) -> None:
         self._dirs = dirs
+        #: The user's pip configuration (read from ``os.environ`` unless given): pip follows it, uv what carries over.
+        self.pip_config = PipConfig.read(os.environ) if pip is None else pip
         #: The installer processes running for this installer's builds; :meth:`stop` stops them.
-        self.processes = Processes()
+        self.processes = InstallerProcesses()
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -102,7 +107,7 @@ class Installer(ABC):
         *,
         log: Path,
         environ: Mapping[str, str],
-        echo: Echo | None = None,
+        echo: LineSink | None = None,
     ) -> Path:
         """Build an env at *path* from the base *interpreter* with pip and *spec*'s packages; its interpreter.
 
@@ -139,7 +144,7 @@ class Installer(ABC):
         *,
         log: Path,
         environ: Mapping[str, str],
-        echo: Echo | None = None,
+        echo: LineSink | None = None,
     ) -> None:
         """Install *spec*'s packages into the env of *python*. Installs nothing for an empty spec."""
         if not self._has_packages(spec):

@@ -14,20 +14,22 @@ from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers.api import Installer, InstallerDirs
 from pytest_isoenv.installers.pip import PipInstaller
 from pytest_isoenv.installers.uv import UvInstaller
-from pytest_isoenv.key.settings import dropped_pip_settings, pip_settings, uv_config, uv_config_files, uv_from_pip
+from pytest_isoenv.key.settings import PipConfig, dropped_pip_settings, uv_config, uv_config_files, uv_from_pip
 
 #: The installers by name: the choices of ``--isoenv-installer``.
 INSTALLERS: dict[str, type[Installer]] = {"pip": PipInstaller, "uv": UvInstaller}
 
 
-def auto_choice() -> tuple[type[Installer], str | None]:
+def auto_choice(pip: PipConfig | None = None) -> tuple[type[Installer], str | None]:
     """The installer ``auto`` means on this machine, and why it is not uv when uv is installed.
 
-    uv when it is installed and can follow the user's pip settings; pip otherwise.
+    uv when it is installed and can follow the user's pip settings (*pip*, read from ``os.environ``
+    unless given); pip otherwise.
     """
     if UvInstaller.unavailable() is not None:
         return PipInstaller, None
-    cannot = uv_from_pip(pip_settings(os.environ)).not_carried
+    pip = PipConfig.read(os.environ) if pip is None else pip
+    cannot = uv_from_pip(pip.settings).not_carried
     if cannot:
         return PipInstaller, f"uv cannot follow the pip setting(s) {', '.join(cannot)}"
     return UvInstaller, None
@@ -40,12 +42,12 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
     an explicitly chosen uv cannot follow, and settings of either tool that
     would send installs out of the env.
     """
-    cls, why = auto_choice() if name in (None, "auto") else (installer_class(name), None)
+    pip = PipConfig.read(os.environ)
+    cls, why = auto_choice(pip) if name in (None, "auto") else (installer_class(name), None)
     label = f"{cls.name} (auto: not uv, as {why})" if why else cls.name
-    pip = pip_settings(os.environ)
     warnings = []
     if cls is UvInstaller:
-        cannot = uv_from_pip(pip).not_carried
+        cannot = uv_from_pip(pip.settings).not_carried
         if cannot:
             warnings.append(
                 f"the uv installer ignores the pip setting(s) {', '.join(cannot)}, which uv cannot follow; "
@@ -56,20 +58,20 @@ def installer_notes(name: str | None) -> tuple[str, list[str]]:
         except ValueError:
             elsewhere = []
     else:
-        elsewhere = dropped_pip_settings(pip)
+        elsewhere = dropped_pip_settings(pip.settings)
     if elsewhere:
         warnings.append(f"ignoring setting(s) that would install outside the env: {', '.join(elsewhere)}")
     return label, warnings
 
 
-def installer_class(name: str | None, *, where: str | None = None) -> type[Installer]:
-    """The installer called *name* (``None`` or ``"auto"``: see :func:`auto_choice`).
+def installer_class(name: str | None, *, where: str | None = None, pip: PipConfig | None = None) -> type[Installer]:
+    """The installer called *name* (``None`` or ``"auto"``: see :func:`auto_choice`, which reads *pip*).
 
     Raises :class:`SpecError` for an unknown name or an installer this machine lacks.
     """
     choices = f"Choose one of: auto, {', '.join(INSTALLERS)}"
     if name in (None, "auto"):
-        return auto_choice()[0]
+        return auto_choice(pip)[0]
     if name not in INSTALLERS:
         raise SpecError(f"unknown installer {name!r}", where=where, fix=choices)
     reason = INSTALLERS[name].unavailable()
@@ -79,5 +81,9 @@ def installer_class(name: str | None, *, where: str | None = None) -> type[Insta
 
 
 def select_installer(name: str | None, *, dirs: InstallerDirs, where: str | None = None) -> Installer:
-    """The installer called *name* (``None`` or ``"auto"``: the best available), keeping its data in *dirs*."""
-    return installer_class(name, where=where)(dirs)
+    """The installer called *name* (``None`` or ``"auto"``: the best available), keeping its data in *dirs*.
+
+    The user's pip configuration is read once, for the choice and the installer both.
+    """
+    pip = PipConfig.read(os.environ)
+    return installer_class(name, where=where, pip=pip)(dirs, pip)

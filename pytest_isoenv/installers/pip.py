@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -10,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_isoenv.errors import BuildError
-from pytest_isoenv.installers.api import Installer, InstallerDirs, virtualenv_version
+from pytest_isoenv.installers.api import Installer, virtualenv_version
 from pytest_isoenv.installers.processes import BuildInterrupted
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import index_material
-from pytest_isoenv.key.settings import pip_environ, pip_resolution_settings, pip_settings
+from pytest_isoenv.key.settings import pip_environ
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 
@@ -30,10 +29,6 @@ class PipInstaller(Installer):
 
     name = "pip"
 
-    def __init__(self, dirs: InstallerDirs) -> None:
-        super().__init__(dirs)
-        self._settings = pip_settings(os.environ)
-
     def key_material(self, index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
         # virtualenv pins the pip it seeds, so its version names the pip that installs.
         hashes = FileHashes() if hashes is None else hashes
@@ -41,12 +36,12 @@ class PipInstaller(Installer):
             "installer": self.name,
             "virtualenv": virtualenv_version(),
             "index": index_material(index, hashes),
-            "settings": pip_resolution_settings(os.environ, hashes),
+            "settings": self.pip_config.resolution_settings(hashes),
         }
 
     def environ(self, environ: Mapping[str, str]) -> dict[str, str]:
         """*environ* with the user's pip configuration restated, less what would send installs elsewhere."""
-        return pip_environ(environ, self._settings)
+        return pip_environ(environ, self.pip_config.settings)
 
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         args = [

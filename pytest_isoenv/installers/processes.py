@@ -1,11 +1,11 @@
 """Installer subprocesses that never outlive the build that started them.
 
-Every installer command runs through :meth:`Processes.run`, which appends its
+Every installer command runs through :meth:`InstallerProcesses.run`, which appends its
 output to the build's log, in a process group of its own (a new session on
 POSIX), so that stopping it stops what it started too: pip's build backends,
 uv's builders and bytecode compilers. Two things stop a group:
 
-- :meth:`Processes.stop`, when the session is interrupted (Ctrl-C during the
+- :meth:`InstallerProcesses.stop`, when the session is interrupted (Ctrl-C during the
   pre-build): the running groups are killed and the builds that ran them end
   with :class:`BuildInterrupted`, so their half-built envs are removed.
 - a watchdog process, when the pytest process dies without cleaning up
@@ -19,20 +19,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pytest_isoenv import process_group
 from pytest_isoenv.errors import BuildError
-
-#: Receives each line of installer output as it comes (the terminal under ``-v``), or nothing.
-Echo = Callable[[str], None]
+from pytest_isoenv.text import LineSink
 
 
 class BuildInterrupted(KeyboardInterrupt):
@@ -45,8 +43,10 @@ class BuildInterrupted(KeyboardInterrupt):
 
 
 # Run by the watchdog: a registered group is "+PID", a finished one "-PID"; end of input means pytest is gone.
+# Its first argument is the path of process_group.py, whose kill it uses: -I -S leaves the package unimportable.
 _WATCHDOG = r"""
-import os, signal, subprocess, sys
+import runpy, signal, sys
+kill_process_group = runpy.run_path(sys.argv[1])["kill_process_group"]
 if hasattr(signal, "SIGINT"):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 groups = set()
@@ -57,13 +57,7 @@ for line in sys.stdin:
     elif line[:1] == "-":
         groups.discard(int(line[1:]))
 for pid in groups:
-    try:
-        if os.name == "nt":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, check=False)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        pass
+    kill_process_group(pid)
 """
 
 
@@ -92,7 +86,7 @@ class _Watchdog:
     def _start() -> subprocess.Popen[str] | None:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _WATCHDOG],
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG, process_group.__file__],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -132,17 +126,13 @@ def _group_options() -> dict[str, Any]:
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:
     """Kill *proc* and everything it started (its process group), then reap it."""
-    with contextlib.suppress(OSError):
-        if os.name == "nt":
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False)
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
+    process_group.kill_process_group(proc.pid)
     with contextlib.suppress(OSError):
         proc.kill()
     proc.wait()
 
 
-class Processes:
+class InstallerProcesses:
     """The installer processes of one installer's builds: :meth:`run` runs each, logged, and :meth:`stop`
     stops them all when the session is interrupted."""
 
@@ -171,7 +161,7 @@ class Processes:
         what: str,
         log: Path,
         env: Mapping[str, str],
-        echo: Echo | None = None,
+        echo: LineSink | None = None,
         cwd: Path | None = None,
         check: bool = True,
     ) -> None:
@@ -235,7 +225,7 @@ class Processes:
         _WATCHDOG_INSTANCE.forget(proc.pid)
 
 
-def _pump(source: IO[str] | None, log: IO[str], last: deque[str], echo: Echo | None) -> None:
+def _pump(source: IO[str] | None, log: IO[str], last: deque[str], echo: LineSink | None) -> None:
     assert source is not None
     for line in source:
         log.write(line)

@@ -25,14 +25,7 @@ from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheel
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import index_material
-from pytest_isoenv.key.settings import (
-    pip_resolution_settings,
-    pip_settings,
-    uv_config,
-    uv_config_files,
-    uv_from_pip,
-    uv_resolution_settings,
-)
+from pytest_isoenv.key.settings import PipConfig, uv_config, uv_config_files, uv_from_pip, uv_resolution_settings
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 
@@ -67,8 +60,8 @@ class UvInstaller(Installer):
 
     name = "uv"
 
-    def __init__(self, dirs: InstallerDirs) -> None:
-        super().__init__(dirs)
+    def __init__(self, dirs: InstallerDirs, pip: PipConfig | None = None) -> None:
+        super().__init__(dirs, pip)
         uv = find_uv()
         if uv is None:
             raise RuntimeError(self.unavailable())
@@ -78,7 +71,7 @@ class UvInstaller(Installer):
         self._config: dict[str, str] | None = None
         self._config_dir: Path | None = None
         #: The user's pip settings, as uv arguments and variables.
-        self.from_pip = uv_from_pip(pip_settings(os.environ))
+        self.from_pip = uv_from_pip(self.pip_config.settings)
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -106,7 +99,7 @@ class UvInstaller(Installer):
             "index": index_material(index, hashes),
             "settings": uv_resolution_settings(os.environ, hashes),
             # pip's settings are carried over to uv (see toolconfig): the files they name count by content.
-            "pip_settings": pip_resolution_settings(os.environ, hashes),
+            "pip_settings": self.pip_config.resolution_settings(hashes),
             "pip": self.from_pip.key_material(),
         }
 

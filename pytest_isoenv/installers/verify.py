@@ -17,7 +17,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -31,7 +30,9 @@ from packaging.utils import (
 from packaging.version import Version
 
 from pytest_isoenv.errors import BuildError
+from pytest_isoenv.installers.distributions import distributions
 from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.reqfiles import logical_lines, parse_line
 
 _SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
 
@@ -69,9 +70,8 @@ def env_site_dirs(python: Path, environ: Mapping[str, str]) -> tuple[Path, ...]:
 
 @dataclass(frozen=True)
 class Installed:
-    """One distribution found in the env."""
+    """One distribution found in the env (the mapping :func:`installed_distributions` returns names it)."""
 
-    name: str
     version: str
     url: str | None
     editable: bool
@@ -80,10 +80,9 @@ class Installed:
 def installed_distributions(*site_dirs: Path) -> dict[str, Installed]:
     """The distributions in *site_dirs* by canonical name, with the location ``direct_url.json`` records."""
     found: dict[str, Installed] = {}
-    for dist in metadata.distributions(path=[str(d) for d in dict.fromkeys(site_dirs)]):
-        name = dist.metadata["Name"]
-        if not name:
-            continue
+    for name, dist in distributions(str(d) for d in site_dirs):
+        if name in found:
+            continue  # a second metadata folder of the name: imports use the first
         url, editable = None, False
         text = dist.read_text("direct_url.json")
         if text:
@@ -93,7 +92,7 @@ def installed_distributions(*site_dirs: Path) -> dict[str, Installed]:
                 editable = bool(direct.get("dir_info", {}).get("editable"))
             except (ValueError, AttributeError):
                 pass
-        found.setdefault(canonicalize_name(name), Installed(name, dist.version, url, editable))
+        found[name] = Installed(dist.version, url, editable)
     return found
 
 
@@ -147,13 +146,12 @@ def _requirements(spec: EnvSpec) -> Iterator[str]:
         yield from requirements
     for path in spec.requirements_files:
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
+            lines = list(logical_lines(path))
+        except OSError:
             continue
         for line in lines:
-            line = line.split(" #", 1)[0].strip()
-            if not line or line.startswith(("#", "-")):
-                continue  # options and nested files: the installer read them; their packages are not listed here
+            if parse_line(line)[0] != "other" or line.startswith("-"):
+                continue  # options, nested files and local projects: the installer read them; not listed here
             try:
                 requirement = Requirement(line)
             except InvalidRequirement:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -36,7 +35,7 @@ from pytest_isoenv.errors import SpecError
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.projects import editable_inputs
 from pytest_isoenv.spec.envspec import normalize_requirement
-from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, needs_rewrite, walk_requirements
+from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, needs_rewrite, walk_requirements
 
 if TYPE_CHECKING:
     from pytest_isoenv.spec.envspec import EnvSpec
@@ -79,7 +78,7 @@ def _local_path(link: str, base: Path | None) -> Path | None:
     if link.startswith("file:"):
         parsed = urllib.parse.urlsplit(link)
         text = urllib.request.url2pathname(parsed.path if not parsed.netloc else f"//{parsed.netloc}{parsed.path}")
-    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", link):
+    elif is_url(link):
         return None
     else:
         text = link

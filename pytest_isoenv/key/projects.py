@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import configparser
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on older Pythons only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
 from pytest_isoenv.key.files import project_files
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.spec.arguments import PROJECT_FILES
+from pytest_isoenv.tomlfile import read_toml
 
 # Files that decide a compiled extension, and the build configurations that mean a project has one.
 _EXTENSION_SUFFIXES = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".pyx", ".pxd", ".pxi", ".rs", ".f90", ".cu")
@@ -145,9 +140,8 @@ def _globbed(project: Path, patterns: Iterable[object]) -> list[Path]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as stream:
-            return dict(tomllib.load(stream))
-    except (OSError, tomllib.TOMLDecodeError):
+        return read_toml(path)
+    except (OSError, ValueError):
         return {}  # missing, or broken: the build will say so, and the file's hash is in the key anyway
 
 

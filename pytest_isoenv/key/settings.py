@@ -15,7 +15,7 @@ into exactly what an isoenv build may see:
   faithful equivalent for are named, so ``auto`` can choose pip instead.
 
 It also says which of those settings the key covers
-(:func:`pip_resolution_settings`, :func:`uv_resolution_settings`: what changes
+(:meth:`PipConfig.resolution_settings`, :func:`uv_resolution_settings`: what changes
 what gets resolved or built, and the content of the files they name), and where
 each tool's configuration files are (:func:`pip_config_files`,
 :func:`uv_config_files`): one place for "which pip and uv settings matter".
@@ -24,6 +24,7 @@ each tool's configuration files are (:func:`pip_config_files`,
 from __future__ import annotations
 
 import configparser
+import functools
 import json
 import os
 import sys
@@ -36,11 +37,7 @@ import platformdirs
 
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import constraints_material, location_material
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on older Pythons only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from pytest_isoenv.tomlfile import read_toml
 
 # pip settings that send installs into another environment or folder, or run another interpreter's pip,
 # or make pip ignore the settings passed to it here.
@@ -94,31 +91,6 @@ def pip_config_files(environ: Mapping[str, str]) -> list[Path]:
     if config_file:
         files.append(Path(config_file))
     return [f for f in files if f.is_file()]
-
-
-def pip_resolution_settings(environ: Mapping[str, str], hashes: FileHashes | None = None) -> dict[str, Any]:
-    """The user's pip settings (config files and ``PIP_*`` variables) that change what pip installs.
-
-    Find-links folders count by the content of their archives, constraints files by their content.
-    """
-    hashes = FileHashes() if hashes is None else hashes
-    settings: dict[str, Any] = {}
-    for path in pip_config_files(environ):
-        parser = _read_pip_config(path)
-        if parser is None:
-            settings[f"unreadable:{path}"] = True  # pip will complain; the key still notices the file
-            continue
-        for section in ("global", "install"):
-            if parser.has_section(section):
-                for option, value in parser.items(section):
-                    if option.replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
-                        settings[f"{section}.{option}"] = value
-                        settings.update(_contents(f"{section}.{option}", value.split(), hashes))
-    for name, value in environ.items():
-        if name.startswith("PIP_") and name[4:].lower().replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
-            settings[name] = value
-            settings.update(_contents(name, value.split(), hashes))
-    return settings
 
 
 def _read_pip_config(path: Path) -> configparser.RawConfigParser | None:
@@ -195,30 +167,72 @@ class PipSetting:
         return self.value.split()
 
 
-def pip_settings(environ: Mapping[str, str], files: Sequence[Path] | None = None) -> dict[str, PipSetting]:
-    """The pip settings ``pip install`` would use, by option name: *files* then ``PIP_*`` variables.
+@dataclass(frozen=True, eq=False)
+class PipConfig:
+    """The user's pip configuration, read once: its files, parsed, and the ``PIP_*`` variables.
 
-    As pip orders them: every file's ``[global]`` section, then every file's
-    ``[install]`` section, then the environment, each later one winning.
-    *files* defaults to the config files pip reads with *environ* (:func:`pip_config_files`).
+    What builds run with (:attr:`settings`) and what of it the key covers
+    (:meth:`resolution_settings`) are both made from this one reading. An
+    installer choice reads it once (:meth:`read`) and passes it down.
     """
-    settings: dict[str, PipSetting] = {}
-    parsers = []
-    for path in pip_config_files(environ) if files is None else files:
-        parser = _read_pip_config(path)
-        if parser is not None:  # else pip refuses it with a message of its own; the key notices the file
-            parsers.append((path, parser))
-    for section in ("global", "install"):
-        for path, parser in parsers:
-            if parser.has_section(section):
-                for option, value in parser.items(section):
-                    if value:  # pip ignores empty values
-                        name = option.lower().replace("_", "-").lstrip("-")
-                        settings[name] = PipSetting(value, f"{path} [{section}] {option}")
-    for variable, value in environ.items():
-        if variable.startswith("PIP_") and variable not in _PIP_NOT_SETTINGS and value:
-            settings[variable[4:].lower().replace("_", "-")] = PipSetting(value, variable)
-    return settings
+
+    files: tuple[tuple[Path, configparser.RawConfigParser | None], ...]
+    """Each config file pip reads, lowest precedence first, parsed (``None``: pip cannot read it either)."""
+    variables: tuple[tuple[str, str], ...]
+    """The ``PIP_*`` environment variables, in the environment's order."""
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str], files: Sequence[Path] | None = None) -> PipConfig:
+        """The configuration pip reads with *environ*: *files*, by default those :func:`pip_config_files` finds."""
+        paths = pip_config_files(environ) if files is None else files
+        variables = tuple((name, value) for name, value in environ.items() if name.startswith("PIP_"))
+        return cls(tuple((path, _read_pip_config(path)) for path in paths), variables)
+
+    @functools.cached_property
+    def settings(self) -> dict[str, PipSetting]:
+        """The pip settings ``pip install`` would use, by option name: the files' then the variables'.
+
+        As pip orders them: every file's ``[global]`` section, then every file's
+        ``[install]`` section, then the environment, each later one winning.
+        """
+        settings: dict[str, PipSetting] = {}
+        # A file pip cannot read, pip refuses with a message of its own; the key notices the file.
+        parsers = [(path, parser) for path, parser in self.files if parser is not None]
+        for section in ("global", "install"):
+            for path, parser in parsers:
+                if parser.has_section(section):
+                    for option, value in parser.items(section):
+                        if value:  # pip ignores empty values
+                            name = option.lower().replace("_", "-").lstrip("-")
+                            settings[name] = PipSetting(value, f"{path} [{section}] {option}")
+        for variable, value in self.variables:
+            if variable not in _PIP_NOT_SETTINGS and value:
+                settings[variable[4:].lower().replace("_", "-")] = PipSetting(value, variable)
+        return settings
+
+    def resolution_settings(self, hashes: FileHashes | None = None) -> dict[str, Any]:
+        """The settings (config files and ``PIP_*`` variables) that change what pip installs, for the key.
+
+        Find-links folders count by the content of their archives, constraints files by their content,
+        read through *hashes* each time: they may change while the configuration does not.
+        """
+        hashes = FileHashes() if hashes is None else hashes
+        settings: dict[str, Any] = {}
+        for path, parser in self.files:
+            if parser is None:
+                settings[f"unreadable:{path}"] = True  # pip will complain; the key still notices the file
+                continue
+            for section in ("global", "install"):
+                if parser.has_section(section):
+                    for option, value in parser.items(section):
+                        if option.replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
+                            settings[f"{section}.{option}"] = value
+                            settings.update(_contents(f"{section}.{option}", value.split(), hashes))
+        for name, value in self.variables:
+            if name[4:].lower().replace("_", "-") in _PIP_RESOLUTION_SETTINGS:
+                settings[name] = value
+                settings.update(_contents(name, value.split(), hashes))
+        return settings
 
 
 def pip_environ(environ: Mapping[str, str], settings: Mapping[str, PipSetting]) -> dict[str, str]:
@@ -328,9 +342,8 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
     merged: dict[str, Any] = {}
     for path in files:
         try:
-            with path.open("rb") as stream:
-                data = tomllib.load(stream)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+            data = read_toml(path)
+        except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read the uv configuration file {path}: {exc}") from exc
         merged = _combine(merged, data)
     pip = merged.get("pip")

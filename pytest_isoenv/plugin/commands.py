@@ -38,7 +38,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: pytest.Config) -> Policy:
         """Read and check the options (a bad value is a usage error before anything runs)."""
-        return cls(options.parse_days(config), options.parse_size(config), not options.get(config, "no_auto_prune"))
+        return cls(options.parse_days(config), options.parse_size(config), bool(options.get(config, "auto_prune")))
 
 
 def run_command(config: pytest.Config) -> int | None:
@@ -53,7 +53,7 @@ def run_command(config: pytest.Config) -> int | None:
     cache = Cache(options.cache_dir(config))
     try:
         # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
-        exists = cache.check()
+        exists = cache.exists()
         if chosen[0] == "list":
             lines = list_lines(cache)
         elif chosen[0] == "prune":
@@ -202,15 +202,9 @@ def _plan_table(envs: SessionEnvs, uses: dict[str, list[EnvSpec]], errors: list[
 
 
 def _uses_factory(item: pytest.Item) -> bool:
-    """Whether *item* asks for ``isoenv_factory`` itself or through a fixture other than ``isoenv``."""
-    if "isoenv_factory" not in getattr(item, "fixturenames", ()):
-        return False
-    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of who requests which fixture
-    if info is None:
-        return True
-    if "isoenv_factory" in info.argnames:
-        return True
-    return any(
-        name != "isoenv" and defs and "isoenv_factory" in defs[-1].argnames
-        for name, defs in info.name2fixturedefs.items()
-    )
+    """Whether *item* asks for ``isoenv_factory``, itself or through a fixture.
+
+    The ``isoenv`` fixture does not (it needs only ``tmp_path_factory``), so
+    the fixtures the test needs, which pytest lists, say whether it does.
+    """
+    return "isoenv_factory" in getattr(item, "fixturenames", ())

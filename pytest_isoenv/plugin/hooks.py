@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 from collections import Counter
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -25,6 +26,7 @@ from pytest_isoenv.run.background import PROCESSES
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.session.envs import SessionEnvs, TestContext
 from pytest_isoenv.session.prebuild import prebuild
+from pytest_isoenv.spec.arguments import signature
 
 #: The session's envs, behind the ``isoenv_factory`` fixture.
 ENVS = pytest.StashKey[SessionEnvs]()
@@ -34,17 +36,26 @@ PRUNED = pytest.StashKey[str]()
 PYTHONS = pytest.StashKey[list[str]]()
 #: The test being run (or the fixture being set up for it), as the factory needs to know it.
 CURRENT_TEST = pytest.StashKey[TestContext]()
-#: pytest's temporary directories, where private envs go (set when the ``isoenv_factory`` fixture is first used).
+#: pytest's temporary directories, where private envs go (set by the ``isoenv_factory`` and ``isoenv`` fixtures).
 TMP_PATH_FACTORY = pytest.StashKey[pytest.TempPathFactory]()
 REPORTER = pytest.StashKey[Reporter]()
 WARM_BEFORE = pytest.StashKey[list[warm.WarmServer]]()
+#: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
+SKIPPED_BY_FIXTURE = pytest.StashKey[bool]()
 
+#: The marker's line in ``pytest --markers``, its arguments as the spec layer defines them.
 MARKER = (
-    "isoenv(*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
-    "private=False, installer=None, find_links=(), index_url=None, warm=False, preload=()): the packages the "
-    "test's `isoenv` env has; "
+    f"isoenv({signature()}): the packages the test's `isoenv` env has; "
     "a list in place of a requirement runs the test once per alternative; the closest marker wins"
 )
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _with_signature(fixture: _Function) -> _Function:
+    """*fixture* with ``{signature}`` in its docstring replaced by the marker's arguments, so that they cannot drift."""
+    fixture.__doc__ = (fixture.__doc__ or "").replace("{signature}", signature())
+    return fixture
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -224,7 +235,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     """
     config = session.config
     if (
-        options.get(config, "no_prebuild")
+        not options.get(config, "prebuild")
         or config.option.collectonly
         or getattr(config.option, "setupplan", False)
         or (session.testsfailed and not config.option.continue_on_collection_errors)
@@ -278,6 +289,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cell = matrix.cell_of(getattr(getattr(item, "callspec", None), "params", {}))
     if cell is not None:
         report.isoenv_cell = cell  # plain data: it travels with the report from xdist workers
+    if report.skipped and item.stash.get(SKIPPED_BY_FIXTURE, False) and isinstance(report.longrepr, tuple):
+        # At the test's location, as pytest places a skip mark's reason: the identical reasons of the
+        # tests of one function then fold into one line of the short summary.
+        path, line = item.reportinfo()[:2]
+        report.longrepr = (os.fspath(path), (line or 0) + 1, report.longrepr[2])
     return report
 
 
@@ -322,14 +338,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 @pytest.fixture(scope="session")
+@_with_signature
 def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> IsoEnvFactory:
-    """Session-scoped factory of isolated envs, for fixtures of your own.
+    """Session-scoped factory of isolated envs, for fixtures of your own:
+    ``isoenv_factory.get({signature})``.
 
-    ``isoenv_factory.get(*requirements, editable=(), constraints=None,
-    requirements_files=(), python=None, private=False, installer=None,
-    warm=False, preload=())``
-    returns an :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct
-    set of arguments and cached across tests, sessions and xdist workers.
+    ``get()`` takes the marker's arguments and returns an
+    :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct set of
+    arguments and cached across tests, sessions and xdist workers.
     """
     request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
     return IsoEnvFactory(request.config.stash[ENVS])
@@ -360,13 +376,15 @@ def isoenv_alternatives(request: pytest.FixtureRequest) -> tuple[object, ...] | 
 
 
 @pytest.fixture
+@_with_signature
 def isoenv(
     request: pytest.FixtureRequest,
-    isoenv_factory: IsoEnvFactory,
+    tmp_path_factory: pytest.TempPathFactory,
     isoenv_python: str | None,
     isoenv_alternatives: tuple[object, ...] | None,
 ) -> IsolatedEnv:
-    """The isolated env the test's closest ``@pytest.mark.isoenv(...)`` marker asks for.
+    """The isolated env the test's closest ``isoenv`` marker asks for:
+    ``@pytest.mark.isoenv({signature})``.
 
     Without a marker: an env with pip and no other packages. Shared envs are
     reused across tests and must not be changed (a test that installs into or
@@ -375,20 +393,23 @@ def isoenv(
     A test whose interpreter is not installed is skipped (an error with
     ``--isoenv-strict-python``).
     """
-    # isoenv_factory is requested for the folder of private envs; isoenv_python and isoenv_alternatives so
-    # that the matrices can parametrise them (marker_spec reads their values).
+    # tmp_path_factory is requested for the folder of private envs (not isoenv_factory: a test that requests
+    # that, itself or through a fixture, makes envs that --isoenv-plan cannot list); isoenv_python and
+    # isoenv_alternatives so that the matrices can parametrise them (marker_spec reads their values).
+    request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
     envs = request.config.stash[ENVS]
+    skip = None
     try:
         return envs.env(marker_spec(envs, request.node))
     except InterpreterNotFound as exc:
-        problem, strict = str(exc), bool(options.get(request.config, "strict_python"))
-        if not strict:
-            # Said once in the summary, with where it was looked for; each test gets a short reason, at the
-            # test's location as a skip mark's is, so that pytest folds the identical reasons into one line.
-            reason = request.config.stash[REPORTER].missing_python(exc)
-            raise pytest.skip.Exception(reason, _use_item_location=True) from None
-        problem += " (--isoenv-strict-python)"
+        if not options.get(request.config, "strict_python"):
+            # Said once in the summary, with where it was looked for; each test gets a short reason.
+            skip = request.config.stash[REPORTER].missing_python(exc)
+        problem = f"{exc} (--isoenv-strict-python)"
     except IsoEnvError as exc:
         problem = str(exc)
     # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
+    if skip is not None:
+        request.node.stash[SKIPPED_BY_FIXTURE] = True  # reported at the test's location: see pytest_runtest_makereport
+        pytest.skip(skip)
     pytest.fail(problem, pytrace=False)

@@ -3,7 +3,7 @@
 The reference docs build their option table from :data:`OPTIONS`, so what
 ``pytest --help`` says and what the docs say cannot drift apart. What the
 options and a test's marker say is read here too: the session's
-:class:`~pytest_isoenv.factory.Settings`, its Python matrix and each test's spec.
+:class:`~pytest_isoenv.session.settings.Settings`, its Python matrix and each test's spec.
 """
 
 from __future__ import annotations
@@ -24,33 +24,53 @@ from pytest_isoenv.installers.api import resolution_needs_uv
 from pytest_isoenv.installers.choice import installer_class
 from pytest_isoenv.plugin import matrix
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
+from pytest_isoenv.spec.arguments import bind_options
 from pytest_isoenv.spec.envspec import RESOLUTIONS, EnvSpec, parse_requirement
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.reqfiles import is_url
 
 CACHE_DIR_ENV = "PYTEST_ISOENV_CACHE_DIR"
 
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file."""
+    """One setting: ``--isoenv-<name>`` on the command line and ``isoenv_<name>`` in the ini file.
+
+    A ``bool`` is named for what it turns on, whichever way its flag turns it, as
+    pytest names ``fold_skipped`` the setting its ``--no-fold-skipped`` turns off.
+    """
 
     name: str
+    """The setting, as :func:`get` reads it (the flag's ``dest``)."""
     help: str
     kind: Literal["string", "bool", "linelist", "command"] = "string"
     """``command`` is a flag that does something, like ``--fixtures`` or a report: it has no ini key."""
     default: Any = None
+    """The setting's value when neither the flag nor the ini key gives one."""
     metavar: str | None = None
     negative: bool = False
     """A ``bool`` that is on by default: the flag is ``--isoenv-no-<name>`` and turns it off."""
+    ini_negative: bool = False
+    """The ini key is ``isoenv_no_<name>`` and ``true`` turns the setting off (keys released so keep their name)."""
 
     @property
     def flag(self) -> str:
         return "--isoenv-" + ("no-" if self.negative else "") + self.name.replace("_", "-")
 
     @property
-    def ini(self) -> str:
+    def dest(self) -> str:
         return "isoenv_" + self.name
+
+    @property
+    def ini(self) -> str:
+        return "isoenv_" + ("no_" if self.ini_negative else "") + self.name
+
+    @property
+    def ini_default(self) -> Any:
+        """The ini key's own default: the setting's, turned round where the key says no."""
+        return not self.default if self.ini_negative else self.default
 
     @property
     def has_ini(self) -> bool:
@@ -85,10 +105,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME",
     ),
     Option(
-        "no_prebuild",
+        "prebuild",
         "Build each env when a test first needs it, not all missing ones before the first test",
         kind="bool",
-        default=False,
+        default=True,
+        negative=True,
+        ini_negative=True,
     ),
     Option(
         "lock_timeout",
@@ -108,10 +130,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SIZE",
     ),
     Option(
-        "no_auto_prune",
+        "auto_prune",
         "Do not prune the cache when a session ends (it only ever prunes when no other process uses the cache)",
         kind="bool",
-        default=False,
+        default=True,
+        negative=True,
+        ini_negative=True,
     ),
     Option(
         "list",
@@ -182,29 +206,36 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("isoenv", "cached isolated environments (pytest-isoenv)")
     for option in OPTIONS:
         if option.kind == "command":
-            group.addoption(option.flag, action="store_true", default=False, dest=option.ini, help=option.help)
+            group.addoption(option.flag, action="store_true", default=False, dest=option.dest, help=option.help)
             continue
         if option.kind == "bool":
             action = "store_false" if option.negative else "store_true"
-            group.addoption(option.flag, action=action, default=None, dest=option.ini, help=option.help)
+            group.addoption(option.flag, action=action, default=None, dest=option.dest, help=option.help)
         elif option.kind == "linelist":
             group.addoption(
                 option.flag,
                 action="append",
                 default=None,
-                dest=option.ini,
+                dest=option.dest,
                 metavar=option.metavar,
                 help=option.help,
             )
         else:
-            group.addoption(option.flag, default=None, dest=option.ini, metavar=option.metavar, help=option.help)
-        parser.addini(option.ini, option.help, type=option.kind, default=option.default)
+            group.addoption(option.flag, default=None, dest=option.dest, metavar=option.metavar, help=option.help)
+        parser.addini(option.ini, option.help, type=option.kind, default=option.ini_default)
+
+
+_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def get(config: pytest.Config, name: str) -> Any:
     """The value of option *name*: the command line wins over the ini file."""
-    value = config.getoption("isoenv_" + name)
-    return config.getini("isoenv_" + name) if value is None else value
+    option = _BY_NAME[name]
+    value = config.getoption(option.dest)
+    if value is not None:
+        return value
+    value = config.getini(option.ini)
+    return not value if option.ini_negative else value
 
 
 def parse_resolution(config: pytest.Config) -> str:
@@ -266,10 +297,7 @@ def paths_or_urls(config: pytest.Config, name: str) -> list[str]:
     given = config.getoption("isoenv_" + name)
     base = config.invocation_params.dir if given is not None else config.rootpath
     values = config.getini("isoenv_" + name) if given is None else given
-    return [
-        value if re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value) else os.path.abspath(base / os.path.expanduser(value))
-        for value in map(str, values)
-    ]
+    return [value if is_url(value) else os.path.abspath(base / os.path.expanduser(value)) for value in map(str, values)]
 
 
 def cache_dir(config: pytest.Config) -> Path:
@@ -311,7 +339,7 @@ def misread_path_option(config: pytest.Config) -> str | None:
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
-    """The session's :class:`~pytest_isoenv.factory.Settings`, read from flags and ini keys."""
+    """The session's :class:`~pytest_isoenv.session.settings.Settings`, read from flags and ini keys."""
     given = workers.workerinput(config)
     lock_timeout = get(config, "lock_timeout")
     try:
@@ -380,4 +408,5 @@ def _marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
     )
     if "isoenv_python" in params:
         kwargs["python"] = params["isoenv_python"]
-    return envs.spec(args, where=item.nodeid, **kwargs)
+    # Bound to the keywords get() takes: a misspelled one is refused as get() refuses it.
+    return envs.spec(args, where=item.nodeid, **bind_options(kwargs, item.nodeid))

@@ -9,12 +9,12 @@ controller writes each one on a line of its own as it arrives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_isoenv.environ import cpu_count
+from pytest_isoenv.text import LineSink
 
 #: The ``workerinput`` entry that carries a worker's progress channel.
 PROGRESS_CHANNEL = "isoenv_progress"
@@ -39,7 +39,7 @@ def build_jobs(config: pytest.Config) -> int:
     return max(1, cpu_count() // workers)
 
 
-def open_progress_channel(node: Any, write: Callable[[str], None]) -> None:
+def open_progress_channel(node: Any, write: LineSink) -> None:
     """Give the worker *node* (xdist's ``WorkerController``) a channel whose lines the controller *write*s.
 
     Called from ``pytest_configure_node``, before the worker starts: its
@@ -52,7 +52,7 @@ def open_progress_channel(node: Any, write: Callable[[str], None]) -> None:
     node.workerinput[PROGRESS_CHANNEL] = channel
 
 
-def progress_sender(config: pytest.Config) -> Callable[[str], None] | None:
+def progress_sender(config: pytest.Config) -> LineSink | None:
     """In an xdist worker that got a progress channel, a function that sends a line to the controller."""
     given = workerinput(config)
     channel = given.get(PROGRESS_CHANNEL) if given is not None else None

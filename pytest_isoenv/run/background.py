@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from pytest_isoenv.process_group import kill_process_group
 from pytest_isoenv.run.warm import WarmPopen
 
 #: What ``popen()`` returns: a Popen, or for a warm env a WarmPopen, which has what this module uses of one.
@@ -50,7 +51,7 @@ class Started:
     wide: bool
 
 
-class Processes:
+class BackgroundProcesses:
     """The processes started with ``popen()`` in this process that may still be running."""
 
     def __init__(self) -> None:
@@ -111,17 +112,15 @@ def _stop(started: Started, grace: float) -> str:
 
 
 def _signal_group(process: Process, *, kill: bool) -> None:
-    if sys.platform == "win32":
-        if kill:
-            # taskkill /T takes the whole tree, which TerminateProcess does not.
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True, check=False)
-        else:
-            with contextlib.suppress(OSError):
-                process.send_signal(signal.CTRL_BREAK_EVENT)
-        return
-    # start_new_session made the process its group's leader, so its pid names the group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    if kill:
+        kill_process_group(process.pid)
+    elif sys.platform == "win32":
+        with contextlib.suppress(OSError):
+            process.send_signal(signal.CTRL_BREAK_EVENT)
+    else:
+        # start_new_session made the process its group's leader, so its pid names the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
 
 
 def _close_pipes(process: Process) -> None:
@@ -132,4 +131,4 @@ def _close_pipes(process: Process) -> None:
 
 
 #: The processes of this pytest process; the plugin stops them at the end of tests and of the session.
-PROCESSES = Processes()
+PROCESSES = BackgroundProcesses()

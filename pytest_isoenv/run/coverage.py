@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import os
 import platform
+import re
 import shutil
 import sys
 import sysconfig
@@ -38,6 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from importlib.metadata import Distribution
+
     from pytest_isoenv.discovery import Interpreter
     from pytest_isoenv.run.env import IsolatedEnv
     from pytest_isoenv.spec.envspec import EnvSpec
@@ -308,23 +311,42 @@ def installed_copies(env: IsolatedEnv) -> dict[str, str]:
 def repack_host_wheel(version: str, folder: Path) -> Path | None:
     """A wheel of the coverage.py installed here, written to *folder*; ``None`` if it cannot be made.
 
-    Made from the installed files listed in its ``RECORD``, with the tags of its own
-    ``WHEEL`` file, so an env on the same Python gets the very same build without an index.
+    ``None`` too when the installed coverage.py is not at *version* (see :func:`repack_installed`).
     """
     from importlib import metadata
 
     try:
         dist = metadata.distribution("coverage")
+    except metadata.PackageNotFoundError:
+        return None
+    return repack_installed(dist, folder) if dist.version == version else None
+
+
+def repack_installed(dist: Distribution, folder: Path) -> Path | None:
+    """A wheel of the installed distribution *dist*, written to *folder*; ``None`` if it cannot be made.
+
+    Made from the installed files listed in its ``RECORD``, with the tags of its own
+    ``WHEEL`` file, so an env on the same Python gets the very same build without an index.
+    Console scripts (which the installer makes again from the entry points), other files
+    installed outside site-packages, and byte code are left out.
+    """
+    try:
         wheel_meta = dist.read_text("WHEEL") or ""
-    except (metadata.PackageNotFoundError, OSError):
+    except OSError:
         return None
     tags = [line.split(":", 1)[1].strip() for line in wheel_meta.splitlines() if line.startswith("Tag:")]
-    if dist.version != version or not tags or not dist.files:
+    # The dist-info folder as installed: the installer kept the wheel's own spelling of it.
+    dist_infos = {
+        file.parts[0]
+        for file in dist.files or ()
+        if len(file.parts) == 2 and file.parts[0].endswith(".dist-info") and file.name == "WHEEL"
+    }
+    if not tags or len(dist_infos) != 1:
         return None
-    dist_info = f"coverage-{version}.dist-info"
+    dist_info = dist_infos.pop()
     skipped = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
     files = []
-    for file in dist.files:
+    for file in dist.files or ():
         name = file.as_posix()
         if name.startswith("..") or "__pycache__" in name or name.endswith(".pyc"):
             continue  # console scripts (re-made by the installer) and byte code
@@ -335,7 +357,7 @@ def repack_host_wheel(version: str, folder: Path) -> Path | None:
             return None  # an installation with files missing: let the installer fetch a whole one
         files.append((name, located))
     folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"coverage-{version}-{_compress(tags)}.whl"
+    wheel = folder / f"{re.sub(r'[-_.]+', '_', dist.name).lower()}-{dist.version}-{_compress(tags)}.whl"
     partial = wheel.with_suffix(".part")
     record = []
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import CommandNotFound, RunError, SharedEnvError
+from pytest_isoenv.installers import distributions
 from pytest_isoenv.run import warm as _warm
 
 if TYPE_CHECKING:
@@ -23,57 +25,16 @@ if TYPE_CHECKING:
 #: Suffixes that make a file runnable on Windows: a script ``x.exe`` runs as ``x``.
 _PATHEXT = frozenset(e.lower() for e in os.environ.get("PATHEXT", ".COM;.EXE;.BAT;.CMD").split(";") if e)
 
-#: Runs inside an env: where its scripts and packages live, and what is installed.
-INTROSPECT = r"""
-import json, re, sys, sysconfig
-from importlib import metadata
-packages, dist_infos = {}, []
-for dist in metadata.distributions():
-    name = dist.metadata["Name"]
-    if not name:
-        continue
-    packages[re.sub(r"[-_.]+", "-", name).lower()] = dist.version
-    path = getattr(dist, "_path", None)
-    if path is not None:
-        dist_infos.append(str(path))
-paths = sysconfig.get_paths()
-print(json.dumps({
-    "scripts": paths["scripts"], "purelib": paths["purelib"], "platlib": paths["platlib"],
-    "executable": sys.executable, "version": ".".join(map(str, sys.version_info[:3])),
-    "packages": dict(sorted(packages.items())), "dist_infos": sorted(dist_infos),
-}))
-"""
-
 
 def introspect(python: Path, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Ask the interpreter *python* for its paths and installed distributions."""
-    proc = subprocess.run(
-        [str(python), "-I", "-c", INTROSPECT], capture_output=True, text=True, env=dict(environ), check=False
-    )
+    """Ask the interpreter *python* for its paths and installed distributions (see
+    :func:`pytest_isoenv.installers.distributions.report`).."""
+    command = [str(python), "-I", "-c", inspect.getsource(distributions)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=dict(environ), check=False)
     if proc.returncode:
         raise RunError(proc.returncode, [str(python), "-c", "<introspect>"], proc.stdout, proc.stderr, env_path=python)
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
-
-
-def read_distributions(*site_dirs: Path) -> tuple[dict[str, str], list[str]]:
-    """The distributions installed in *site_dirs*, read from here: canonical name to version, and their
-    metadata folders. What :data:`INTROSPECT` finds inside an env, without starting its interpreter."""
-    from importlib import metadata
-
-    from packaging.utils import canonicalize_name
-
-    packages: dict[str, str] = {}
-    dist_infos: list[str] = []
-    for dist in metadata.distributions(path=[str(d) for d in dict.fromkeys(site_dirs)]):
-        name = dist.metadata["Name"]
-        if not name:
-            continue
-        packages[canonicalize_name(name)] = dist.version
-        path = getattr(dist, "_path", None)
-        if path is not None:
-            dist_infos.append(str(path))
-    return dict(sorted(packages.items())), sorted(dist_infos)
 
 
 class Installs(Protocol):

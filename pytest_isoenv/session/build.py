@@ -16,11 +16,12 @@ from pytest_isoenv.discovery import Interpreter
 from pytest_isoenv.environ import host_environ, isolated_environ
 from pytest_isoenv.errors import BuildError, RunError
 from pytest_isoenv.installers.api import Installer
-from pytest_isoenv.installers.processes import Echo
-from pytest_isoenv.run.env import Installs, IsolatedEnv, introspect, read_distributions
+from pytest_isoenv.installers.distributions import inventory
+from pytest_isoenv.run.env import Installs, IsolatedEnv, introspect
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.store.record import Built, Record
+from pytest_isoenv.text import LineSink
 
 if TYPE_CHECKING:
     from pytest_isoenv.run.coverage import Measurement
@@ -35,7 +36,7 @@ def build_env(
     installer: Installer,
     index: IndexOptions,
     coverage: Measurement | None,
-    echo: Echo | None,
+    echo: LineSink | None,
 ) -> Built:
     """Create the env at *path* from *interpreter* and install *spec* into it; what the record says of it.
 
@@ -54,7 +55,7 @@ def build_env(
     dirs = [path / venv_paths[k] for k in ("scripts", "purelib", "platlib") if k in venv_paths]
     if len(dirs) == 3 and all(d.is_dir() for d in dirs):
         # Read from here what the env's interpreter would report: a subprocess less per build.
-        packages, dist_infos = read_distributions(*dirs[1:])
+        packages, dist_infos = inventory(str(d) for d in dirs[1:])
         scripts, purelib = str(dirs[0]), str(dirs[1])
     else:  # a layout the interpreter's venv scheme did not predict: ask the env itself
         try:
@@ -109,7 +110,7 @@ def env_from_record(
     )
 
 
-def labelled_echo(echo: Echo | None, label: str) -> Echo | None:
+def labelled_echo(echo: LineSink | None, label: str) -> LineSink | None:
     """*echo* with each line labelled by the env it belongs to: builds run in parallel."""
     if echo is None:
         return None

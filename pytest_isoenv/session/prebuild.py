@@ -11,11 +11,11 @@ from pytest_isoenv.environ import cpu_count
 from pytest_isoenv.errors import IsoEnvError, LockTimeout
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
-from pytest_isoenv.store.locks import Notify
+from pytest_isoenv.text import LineSink
 
 
 def prebuild(
-    envs: SessionEnvs, specs: Iterable[EnvSpec], progress: Notify | None = None, *, jobs: int | None = None
+    envs: SessionEnvs, specs: Iterable[EnvSpec], progress: LineSink | None = None, *, jobs: int | None = None
 ) -> None:
     """Build the missing shared envs *specs* need, several at once, before any test asks for one.
 
@@ -36,7 +36,7 @@ def prebuild(
             continue
         if key not in seen:  # many tests share an env: its record is read once
             seen.add(key)
-            if envs.needs_build(key):
+            if envs.shared.needs_build(key):
                 todo[key] = dataclasses.replace(spec, private=False)
     if not todo:
         return
@@ -67,7 +67,7 @@ def _prebuild_one(envs: SessionEnvs, spec: EnvSpec) -> tuple[str, float, list[st
     started = time.monotonic()
     warned: list[str] = []
     try:
-        env = envs.shared(spec, wait=False, warn=warned.append)
+        env = envs.shared.get(spec, wait=False, warn=warned.append)
     except LockTimeout:
         outcome = "left to the process building it:"
     except Exception:  # the tests that need the env get the same error at setup (BuildError is memoised)

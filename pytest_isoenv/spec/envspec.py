@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import Specifier
@@ -26,11 +26,14 @@ from packaging.version import InvalidVersion, Version
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.spec import groups as dependency_groups
 from pytest_isoenv.spec.arguments import (
+    EnvOptions,
     PathArg,
     as_path,
     as_paths,
+    bind_options,
     existing_file,
     find_link,
+    keywords,
     local_source,
     module_names,
     project_dir,
@@ -38,11 +41,8 @@ from pytest_isoenv.spec.arguments import (
 )
 from pytest_isoenv.spec.reqfiles import looks_like_path, walk_requirements
 
-#: The keyword arguments the marker and ``isoenv_factory.get()`` accept.
-SPEC_ARGUMENTS = (
-    "editable", "constraints", "requirements_files", "groups", "python", "private", "installer", "find_links",
-    "index_url", "warm", "preload",
-)  # fmt: skip
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 #: The choices of ``--isoenv-resolution``: which versions the installer picks among those allowed.
 RESOLUTIONS = ("highest", "lowest-direct", "lowest")
@@ -170,20 +170,17 @@ class EnvSpec:
         *,
         rootdir: Path,
         where: str | None = None,
-        **kwargs: Any,
+        **options: Unpack[EnvOptions],
     ) -> EnvSpec:
         """Validate marker or factory arguments and normalise them into a spec.
 
         Relative paths resolve against *rootdir*. *where* names the test in
-        errors. Raises :class:`SpecError` on anything that cannot describe an env.
+        errors. Raises :class:`SpecError` on anything that cannot describe an env,
+        a keyword that is not one of :class:`~pytest_isoenv.spec.arguments.EnvOptions` included.
         """
-        unknown = sorted(set(kwargs) - set(SPEC_ARGUMENTS))
-        if unknown:
-            raise SpecError(
-                f"unknown isoenv argument(s) {', '.join(map(repr, unknown))}",
-                where=where,
-                fix=f"The accepted keyword arguments are: {', '.join(SPEC_ARGUMENTS)}",
-            )
+        # The values are checked here, one by one: what a marker holds is not typed.
+        given: dict[str, object] = {name: keyword.default for name, keyword in keywords().items()}
+        given.update(bind_options(options, where))
         reqs: set[str] = set()
         local: list[Path] = []
         extras: dict[Path, set[str]] = {}
@@ -212,7 +209,7 @@ class EnvSpec:
                     reqs.add(_parse_requirement(item, where))
 
         editable = []
-        for entry in as_paths(kwargs.get("editable"), "editable", where):
+        for entry in as_paths(given["editable"], "editable", where):
             wanted = ()
             if isinstance(entry, str):
                 entry, wanted = split_extras(entry, rootdir, where)
@@ -220,18 +217,20 @@ class EnvSpec:
             extras.setdefault(editable[-1], set()).update(wanted)
         req_files = [
             existing_file(p, rootdir, where, "requirements file")
-            for p in as_paths(kwargs.get("requirements_files"), "requirements_files", where)
+            for p in as_paths(given["requirements_files"], "requirements_files", where)
         ]
-        constraints = kwargs.get("constraints")
-        if constraints is not None:
-            constraints = existing_file(as_path(constraints, "constraints", where), rootdir, where, "constraints file")
+        constraints = None
+        if given["constraints"] is not None:
+            constraints = existing_file(
+                as_path(given["constraints"], "constraints", where), rootdir, where, "constraints file"
+            )
         for listing in [*req_files, *([constraints] if constraints else [])]:
             try:  # a missing included file is bad input, found before any build
                 for _ in walk_requirements(listing):
                     pass
             except SpecError as exc:
                 raise SpecError(exc.problem, where=where, fix=exc.fix) from None
-        python = kwargs.get("python")
+        python = given["python"]
         if python is not None and (not isinstance(python, (str, os.PathLike)) or not os.fspath(python).strip()):
             raise SpecError(
                 f"python={python!r} is not an interpreter spec",
@@ -239,27 +238,27 @@ class EnvSpec:
                 fix='Use a version such as "3.12", "pypy3.10", ">=3.11" or a path to an interpreter, '
                 "or leave python out for the one running pytest",
             )
-        installer = kwargs.get("installer")
+        installer = given["installer"]
         if installer is not None and (not isinstance(installer, str) or not installer.strip()):
             raise SpecError(
                 f"installer={installer!r} is not a name",
                 where=where,
                 fix='Use "auto", "pip" or "uv", or leave installer out for the session\'s choice',
             )
-        private = kwargs.get("private", False)
+        private = given["private"]
         if not isinstance(private, bool):
             raise SpecError(f"private={private!r} is not True or False", where=where)
-        warm = kwargs.get("warm", False)
+        warm = given["warm"]
         if not isinstance(warm, bool):
             raise SpecError(f"warm={warm!r} is not True or False", where=where)
-        preload = module_names(kwargs.get("preload", ()), where)
+        preload = module_names(given["preload"], where)
         if preload and not warm:
             raise SpecError(
                 f"preload={preload!r} needs a warm interpreter to import into",
                 where=where,
                 fix="Add warm=True, or leave preload out",
             )
-        index_url = kwargs.get("index_url")
+        index_url = given["index_url"]
         if index_url is not None and (not isinstance(index_url, str) or not index_url.strip()):
             raise SpecError(
                 f"index_url={index_url!r} is not a URL", where=where, fix='Use a URL such as "https://pypi.org/simple"'
@@ -273,11 +272,9 @@ class EnvSpec:
             python=None if python is None else normalize_python(python, rootdir, where) or None,
             installer=installer,
             extras=tuple(sorted((path, tuple(sorted(names))) for path, names in extras.items() if names)),
-            groups=_groups(kwargs.get("groups"), rootdir, where),
+            groups=_groups(given["groups"], rootdir, where),
             find_links=tuple(
-                dict.fromkeys(
-                    find_link(link, rootdir) for link in as_paths(kwargs.get("find_links"), "find_links", where)
-                )
+                dict.fromkeys(find_link(link, rootdir) for link in as_paths(given["find_links"], "find_links", where))
             ),
             index_url=None if index_url is None else index_url.strip(),
             private=private,

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_isoenv.errors import SpecError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pytest itself depends on tomli there
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+from pytest_isoenv.tomlfile import read_toml
 
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
@@ -59,14 +54,14 @@ def resolve(pyproject: Path, name: str, *, where: str | None = None, given: str 
 
 def _read_table(pyproject: Path, *, where: str | None, given: str) -> Mapping[str, Any]:
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        data = read_toml(pyproject)
     except FileNotFoundError:
         raise SpecError(
             f"groups entry {given!r}: {pyproject} does not exist",
             where=where,
             fix='Groups are read from the rootdir\'s pyproject.toml; name another with "path/to/pyproject.toml:group"',
         ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise SpecError(f"groups entry {given!r}: cannot read {pyproject} ({exc})", where=where) from None
     table = data.get("dependency-groups", {})
     if not isinstance(table, dict):

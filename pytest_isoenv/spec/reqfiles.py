@@ -25,6 +25,13 @@ _OPTION = re.compile(
 )
 _KINDS = {"-r": "include", "--requirement": "include", "-c": "constraint", "--constraint": "constraint"}
 _KINDS |= {"-e": "editable", "--editable": "editable", "-f": "find_links", "--find-links": "find_links"}
+# RFC 3986's scheme, at least two characters long: a Windows drive (C:) is a path.
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def is_url(text: str) -> bool:
+    """Whether *text* is a URL (``https://...``, ``file:...``, ``git+ssh://...``) rather than a path."""
+    return _URL_SCHEME.match(text) is not None
 
 
 def looks_like_path(text: str) -> bool:
@@ -46,10 +53,13 @@ def looks_like_path(text: str) -> bool:
     )
 
 
-def _logical_lines(text: str) -> Iterator[str]:
-    """The lines of a requirements file as pip reads them: continuations joined, comments dropped."""
+def logical_lines(path: Path) -> Iterator[str]:
+    """The lines of the requirements file *path* as pip reads them: continuations joined, comments dropped.
+
+    Only the file's own lines: see :func:`walk_requirements` for the files it includes.
+    """
     pending = ""
-    for raw in text.splitlines():
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
         line = pending + raw
         if line.endswith("\\"):
             pending = line[:-1]
@@ -94,9 +104,9 @@ def walk_requirements(path: Path, *, seen: set[Path] | None = None) -> Iterator[
     if path in seen:
         return
     seen.add(path)
-    for line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
+    for line in logical_lines(path):
         kind, value, rest = parse_line(line)
-        if kind in ("include", "constraint", "editable", "find_links", "path") and not re.match(r"^\w[\w+.-]+:", value):
+        if kind in ("include", "constraint", "editable", "find_links", "path") and not is_url(value):
             value = os.path.abspath(path.parent / os.path.expanduser(value))
         yield path, kind, value, rest
         if kind in ("include", "constraint"):

@@ -31,15 +31,15 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pytest_isoenv.errors import BuildError, CacheError
 from pytest_isoenv.store import locks
 from pytest_isoenv.store.fs import check_not_link, check_owned, delete, make_private_dir, move_aside, write_atomic
-from pytest_isoenv.store.locks import Notify
 from pytest_isoenv.store.record import RECORD_NAME, Built, Record, RecordProblem
+from pytest_isoenv.text import LineSink
 
 KEY_LENGTH = 20  # hex digits of the key used for directory names: 80 bits, short paths for Windows
 CURRENT_NAME = "current"
@@ -72,6 +72,47 @@ def cache_write_error(root: Path, exc: OSError, doing: str) -> str:
     else:
         fix = "check the cache dir, or point --isoenv-cache-dir at another directory"
     return f"cannot {doing} in the isoenv cache {root} ({reason}): {fix}"
+
+
+class EnvBuild(Protocol):
+    """One env asked of :meth:`Cache.get_or_build`: which it is, when to rebuild it, how to build it, whom to tell.
+
+    The layer above implements it (it knows interpreters, installers and the
+    terminal); the cache knows none of them.
+    """
+
+    @property
+    def key(self) -> str:
+        """The env's cache key."""
+
+    @property
+    def what(self) -> str:
+        """The env as messages and lock owner files name it, such as ``env (alpha<2)``."""
+
+    @property
+    def run_id(self) -> str:
+        """The run that a record of a new build says built it."""
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds to wait for another process's build of the env: ``-1`` as long as it takes, ``0`` not at all."""
+
+    @property
+    def notify(self) -> LineSink | None:
+        """Told what the call waits for, and for whom; ``None``: it waits without a word."""
+
+    @property
+    def warn(self) -> LineSink | None:
+        """Told that a broken env is rebuilt, and why."""
+
+    def stale(self, record: Record) -> bool:
+        """Whether the usable env of *record* is rebuilt all the same (``--isoenv-rebuild``)."""
+
+    def held(self) -> set[str]:
+        """The generations of the env that live processes hold (``"*"``: all of them): no build removes those."""
+
+    def build(self, generation: Path, log: Path) -> Built:
+        """Make the env in the new folder *generation*, its installers' output in *log*; what its record says."""
 
 
 class Cache:
@@ -111,7 +152,7 @@ class Cache:
             return False
         return text.startswith(SIGNATURE) and "pytest-isoenv" in text
 
-    def check(self) -> bool:
+    def exists(self) -> bool:
         """Whether the cache exists, refusing a root that is unsafe or not pytest-isoenv's. Writes nothing.
 
         An empty folder is no cache yet (:meth:`ensure` may make one there).
@@ -145,7 +186,7 @@ class Cache:
         used only if it carries the tag, or is empty (it is tagged first, then filled).
         """
         try:
-            if not self.check():
+            if not self.exists():
                 self._create()
                 check_owned(self.root)
             if not self.is_ours():
@@ -238,7 +279,7 @@ class Cache:
             return []
 
     @contextlib.contextmanager
-    def lock(self, key: str, *, what: str, notify: Notify | None = None, timeout: float = -1) -> Iterator[None]:
+    def lock(self, key: str, *, what: str, notify: LineSink | None = None, timeout: float = -1) -> Iterator[None]:
         """Hold the build lock of *key*, saying what we wait for and who holds it when it is taken."""
         lock_path = self.lock_path(key)
         try:
@@ -248,33 +289,22 @@ class Cache:
         with locks.owned(lock, what=what, worker=self.worker):
             yield
 
-    def get_or_build(
-        self,
-        key: str,
-        build: Callable[[Path, Path], Built],
-        *,
-        what: str,
-        run_id: str,
-        stale: Callable[[Record], bool] | None = None,
-        notify: Notify | None = None,
-        warn: Notify | None = None,
-        lock_timeout: float = -1,
-        held: Callable[[str], set[str]] | None = None,
-    ) -> tuple[Record, bool]:
-        """The env of *key*: reused when a usable one exists, else built by ``build(generation_dir, log)``.
+    def get_or_build(self, env: EnvBuild) -> tuple[Record, bool]:
+        """The env *env* asks for: reused when a usable one exists, else built by ``env.build(generation_dir, log)``.
 
         Check, lock, check again: the lock is taken only when a build looks
         needed, and whoever held it may have built the env meanwhile. A record
-        for which *stale* says true is rebuilt (``--isoenv-rebuild``). A build
+        for which ``env.stale`` says true is rebuilt (``--isoenv-rebuild``). A build
         makes a new generation beside the current one and switches to it only
         once complete; a failed or interrupted build leaves nothing. Returns the
-        record and whether this call built it. *held* tells which generations of
-        a key live processes hold, so the ones nobody holds can go.
+        record and whether this call built it. ``env.held`` tells which
+        generations live processes hold, so the ones nobody holds can go.
         """
+        key, what = env.key, env.what
 
         def usable() -> tuple[Record | None, str | None]:
             record, problem = self.read_record(key)
-            if record is not None and stale is not None and stale(record):
+            if record is not None and env.stale(record):
                 return None, None
             return record, problem
 
@@ -282,17 +312,17 @@ class Cache:
         if record is not None:
             self.touch(record)
             return record, False
-        with self.lock(key, what=what, notify=notify, timeout=lock_timeout):
+        with self.lock(key, what=what, notify=env.notify, timeout=env.lock_timeout):
             record, problem = usable()
             if record is not None:
                 self.touch(record)
                 return record, False
             # Only under the lock: before it, a missing record may be a build in progress.
             if problem is not None:
-                if warn is not None:
-                    warn(f"rebuilding {what} [{key[:12]}]: {problem}")
+                if env.warn is not None:
+                    env.warn(f"rebuilding {what} [{key[:12]}]: {problem}")
                 # A broken env is no fallback: it goes now, unless another process still runs in it.
-                self.sweep(key, held(key) if held is not None else set(), current_too=True)
+                self.sweep(key, env.held(), current_too=True)
             log = self.log_path(key)
             try:
                 check_not_link(log, "build log")
@@ -300,7 +330,7 @@ class Cache:
             except OSError as exc:
                 raise CacheError(cache_write_error(self.root, exc, f"start building {what}")) from exc
             try:
-                record = Record.complete(key, generation, build(generation, log), run_id)
+                record = Record.complete(key, generation, env.build(generation, log), env.run_id)
                 record.dump()
                 write_atomic(self.entry_dir(key) / CURRENT_NAME, generation.name)
             except OSError as exc:
@@ -312,7 +342,7 @@ class Cache:
             except BaseException:
                 self._discard(generation)
                 raise
-            self.sweep(key, held(key) if held is not None else set())
+            self.sweep(key, env.held())
         return record, True
 
     def touch(self, record: Record) -> None:

@@ -116,10 +116,3 @@ def delete(target: Path) -> None:
             target.unlink()
     else:
         shutil.rmtree(target, ignore_errors=True)
-
-
-def remove_tree(path: Path, trash: Path) -> None:
-    """Move *path* into *trash* (an atomic rename on the same filesystem), then delete it."""
-    target = move_aside(path, trash)
-    if target is not None:
-        delete(target)

@@ -27,9 +27,9 @@ from filelock import FileLock, Timeout
 from pytest_isoenv.errors import CacheError
 from pytest_isoenv.store.cache import ENTRY_NAME, KEY_LENGTH, Cache, cache_write_error
 from pytest_isoenv.store.fs import check_owned, delete, tree_size, write_atomic
-from pytest_isoenv.store.locks import Notify, read_owner
+from pytest_isoenv.store.locks import read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
-from pytest_isoenv.text import format_age, format_size
+from pytest_isoenv.text import LineSink, format_age, format_size
 
 #: The generation a lease names while it has not yet looked at the env: every generation is held.
 ANY_GENERATION = "*"
@@ -107,7 +107,7 @@ class Lease:
         self._lock = FileLock(cache.folder("sessions") / f"{self.id}.lock", mode=0o600, thread_local=False)
         self._mutex = threading.Lock()
 
-    def add(self, key: str, *, notify: Notify | None = None) -> None:
+    def add(self, key: str, *, notify: LineSink | None = None) -> None:
         """Claim every generation of *key* before its env is looked at; waits while a prune is removing envs."""
         with self._mutex:
             if key in self.keys:
@@ -158,7 +158,7 @@ class Lease:
                     self.cache.sweep(key, held_generations(self.cache, key))
 
 
-def wait_for_maintenance(cache: Cache, notify: Notify | None = None) -> None:
+def wait_for_maintenance(cache: Cache, notify: LineSink | None = None) -> None:
     """Return once no prune or clear is removing envs (waiting, and saying so, while one is)."""
     lock = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
     try:

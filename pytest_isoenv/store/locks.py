@@ -13,16 +13,14 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import LockTimeout
 from pytest_isoenv.store.fs import check_not_link, write_atomic
-
-#: Told, as a sentence, what a waiting process waits for (the terminal, or a warning).
-Notify = Callable[[str], None]
+from pytest_isoenv.text import LineSink
 
 #: How long a waiter looks for a new lock holder's owner file (written just after it locks) before
 #: announcing the wait without naming the holder. The waiter waits for the build anyway, and stops
@@ -30,7 +28,7 @@ Notify = Callable[[str], None]
 OWNER_PATIENCE = 5.0
 
 
-def acquire(lock_path: Path, *, key: str, what: str, notify: Notify | None = None, timeout: float = -1) -> FileLock:
+def acquire(lock_path: Path, *, key: str, what: str, notify: LineSink | None = None, timeout: float = -1) -> FileLock:
     """Take the lock at *lock_path*, telling *notify* what we wait for and who holds it when it is taken.
 
     :class:`LockTimeout` after *timeout* seconds (``-1``: no limit); an :class:`OSError` of the lock file as it is.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,13 @@ from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheels
 from pytest_isoenv.installers.choice import select_installer
 from pytest_isoenv.installers.pip import PipInstaller
+from pytest_isoenv.key import settings
 from pytest_isoenv.key.material import index_material
 from pytest_isoenv.key.settings import (
+    PipConfig,
     PipSetting,
     dropped_pip_settings,
     pip_environ,
-    pip_resolution_settings,
-    pip_settings,
     uv_config,
     uv_from_pip,
 )
@@ -60,7 +61,8 @@ def test_pip_command_carries_packages_and_index_options(tmp_path: Path) -> None:
 def test_pip_settings_from_variables_and_config_files(tmp_path: Path) -> None:
     config = tmp_path / "pip.conf"
     config.write_text("[global]\nindex-url = https://mirror.example/simple\ntimeout = 60\n[install]\npre = true\n")
-    settings = pip_resolution_settings({"PIP_CONFIG_FILE": str(config), "PIP_ONLY_BINARY": ":all:", "PIP_CERT": "x"})
+    environ = {"PIP_CONFIG_FILE": str(config), "PIP_ONLY_BINARY": ":all:", "PIP_CERT": "x"}
+    settings = PipConfig.read(environ).resolution_settings()
     assert settings["global.index-url"] == "https://mirror.example/simple"
     assert settings["install.pre"] == "true"
     assert settings["PIP_ONLY_BINARY"] == ":all:"
@@ -69,7 +71,7 @@ def test_pip_settings_from_variables_and_config_files(tmp_path: Path) -> None:
 
 
 def test_pip_config_can_be_turned_off() -> None:
-    assert pip_resolution_settings({"PIP_CONFIG_FILE": os.devnull}) == {}
+    assert PipConfig.read({"PIP_CONFIG_FILE": os.devnull}).resolution_settings() == {}
 
 
 def test_local_find_links_count_by_their_files(tmp_path: Path) -> None:
@@ -88,11 +90,34 @@ def test_select_installer(tmp_path: Path) -> None:
         select_installer("conda", dirs=dirs(tmp_path), where="test_a")
 
 
+def test_an_installer_choice_reads_the_pip_configuration_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = settings.pip_config_files
+    calls: list[object] = []
+
+    def counted(environ: Mapping[str, str]) -> list[Path]:
+        calls.append(environ)
+        return found(environ)
+
+    monkeypatch.setattr(settings, "pip_config_files", counted)
+    installer = select_installer(None, dirs=dirs(tmp_path))
+    for _ in range(2):
+        installer.key_material(IndexOptions())
+        installer.environ({})
+    assert len(calls) == 1
+
+
+def test_an_installer_follows_the_pip_configuration_it_is_given(tmp_path: Path) -> None:
+    given = PipConfig.read({"PIP_CONFIG_FILE": os.devnull, "PIP_PRE": "1", "PIP_TIMEOUT": "9"})
+    installer = PipInstaller(dirs(tmp_path), given)
+    assert installer.key_material(IndexOptions())["settings"] == {"PIP_PRE": "1"}
+    assert installer.environ({})["PIP_PRE"] == "1"
+
+
 def test_pip_settings_follow_pips_precedence(tmp_path: Path) -> None:
     system, user = tmp_path / "system.conf", tmp_path / "user.conf"
     system.write_text("[install]\nindex-url = https://install-section.invalid\n[global]\nno-deps = yes\n")
     user.write_text("[global]\nindex-url = https://global-section.invalid\nno-deps = no\npre =\n")
-    settings = pip_settings({"PIP_NO_DEPS": "1"}, [system, user])
+    settings = PipConfig.read({"PIP_NO_DEPS": "1"}, [system, user]).settings
     # Every [install] section beats every [global] one; a variable beats both; empty values count for nothing.
     assert settings["index-url"] == PipSetting("https://install-section.invalid", f"{system} [install] index-url")
     assert settings["no-deps"] == PipSetting("1", "PIP_NO_DEPS")
@@ -103,7 +128,7 @@ def test_pip_settings_follow_pips_precedence(tmp_path: Path) -> None:
 def test_pip_runs_with_its_settings_restated_less_those_that_install_elsewhere(tmp_path: Path) -> None:
     config = tmp_path / "pip.conf"
     config.write_text("[install]\ntarget = /elsewhere\nuser = true\n[global]\nfind-links = /wheels /more\n")
-    settings = pip_settings({"PIP_PYTHON": "/other/python", "PIP_PREFIX": "/p"}, [config])
+    settings = PipConfig.read({"PIP_PYTHON": "/other/python", "PIP_PREFIX": "/p"}, [config]).settings
     environ = pip_environ({"PATH": "/bin", "PIP_PYTHON": "/other/python", "PIP_PREFIX": "/p"}, settings)
     assert environ == {"PATH": "/bin", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "/wheels /more"}
     assert sorted(dropped_pip_settings(settings)) == [
@@ -135,6 +160,9 @@ def test_uv_configuration_files_are_combined_as_uv_combines_them(tmp_path: Path)
     (tmp_path / "broken.toml").write_text("index-url = \n")
     with pytest.raises(ValueError, match=r"broken\.toml"):
         uv_config([tmp_path / "broken.toml"])
+    (tmp_path / "latin.toml").write_bytes(b'index-url = "https://\xe9.invalid"\n')
+    with pytest.raises(ValueError, match=r"^cannot read the uv configuration file .*latin\.toml"):
+        uv_config([tmp_path / "latin.toml"])
 
 
 def test_pip_settings_carried_to_uv_and_those_that_cannot_be() -> None:

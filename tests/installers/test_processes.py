@@ -11,13 +11,15 @@ from helpers import WAIT, wait_until
 from reliability_helpers import alive
 
 from pytest_isoenv.errors import BuildError
-from pytest_isoenv.installers.processes import BuildInterrupted, Processes
+from pytest_isoenv.installers.processes import BuildInterrupted, InstallerProcesses
 
 
 def test_a_run_appends_output_to_the_log_and_echoes(tmp_path: Path) -> None:
     log = tmp_path / "build.log"
     lines: list[str] = []
-    Processes().run([sys.executable, "-c", "print('one'); print('two')"], what="x", log=log, env={}, echo=lines.append)
+    InstallerProcesses().run(
+        [sys.executable, "-c", "print('one'); print('two')"], what="x", log=log, env={}, echo=lines.append
+    )
     assert lines == ["one", "two"]
     text = log.read_text()
     assert "one\ntwo\n" in text
@@ -28,7 +30,7 @@ def test_a_failed_run_carries_command_code_output_and_log(tmp_path: Path) -> Non
     log = tmp_path / "build.log"
     cmd = [sys.executable, "-c", "import sys; print('resolver says no'); sys.exit(2)"]
     with pytest.raises(BuildError) as excinfo:
-        Processes().run(cmd, what="installing attrs failed", log=log, env={})
+        InstallerProcesses().run(cmd, what="installing attrs failed", log=log, env={})
     error = excinfo.value
     assert (error.returncode, error.cmd, error.log) == (2, cmd, log)
     assert "resolver says no" in error.output
@@ -40,7 +42,7 @@ def test_a_failed_run_carries_command_code_output_and_log(tmp_path: Path) -> Non
 
 def test_a_missing_program_is_a_build_error(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"cannot start '/no/such/program'"):
-        Processes().run(["/no/such/program"], what="x", log=tmp_path / "log", env={})
+        InstallerProcesses().run(["/no/such/program"], what="x", log=tmp_path / "log", env={})
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="checks POSIX process groups")
@@ -51,7 +53,7 @@ def test_stopping_kills_the_running_command_and_what_it_started(tmp_path: Path) 
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
         f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(120)"
     )
-    processes = Processes()
+    processes = InstallerProcesses()
     outcome: list[BaseException] = []
 
     def run() -> None:

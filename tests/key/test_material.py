@@ -11,7 +11,7 @@ from helpers import MakeProject, aged
 
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes, sha256_file
-from pytest_isoenv.key.settings import pip_resolution_settings, uv_resolution_settings
+from pytest_isoenv.key.settings import PipConfig, uv_resolution_settings
 
 
 def test_hashes_are_remembered_across_sessions_by_stat(tmp_path: Path) -> None:
@@ -130,7 +130,14 @@ def test_constraints_named_by_settings_count_by_content(tmp_path: Path, source: 
         "pip config": {"PIP_CONFIG_FILE": str(config)},
         "UV_CONSTRAINT": {"UV_CONSTRAINT": str(constraints), "UV_NO_CONFIG": "1"},
     }[source]
-    read = uv_resolution_settings if source.startswith("UV") else pip_resolution_settings
-    before = read(environ, FileHashes())
+    pip = PipConfig.read(environ)
+
+    def read() -> dict[str, object]:
+        # pip's configuration is read once, per installer choice: the files it names count as they are now.
+        return (
+            uv_resolution_settings(environ, FileHashes()) if source[0] == "U" else pip.resolution_settings(FileHashes())
+        )
+
+    before = read()
     aged(nested, "beta<3\n")
-    assert read(environ, FileHashes()) != before
+    assert read() != before

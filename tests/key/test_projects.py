@@ -146,3 +146,10 @@ def test_uv_cache_keys_env_entries_count_by_value(tmp_path: Path) -> None:
 def test_editable_sources_stay_out_without_extensions(tmp_path: Path) -> None:
     root = write(tmp_path / "p", {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/data.c.txt": ""})
     assert inputs(root)[0] == {"pyproject.toml"}
+
+
+@pytest.mark.parametrize("content", [b"[project\n", b"[project]\nname = '\xff'\n"], ids=["not-toml", "not-utf-8"])
+def test_an_unreadable_pyproject_counts_by_itself(tmp_path: Path, content: bytes) -> None:
+    root = write(tmp_path / "p", {"pkg/__init__.py": ""})
+    (root / "pyproject.toml").write_bytes(content)
+    assert inputs(root) == ({"pyproject.toml"}, {})

@@ -65,7 +65,8 @@ USER_SCRIPT = textwrap.dedent(
     import os, sys, uuid
     from pathlib import Path
     from pytest_isoenv.factory import IsoEnvFactory
-    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.session.settings import Settings
 
     settings = Settings(cache_dir=Path(sys.argv[1]), rootdir=Path.cwd(), run_id=uuid.uuid4().hex)
     factory = IsoEnvFactory(SessionEnvs(settings))
@@ -441,6 +442,41 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
     narrowed = run_isolated(pytester, cache, "--collect-only", "-q", "--isoenv-plan", "-k", "test_one")
     narrowed.stdout.fnmatch_lines(["isoenv plan: 1 env(s) for 1 test(s): 1 cached, 0 to build"])
     assert plan_key != [line for line in narrowed.outlines if line.startswith("isoenv plan key: ")]
+
+
+def test_plan_counts_the_tests_that_make_envs_with_the_factory(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    # What pytest says a test needs tells them apart: the isoenv fixture does not ask for isoenv_factory.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def own_env(isoenv_factory):
+            return isoenv_factory
+
+        def test_marker_only(isoenv):
+            pass
+
+        def test_factory(isoenv_factory):
+            pass
+
+        def test_through_a_fixture(own_env):
+            pass
+
+        def test_both(isoenv, own_env):
+            pass
+
+        def test_neither():
+            pass
+        """
+    )
+    plan = run_isolated(pytester, f"--isoenv-cache-dir={tmp_path / 'cache'}", "--collect-only", "-q", "--isoenv-plan")
+    plan.stdout.fnmatch_lines(
+        [
+            "isoenv plan: 1 env(s) for 2 test(s): 0 cached, 1 to build",
+            "  not listed: the envs that 3 test(s) make with isoenv_factory.get(), in the test or its fixtures, *",
+        ]
+    )
 
 
 @pytest.mark.slow

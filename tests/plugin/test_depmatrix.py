@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import INSTALLER, MakeEnvs, MakeProject, write_pyproject, write_versions
@@ -28,7 +29,7 @@ def lit(text: str) -> str:
     return re.sub(r"([\[\]])", r"[\1]", text)
 
 
-def spec(*requirements: object, rootdir: Path, **kwargs: object) -> EnvSpec:
+def spec(*requirements: object, rootdir: Path, **kwargs: Any) -> EnvSpec:
     return EnvSpec.from_arguments(requirements, rootdir=rootdir, where=WHERE, **kwargs)
 
 

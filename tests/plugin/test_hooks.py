@@ -121,6 +121,77 @@ def test_bad_input_errors_name_the_test_and_value_and_write_nothing(
     assert not (cache / "envs").exists() or not any((cache / "envs").iterdir())
 
 
+def test_an_unknown_keyword_is_refused_alike_by_the_marker_and_by_get(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_unknown="""
+        import pytest
+
+        @pytest.mark.isoenv("alpha", editables=["."])
+        def test_marker(isoenv):
+            pass
+
+        def test_get(isoenv_factory):
+            isoenv_factory.get("alpha", editables=["."])
+        """
+    )
+    reports = pytester.inline_run().getreports("pytest_runtest_logreport")
+    failed = {r.nodeid.split("::")[1]: r for r in reports if r.failed}
+    assert sorted(failed) == ["test_get", "test_marker"]
+    marker = failed["test_marker"].longreprtext
+    raised = failed["test_get"].longrepr.reprcrash.message  # type: ignore[union-attr]
+    assert raised == f"pytest_isoenv.errors.SpecError: {marker.replace('::test_marker)', '::test_get)')}"
+    assert marker.startswith("unknown isoenv argument(s) 'editables': editables=['.'] (did you mean editable?). ")
+    assert marker.endswith(
+        "The accepted keyword arguments are: editable, constraints, requirements_files, groups, python, private, "
+        "installer, find_links, index_url, warm, preload (in test_unknown.py::test_marker)"
+    )
+
+
+def test_the_marker_help_and_the_fixtures_give_every_keyword(pytester: pytest.Pytester) -> None:
+    from pytest_isoenv.spec.arguments import keywords, signature
+
+    markers = pytester.runpytest("--markers").stdout.lines
+    [line] = [line for line in markers if line.startswith("@pytest.mark.isoenv(")]
+    assert line.startswith(f"@pytest.mark.isoenv({signature()}): the packages the test's `isoenv` env has")
+    for name, keyword in keywords().items():
+        assert f" {name}={keyword.default!r}," in line or f" {name}={keyword.default!r})" in line, name
+
+    # The first paragraph of each docstring, which pytest --fixtures shows, has the signature.
+    fixtures = pytester.runpytest("--fixtures").stdout.str()
+    shown = {name: fixtures.split(f"\n{name} ", 1)[1].split("\n\n", 1)[0] for name in ("isoenv_factory", "isoenv")}
+    assert f"``isoenv_factory.get({signature()})``" in shown["isoenv_factory"]
+    assert f"``@pytest.mark.isoenv({signature()})``" in shown["isoenv"]
+    for name, doc in shown.items():
+        assert all(f" {keyword}=" in doc for keyword in keywords()), (name, doc)
+
+
+def test_a_test_whose_python_is_missing_is_skipped_at_its_own_location(pytester: pytest.Pytester) -> None:
+    # As pytest places a skip mark's reason: at the test, so that the reasons of its parameters fold into one line.
+    pytester.makepyfile(
+        test_missing="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        @pytest.mark.skip(reason="marked")
+        def test_marked(n):
+            pass
+
+        @pytest.mark.parametrize("n", [1, 2])
+        @pytest.mark.isoenv(python="3.98")
+        def test_missing(isoenv, n):
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]2[]] test_missing.py:3: marked",
+            "SKIPPED [[]2[]] test_missing.py:8: python='3.98' is not installed (*)",
+        ]
+    )
+
+
 def test_failed_install_errors_every_test_that_needs_it_once(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pytester.makepyfile(
         """

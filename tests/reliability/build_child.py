@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 
 from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.index import IndexOptions
 from pytest_isoenv.store.record import Record
 

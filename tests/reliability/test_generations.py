@@ -22,7 +22,8 @@ HOLDER = textwrap.dedent(
     import os, subprocess, sys, uuid
     from pathlib import Path
     from pytest_isoenv.factory import IsoEnvFactory
-    from pytest_isoenv.session.envs import SessionEnvs, Settings
+    from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.session.settings import Settings
     from pytest_isoenv.spec.index import IndexOptions
 
     cache, wheelhouse = sys.argv[1:3]

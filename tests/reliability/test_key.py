@@ -20,7 +20,8 @@ from reliability_helpers import BuildTrace, Figure
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.uv import UvInstaller
 from pytest_isoenv.run.env import IsolatedEnv
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.index import IndexOptions
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again

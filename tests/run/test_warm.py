@@ -27,7 +27,8 @@ from pytest_isoenv import IsolatedEnv, SpecError, WarmError
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.run import warm
 from pytest_isoenv.run.warm import WarmServer
-from pytest_isoenv.session.envs import SessionEnvs, Settings
+from pytest_isoenv.session.envs import SessionEnvs
+from pytest_isoenv.session.settings import Settings
 from pytest_isoenv.spec.index import IndexOptions
 
 pytestmark = pytest.mark.skipif(warm.unavailable() is not None, reason=str(warm.unavailable()))

@@ -15,7 +15,7 @@ from pytest_isoenv.key.material import compute_key, editable_material, spec_mate
 from pytest_isoenv.spec.envspec import EnvSpec, normalize_requirement, normalize_specifier
 
 
-def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: object) -> EnvSpec:
+def spec(*requirements: object, rootdir: Path = Path("/"), **kwargs: Any) -> EnvSpec:
     return EnvSpec.from_arguments(requirements, rootdir=rootdir, where="tests/test_x.py::test_y", **kwargs)
 
 
@@ -63,6 +63,12 @@ def test_paths_resolve_against_rootdir_and_are_told_apart_from_requirements(
     assert result.editable == (project,)
     assert result.requirements == ("attrs",)
     assert spec(project, rootdir=Path("/elsewhere")).local == (project,)
+
+
+def test_find_links_urls_stay_as_given_and_paths_resolve(tmp_path: Path) -> None:
+    given = ["https://x.example/wheels/", "file:///srv/wheels", "file:/srv/wheels", "wheels"]
+    result = spec("x", rootdir=tmp_path, find_links=given)
+    assert result.find_links == (*given[:3], str(tmp_path / "wheels"))
 
 
 def test_requirement_that_does_not_parse_names_test_and_value() -> None:
@@ -190,7 +196,7 @@ def test_specifiers_equal_under_pep_440_give_one_key_but_keep_their_spelling() -
 
 
 @pytest.mark.parametrize("kwargs", [{"python": ""}, {"python": " "}, {"installer": ""}])
-def test_empty_python_or_installer_is_refused(kwargs: dict[str, str]) -> None:
+def test_empty_python_or_installer_is_refused(kwargs: dict[str, Any]) -> None:
     [(name, value)] = kwargs.items()
     with pytest.raises(SpecError, match=rf"{name}=.* is not a.* leave {name} out.* \(in tests/test_x\.py::test_y\)$"):
         EnvSpec.from_arguments((), rootdir=Path("/"), where="tests/test_x.py::test_y", **{name: value})

@@ -34,6 +34,24 @@ def test_requirements_lines(line: str, parsed: tuple[str, str, str]) -> None:
     assert reqfiles.parse_line(line) == parsed
 
 
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [
+        ("https://x.example/wheels/", True),
+        ("file:///srv/wheels", True),
+        ("file:/srv/wheels", True),
+        ("git+ssh://git@x.example/pkg", True),
+        ("C:\\wheels", False),
+        ("C:/wheels", False),
+        ("./wheels", False),
+        ("/srv/wheels", False),
+        ("wheels", False),
+    ],
+)
+def test_urls_are_told_apart_from_paths(text: str, url: bool) -> None:
+    assert reqfiles.is_url(text) is url
+
+
 def test_requirements_files_are_walked_recursively_and_cycles_end(tmp_path: Path) -> None:
     top = aged(tmp_path / "top.txt", "# comment\nalpha \\\n  >=1\n-r sub/a.txt\n")
     aged(tmp_path / "sub" / "a.txt", "-c ../top.txt\n--requirement=b.txt\n")

@@ -8,6 +8,8 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,32 @@ from pytest_isoenv.store import locks
 from pytest_isoenv.store.cache import CURRENT_NAME, Cache
 from pytest_isoenv.store.fs import delete
 from pytest_isoenv.store.record import RECORD_NAME, Built, Record
+from pytest_isoenv.text import LineSink
 
 KEY = "ab" * 32
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An :class:`~pytest_isoenv.store.cache.EnvBuild` made of plain values and functions, for these tests."""
+
+    key: str
+    make: Callable[[Path, Path], Built]
+    what: str
+    run_id: str
+    stale_if: Callable[[Record], bool] | None = None
+    notify: LineSink | None = None
+    warn: LineSink | None = None
+    lock_timeout: float = -1
+
+    def stale(self, record: Record) -> bool:
+        return self.stale_if is not None and self.stale_if(record)
+
+    def held(self) -> set[str]:
+        return set()
+
+    def build(self, generation: Path, log: Path) -> Built:
+        return self.make(generation, log)
 
 
 def fake_env(path: Path, log: Path) -> Built:
@@ -69,11 +95,11 @@ def test_build_once_then_reuse(cache: Cache) -> None:
         calls.append(path)
         return fake_env(path, log)
 
-    record, built = cache.get_or_build(KEY, build, what="env", run_id="r1")
+    record, built = cache.get_or_build(Asked(KEY, build, what="env", run_id="r1"))
     assert built
     assert record.python == cache.entry_dir(KEY) / "1" / "bin" / "python"
     assert cache.current(KEY) == record.path
-    again, built_again = cache.get_or_build(KEY, build, what="env", run_id="r2")
+    again, built_again = cache.get_or_build(Asked(KEY, build, what="env", run_id="r2"))
     assert not built_again
     assert (again.built, again.created) == (record.built, record.created)
     assert len(calls) == 1
@@ -92,14 +118,14 @@ def test_rebuild_happens_once_per_run(cache: Cache) -> None:
     def stale(record: Record) -> bool:
         return record.run_id != "r2"
 
-    cache.get_or_build(KEY, build, what="env", run_id="r1")
+    cache.get_or_build(Asked(KEY, build, what="env", run_id="r1"))
     first = cache.current(KEY)
-    cache.get_or_build(KEY, build, what="env", run_id="r2", stale=stale)
-    cache.get_or_build(KEY, build, what="env", run_id="r2", stale=stale)
+    cache.get_or_build(Asked(KEY, build, what="env", run_id="r2", stale_if=stale))
+    cache.get_or_build(Asked(KEY, build, what="env", run_id="r2", stale_if=stale))
     assert len(builds) == 2
     assert cache.current(KEY) != first, "the rebuild is a new generation"
     assert [p.name for p in cache.generations(KEY)] == ["2"], "nobody holds the old one, so it went"
-    cache.get_or_build(KEY, build, what="env", run_id="r3", stale=lambda record: record.run_id != "r3")
+    cache.get_or_build(Asked(KEY, build, what="env", run_id="r3", stale_if=lambda record: record.run_id != "r3"))
     assert [p.name for p in cache.generations(KEY)] == ["1"], "the lowest free number is reused"
 
 
@@ -109,7 +135,7 @@ def test_failed_build_leaves_nothing_behind(cache: Cache) -> None:
         raise RuntimeError("installer exploded")
 
     with pytest.raises(RuntimeError, match="exploded"):
-        cache.get_or_build(KEY, build, what="env", run_id="r1")
+        cache.get_or_build(Asked(KEY, build, what="env", run_id="r1"))
     assert not cache.entry_dir(KEY).exists()
     assert list((cache.root / "trash").iterdir()) == []
     assert (cache.log_path(KEY)).read_text() == "built\n", "the log outlives the failed build"
@@ -119,7 +145,7 @@ def test_entry_without_record_is_never_used_and_is_rebuilt(cache: Cache) -> None
     fake_env(cache.entry_dir(KEY) / "1", cache.log_path(KEY))  # an interrupted build: no completion record
     assert cache.read_record(KEY) == (None, "it has no completion record (an interrupted build)")
     warnings: list[str] = []
-    record, built = cache.get_or_build(KEY, fake_env, what="env", run_id="r", warn=warnings.append)
+    record, built = cache.get_or_build(Asked(KEY, fake_env, what="env", run_id="r", warn=warnings.append))
     assert built
     assert record.python.exists()
     assert warnings == [f"rebuilding env [{KEY[:12]}]: it has no completion record (an interrupted build)"]
@@ -134,7 +160,7 @@ def test_entry_without_record_is_never_used_and_is_rebuilt(cache: Cache) -> None
     ],
 )
 def test_damaged_entries_are_not_used(cache: Cache, damage: Any, reason: str) -> None:
-    cache.get_or_build(KEY, fake_env, what="env", run_id="r")
+    cache.get_or_build(Asked(KEY, fake_env, what="env", run_id="r"))
     damage(cache.current(KEY))
     record, problem = cache.read_record(KEY)
     assert record is None
@@ -144,7 +170,7 @@ def test_damaged_entries_are_not_used(cache: Cache, damage: Any, reason: str) ->
 
 def test_record_of_another_key_is_not_used(cache: Cache) -> None:
     other = "cd" * 32
-    cache.get_or_build(KEY, fake_env, what="env", run_id="r")
+    cache.get_or_build(Asked(KEY, fake_env, what="env", run_id="r"))
     generation = cache.current(KEY)
     assert generation is not None
     data = json.loads((generation / RECORD_NAME).read_text())
@@ -165,7 +191,7 @@ def test_waiting_for_a_lock_says_for_what_and_for_whom(cache: Cache) -> None:
         waited.set()
 
     def waiter() -> None:
-        outcome.append(cache.get_or_build(KEY, fake_env, what="env (alpha)", run_id="mine", notify=notify))
+        outcome.append(cache.get_or_build(Asked(KEY, fake_env, what="env (alpha)", run_id="mine", notify=notify)))
 
     with hold_lock(cache.root, KEY) as holder:
         thread = threading.Thread(target=waiter, daemon=True)
@@ -223,7 +249,7 @@ def test_unwritable_place_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_remove_moves_aside_then_deletes(cache: Cache) -> None:
-    cache.get_or_build(KEY, fake_env, what="env", run_id="r")
+    cache.get_or_build(Asked(KEY, fake_env, what="env", run_id="r"))
     moved = cache.remove_entry(KEY[:20])
     assert moved is not None
     assert not cache.entry_dir(KEY).exists()
