@@ -16,9 +16,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from pytest_isoenv.process_group import kill_process_group
+from pytest_isoenv.run.warm import WarmPopen
+
+#: What ``popen()`` returns: a Popen, or for a warm env a WarmPopen, which has what this module uses of one.
+Process: TypeAlias = "subprocess.Popen[Any] | WarmPopen"
 
 #: Seconds a terminated process gets to exit before it is killed.
 GRACE_SECONDS = 5.0
@@ -39,7 +43,7 @@ def group_options(popen_kwargs: dict[str, Any]) -> dict[str, Any]:
 class Started:
     """One process started with ``popen()``, and the command that started it."""
 
-    process: subprocess.Popen[Any]
+    process: Process
     argv: Sequence[str]
     wide: bool
 
@@ -53,7 +57,7 @@ class BackgroundProcesses:
         #: starts lives as long as its scope. Whoever runs the tests (the plugin) says; outside pytest, never.
         self.in_wide_fixture: Callable[[], bool] = lambda: False
 
-    def add(self, process: subprocess.Popen[Any], argv: Sequence[str]) -> None:
+    def add(self, process: Process, argv: Sequence[str]) -> None:
         """Remember *process*, owned by the scope that is running now."""
         wide = self.in_wide_fixture()
         self._started = [s for s in self._started if s.process.poll() is None]
@@ -99,7 +103,7 @@ def _stop(started: Started, grace: float) -> str:
     return f"pid {process.pid} still running at the end, {how}: {command}"
 
 
-def _signal_group(process: subprocess.Popen[Any], *, kill: bool) -> None:
+def _signal_group(process: Process, *, kill: bool) -> None:
     if kill:
         kill_process_group(process.pid)
     elif sys.platform == "win32":
@@ -111,7 +115,7 @@ def _signal_group(process: subprocess.Popen[Any], *, kill: bool) -> None:
             os.killpg(process.pid, signal.SIGTERM)
 
 
-def _close_pipes(process: subprocess.Popen[Any]) -> None:
+def _close_pipes(process: Process) -> None:
     for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):

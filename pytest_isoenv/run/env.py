@@ -190,8 +190,13 @@ class IsolatedEnv:
         encoding: str | None = None,
         errors: str | None = None,
         **popen_kwargs: Any,
-    ) -> subprocess.Popen[Any]:
+    ) -> subprocess.Popen[Any] | _warm.WarmPopen:
         """Start a command inside the env in the background and return its :class:`subprocess.Popen`.
+
+        With ``warm=True`` it returns a :class:`~pytest_isoenv.run.warm.WarmPopen` instead, which has
+        what tests use of a Popen (the pipes, ``pid``, ``returncode``, ``poll``, ``wait``,
+        ``communicate``, signals, ``with``) and whose process is a child of the warm interpreter when
+        the command allows it (see :doc:`/how-to/warm`).
 
         The same command forms and environment as :meth:`run`; any other
         keyword goes to :class:`subprocess.Popen` (``stdout``, ``stderr``,
@@ -219,12 +224,14 @@ class IsolatedEnv:
             popen_kwargs["errors"] = errors or "strict"
         try:
             options: dict[str, Any] = group_options(popen_kwargs)
-            # With warm=True a WarmPopen: the same Popen, whose process is the warm interpreter's child
-            # when the command allows it (a plain subprocess otherwise, and when coverage measures).
-            server = self._warm_server() if self.warm and self.coverage is None else None
-            process: subprocess.Popen[Any] = _warm.WarmPopen(
-                how.argv, server=server, cwd=how.cwd, env=how.environ, **options
-            )
+            process: subprocess.Popen[Any] | _warm.WarmPopen
+            if self.warm:
+                # The warm interpreter's child when the command allows it; a plain subprocess otherwise, and
+                # while coverage measures (the warm interpreter started before coverage was asked for).
+                server = self._warm_server() if self.coverage is None else None
+                process = _warm.WarmPopen(how.argv, server=server, cwd=how.cwd, env=how.environ, **options)
+            else:
+                process = subprocess.Popen(how.argv, cwd=how.cwd, env=how.environ, **options)
         except FileNotFoundError as exc:
             raise self._not_found(how, exc) from None
         PROCESSES.add(process, how.argv)

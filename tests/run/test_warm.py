@@ -655,3 +655,148 @@ def test_warm_processes_a_test_leaves_running_are_stopped(
     assert not any(map(_alive, (parent, child, stubborn)))
     result.stdout.fnmatch_lines([f"pid {parent} still running at the end, terminated: */python -c *"])
     result.stdout.fnmatch_lines([f"pid {stubborn} still running at the end, killed after it ignored termination*"])
+
+
+# -- what tests use of Popen, the same from popen() of a plain env, a warm one, and a call it runs plain ----
+
+#: Waits until the file named by its first argument exists: a program that ends when the test says so.
+UNTIL_GATE = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    time.sleep(0.01)\n"
+
+
+@dataclass
+class Way:
+    """One way ``popen()`` starts a process: plain, warm, or plain behind a :class:`warm.WarmPopen`."""
+
+    env: IsolatedEnv
+    served_warm: bool
+    extra: dict[str, Any]
+
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any] | warm.WarmPopen:
+        """``env.popen(...)``, checked to have started the process this way."""
+        proc = self.env.popen(*args, **kwargs, **self.extra)
+        assert isinstance(proc, warm.WarmPopen) == self.env.warm
+        assert (isinstance(proc, warm.WarmPopen) and proc.warm) == self.served_warm
+        return proc
+
+
+@pytest.fixture(params=["plain", "warm", "warm-env-plain-call"])
+def way(request: pytest.FixtureRequest, pair: Pair) -> Way:
+    if request.param == "plain":
+        return Way(pair.plain, False, {})
+    if request.param == "warm":
+        return Way(pair.warm, True, {})
+    # A fork cannot honour close_fds=False: the WarmPopen stands for a plain Popen.
+    return Way(pair.warm, False, {"close_fds": False})
+
+
+def test_communicate_after_a_timeout_goes_on_where_it_stopped(way: Way, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    code = "import sys\nprint(sys.stdin.read()[::-1], flush=True)\n" + UNTIL_GATE + "print('late')"
+    proc = way.popen("python", "-c", code, str(gate), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        proc.communicate("olleh", timeout=0.5)
+    assert info.value.output in (None, b"hello\n")  # bytes, as Popen's, and only if the program got that far
+    with pytest.raises(ValueError, match="Cannot send input after starting communication"):
+        proc.communicate("more")
+    assert proc.poll() is None
+    gate.touch()
+    assert proc.communicate(timeout=60) == ("hello\nlate\n", None)
+    assert proc.returncode == 0
+
+
+def test_communicate_feeds_and_reads_more_than_a_pipe_holds(way: Way) -> None:
+    data = bytes(range(256)) * 4096
+    code = "import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer); print('done', file=sys.stderr)"
+    proc = way.popen("python", "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.communicate(data, timeout=60) == (data, b"done\n")
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, (b"caf\xc3\xa9 \xff\r\nend", b"err\n")),
+        ({"errors": "replace"}, ("caf\u00e9 \ufffd\nend", "err\n")),
+        ({"encoding": "latin-1"}, ("caf\u00c3\u00a9 \u00ff\nend", "err\n")),
+        ({"text": True}, UnicodeDecodeError),
+    ],
+)
+def test_communicate_gives_bytes_or_text_as_asked(way: Way, options: dict[str, Any], expected: Any) -> None:
+    code = r"import sys; sys.stdout.buffer.write(b'caf\xc3\xa9 \xff\r\nend'); sys.stderr.write('err\n')"
+    proc = way.popen("python", "-c", code, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+    if isinstance(expected, tuple):
+        assert proc.communicate(timeout=60) == expected
+    else:
+        with pytest.raises(expected):
+            proc.communicate(timeout=60)
+    assert proc.wait(timeout=60) == 0
+
+
+def test_the_with_block_closes_the_pipes_and_waits(way: Way) -> None:
+    code = "import sys; print(sys.stdin.readline().upper(), end='', flush=True); sys.exit(4)"
+    pipes = dict.fromkeys(("stdin", "stdout", "stderr"), subprocess.PIPE)
+    with way.popen("python", "-c", code, **pipes) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdin.write(b"ping\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"PING\n"
+    assert proc.returncode == 4
+    assert proc.stdin.closed
+    assert proc.stdout.closed
+    assert proc.stderr.closed
+
+
+def test_communicate_with_only_stdin_piped(way: Way) -> None:
+    proc = way.popen("python", "-c", "import sys; sys.exit(len(sys.stdin.read()))", stdin=subprocess.PIPE)
+    assert proc.communicate(b"four") == (None, None)
+    assert proc.returncode == 4
+
+
+def test_streams_are_none_unless_piped(way: Way) -> None:
+    proc = way.popen("python", "-c", "pass", stdout=subprocess.DEVNULL)
+    assert (proc.stdin, proc.stdout, proc.stderr) == (None, None, None)
+    assert proc.communicate(timeout=60) == (None, None)
+    assert proc.returncode == 0
+
+
+def test_poll_and_wait_before_and_after_the_end(way: Way, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    proc = way.popen("python", "-c", UNTIL_GATE + "raise SystemExit(3)", str(gate))
+    assert (proc.poll(), proc.returncode) == (None, None)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=0.2)
+    gate.touch()
+    assert proc.wait(timeout=60) == 3
+    assert (proc.poll(), proc.wait(), proc.wait(timeout=0), proc.returncode) == (3, 3, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("how", "signum"),
+    [("terminate", signal.SIGTERM), ("kill", signal.SIGKILL), ("send_signal", signal.SIGUSR1)],
+)
+def test_signals_end_the_process_and_are_ignored_after_its_end(way: Way, how: str, signum: int) -> None:
+    code = "import time; print('ready', flush=True); time.sleep(120)"
+    proc = way.popen("python", "-c", code, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    assert proc.poll() is None
+    if how == "send_signal":
+        proc.send_signal(signum)
+    else:
+        getattr(proc, how)()
+    assert proc.wait(timeout=60) == -signum
+    proc.send_signal(signal.SIGKILL)
+    proc.terminate()
+    proc.kill()
+    assert proc.returncode == -signum
+    proc.stdout.close()
+
+
+def test_a_bad_encoding_starts_nothing(pair: Pair) -> None:
+    served = pair.server.served
+    for env in (pair.plain, pair.warm):
+        with pytest.raises(LookupError):
+            env.popen("python", "-c", "pass", stdout=subprocess.PIPE, encoding="no-such-encoding")
+    assert pair.server.served == served
