@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from pytest_isoenv.process_group import kill_process_group
-from pytest_isoenv.run.warm import WarmPopen
+from pytest_isoenv.run.warmpopen import WarmPopen
 
 #: What ``popen()`` returns: a Popen, or for a warm env a WarmPopen, which has what this module uses of one.
 Process: TypeAlias = "subprocess.Popen[Any] | WarmPopen"

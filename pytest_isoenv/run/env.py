@@ -18,6 +18,7 @@ from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import CommandNotFound, RunError, SharedEnvError
 from pytest_isoenv.installers import distributions
 from pytest_isoenv.run import warm as _warm
+from pytest_isoenv.run import warmpopen
 
 if TYPE_CHECKING:
     from pytest_isoenv.spec.envspec import EnvSpec
@@ -169,7 +170,7 @@ class IsolatedEnv:
         try:
             # Measured processes start plain: the warm interpreter started before coverage was asked for.
             if self.warm and self.coverage is None:
-                proc = _warm.run(how.argv, server=self._warm_server(), **options)
+                proc = warmpopen.run(how.argv, server=self._warm_server(), **options)
             else:
                 proc = subprocess.run(how.argv, check=False, **options)
         except FileNotFoundError as exc:
@@ -190,10 +191,10 @@ class IsolatedEnv:
         encoding: str | None = None,
         errors: str | None = None,
         **popen_kwargs: Any,
-    ) -> subprocess.Popen[Any] | _warm.WarmPopen:
+    ) -> subprocess.Popen[Any] | warmpopen.WarmPopen:
         """Start a command inside the env in the background and return its :class:`subprocess.Popen`.
 
-        With ``warm=True`` it returns a :class:`~pytest_isoenv.run.warm.WarmPopen` instead, which has
+        With ``warm=True`` it returns a :class:`~pytest_isoenv.run.warmpopen.WarmPopen` instead, which has
         what tests use of a Popen (the pipes, ``pid``, ``returncode``, ``poll``, ``wait``,
         ``communicate``, signals, ``with``) and whose process is a child of the warm interpreter when
         the command allows it (see :doc:`/how-to/warm`).
@@ -224,12 +225,12 @@ class IsolatedEnv:
             popen_kwargs["errors"] = errors or "strict"
         try:
             options: dict[str, Any] = group_options(popen_kwargs)
-            process: subprocess.Popen[Any] | _warm.WarmPopen
+            process: subprocess.Popen[Any] | warmpopen.WarmPopen
             if self.warm:
                 # The warm interpreter's child when the command allows it; a plain subprocess otherwise, and
                 # while coverage measures (the warm interpreter started before coverage was asked for).
                 server = self._warm_server() if self.coverage is None else None
-                process = _warm.WarmPopen(how.argv, server=server, cwd=how.cwd, env=how.environ, **options)
+                process = warmpopen.WarmPopen(how.argv, server=server, cwd=how.cwd, env=how.environ, **options)
             else:
                 process = subprocess.Popen(how.argv, cwd=how.cwd, env=how.environ, **options)
         except FileNotFoundError as exc:

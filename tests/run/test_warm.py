@@ -25,7 +25,7 @@ from helpers import LEFT_RUNNING
 
 from pytest_isoenv import IsolatedEnv, SpecError, WarmError
 from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.run import warm
+from pytest_isoenv.run import warm, warmpopen
 from pytest_isoenv.run.warm import WarmServer
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.session.settings import Settings
@@ -288,7 +288,7 @@ def test_parity_of_cwd_and_a_file_left_open(pair: Pair, tmp_path: Path) -> None:
 
 
 def test_parity_of_the_child_pid(pair: Pair) -> None:
-    with warm.WarmPopen(
+    with warmpopen.WarmPopen(
         [str(pair.warm.python), "-c", "import os; print(os.getpid())"],
         server=pair.server,
         env=pair.warm.environ,
@@ -341,7 +341,7 @@ def test_popen_pipes_poll_and_signal(pair: Pair) -> None:
         "-c",
         "import sys\nfor line in sys.stdin:\n    print(line.upper(), end='', flush=True)",
     ]
-    proc = warm.WarmPopen(
+    proc = warmpopen.WarmPopen(
         argv, server=pair.server, env=pair.warm.environ, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert proc.warm
@@ -359,7 +359,7 @@ def test_popen_pipes_poll_and_signal(pair: Pair) -> None:
 
 def test_popen_stderr_to_stdout_and_wait_timeout(pair: Pair) -> None:
     code = "import sys, time; print('out', flush=True); print('err', file=sys.stderr, flush=True); time.sleep(0.5)"
-    proc = warm.WarmPopen(
+    proc = warmpopen.WarmPopen(
         [str(pair.warm.python), "-c", code],
         server=pair.server,
         env=pair.warm.environ,
@@ -601,7 +601,7 @@ def test_popen_of_a_warm_env_is_the_warm_interpreters_child(pair: Pair) -> None:
     served = pair.server.served
     code = "import os, sys; print(os.getpid(), os.getpgid(0) == os.getpid(), flush=True); sys.stdin.read()"
     proc = pair.warm.popen("python", "-c", code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert isinstance(proc, warm.WarmPopen)
+    assert isinstance(proc, warmpopen.WarmPopen)
     assert proc.warm
     assert proc.stdout is not None
     assert proc.stdin is not None
@@ -665,17 +665,17 @@ UNTIL_GATE = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]):\n    
 
 @dataclass
 class Way:
-    """One way ``popen()`` starts a process: plain, warm, or plain behind a :class:`warm.WarmPopen`."""
+    """One way ``popen()`` starts a process: plain, warm, or plain behind a :class:`warmpopen.WarmPopen`."""
 
     env: IsolatedEnv
     served_warm: bool
     extra: dict[str, Any]
 
-    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any] | warm.WarmPopen:
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any] | warmpopen.WarmPopen:
         """``env.popen(...)``, checked to have started the process this way."""
         proc = self.env.popen(*args, **kwargs, **self.extra)
-        assert isinstance(proc, warm.WarmPopen) == self.env.warm
-        assert (isinstance(proc, warm.WarmPopen) and proc.warm) == self.served_warm
+        assert isinstance(proc, warmpopen.WarmPopen) == self.env.warm
+        assert (isinstance(proc, warmpopen.WarmPopen) and proc.warm) == self.served_warm
         return proc
 
 
