@@ -1,4 +1,4 @@
-"""What a call to a warm interpreter gives back: :class:`WarmPopen`, a Popen-like process, and :func:`run`.
+"""What a call to a warm interpreter gives back: :class:`WarmPopen`, a Popen-like process, and ``run()``.
 
 A call the warm interpreter can serve (see :mod:`pytest_isoenv.run.warm`) runs in a child it forks;
 any other runs as a plain :class:`subprocess.Popen` behind the same object. Either way the caller
