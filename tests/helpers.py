@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -335,3 +336,28 @@ def imported(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:
     """``module.name`` as the env's interpreter sees it, or ``missing`` when the module is not installed."""
     code = f"try:\n import {module}\nexcept ImportError:\n print('missing')\nelse:\n print({module}.{name})"
     return env.run("python", "-c", code).stdout.strip()
+
+
+def new_session(
+    cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER, offline: bool = True
+) -> IsoEnvFactory:
+    """A new session's factory on *cache*, installing offline from *find_links* only (with the index: not *offline*).
+
+    A test that asks for uv where it is not installed is skipped.
+    """
+    from pytest_isoenv.factory import IsoEnvFactory
+    from pytest_isoenv.installers.uv import UvInstaller
+    from pytest_isoenv.session.envs import SessionEnvs
+    from pytest_isoenv.session.settings import Settings
+    from pytest_isoenv.spec.index import IndexOptions
+
+    if installer == "uv" and UvInstaller.unavailable():
+        pytest.skip("uv is not installed")
+    settings = Settings(
+        cache_dir=cache,
+        rootdir=rootdir or cache.parent,
+        run_id=uuid.uuid4().hex,
+        index=IndexOptions(find_links=tuple(map(str, find_links)), offline=offline),
+        installer=installer,
+    )
+    return IsoEnvFactory(SessionEnvs(settings))

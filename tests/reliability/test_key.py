@@ -9,36 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import INSTALLER, MakeFactory, MakeProject, write_pyproject
+from helpers import MakeFactory, MakeProject, write_pyproject
+from helpers import new_session as session
 from reliability_helpers import BuildTrace, Figure
 
-from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.uv import UvInstaller
 from pytest_isoenv.run.env import IsolatedEnv
-from pytest_isoenv.session.envs import SessionEnvs
-from pytest_isoenv.session.settings import Settings
-from pytest_isoenv.spec.index import IndexOptions
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes an input and builds again
-
-
-def session(
-    cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER, offline: bool = True
-) -> IsoEnvFactory:
-    """A new session's factory on *cache*, installing offline from *find_links* only (with the index: not *offline*)."""
-    settings = Settings(
-        cache_dir=cache,
-        rootdir=rootdir or cache.parent,
-        run_id=uuid.uuid4().hex,
-        index=IndexOptions(find_links=tuple(map(str, find_links)), offline=offline),
-        installer=installer,
-    )
-    return IsoEnvFactory(SessionEnvs(settings))
 
 
 def value(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:

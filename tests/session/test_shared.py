@@ -10,37 +10,18 @@ keeps the env.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
 from helpers import MakeProject, write_pyproject
+from helpers import new_session as session
 
-from pytest_isoenv.factory import IsoEnvFactory
-from pytest_isoenv.installers.uv import UvInstaller
 from pytest_isoenv.run.env import IsolatedEnv
-from pytest_isoenv.session.envs import SessionEnvs
-from pytest_isoenv.session.settings import Settings
-from pytest_isoenv.spec.index import IndexOptions
 
 pytestmark = pytest.mark.slow  # every test builds an env, changes a source and builds again
 
 INSTALLERS = ["pip", "uv"]
-
-
-def session(cache: Path, installer: str, *find_links: Path, rootdir: Path | None = None) -> IsoEnvFactory:
-    """A new session's factory on *cache* with *installer*, installing offline from *find_links* only."""
-    if installer == "uv" and UvInstaller.unavailable():
-        pytest.skip("uv is not installed")
-    settings = Settings(
-        cache_dir=cache,
-        rootdir=rootdir or cache.parent,
-        run_id=uuid.uuid4().hex,
-        index=IndexOptions(find_links=tuple(map(str, find_links)), offline=True),
-        installer=installer,
-    )
-    return IsoEnvFactory(SessionEnvs(settings))
 
 
 def value(env: IsolatedEnv, module: str) -> str:
@@ -68,16 +49,16 @@ def test_an_editable_projects_path_dependency_edited_reaches_the_next_sessions_e
     else:
         app = write_app(tmp_path / "repo", "lib", '[tool.uv.sources]\nlib = { path = "../lib" }\n')
     cache = tmp_path / "cache"
-    first = session(cache, installer, wheelhouse).get(editable=app)
+    first = session(cache, wheelhouse, installer=installer).get(editable=app)
     assert value(first, "lib") == "old"
-    assert session(cache, installer, wheelhouse).get(editable=app).path == first.path  # unchanged: reused
+    assert session(cache, wheelhouse, installer=installer).get(editable=app).path == first.path  # unchanged: reused
 
     (lib / "lib" / "__init__.py").write_text("VALUE = 'new'\n")
-    second = session(cache, installer, wheelhouse).get(editable=app)
+    second = session(cache, wheelhouse, installer=installer).get(editable=app)
 
     assert value(second, "lib") == "new"
     assert second.path != first.path  # a new generation: the old one stays for whoever still runs in it
-    assert session(cache, installer, wheelhouse).get(editable=app).path == second.path
+    assert session(cache, wheelhouse, installer=installer).get(editable=app).path == second.path
 
 
 @pytest.mark.parametrize("installer", INSTALLERS)
@@ -90,12 +71,12 @@ def test_a_groups_wheel_rebuilt_under_its_name_is_installed_anew(
     project = tmp_path / "proj"
     project.mkdir()
     (project / "pyproject.toml").write_text(f'[dependency-groups]\ntest = ["gamma @ {wheel.as_uri()}"]\n')
-    first = session(tmp_path / "cache", installer, wheelhouse, rootdir=project).get(groups="test")
+    first = session(tmp_path / "cache", wheelhouse, rootdir=project, installer=installer).get(groups="test")
     assert value(first, "gamma") == "old"
 
     # New code, same version, same file name: only the content says it changed.
     backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
-    second = session(tmp_path / "cache", installer, wheelhouse, rootdir=project).get(groups="test")
+    second = session(tmp_path / "cache", wheelhouse, rootdir=project, installer=installer).get(groups="test")
 
     assert value(second, "gamma") == "new"
     assert second.key != first.key  # counted by content in the key, as the same requirement in a marker is
@@ -118,10 +99,10 @@ def test_a_wheel_rebuilt_in_a_find_links_folder_of_the_users_configuration_is_in
         (tmp_path / "uv.toml").write_text(f"find-links = [{str(house)!r}]\n")
         monkeypatch.setenv("UV_CONFIG_FILE", str(tmp_path / "uv.toml"))
         monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    first = session(tmp_path / "cache", installer).get("gamma")
+    first = session(tmp_path / "cache", installer=installer).get("gamma")
     assert value(first, "gamma") == "old"
 
     backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
-    second = session(tmp_path / "cache", installer).get("gamma")
+    second = session(tmp_path / "cache", installer=installer).get("gamma")
 
     assert value(second, "gamma") == "new"
