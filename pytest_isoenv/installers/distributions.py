@@ -10,14 +10,13 @@ standard library, and runs on every Python an env may have (3.9 and newer).
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import sysconfig
 from collections.abc import Iterable, Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
-
 
 #: The names of the metadata of installed distributions (``importlib.metadata`` finds these).
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
@@ -37,16 +36,15 @@ def distributions(site_dirs: Iterable[str] | None = None) -> Iterator[tuple[str,
     """
     for folder in dict.fromkeys(sys.path if site_dirs is None else site_dirs):
         try:
-            names = sorted(os.listdir(folder or "."))
+            entries = sorted(Path(folder or ".").iterdir())
         except OSError:
             continue  # a zip archive or a missing folder: no env installs packages there
-        for entry in names:
-            if entry.lower().endswith(_METADATA_SUFFIXES):
-                path = os.path.join(folder, entry)
-                dist = metadata.Distribution.at(path)
+        for entry in entries:
+            if entry.name.lower().endswith(_METADATA_SUFFIXES):
+                dist = metadata.Distribution.at(entry)
                 name = dist.metadata["Name"]
                 if name:
-                    yield canonical_name(name), dist, path
+                    yield canonical_name(name), dist, str(entry)
 
 
 def direct_url(dist: metadata.Distribution) -> dict[str, Any] | None:
