@@ -37,3 +37,10 @@ def table(rows: Iterable[Sequence[str]]) -> list[str]:
         "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]).rstrip()
         for row in rows
     ]
+
+
+def fit(line: str, width: int | None) -> str:
+    """*line* cut to *width* characters, its end replaced by ``…`` when it is longer; whole when *width* is ``None``."""
+    if width is None or len(line) <= width:
+        return line
+    return line[: max(0, width - 1)] + "…"

@@ -296,7 +296,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         with contextlib.suppress(SpecError):  # the test's setup reports it, naming the test
             specs.append(marker_spec(envs, item))
     # xdist workers share the CPUs: together they run about one build per CPU, each worker at least one.
-    prebuild(envs, specs, progress=config.stash[REPORTER].progress, jobs=workers.build_jobs(config))
+    prebuild(envs, specs, progress=config.stash[REPORTER], jobs=workers.build_jobs(config))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -371,12 +371,11 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The plugin's summary, under a section line of its own: envs built, pruning, the matrix, warm, coverage."""
+    reporter = config.stash[REPORTER]
     stats = session_stats(config)
-    if stats is not None:
-        for line in config.stash[REPORTER].summary_lines(stats):
-            terminalreporter.write_line(line)
-    if PRUNED in config.stash:
-        terminalreporter.write_line(config.stash[PRUNED])
+    lines = reporter.summary_lines(stats) if stats is not None else []
+    optional = [config.stash[PRUNED]] if PRUNED in config.stash else []
     if any(getattr(report, "isoenv_cell", None) for reports in terminalreporter.stats.values() for report in reports):
         from pytest_isoenv.plugin import matrix
 
@@ -386,12 +385,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
                 cell = getattr(report, "isoenv_cell", None)
                 if cell is not None:
                     cells.setdefault(cell, Counter())[outcome] += 1
-        for line in matrix.summary_lines(cells):
-            terminalreporter.write_line(line)
+        optional += matrix.summary_lines(cells)
     if ENVS in config.stash:
         from pytest_isoenv.plugin import core
 
-        for line in core.warm_summary():
-            terminalreporter.write_line(line)
-    for line in config.stash.get(COVERAGE_LINES, []):
-        terminalreporter.write_line(line)
+        optional += core.warm_summary()
+    # Problems with the coverage data are not optional: they change what the coverage report says.
+    reporter.summary(terminalreporter, lines + reporter.optional(optional) + config.stash.get(COVERAGE_LINES, []))

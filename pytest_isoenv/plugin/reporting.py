@@ -9,6 +9,7 @@ What the summary needs from a worker reaches the controller with its
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -18,7 +19,7 @@ import pytest
 
 from pytest_isoenv.errors import InterpreterNotFound
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.text import table
+from pytest_isoenv.text import fit, table
 
 if TYPE_CHECKING:
     from pytest_isoenv.session.stats import Stats
@@ -30,6 +31,18 @@ WORKEROUTPUT_KEY = "isoenv_report"
 def plural(count: int, noun: str) -> str:
     """``1 env``, ``2 envs``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def terminal_width(config: pytest.Config) -> int:
+    """The terminal's width as pytest's terminal writer knows it (80 columns when it cannot tell).
+
+    Before pytest is configured (the commands that run no tests), its rule: the
+    width the OS or ``COLUMNS`` gives, 80 when that is under 40.
+    """
+    if config.pluginmanager.getplugin("terminalreporter") is not None:
+        return int(config.get_terminal_writer().fullwidth)
+    width = shutil.get_terminal_size(fallback=(80, 24)).columns
+    return width if width >= 40 else 80
 
 
 def installer_note(setting: str | None, name: str) -> str:
@@ -54,7 +67,7 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         """In the controller, before a worker starts: the channel its progress lines come back on."""
-        workers.open_progress_channel(node, self.reporter.write_line)
+        workers.open_progress_channel(node, self.reporter.receive)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -74,9 +87,15 @@ class XdistHooks:
 class Reporter:
     """Writes the plugin's lines for one pytest process and keeps what its summary says.
 
-    Verbosity: ``-v`` adds installer output, labelled with the env it builds;
-    ``-q`` keeps progress and shortens the summary to one line; ``-qq``
-    silences progress, and the summary says something only when a build failed.
+    Verbosity: ``-v`` adds installer output, labelled with the env it builds,
+    and lines as long as they need; otherwise a line is cut to the terminal's
+    width. ``-q`` silences progress and everything optional in the summary,
+    which says one line; ``-qq`` says something only when a build failed.
+    Repairs are always said.
+
+    Under xdist the controller alone writes: workers send their lines to it,
+    and it says once how many envs the run builds, and each build once, with
+    the time the summary gives it.
     """
 
     def __init__(self, config: pytest.Config) -> None:
@@ -91,13 +110,75 @@ class Reporter:
         self.repairs: list[str] = []
         #: ``python=`` specs that found no interpreter: the full explanation, and how many tests it skipped.
         self.missing: dict[str, tuple[str, int]] = {}
+        #: The pre-build's progress: how many envs it builds, and how many it has said are done.
+        self._planned = 0
+        self._done = 0
+
+    @property
+    def width(self) -> int | None:
+        """How long a line may be: the terminal's width (pytest's), or ``None`` (any length) under ``-v``."""
+        return None if self.verbosity > 0 else terminal_width(self.config)
 
     # -- lines while the run goes on ---------------------------------------------------------------
 
     def progress(self, message: str) -> None:
-        """A line about envs being built or waited for (silenced by ``-qq``)."""
-        if self.verbosity > -2:
+        """A line about envs being built or waited for (silenced by ``-q``)."""
+        if self.verbosity >= 0:
             self._emit(f"isoenv: {message}")
+
+    def starting(self, count: int, at_once: int) -> None:
+        """The pre-build is about to build *count* envs, *at_once* at a time (see :mod:`pytest_isoenv.session.prebuild`)."""
+        if self.verbosity < 0:
+            return
+        if self._send is not None:
+            self._send(("starting", count, at_once))
+        else:
+            self._starting(count, f", {at_once} at a time")
+
+    def finished(self, outcome: str, what: str, seconds: float | None) -> None:
+        """The pre-build is done with one env: *outcome* is ``built``, ``reused``, ``failed``, ``waited`` or ``elsewhere``.
+
+        *seconds* is the build's time as the summary gives it.
+        """
+        if self.verbosity < 0:
+            return
+        if self._send is not None:
+            self._send(("finished", outcome, what, seconds))
+        else:
+            self._finished(outcome, what, seconds)
+
+    def receive(self, message: Any) -> None:
+        """In the xdist controller: what a worker sent, a line to write or the pre-build's progress."""
+        if isinstance(message, (tuple, list)) and message and message[0] == "starting":
+            # Every worker collects every test, so each one plans the same builds: the run's plan is said once.
+            if not self._planned:
+                self._starting(int(message[1]), "")
+        elif isinstance(message, (tuple, list)) and message and message[0] == "finished":
+            # Another worker's build, or a build another process was already doing, is said by whoever builds it.
+            if message[1] in ("built", "failed", "reused"):
+                self._finished(str(message[1]), str(message[2]), message[3])
+        else:
+            self.write_line(str(message))
+
+    def _starting(self, count: int, how: str) -> None:
+        with self._lock:
+            self._planned, self._done = count, 0
+        self.write_line(f"isoenv: building {plural(count, 'env')} before the tests{how}")
+
+    def _finished(self, outcome: str, what: str, seconds: float | None) -> None:
+        with self._lock:
+            self._done += 1
+            done = self._done
+        took = f" in {seconds:.1f}s" if seconds is not None else ""
+        # What is done first, the env last: a narrow terminal cuts the env's description.
+        said = {
+            "built": f"built{took}: {what}",
+            "reused": f"reused: {what}",
+            "failed": f"failed to build{took} (the tests that need it say why): {what}",
+            "waited": f"left to the process building it: {what}",
+            "elsewhere": f"built by another worker of this run: {what}",
+        }[outcome]
+        self.write_line(fit(f"isoenv: [{done}/{max(done, self._planned)}] {said}", self.width))
 
     def repaired(self, message: str) -> None:
         """Say at once what the plugin repaired, and list it again in the summary."""
@@ -120,6 +201,17 @@ class Reporter:
             self._send(line.replace(": ", f": [{self.worker}] ", 1) if line.startswith("isoenv:") else line)
         else:
             self.write_line(line)
+
+    def summary(self, reporter: pytest.TerminalReporter, lines: list[str]) -> None:
+        """Write the plugin's part of the run's summary, *lines*, under a section line of its own."""
+        if lines:
+            reporter.write_sep("=", "isoenv")
+            for line in lines:
+                reporter.write_line(line)
+
+    def optional(self, lines: list[str]) -> list[str]:
+        """*lines* if the verbosity shows what is optional (not under ``-q``), else none."""
+        return lines if self.verbosity >= 0 else []
 
     def write_line(self, line: str) -> None:
         """Write *line* on a line of its own, from any thread, outside pytest's output capturing."""
@@ -156,16 +248,18 @@ class Reporter:
         elif reused:
             lines.append(f"isoenv: {plural(reused, 'env')} reused from earlier runs, none built")
         if self.verbosity > -1:
-            rows = [("built", o.description, o.python, o.installer, f"{o.seconds:.1f}s") for o in stats.built.values()]
+            # The description last: it is what a narrow terminal cuts.
+            rows = [("built", o.python, o.installer, f"{o.seconds:.1f}s", o.description) for o in stats.built.values()]
             rows += [
-                ("failed", o.description, o.python, o.installer, f"{o.seconds:.1f}s") for o in stats.failed.values()
+                ("failed", o.python, o.installer, f"{o.seconds:.1f}s", o.description) for o in stats.failed.values()
             ]
-            lines += [f"isoenv:   {row}" for row in table(rows)]
+            # A row is cut to the terminal's width; a message (a repair, a missing Python) is said whole.
+            lines += [fit(f"isoenv:   {row}", self.width) for row in table(rows)]
             lines += [f"isoenv: repaired: {message}" for message in self.repairs]
             for message, count in self.missing.values():
                 lines.append(f"isoenv: {plural(count, 'test')} skipped: {message}")
         if self.verbosity <= -2 and not stats.failed:
-            return []
+            return []  # a repair was said when it happened
         return lines
 
     def to_workeroutput(self, stats: Stats) -> dict[str, Any]:

@@ -9,12 +9,15 @@ controller writes each one on a line of its own as it arrives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from pytest_isoenv.environ import cpu_count
-from pytest_isoenv.text import LineSink
+
+#: Receives what a worker sends: a line of text, or a tuple of plain values (execnet carries both).
+MessageSink = Callable[[Any], None]
 
 #: The ``workerinput`` entry that carries a worker's progress channel.
 PROGRESS_CHANNEL = "isoenv_progress"
@@ -39,8 +42,8 @@ def build_jobs(config: pytest.Config) -> int:
     return max(1, cpu_count() // workers)
 
 
-def open_progress_channel(node: Any, write: LineSink) -> None:
-    """Give the worker *node* (xdist's ``WorkerController``) a channel whose lines the controller *write*s.
+def open_progress_channel(node: Any, write: MessageSink) -> None:
+    """Give the worker *node* (xdist's ``WorkerController``) a channel whose messages the controller *write*s.
 
     Called from ``pytest_configure_node``, before the worker starts: its
     ``workerinput`` travels to it over execnet, which carries channels too.
@@ -48,19 +51,19 @@ def open_progress_channel(node: Any, write: LineSink) -> None:
     quick and safe to call from several threads.
     """
     channel = node.gateway.newchannel()
-    channel.setcallback(lambda line: write(str(line)))
+    channel.setcallback(write)
     node.workerinput[PROGRESS_CHANNEL] = channel
 
 
-def progress_sender(config: pytest.Config) -> LineSink | None:
-    """In an xdist worker that got a progress channel, a function that sends a line to the controller."""
+def progress_sender(config: pytest.Config) -> MessageSink | None:
+    """In an xdist worker that got a progress channel, a function that sends a message to the controller."""
     given = workerinput(config)
     channel = given.get(PROGRESS_CHANNEL) if given is not None else None
     if channel is None:
         return None
 
-    def send(line: str) -> None:
+    def send(message: Any) -> None:
         if not channel.isclosed():
-            channel.send(line)
+            channel.send(message)
 
     return send

@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Protocol
 
 from pytest_isoenv.environ import cpu_count
 from pytest_isoenv.errors import IsoEnvError, LockTimeout
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
-from pytest_isoenv.text import LineSink
+
+
+class Progress(Protocol):
+    """Told how the pre-build goes: the plugin's reporter, which words it (and, under xdist, says it once)."""
+
+    def starting(self, count: int, at_once: int) -> None:
+        """*count* envs are to be built, *at_once* at a time."""
+
+    def finished(self, outcome: str, what: str, seconds: float | None) -> None:
+        """One env is done: *outcome* is ``built``, ``reused``, ``failed``, ``waited`` (left to another
+        process building it) or ``elsewhere`` (another worker of this run built it); *seconds* is the
+        build's time as the summary gives it, for ``built`` and ``failed``."""
+
+    def progress(self, message: str) -> None:
+        """Any other line, such as a repair when the session has no *warn* callback."""
 
 
 def prebuild(
-    envs: SessionEnvs, specs: Iterable[EnvSpec], progress: LineSink | None = None, *, jobs: int | None = None
+    envs: SessionEnvs, specs: Iterable[EnvSpec], progress: Progress | None = None, *, jobs: int | None = None
 ) -> None:
     """Build the missing shared envs *specs* need, several at once, before any test asks for one.
 
     At most *jobs* builds run at a time (default: one per CPU; builds wait
-    on installer subprocesses). *progress* is told one line per env built. Best effort:
+    on installer subprocesses). *progress* is told how many envs are built,
+    then each one's outcome. Best effort:
     an env another process is building is left to it, and tests wait for
     it when they need it; a spec that cannot be resolved and an env that
     fails to build are reported by each test that needs them. A repair (a
@@ -45,20 +60,27 @@ def prebuild(
                     envs.shared.claim(key)
     if not todo:
         return
-    say = progress or (lambda message: None)
     workers = max(1, min(len(todo), jobs or cpu_count()))
-    say(f"building {len(todo)} env(s) before the tests, {workers} at a time")
+    if progress is not None:
+        progress.starting(len(todo), workers)
     # Keys, interpreters and installers are worked out above, in this thread; builds touch only their key.
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="isoenv-build")
     try:
         futures = {pool.submit(_prebuild_one, envs, spec): (key, spec) for key, spec in todo.items()}
-        for done, future in enumerate(as_completed(futures), 1):
+        for future in as_completed(futures):
             key, spec = futures[future]
             what = f"{spec.describe()} ({envs.interpreter(spec).label}, {envs.installer(spec).name})"
-            outcome, seconds, warned = future.result()
-            say(f"[{done}/{len(todo)}] {outcome} {what} in {seconds:.1f}s")
+            outcome, warned = future.result()
+            # The time the summary gives the build: the build's own, not the waits around it.
+            measured = envs.stats.built.get(key) or envs.stats.failed.get(key)
+            seconds = measured.seconds if measured is not None and outcome in ("built", "failed") else None
+            if progress is not None:
+                progress.finished(outcome, what, seconds)
             for message in warned:
-                (envs.warn or say)(message)
+                if envs.warn is not None:
+                    envs.warn(message)
+                elif progress is not None:
+                    progress.progress(message)
     except BaseException:
         # Interrupted (Ctrl-C): stop the running installers rather than wait for them, and wait only for
         # their builds to remove what they had made, so that nothing half-built is left or published.
@@ -68,21 +90,16 @@ def prebuild(
     pool.shutdown()
 
 
-def _prebuild_one(envs: SessionEnvs, spec: EnvSpec) -> tuple[str, float, list[str]]:
-    started = time.monotonic()
+def _prebuild_one(envs: SessionEnvs, spec: EnvSpec) -> tuple[str, list[str]]:
     warned: list[str] = []
     try:
         env = envs.shared.get(spec, wait=False, warn=warned.append)
     except LockTimeout:
-        outcome = "left to the process building it:"
+        outcome = "waited"
     except Exception:  # the tests that need the env get the same error at setup (BuildError is memoised)
-        outcome = "failed to build (the tests that need it report why):"
+        outcome = "failed"
     else:
         outcome = (
-            "built"
-            if env.key in envs.stats.built
-            else "reused"
-            if env.key in envs.stats.reused
-            else "built by another worker of this run:"
+            "built" if env.key in envs.stats.built else "reused" if env.key in envs.stats.reused else "elsewhere"
         )
-    return outcome, time.monotonic() - started, warned
+    return outcome, warned

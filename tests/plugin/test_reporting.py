@@ -34,22 +34,26 @@ def test_cpu_count_is_what_this_process_may_use() -> None:
 
 
 @pytest.mark.slow
-def test_xdist_worker_progress_reaches_the_controller_on_lines_of_its_own(
+def test_under_xdist_the_controller_alone_says_the_progress_once_on_lines_of_its_own(
     pytester: pytest.Pytester, private_cache: Path
 ) -> None:
     pytester.makepyfile(TWO_ENVS)
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
-    progress = [line for line in result.stdout.lines if "isoenv: [gw" in line]
-    assert progress, result.stdout.str()
-    # Each line is whole: it starts the line, and no progress letter ran into it.
-    assert all(re.fullmatch(r"isoenv: \[gw[01]\] .*", line) for line in progress), progress
-    assert any(re.fullmatch(r"isoenv: \[gw[01]\] \[\d/\d\] built .*", line) for line in progress), progress
+    # Both workers plan the same two builds: the run's plan is said once, and each build once, by the controller.
+    assert result.stdout.lines.count("isoenv: building 2 envs before the tests") == 1, result.stdout.str()
+    builds = [line for line in result.stdout.lines if re.fullmatch(r"isoenv: \[\d/2\] .*", line)]
+    assert len(builds) == 2, result.stdout.str()
+    assert {line.split("] ")[1].split(" (")[0] for line in builds} == {"built alpha==1.0", "built beta"}
+    assert not [line for line in result.stdout.lines if "built by another worker" in line or "left to" in line]
     assert "isoenv:" not in result.stderr.str()
-    # The controller's summary counts each env once, built by whichever worker built it.
-    result.stdout.fnmatch_lines(["isoenv: 2 envs built"])
-    result.stdout.fnmatch_lines(["isoenv:   built  alpha==1.0 *"])
-    result.stdout.fnmatch_lines(["isoenv:   built  beta *"])
+    # The controller's summary counts each env once, built by whichever worker built it, in a section of its own,
+    # with the time the progress gave it.
+    result.stdout.fnmatch_lines(["=* isoenv =*", "isoenv: 2 envs built"])
+    for name in ("alpha==1.0", "beta"):
+        (said,) = [re.search(r" in (\d+\.\d)s$", line) for line in builds if f"built {name} " in line]
+        assert said is not None
+        result.stdout.fnmatch_lines([f"isoenv:   built  py3.*  *  {said.group(1)}s  {name}"])
     result.stdout.no_fnmatch_line("*reused*")
 
 
@@ -60,7 +64,15 @@ def test_summary_counts_what_happened_and_follows_verbosity(pytester: pytest.Pyt
     pytester.makepyfile(marked_tests(test_default='"alpha==1.0"', test_same_python=f'"alpha==1.0", python={version!r}'))
     first = pytester.runpytest()
     first.assert_outcomes(passed=2)
-    first.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  alpha==1.0  py3.*  *  *s"])
+    first.stdout.fnmatch_lines(
+        [
+            "isoenv: building 1 env before the tests, 1 at a time",
+            "isoenv: [[]1/1] built in *s: alpha==1.0 (py3.*)",
+            "=* isoenv =*",
+            "isoenv: 1 env built",
+            "isoenv:   built  py3.*  *  *s  alpha==1.0",
+        ]
+    )
     first.stdout.no_fnmatch_line("*reused*")
 
     again = pytester.runpytest()
@@ -71,6 +83,7 @@ def test_summary_counts_what_happened_and_follows_verbosity(pytester: pytest.Pyt
     quiet = pytester.runpytest("-q")
     quiet.stdout.fnmatch_lines(["isoenv: rebuilding env (alpha==1.0) *", "isoenv: 1 env built"])
     quiet.stdout.no_fnmatch_line("isoenv:   built *")
+    quiet.stdout.no_fnmatch_line("*before the tests*")
     quiet.stdout.no_fnmatch_line("isoenv: repaired: *")
 
     (record,) = private_cache.glob("envs/*/*/isoenv-record.json")

@@ -40,9 +40,9 @@ def test_missing_envs_are_built_before_the_tests_with_a_line_each(
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
-            "isoenv: building 2 env(s) before the tests, * at a time",
-            "isoenv: [[]?/2] built * (py3.*, *) in *s",
-            "isoenv: [[]?/2] built * (py3.*, *) in *s",
+            "isoenv: building 2 envs before the tests, * at a time",
+            "isoenv: [[]?/2] built in *s: * (py3.*, *)",
+            "isoenv: [[]?/2] built in *s: * (py3.*, *)",
             "*.py ...*",
         ]
     )
@@ -80,7 +80,7 @@ def test_bad_markers_and_failed_builds_do_not_stop_the_prebuild(pytester: pytest
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=3)
     result.stdout.fnmatch_lines(
-        ["isoenv: * failed to build (the tests that need it report why): no-such-dist-anywhere*"]
+        ["isoenv: * failed to build in *s (the tests that need it say why): no-such-dist-anywhere*"]
     )
     result.stdout.fnmatch_lines(["requirement 3 is a int, not a string* (in *::test_bad_marker)"])
     result.stdout.fnmatch_lines(["installing no-such-dist-anywhere failed (in *::test_unbuildable)"])
@@ -134,10 +134,10 @@ def test_a_repair_is_reported_not_warned(pytester: pytest.Pytester, private_cach
     repaired = "isoenv: rebuilding env (alpha==1.0) [[]*[]]: it has no completion record (an interrupted build)"
     result.stdout.fnmatch_lines(
         [
-            *(["isoenv: [[]1/1[]] built alpha==1.0 *"] if prebuild else []),
+            *(["isoenv: [[]1/1[]] built in *s: alpha==1.0 *"] if prebuild else []),
             repaired,
             "isoenv: 1 env built",
-            "isoenv:   built  alpha==1.0  *",
+            "isoenv:   built  *  alpha==1.0",
             "isoenv: repaired: " + repaired.removeprefix("isoenv: "),
         ]
     )
