@@ -174,7 +174,7 @@ class Reporter:
         said = {
             "built": f"built{took}: {what}",
             "reused": f"reused: {what}",
-            "failed": f"failed to build{took} (the tests that need it say why): {what}",
+            "failed": f"failed to build{took}: {what}",
             "waited": f"left to the process building it: {what}",
             "elsewhere": f"built by another worker of this run: {what}",
         }[outcome]
