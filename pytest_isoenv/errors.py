@@ -112,6 +112,30 @@ class BuildError(IsoEnvError):
             self.what, cmd=self.cmd, returncode=self.returncode, output=self.output, log=self.log, where=where
         )
 
+    def again(self, where: str | None, *, first: str) -> BuildFailedEarlier:
+        """The failure as a later test that needs the env sees it: one line, pointing at the report *first* made."""
+        return BuildFailedEarlier(self.what, log=self.log, first=first, where=where)
+
+
+class BuildFailedEarlier(BuildError):
+    """An environment whose build failed earlier in the run: it is not built again until the next run.
+
+    One line, pointing at the first report of the failure (:attr:`first`) and
+    the build log: the full error is said once per run, not once per test.
+    """
+
+    def __init__(self, what: str, *, log: Path | None, first: str, where: str | None = None) -> None:
+        #: Where the failure is reported in full, such as ``the report of tests/test_cli.py::test_help``.
+        self.first = first
+        super().__init__(what, log=log, where=where)
+
+    def _message(self) -> str:
+        log = f", and the log {self.log}" if self.log is not None else ""
+        return in_test(f"{self.what} earlier in this run: see {self.first} for the error{log}", self.where)
+
+    def for_test(self, where: str) -> BuildFailedEarlier:
+        return BuildFailedEarlier(self.what, log=self.log, first=self.first, where=where)
+
 
 class InterpreterNotFound(IsoEnvError):
     """No interpreter matches a ``python=`` spec."""

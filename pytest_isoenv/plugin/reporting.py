@@ -136,7 +136,7 @@ class Reporter:
             self._starting(count, f", {at_once} at a time")
 
     def finished(self, outcome: str, what: str, seconds: float | None) -> None:
-        """The pre-build is done with one env: *outcome* is ``built``, ``reused``, ``failed``, ``waited`` or ``elsewhere``.
+        """The pre-build is done with one env: *outcome* is ``built``, ``reused``, ``failed``, ``waited``, ``elsewhere`` or ``failed earlier``.
 
         *seconds* is the build's time as the summary gives it.
         """
@@ -177,6 +177,7 @@ class Reporter:
             "failed": f"failed to build{took}: {what}",
             "waited": f"left to the process building it: {what}",
             "elsewhere": f"built by another worker of this run: {what}",
+            "failed earlier": f"failed earlier in this run, not built again: {what}",
         }[outcome]
         self.write_line(fit(f"isoenv: [{done}/{max(done, self._planned)}] {said}", self.width))
 

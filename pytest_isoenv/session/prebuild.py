@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Protocol
 
 from pytest_isoenv.environ import cpu_count
-from pytest_isoenv.errors import IsoEnvError, LockTimeout
+from pytest_isoenv.errors import BuildFailedEarlier, IsoEnvError, LockTimeout
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 
@@ -22,7 +22,8 @@ class Progress(Protocol):
 
     def finished(self, outcome: str, what: str, seconds: float | None) -> None:
         """One env is done: *outcome* is ``built``, ``reused``, ``failed``, ``waited`` (left to another
-        process building it) or ``elsewhere`` (another worker of this run built it); *seconds* is the
+        process building it), ``elsewhere`` (another worker of this run built it) or ``failed earlier`` (a
+        process of this run failed to build it); *seconds* is the
         build's time as the summary gives it, for ``built`` and ``failed``."""
 
     def progress(self, message: str) -> None:
@@ -96,10 +97,10 @@ def _prebuild_one(envs: SessionEnvs, spec: EnvSpec) -> tuple[str, list[str]]:
         env = envs.shared.get(spec, wait=False, warn=warned.append)
     except LockTimeout:
         outcome = "waited"
+    except BuildFailedEarlier:
+        outcome = "failed earlier"
     except Exception:  # the tests that need the env get the same error at setup (BuildError is memoised)
         outcome = "failed"
     else:
-        outcome = (
-            "built" if env.key in envs.stats.built else "reused" if env.key in envs.stats.reused else "elsewhere"
-        )
+        outcome = "built" if env.key in envs.stats.built else "reused" if env.key in envs.stats.reused else "elsewhere"
     return outcome, warned

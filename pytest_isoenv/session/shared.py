@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_isoenv.errors import BuildError, CacheError
+from pytest_isoenv.errors import BuildError, BuildFailedEarlier, CacheError
 from pytest_isoenv.key.sources import changed_source
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.session.build import build_env, env_from_record
@@ -31,8 +31,10 @@ class SharedEnvs:
 
     Each is handed out again as it was the first time in the session, and
     pinned by the session's *lease*, so no prune removes it while the session
-    lives. A build that failed is remembered: the other tests that need the
-    env fail at once, with the same error naming each its own test. *stats*
+    lives. A build that failed is not tried again in the run: the first test
+    that needs the env reports the whole error, the later ones fail at once
+    with a line that points at that report and the log (the cache records the
+    failure for the run's other xdist workers). *stats*
     counts what was built, reused and failed; *notify* is told what the
     session waits for, *warn* what it repaired, *echo* the installers' output.
     """
@@ -65,6 +67,8 @@ class SharedEnvs:
         self._handed_out: dict[EnvSpec, IsolatedEnv] = {}
         self._records: dict[str, Record] = {}
         self._failed: dict[str, BuildError] = {}
+        #: The test that reported each failed build in full (``None`` until a test did: the pre-build has none).
+        self._reported: dict[str, str | None] = {}
         self._sources_checked: dict[tuple[str, float], str | None] = {}
         self._told_lease_problem = False
 
@@ -148,7 +152,7 @@ class SharedEnvs:
         key = self._keys.key(spec)
         where = self._current_test()
         if key in self._failed:
-            raise self._failed[key].for_test(where) if where else self._failed[key]
+            raise self._failed_again(key, where)
         cache = self.claim(key)
         started = time.monotonic()
         try:
@@ -164,9 +168,14 @@ class SharedEnvs:
                     warn=warn or self._warn,
                 )
             )
+        except BuildFailedEarlier as exc:
+            # Another worker of the run failed it, and counts it; this one only points at its report.
+            self._failed[key] = exc
+            raise (exc.for_test(where) if where else exc) from None
         except BuildError as exc:
             exc = exc.for_test(where) if where else exc
             self._failed[key] = exc
+            self._reported[key] = where
             self._stats.failed[key] = self._outcome(spec, time.monotonic() - started)
             raise exc from None
         except CacheError as exc:
@@ -179,6 +188,18 @@ class SharedEnvs:
             self._stats.reused.add(key)
         self._records[key] = record
         return env_from_record(record, record.path, spec, coverage=self._coverage)
+
+    def _failed_again(self, key: str, where: str | None) -> BuildError:
+        """The error of an env whose build failed earlier in the session, for the test *where* that needs it."""
+        failed = self._failed[key]
+        if isinstance(failed, BuildFailedEarlier):
+            return failed.for_test(where) if where else failed
+        first = self._reported.get(key)
+        if first is None and where:
+            # The pre-build failed it, where no test reports it: the first test that needs it does, in full.
+            self._reported[key] = where
+            return failed.for_test(where)
+        return failed.again(where, first=f"the report of {first}" if first else "the first test that needs it")
 
     def _build(self, spec: EnvSpec, generation: Path, log: Path) -> Built:
         try:
@@ -224,4 +245,9 @@ class _SharedEnvBuild:
         return self.envs._held_by_others(self.key)
 
     def build(self, generation: Path, log: Path) -> Built:
-        return self.envs._build(self.spec, generation, log)
+        try:
+            return self.envs._build(self.spec, generation, log)
+        except BuildError as exc:
+            # The cache records the failure for the run's other workers, naming the test whose report has it all.
+            where = self.envs._current_test()
+            raise (exc.for_test(where) if where and not exc.where else exc) from None

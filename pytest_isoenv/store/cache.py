@@ -8,6 +8,7 @@ Layout of a cache root::
     envs/<name>/<n>/              generation n: a venv built in place (venvs hard-code their location),
                                   with isoenv-record.json written last (no record, no env)
     locks/<name>.lock             held while building or switching <name>; <name>.owner says who holds it
+    locks/<name>.failed           the run whose build of <name> failed: no process of that run builds it again
     locks/maintenance.lock        held while pruning or clearing moves envs aside
     logs/<name>.log               the installer output of the last build of <name>
     sessions/<id>.lock, <id>.json a live process's lease (see leases.py)
@@ -35,10 +36,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pytest_isoenv.errors import BuildError, CacheError
+from pytest_isoenv.errors import BuildError, BuildFailedEarlier, CacheError
 from pytest_isoenv.store import locks
 from pytest_isoenv.store.fs import check_not_link, check_owned, delete, make_private_dir, move_aside, write_atomic
-from pytest_isoenv.store.record import RECORD_NAME, Built, Record, RecordProblem
+from pytest_isoenv.store.record import RECORD_NAME, Built, Failure, Record, RecordProblem
 from pytest_isoenv.text import LineSink
 
 KEY_LENGTH = 20  # hex digits of the key used for directory names: 80 bits, short paths for Windows
@@ -141,6 +142,9 @@ class Cache:
 
     def lock_path(self, key: str) -> Path:
         return self.folder("locks") / f"{key[:KEY_LENGTH]}.lock"
+
+    def failure_path(self, key: str) -> Path:
+        return self.folder("locks") / f"{key[:KEY_LENGTH]}.failed"
 
     # -- ownership ---------------------------------------------------------------------------------------
 
@@ -312,11 +316,13 @@ class Cache:
         if record is not None:
             self.touch(record)
             return record, False
+        self._failed_earlier(env)  # before waiting for the lock: the build that failed need not be waited for
         with self.lock(key, what=what, notify=env.notify, timeout=env.lock_timeout):
             record, problem = usable()
             if record is not None:
                 self.touch(record)
                 return record, False
+            self._failed_earlier(env)  # another process of the run failed it while we waited
             # Only under the lock: before it, a missing record may be a build in progress.
             if problem is not None:
                 if env.warn is not None:
@@ -330,20 +336,36 @@ class Cache:
             except OSError as exc:
                 raise CacheError(cache_write_error(self.root, exc, f"start building {what}")) from exc
             try:
-                record = Record.complete(key, generation, env.build(generation, log), env.run_id)
-                record.dump()
-                write_atomic(self.entry_dir(key) / CURRENT_NAME, generation.name)
-            except OSError as exc:
-                # A full disk or a vanished folder: the same clean failure as an installer's.
+                try:
+                    record = Record.complete(key, generation, env.build(generation, log), env.run_id)
+                    record.dump()
+                    write_atomic(self.entry_dir(key) / CURRENT_NAME, generation.name)
+                except OSError as exc:
+                    # A full disk or a vanished folder: the same clean failure as an installer's.
+                    raise BuildError(
+                        f"building {what} failed: {cache_write_error(self.root, exc, 'build')}", log=log
+                    ) from exc
+            except BuildError as exc:
                 self._discard(generation)
-                raise BuildError(
-                    f"building {what} failed: {cache_write_error(self.root, exc, 'build')}", log=log
-                ) from exc
+                # Under the lock: a process of the run that waits for it finds the failure when it gets the lock.
+                failure = Failure(env.run_id, exc.what, str(exc.log) if exc.log else None, exc.where, self.worker)
+                with contextlib.suppress(OSError):  # a cache that cannot record it builds again: nothing worse
+                    failure.dump(self.failure_path(key))
+                raise
             except BaseException:
                 self._discard(generation)
                 raise
+            with contextlib.suppress(OSError):
+                self.failure_path(key).unlink(missing_ok=True)
             self.sweep(key, env.held())
         return record, True
+
+    def _failed_earlier(self, env: EnvBuild) -> None:
+        """Raise the failure of *env*'s build in this run, if a process of the run recorded one."""
+        failure = Failure.load(self.failure_path(env.key), env.run_id)
+        if failure is not None:
+            log = Path(failure.log) if failure.log else None
+            raise BuildFailedEarlier(failure.what, log=log, first=failure.first)
 
     def touch(self, record: Record) -> None:
         """Record that *record*'s env was used now (the record's mtime; the env itself is never modified)."""

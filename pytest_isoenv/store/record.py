@@ -206,3 +206,41 @@ def site_packages_state(site_packages: Path) -> dict[str, list[int] | None]:
     return {
         name: file_signature(site_packages / name / "RECORD") if name.endswith(".dist-info") else None for name in names
     }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A build that failed, recorded next to the key's lock for the rest of its run: no process builds it again then.
+
+    Every xdist worker of a run shares its run id; a new run has another one,
+    and tries the build again.
+    """
+
+    run_id: str
+    what: str
+    """What failed, as the error says it (``installing alpha==9.9 failed``)."""
+    log: str | None
+    where: str | None
+    """The test whose report has the whole error, when the build was for one."""
+    worker: str | None
+    """The xdist worker that built it, when one did."""
+
+    def dump(self, path: Path) -> None:
+        write_atomic(path, json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path, run_id: str) -> Failure | None:
+        """The failure recorded at *path* in the run *run_id*, or ``None`` (none, unreadable, or of another run)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            failure = cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return failure if failure.run_id == run_id else None
+
+    @property
+    def first(self) -> str:
+        """Where the whole error is reported, in words."""
+        if self.where:
+            return f"the report of {self.where}"
+        return f"the first test {'on ' + self.worker + ' ' if self.worker else ''}that needs it"

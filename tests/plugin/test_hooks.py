@@ -195,36 +195,82 @@ def test_a_test_whose_python_is_missing_is_skipped_at_its_own_location(pytester:
     )
 
 
-def test_failed_install_errors_every_test_that_needs_it_once(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
+FAILING = """
+import pytest
 
-        @pytest.mark.isoenv("alpha==9.9")
-        @pytest.mark.parametrize("n", range(3))
-        def test_it(isoenv, n):
-            pass
+@pytest.mark.isoenv("alpha==9.9")
+@pytest.mark.parametrize("n", range(3))
+def test_it(isoenv, n):
+    pass
 
-        def test_unaffected():
-            pass
-        """
-    )
+def test_unaffected():
+    pass
+"""
+
+
+def test_a_failed_build_is_reported_once_and_later_tests_point_at_it(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(FAILING)
     cache = tmp_path / "cache"
     result = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     result.assert_outcomes(passed=1, errors=3)
+    first = "test_a_failed_build_is_reported_once_and_later_tests_point_at_it.py::test_it[[]0[]]"
     result.stdout.fnmatch_lines(
         [
-            "installing alpha==9.9 failed (in test_failed_install_errors_every_test_that_needs_it_once.py::test_it[[]0[]])",
+            f"installing alpha==9.9 failed (in {first})",
             "  command: *pip install *alpha==9.9*",
             "  exit code: 1",
             "  full log: *.log",
-            "installing alpha==9.9 failed (in *test_it[[]2[]])",
+            f"installing alpha==9.9 failed earlier in this run: see the report of {first} for the error, "
+            "and the log *.log (in *test_it[[]1[]])",
             "isoenv: 1 env failed to build",
-            "isoenv:   failed  alpha==9.9  py3.*  *  *s",
+            "isoenv:   failed  py3.*  *  *s  alpha==9.9",
         ]
     )
+    # The whole error once, not once per test.
+    assert result.stdout.str().count("exit code: 1") == 1
     assert list((cache / "envs").iterdir()) == []
     assert len(list((cache / "logs").iterdir())) == 1
+    # A new run tries again, and says it in full again.
+    again = pytester.runpytest(f"--isoenv-cache-dir={cache}")
+    again.assert_outcomes(passed=1, errors=3)
+    assert again.stdout.str().count("exit code: 1") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_under_xdist_a_failed_build_is_tried_once_per_run(
+    pytester: pytest.Pytester, tmp_path: Path, installer: str
+) -> None:
+    """The failure is recorded in the cache: the other worker neither builds the env again nor repeats the error."""
+    pytester.makepyfile(FAILING)
+    cache = tmp_path / "cache"
+    builds = tmp_path / "builds"
+    # Every build of the env writes its log anew: a copy of the header at each build's start counts the builds.
+    pytester.makeconftest(
+        f"""
+        import pytest_isoenv.session.shared as shared
+
+        real = shared.build_env
+
+        def counted(spec, path, log, **kwargs):
+            with open({str(builds)!r}, "a") as stream:
+                stream.write(spec.describe() + "\\n")
+            return real(spec, path, log, **kwargs)
+
+        shared.build_env = counted
+        """
+    )
+    for _ in range(2):
+        result = pytester.runpytest_subprocess(
+            f"--isoenv-cache-dir={cache}", "-n", "2", "-o", f"isoenv_installer={installer}"
+        )
+        result.assert_outcomes(passed=1, errors=3)
+        assert result.stdout.str().count("exit code: 1") == 1, result.stdout.str()
+        assert result.stdout.str().count("failed earlier in this run: see ") == 2, result.stdout.str()
+        result.stdout.fnmatch_lines(["isoenv: 1 env failed to build"])
+        result.stdout.no_fnmatch_line("isoenv: 2 envs failed to build")
+    # Once per run: the second run tried again.
+    assert builds.read_text().splitlines() == ["alpha==9.9", "alpha==9.9"]
 
 
 def test_private_env_may_be_changed_and_shared_env_refuses(pytester: pytest.Pytester) -> None:

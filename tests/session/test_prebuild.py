@@ -79,9 +79,7 @@ def test_bad_markers_and_failed_builds_do_not_stop_the_prebuild(pytester: pytest
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=3)
-    result.stdout.fnmatch_lines(
-        ["isoenv: * failed to build in *s: no-such-dist-anywhere*"]
-    )
+    result.stdout.fnmatch_lines(["isoenv: * failed to build in *s: no-such-dist-anywhere*"])
     result.stdout.fnmatch_lines(["requirement 3 is a int, not a string* (in *::test_bad_marker)"])
     result.stdout.fnmatch_lines(["installing no-such-dist-anywhere failed (in *::test_unbuildable)"])
     result.stdout.fnmatch_lines(["installing no-such-dist-anywhere failed (in *::test_unbuildable_too)"])

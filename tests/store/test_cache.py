@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import WAIT, hold_lock
 
-from pytest_isoenv.errors import CacheError
+from pytest_isoenv.errors import BuildError, BuildFailedEarlier, CacheError
 from pytest_isoenv.store import locks
 from pytest_isoenv.store.cache import CURRENT_NAME, Cache
 from pytest_isoenv.store.fs import delete
@@ -279,3 +279,28 @@ def test_a_holder_that_finishes_while_we_look_is_no_wait_to_announce(
         thread.join(WAIT)
     assert entered.is_set()
     assert notices == []
+
+
+def test_a_failed_build_is_recorded_for_its_run_and_tried_again_by_the_next(cache: Cache) -> None:
+    calls: list[str] = []
+
+    def failing(path: Path, log: Path) -> Built:
+        calls.append("fail")
+        log.write_text("no such dist\n")
+        raise BuildError("installing alpha==9.9 failed", log=log, where="test_x.py::test_a")
+
+    with pytest.raises(BuildError):
+        cache.get_or_build(Asked(KEY, failing, what="env", run_id="r1"))
+    # Another process of the same run (an xdist worker) does not build it again: it points at the first report.
+    other = Cache(cache.root, worker="gw1")
+    with pytest.raises(BuildFailedEarlier) as raised:
+        other.get_or_build(Asked(KEY, failing, what="env", run_id="r1"))
+    assert str(raised.value) == (
+        "installing alpha==9.9 failed earlier in this run: see the report of test_x.py::test_a for the error, "
+        f"and the log {cache.log_path(KEY)}"
+    )
+    assert calls == ["fail"]
+    # A new run tries again; once it succeeds, the record of the failure goes.
+    _, built = cache.get_or_build(Asked(KEY, fake_env, what="env", run_id="r2"))
+    assert built
+    assert not cache.failure_path(KEY).exists()
