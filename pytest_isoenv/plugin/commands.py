@@ -16,13 +16,14 @@ from pytest_isoenv.errors import CacheError, InterpreterNotFound, IsoEnvError
 from pytest_isoenv.plugin import options
 from pytest_isoenv.plugin.activation import uses_env
 from pytest_isoenv.plugin.options import COMMANDS, Policy
+from pytest_isoenv.plugin.reporting import terminal_width
 from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import KEY_LENGTH, Cache
 from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import note_pruned
-from pytest_isoenv.text import format_age, format_size, table
+from pytest_isoenv.text import fit, format_age, format_size, table
 
 
 def run_command(config: pytest.Config) -> int | None:
@@ -35,6 +36,8 @@ def run_command(config: pytest.Config) -> int | None:
         raise pytest.UsageError(f"{flags} are separate commands: give one at a time")
     policy = Policy.from_config(config)
     cache = Cache(options.cache_dir(config))
+    # Rows as wide as the terminal; whole under -v.
+    width = None if int(config.getoption("verbose", 0)) > 0 else terminal_width(config)
     try:
         # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
         exists = cache.exists()
@@ -42,10 +45,10 @@ def run_command(config: pytest.Config) -> int | None:
             lines = list_lines(cache)
         elif chosen[0] == "prune":
             lines = pruned_lines(
-                cache, prune(cache, max_age=policy.max_age, max_size=policy.max_size) if exists else Pruned()
+                cache, prune(cache, max_age=policy.max_age, max_size=policy.max_size) if exists else Pruned(), width
             )
         else:
-            lines = pruned_lines(cache, clear(cache) if exists else Pruned())
+            lines = pruned_lines(cache, clear(cache) if exists else Pruned(), width)
     except CacheError as exc:
         raise pytest.UsageError(str(exc)) from None
     print("\n".join(lines))
@@ -91,14 +94,23 @@ def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
     return "ready" if entry.record is not None else f"unusable: {entry.problem}"
 
 
-def pruned_lines(cache: Cache, pruned: Pruned) -> list[str]:
-    """What a prune or clear removed and what it kept, with reasons."""
+def pruned_lines(cache: Cache, pruned: Pruned, width: int | None = None) -> list[str]:
+    """What a prune or clear removed, with the space each freed, and what it kept, with reasons.
+
+    The rows are cut to *width* characters (``None``: any length).
+    """
     lines = [
         f"isoenv cache {cache.root}: removed {len(pruned.removed)} env(s), freed {format_size(pruned.freed)}"
         + (f", kept {len(pruned.kept)} in use" if pruned.kept else "")
     ]
-    lines += [f"  removed {entry.name}  {entry.description}  ({why})" for entry, why in pruned.removed]
-    lines += [f"  kept    {entry.name}  {entry.description}  ({why})" for entry, why in pruned.kept]
+    rows = [
+        ("removed", entry.name, format_size(entry.size or 0), f"{entry.description}  ({why})")
+        for entry, why in pruned.removed
+    ]
+    rows += [("removed", f"{name}/", format_size(size), what) for name, what, size in pruned.folders]
+    rows += [("kept", entry.name, "", f"{entry.description}  ({why})") for entry, why in pruned.kept]
+    rows += [("kept", f"{name}/", "", f"{what}  ({why})") for name, what, why in pruned.kept_folders]
+    lines += [fit(f"  {row}", width) for row in table(rows)]
     return lines
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import CacheError
-from pytest_isoenv.store.cache import ENTRY_NAME, KEY_LENGTH, Cache, cache_write_error
-from pytest_isoenv.store.fs import check_owned, delete, tree_size, write_atomic
-from pytest_isoenv.store.locks import read_owner
+from pytest_isoenv.store.cache import ENTRY_NAME, KEY_LENGTH, Cache, Folder, cache_write_error
+from pytest_isoenv.store.fs import check_owned, delete, move_aside, tree_size, write_atomic
+from pytest_isoenv.store.locks import holder, read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
 from pytest_isoenv.text import LineSink, format_age, format_size
 
@@ -247,16 +247,33 @@ def _entry(cache: Cache, path: Path, sizes: bool) -> Entry:
     return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
 
 
+#: The folders of the cache root that installers and interpreter discovery keep their data in, with what
+#: each holds: :func:`clear` frees them too, when no live process can be using them. Each is made again
+#: when needed.
+DATA_FOLDERS: tuple[tuple[Folder, str], ...] = (
+    ("uv", "uv's cache"),
+    ("virtualenv", "virtualenv's app-data (the seed wheels pip's envs start from)"),
+    ("py-info", "what interpreter discovery learned"),
+    ("hashes", "the content hashes of input files"),
+)
+
+
 @dataclass
 class Pruned:
-    """What a prune or clear did: the entries removed and the ones it had to keep, each with why."""
+    """What a prune or clear did: the entries removed and the ones it had to keep, each with why.
+
+    A clear also frees the installers' folders (:data:`DATA_FOLDERS`): *folders* lists
+    each one it removed, with what it held and its size, *kept_folders* each it kept, with why.
+    """
 
     removed: list[tuple[Entry, str]] = field(default_factory=list)
     kept: list[tuple[Entry, str]] = field(default_factory=list)
+    folders: list[tuple[str, str, int]] = field(default_factory=list)
+    kept_folders: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def freed(self) -> int:
-        return sum(entry.size or 0 for entry, _ in self.removed)
+        return sum(entry.size or 0 for entry, _ in self.removed) + sum(size for _, _, size in self.folders)
 
 
 def prune(
@@ -296,8 +313,63 @@ def prune(
 
 
 def clear(cache: Cache) -> Pruned:
-    """Remove every env, except those in a live lease or being built."""
-    return _remove_entries(cache, lambda entry: "cleared", None, keep=(), sizes=False)
+    """Remove every env, except those in a live lease or being built; then the installers' folders, if nothing is.
+
+    uv's cache, virtualenv's app-data, what interpreter discovery learned and
+    the content hashes go only when no live process holds a lease and no env
+    is being built: a build in progress may be reading any of them.
+    """
+    pruned = _remove_entries(cache, lambda entry: "cleared", None, keep=(), sizes=False)
+    if cache.is_ours():  # never remove from a folder the cache did not make
+        _clear_folders(cache, pruned)
+    return pruned
+
+
+def _clear_folders(cache: Cache, pruned: Pruned) -> None:
+    moved: list[Path] = []
+    try:
+        maintenance = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
+        maintenance.acquire()
+    except OSError as exc:
+        raise CacheError(cache_write_error(cache.root, exc, "clear")) from exc
+    try:
+        leases = live_leases(cache)
+        busy = f"in use by {leases[0].who}" if leases else _building(cache)
+        for name, what in DATA_FOLDERS:
+            path = cache.folder(name)
+            if not path.exists() and not path.is_symlink():
+                continue
+            if busy is not None:
+                pruned.kept_folders.append((name, what, busy))
+                continue
+            try:
+                check_owned(path, mode=False)
+            except (CacheError, OSError) as exc:
+                pruned.kept_folders.append((name, what, str(exc).split(";")[0]))
+                continue
+            size = tree_size(path)
+            target = move_aside(path, cache.folder("trash"))
+            if target is not None and target != path:  # a link is moved as a link: what it points to stays
+                moved.append(target)
+                pruned.folders.append((name, what, size))
+    finally:
+        maintenance.release()
+    for path in moved:
+        delete(path)
+
+
+def _building(cache: Cache) -> str | None:
+    """Who is building an env in *cache* right now, in words, or ``None``."""
+    try:
+        lock_paths = sorted(cache.folder("locks").glob("*.lock"))
+    except OSError:
+        return None
+    for path in lock_paths:
+        if path != cache.maintenance_lock_path:
+            who = holder(path)
+            if who is not None:
+                return f"an env is being built by {who}"
+    return None
 
 
 def _remove_entries(

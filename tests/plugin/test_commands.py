@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -178,10 +180,19 @@ def test_clear_spares_envs_another_process_uses_until_it_ends(
     assert cache.read_record(key)[0] is not None
     assert removed(pruned) == {env.key[:20] for env in built.values()} - {key[:20]}
 
+    # The installers' folders may be read by the other process's next build: they stay, saying why.
+    assert pruned.folders == []
+    assert {name for name, _, _ in pruned.kept_folders} >= {"py-info", "hashes"}
+    assert {why for _, _, why in pruned.kept_folders} == {f"in use by pid {proc.pid} on {os.uname().nodename}"}
+
     finish(proc, what="the other process", input="done\n")
     assert live_leases(cache) == []
-    assert removed(clear(cache)) == {key[:20]}
+    again = clear(cache)
+    assert removed(again) == {key[:20]}
     assert list_entries(cache) == []
+    assert {name for name, _, _ in again.folders} >= {"py-info", "hashes"}
+    assert again.kept_folders == []
+    assert not (cache_dir / "py-info").exists()
 
 
 def test_a_crashed_process_leaves_a_lease_that_protects_nothing(
@@ -204,6 +215,11 @@ def test_clear_spares_an_env_being_built(built: dict[str, IsolatedEnv], cache_di
         assert cache.building(key) == f"pid {os.getpid()} on {os.uname().nodename} for 0s"
         pruned = clear(cache)
     assert kept(pruned) == {key[:20]: f"being built by pid {os.getpid()} on {os.uname().nodename} for 0s"}
+    assert pruned.folders == []
+    assert [why.rsplit(" for ", 1)[0] for _, _, why in pruned.kept_folders] == [
+        f"an env is being built by pid {os.getpid()} on {os.uname().nodename}"
+    ] * len(pruned.kept_folders)
+    assert pruned.kept_folders
     assert cache.building(key) is None
     assert cache.read_record(key)[0] is not None
 
@@ -275,24 +291,27 @@ def test_prune_and_clear_commands(
     pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_last_used(built["one"], days_ago=40)
-    result = run_isolated(pytester, "--isoenv-prune", f"--isoenv-cache-dir={cache_dir}")
+    result = run_isolated(pytester, "--isoenv-prune", f"--isoenv-cache-dir={cache_dir}", "-v")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
             "isoenv cache *: removed 1 env(s), freed * MB",
-            f"  removed {built['one'].key[:20]}  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
+            f"  removed  {built['one'].key[:20]}  * MB  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
         ]
     )
     monkeypatch.delenv("PYTEST_ISOENV_CACHE_DIR")  # it would win over the ini key
     pytester.makeini(f"[pytest]\nisoenv_cache_dir = {cache_dir}\nisoenv_max_age = 0.5\n")
     set_last_used(built["three"], days_ago=1)
     result = run_isolated(pytester, "--isoenv-prune")
-    result.stdout.fnmatch_lines(
-        ["*removed 1 env(s)*", f"  removed {built['three'].key[:20]}  -c three.txt  (*0.5 day(s))"]
-    )
+    result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed  {built['three'].key[:20]}  * MB  -c three.txt  (*"])
+    rows = [line for line in result.stdout.lines if line.startswith("  ")]
+    assert rows
+    assert all(len(row) <= 80 for row in rows), "cut to the width pytest gives a pipe"
     result = run_isolated(pytester, "--isoenv-clear")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed {built['two'].key[:20]}  -c two.txt  (cleared)"])
+    result.stdout.fnmatch_lines(
+        ["*removed 1 env(s)*", f"  removed  {built['two'].key[:20]}  * MB  -c two.txt  (cleared)"]
+    )
     assert list_entries(Cache(cache_dir)) == []
 
 
@@ -372,7 +391,7 @@ def test_session_end_leaves_unusable_entries_to_the_prune_command(pytester: pyte
     run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}").assert_outcomes(passed=1)
     assert interrupted.exists()  # the next session that needs it rebuilds it, or it ages out
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-prune")
-    result.stdout.fnmatch_lines([f"  removed {interrupted.name}  ?  (unusable: it has no completion record*)"])
+    result.stdout.fnmatch_lines([f"  removed  {interrupted.name}  0 B  ?  (unusable: it has no completion record*"])
     assert not interrupted.exists()
 
 
@@ -530,3 +549,41 @@ def test_every_error_about_a_failed_build_names_its_log(pytester: pytest.Pyteste
     assert sum(f"full log: {logs}" in line for line in result.stdout.lines) >= 2
     (log,) = logs.iterdir()
     assert "no-such-package" in log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_clear_frees_the_installers_caches_inside_the_cache(
+    pytester: pytest.Pytester, private_cache: Path, installer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if installer == "uv":
+        # uv keeps its cache inside the isoenv cache when the user's is on another filesystem than the envs.
+        shm = Path("/dev/shm")
+        if not shm.is_dir() or shm.stat().st_dev == private_cache.parent.stat().st_dev:
+            pytest.skip("needs a second filesystem for the user's uv cache (/dev/shm)")
+        elsewhere = Path(tempfile.mkdtemp(dir=shm))
+        monkeypatch.setenv("UV_CACHE_DIR", str(elsewhere / "uv"))
+        try:
+            _clear_frees(pytester, private_cache, installer)
+        finally:
+            shutil.rmtree(elsewhere)
+    else:
+        _clear_frees(pytester, private_cache, installer)
+
+
+def _clear_frees(pytester: pytest.Pytester, private_cache: Path, installer: str) -> None:
+    pytester.makepyfile(marked_tests(test_alpha='"alpha==1.0"'))
+    pytester.runpytest("-o", f"isoenv_installer={installer}").assert_outcomes(passed=1)
+    own = {"uv": "uv", "pip": "virtualenv"}[installer]
+    assert (private_cache / own).is_dir()
+    assert not any(private_cache.glob("sessions/*.json")), "the run has ended"
+
+    result = run_isolated(pytester, "--isoenv-clear")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["isoenv cache *: removed 1 env(s), freed * [kM]B"])
+    result.stdout.fnmatch_lines([f"  removed  {own}/ * [kM]B  *"])
+    result.stdout.fnmatch_lines(["  removed  hashes/ *B *the content hashes of input files"])
+    for name in (own, "py-info", "hashes", "envs/*"):
+        assert not list(private_cache.glob(name)), name
+    assert not list((private_cache / "trash").iterdir())
+    assert Cache(private_cache).is_ours(), "the cache itself stays, tagged"
