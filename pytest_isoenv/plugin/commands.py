@@ -16,14 +16,14 @@ from pytest_isoenv.errors import CacheError, InterpreterNotFound, IsoEnvError
 from pytest_isoenv.plugin import options
 from pytest_isoenv.plugin.activation import uses_env
 from pytest_isoenv.plugin.options import COMMANDS, Policy
-from pytest_isoenv.plugin.reporting import terminal_width
+from pytest_isoenv.plugin.reporting import fit_lines, line_width
 from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import KEY_LENGTH, Cache
 from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import note_pruned
-from pytest_isoenv.text import fit, format_age, format_size, table
+from pytest_isoenv.text import format_age, format_size, table
 
 
 def run_command(config: pytest.Config) -> int | None:
@@ -36,13 +36,13 @@ def run_command(config: pytest.Config) -> int | None:
         raise pytest.UsageError(f"{flags} are separate commands: give one at a time")
     policy = Policy.from_config(config)
     cache = Cache(options.cache_dir(config))
-    # Rows as wide as the terminal; whole under -v.
-    width = None if int(config.getoption("verbose", 0)) > 0 else terminal_width(config)
+    # Rows as wide as the terminal; whole, with every column, under -v.
+    width = line_width(config)
     try:
         # Nothing is written for these commands: a cache that does not exist has nothing to list or remove.
         exists = cache.exists()
         if chosen[0] == "list":
-            lines = list_lines(cache)
+            lines = list_lines(cache, width)
         elif chosen[0] == "prune":
             lines = pruned_lines(
                 cache, prune(cache, max_age=policy.max_age, max_size=policy.max_size) if exists else Pruned(), width
@@ -55,8 +55,12 @@ def run_command(config: pytest.Config) -> int | None:
     return 0
 
 
-def list_lines(cache: Cache) -> list[str]:
-    """The ``--isoenv-list`` table: one row per env, least recently used first."""
+def list_lines(cache: Cache, width: int | None = None) -> list[str]:
+    """The ``--isoenv-list`` table: one row per env, least recently used first.
+
+    Rows are cut to *width*, the packages last so that a narrow terminal cuts them; with
+    *width* ``None`` (``-v``) they are whole and name each env's resolution and creation too.
+    """
     entries = list_entries(cache)
     total = sum(entry.size or 0 for entry in entries)
     head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
@@ -64,23 +68,25 @@ def list_lines(cache: Cache) -> list[str]:
         return [head]
     users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
     now = time.time()
-    rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE")]
+    rows = [("KEY", "PYTHON", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE", "PACKAGES")]
     for entry in entries:
         created = entry.created
         rows.append(
             (
                 entry.name,
                 entry.python,
-                entry.description,
                 entry.installer,
                 entry.resolution,
                 format_size(entry.size or 0),
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "?",
                 format_age(now - entry.last_used),
                 _state(cache, entry, users),
+                entry.description,
             )
         )
-    return [head, *table(rows)]
+    if width is not None:  # the details -v adds: resolution and creation time
+        rows = [(row[0], row[1], row[2], row[4], row[6], row[7], row[8]) for row in rows]
+    return [head, *fit_lines(table(rows), width)]
 
 
 def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
@@ -110,8 +116,7 @@ def pruned_lines(cache: Cache, pruned: Pruned, width: int | None = None) -> list
     rows += [("removed", f"{name}/", format_size(size), what) for name, what, size in pruned.folders]
     rows += [("kept", entry.name, "", f"{entry.description}  ({why})") for entry, why in pruned.kept]
     rows += [("kept", f"{name}/", "", f"{what}  ({why})") for name, what, why in pruned.kept_folders]
-    lines += [fit(f"  {row}", width) for row in table(rows)]
-    return lines
+    return lines + fit_lines([f"  {row}" for row in table(rows)], width)
 
 
 def auto_prune(config: pytest.Config, envs: SessionEnvs | None, policy: Policy) -> str | None:

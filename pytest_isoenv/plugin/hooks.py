@@ -27,7 +27,7 @@ from pytest_isoenv.plugin.access import ENVS
 from pytest_isoenv.plugin.coverage import COVERAGE_LINES, CoverageHooks, wants_measurement
 from pytest_isoenv.plugin.fixtures import MARKER, marker_spec
 from pytest_isoenv.plugin.options import Policy, session_pythons
-from pytest_isoenv.plugin.reporting import Reporter, XdistHooks
+from pytest_isoenv.plugin.reporting import Reporter, XdistHooks, line_width
 from pytest_isoenv.plugin.state import (
     BROAD_FIXTURE,
     CURRENT_ITEM,
@@ -119,7 +119,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
     envs = SessionEnvs(options.settings_from_config(config))
     try:
-        lines = matrix.report(envs.discovery, envs.installer(envs.spec(())), session_pythons(config))
+        lines = matrix.report(
+            envs.discovery, envs.installer(envs.spec(())), session_pythons(config), line_width(config)
+        )
     except IsoEnvError as exc:
         raise pytest.UsageError(str(exc)) from None
     print("\n".join(lines))

@@ -35,6 +35,7 @@ from typing import Any
 from pytest_isoenv.discovery import Discovery, Interpreter, spec_label
 from pytest_isoenv.errors import InterpreterNotFound, IsoEnvError, SpecError
 from pytest_isoenv.installers.api import Installer
+from pytest_isoenv.plugin.reporting import fit_lines
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.spec.envspec import normalize_python
 
@@ -118,8 +119,11 @@ def params_for(
     return [PythonParam(spec, spec_label(spec), skip=reason) for spec in wanted]
 
 
-def report(discovery: Discovery, installer: Installer, session: Sequence[str]) -> list[str]:
-    """The lines ``pytest --isoenv-pythons`` prints: every interpreter found, then what the run's specs select."""
+def report(discovery: Discovery, installer: Installer, session: Sequence[str], width: int | None = None) -> list[str]:
+    """The lines ``pytest --isoenv-list-pythons`` prints: every interpreter found, then what the run's specs select.
+
+    Lines are cut to *width* (``None``: whole).
+    """
     found = discovery.available()
     rows = [("spec", "version", "implementation", "path", "found in")]
     rows += [(i.label, i.version_text, i.implementation, str(i.executable), i.found_in) for i in found]
@@ -136,7 +140,7 @@ def report(discovery: Discovery, installer: Installer, session: Sequence[str]) -
     if session:
         lines.append("--isoenv-pythons selects:")
         lines += [f"  {spec}: {describe(discovery, spec)}" for spec in session]
-    return lines
+    return fit_lines(lines, width)
 
 
 def describe(discovery: Discovery, spec: str) -> str:

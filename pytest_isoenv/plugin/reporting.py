@@ -45,6 +45,17 @@ def terminal_width(config: pytest.Config) -> int:
     return width if width >= 40 else 80
 
 
+def line_width(config: pytest.Config) -> int | None:
+    """How long the plugin's lines may be: the terminal's width, or ``None`` (whole) under ``-v``."""
+    return None if int(config.getoption("verbose", 0)) > 0 else terminal_width(config)
+
+
+def fit_lines(lines: list[str], width: int | None) -> list[str]:
+    """*lines* cut to *width*, and a last line that says how to see them whole if one was cut."""
+    cut = [fit(line, width) for line in lines]
+    return [*cut, "(lines cut to the terminal's width: -v shows them whole)"] if cut != lines else cut
+
+
 def installer_note(setting: str | None, name: str) -> str:
     """What the header adds after the installer's *name*: how to build faster, when ``auto`` fell back to pip."""
     if setting in (None, "auto") and name == "pip":
@@ -117,7 +128,7 @@ class Reporter:
     @property
     def width(self) -> int | None:
         """How long a line may be: the terminal's width (pytest's), or ``None`` (any length) under ``-v``."""
-        return None if self.verbosity > 0 else terminal_width(self.config)
+        return line_width(self.config)
 
     # -- lines while the run goes on ---------------------------------------------------------------
 
@@ -255,7 +266,9 @@ class Reporter:
                 ("failed", o.python, o.installer, f"{o.seconds:.1f}s", o.description) for o in stats.failed.values()
             ]
             # A row is cut to the terminal's width; a message (a repair, a missing Python) is said whole.
-            lines += [fit(f"isoenv:   {row}", self.width) for row in table(rows)]
+            lines += [
+                f"isoenv:   {row}" for row in fit_lines(table(rows), None if self.width is None else self.width - 10)
+            ]
             lines += [f"isoenv: repaired: {message}" for message in self.repairs]
             for message, count in self.missing.values():
                 lines.append(f"isoenv: {plural(count, 'test')} skipped: {message}")

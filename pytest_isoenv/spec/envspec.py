@@ -40,6 +40,7 @@ from pytest_isoenv.spec.arguments import (
     project_dir,
     resolve,
 )
+from pytest_isoenv.spec.labels import file_label, project_label, source_label
 from pytest_isoenv.spec.reqfiles import looks_like_path, walk_requirements
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ class EnvSpec:
     """Whether the env's Python programs run in forks of a warm interpreter (see :mod:`pytest_isoenv.run.warm`)."""
     preload: tuple[str, ...] = field(default=(), compare=False)
     """Modules the warm interpreter imports once, before it serves any call."""
+    rootdir: Path | None = field(default=None, compare=False)
+    """Where relative paths were resolved: :meth:`describe` names files relative to it."""
 
     @classmethod
     def from_arguments(
@@ -278,6 +281,7 @@ class EnvSpec:
             private=private,
             warm=warm,
             preload=preload,
+            rootdir=rootdir,
         )
 
     def with_requirements(self, overrides: Iterable[str]) -> EnvSpec:
@@ -320,13 +324,17 @@ class EnvSpec:
         return f"[{','.join(names)}]" if names else ""
 
     def describe(self) -> str:
-        """A short human summary, for reports and progress lines."""
-        parts = [*self.requirements, *(p.name + self.extras_of(p) for p in self.local)]
-        parts += [f"-e {p.name}{self.extras_of(p)}" for p in self.editable]
+        """A short human summary, for reports and progress lines.
+
+        Local projects by their name and version (``greeter 0.1``), wheels and sdists as
+        ``name==version``, files by their path from the rootdir (``-r requirements/dev.txt``).
+        """
+        parts = [*self.requirements, *(source_label(p, self.extras_of(p)) for p in self.local)]
+        parts += [f"-e {project_label(p, self.extras_of(p))}" for p in self.editable]
         parts += [f"group {label}" for label, _ in self.groups]
-        parts += [f"-r {p.name}" for p in self.requirements_files]
+        parts += [f"-r {file_label(p, self.rootdir)}" for p in self.requirements_files]
         if self.constraints is not None:
-            parts.append(f"-c {self.constraints.name}")
+            parts.append(f"-c {file_label(self.constraints, self.rootdir)}")
         text = ", ".join(parts) or "(no packages)"
         return f"{text} +coverage {self.coverage}" if self.coverage else text
 

@@ -263,20 +263,37 @@ def run_isolated(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 @pytest.mark.slow
 def test_list_shows_a_table_and_runs_no_test(
-    pytester: pytest.Pytester, built: dict[str, IsolatedEnv], cache_dir: Path, installer_name: str
+    pytester: pytest.Pytester,
+    built: dict[str, IsolatedEnv],
+    cache_dir: Path,
+    installer_name: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytester.makepyfile("def test_fails():\n    assert False\n")
     set_last_used(built["one"], days_ago=2)
-    result = run_isolated(pytester, "--isoenv-list", f"--isoenv-cache-dir={cache_dir}")
+    result = run_isolated(pytester, "--isoenv-list", f"--isoenv-cache-dir={cache_dir}", "-v")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
             f"isoenv cache {cache_dir}: 3 env(s), * MB",
-            "KEY * PYTHON * PACKAGES * INSTALLER * RESOLUTION * SIZE * CREATED * LAST USED * STATE",
-            f"{built['one'].key[:20]}  CPython 3.* -c one.txt * {installer_name} * highest * MB * 20* 2 days ago "
-            "* ready",
+            "KEY * PYTHON * INSTALLER * RESOLUTION * SIZE * CREATED * LAST USED * STATE * PACKAGES",
+            f"{built['one'].key[:20]}  CPython 3.* {installer_name} * highest * MB * 20* 2 days ago * ready * -c one.txt",
         ]
     )
+    # Without -v: the columns that matter, each row cut to the width pytest gives a pipe (80).
+    narrow = run_isolated(pytester, "--isoenv-list", f"--isoenv-cache-dir={cache_dir}")
+    narrow.stdout.fnmatch_lines(
+        [
+            "KEY * PYTHON * INSTALLER * SIZE * LAST USED * STATE *",
+            f"{built['one'].key[:20]}  CPython 3.* {installer_name} * MB * 2 days ago * ready *",
+        ]
+    )
+    assert all(len(line) <= 80 for line in narrow.stdout.lines[1:]), narrow.stdout.str()
+    # The terminal's own width, as pytest reads it.
+    monkeypatch.setenv("COLUMNS", "60")
+    narrower = run_isolated(pytester, "--isoenv-list", f"--isoenv-cache-dir={cache_dir}")
+    assert all(len(line) <= 60 for line in narrower.stdout.lines[1:]), narrower.stdout.str()
+    narrower.stdout.fnmatch_lines(["(lines cut to the terminal's width: -v shows them whole)"])
     result.stdout.no_fnmatch_line("*test_fails*")
 
 

@@ -103,10 +103,10 @@ def test_extras_of_local_and_editable_projects(tmp_path: Path, make_project: Mak
     result = spec("./proj[CLI, test]", "./proj", rootdir=tmp_path)
     assert result.local == (project,)
     assert result.extras == ((project, ("cli", "test")),)
-    assert result.describe() == "proj[cli,test]"
+    assert result.describe() == "proj[cli,test] 0.1"
     here = spec(editable=[".[cli]"], rootdir=project)
     assert here.editable == (project,)
-    assert here.describe() == "-e proj[cli]"
+    assert here.describe() == "-e proj[cli] 0.1"
     assert spec(".[cli]", rootdir=project).local == (project,)
     # A requirement with extras stays a requirement; extras are keyed only when given.
     assert spec("attrs[tests]", rootdir=tmp_path).requirements == ("attrs[tests]",)

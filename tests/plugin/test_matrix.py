@@ -217,7 +217,7 @@ def test_isoenv_pythons_lists_what_it_finds_and_exits(
     pytester: pytest.Pytester, real_pythons: dict[Version, Path]
 ) -> None:
     pytester.makepyfile("def test_it():\n    raise AssertionError('no test runs')\n")
-    result = pytester.runpytest("--isoenv-list-pythons", "--isoenv-pythons", "3.99")
+    result = pytester.runpytest("--isoenv-list-pythons", "--isoenv-pythons", "3.99", "-v")
     assert result.ret == 0
     running = os.path.realpath(sys.executable)
     result.stdout.fnmatch_lines(
@@ -232,3 +232,7 @@ def test_isoenv_pythons_lists_what_it_finds_and_exits(
     for version, exe in real_pythons.items():
         result.stdout.fnmatch_lines([f"  py{dotted(version)} * CPython * {exe} *"])
     assert "no test runs" not in result.stdout.str()
+    # Without -v, every line fits the terminal (80 columns when pytest cannot tell), and says how to see more.
+    narrow = pytester.runpytest("--isoenv-list-pythons", "--isoenv-pythons", "3.99")
+    assert all(len(line) <= 80 for line in narrow.stdout.lines), narrow.stdout.str()
+    assert narrow.stdout.lines[0] == result.stdout.lines[0]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import MakeProject
+from helpers import MakeProject, write_pyproject
 from packaging.requirements import Requirement
 
 from pytest_isoenv.errors import SpecError
@@ -164,6 +164,56 @@ def test_editable_hash_follows_metadata_files_only(make_project: MakeProject) ->
 def test_describe() -> None:
     assert spec().describe() == "(no packages)"
     assert spec("b", "a").describe() == "a, b"
+
+
+def test_describe_names_what_people_recognise(tmp_path: Path, make_project: MakeProject) -> None:
+    """Projects by their metadata's name and version, wheels and sdists as name==version, files from the rootdir."""
+    project = make_project("greeter", "2.5")
+    folder = tmp_path / "odd_folder_name"
+    folder.mkdir()
+    write_pyproject(folder, '[project]\nname = "dyn"\ndynamic = ["version"]\n')
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = wheels / "Foo_Bar-1.2.3-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    sdist = wheels / "baz-0.9.tar.gz"
+    sdist.write_bytes(b"")
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements" / "dev.txt").write_text("alpha\n")
+    (tmp_path / "requirements.txt").write_text("alpha\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-constraints.txt"
+    outside.write_text("alpha<2\n")
+    described = spec(
+        "./greeter[cli]",
+        "./odd_folder_name",
+        "./legacy",
+        str(wheel),
+        str(sdist),
+        editable=["./greeter"],
+        requirements_files=["requirements/dev.txt", "requirements.txt"],
+        constraints=str(outside),
+        rootdir=tmp_path,
+    ).describe()
+    # Extras belong to the project's path: its editable install names them too.
+    assert described == (
+        f"{_local_order(tmp_path, project)}, -e greeter[cli] 2.5, "
+        f"-r requirements/dev.txt, -r requirements.txt, -c {outside}"
+    )
+
+
+def _local_order(tmp_path: Path, project: Path) -> str:
+    """The local sources in the spec's order (sorted by path), as describe() names them."""
+    labels = {
+        project: "greeter[cli] 2.5",
+        tmp_path / "odd_folder_name": "dyn",
+        tmp_path / "legacy": "legacy",
+        tmp_path / "wheels" / "Foo_Bar-1.2.3-py3-none-any.whl": "foo-bar==1.2.3",
+        tmp_path / "wheels" / "baz-0.9.tar.gz": "baz==0.9",
+    }
+    return ", ".join(labels[path] for path in sorted(labels))
 
 
 @pytest.mark.parametrize(
