@@ -68,7 +68,9 @@ def list_lines(cache: Cache, width: int | None = None) -> list[str]:
         return [head]
     users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
     now = time.time()
-    rows = [("KEY", "PYTHON", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE", "PACKAGES")]
+    rows: list[tuple[str, ...]] = [
+        ("KEY", "PYTHON", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE", "PACKAGES")
+    ]
     for entry in entries:
         created = entry.created
         rows.append(
