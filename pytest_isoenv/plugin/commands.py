@@ -171,9 +171,7 @@ def plan_uses(
     """The envs *items* need, by key, each with the specs that ask for it; and a line per test that cannot say."""
     uses: dict[str, list[EnvSpec]] = {}
     errors: list[str] = []
-    factory_tests = 0
     for item in items:
-        factory_tests += _uses_factory(item)
         if not uses_env(item):
             continue
         try:
@@ -183,12 +181,40 @@ def plan_uses(
             errors.append(f"  skipped: {str(exc).splitlines()[0]}")
         except IsoEnvError as exc:
             errors.append(f"  error: {str(exc).splitlines()[0]}")
-    if factory_tests:
+    factory = factory_tests(items)
+    if factory:
         errors.append(
-            f"  not listed: the envs that {factory_tests} test(s) make with isoenv_factory.get(), in the test or "
+            f"  not listed: the envs that {factory} test(s) make with isoenv_factory.get(), in the test or "
             "its fixtures, are known only when they run (the plan key does not cover them)"
         )
     return uses, errors
+
+
+def plan_key_problem(uses: dict[str, list[EnvSpec]], items: Sequence[pytest.Item]) -> tuple[str | None, bool]:
+    """What ``--isoenv-plan-key`` says on stderr about *items*' plan, if anything, and whether it prints no key.
+
+    A plan key covers the marker's envs only: the envs that tests make with
+    ``isoenv_factory.get()`` are known when they run. A key that covers some of
+    the envs is printed, with a warning; the key of an empty plan, which would
+    cover none of them and never change, is not printed at all.
+    """
+    factory = factory_tests(items)
+    if not factory:
+        return None, False
+    how = (
+        "keep the CI cache with a key that changes with the envs a run builds, restored by prefix "
+        "(see the CI cache guide: https://pytest-isoenv.readthedocs.io/en/latest/how-to/ci-cache.html)"
+    )
+    made = f"{factory} test(s) make envs with isoenv_factory.get(), in the test or its fixtures"
+    if not uses:
+        return (
+            f"isoenv: no plan key: {made}, and no test takes the isoenv fixture, so no key covers them; {how}",
+            True,
+        )
+    return (
+        f"isoenv: the plan key covers the {len(uses)} env(s) of the isoenv fixture only: {made}, which it does not cover; {how}",
+        False,
+    )
 
 
 def plan_key(uses: Iterable[str]) -> str:
@@ -217,10 +243,10 @@ def _plan_table(envs: SessionEnvs, uses: dict[str, list[EnvSpec]], errors: list[
     return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key(uses)}"]
 
 
-def _uses_factory(item: pytest.Item) -> bool:
-    """Whether *item* asks for ``isoenv_factory``, itself or through a fixture.
+def factory_tests(items: Sequence[pytest.Item]) -> int:
+    """How many of *items* ask for ``isoenv_factory``, themselves or through a fixture.
 
     The ``isoenv`` fixture does not (it needs only ``tmp_path_factory``), so
-    the fixtures the test needs, which pytest lists, say whether it does.
+    the fixtures a test needs, which pytest lists, say whether it does.
     """
-    return "isoenv_factory" in getattr(item, "fixturenames", ())
+    return sum("isoenv_factory" in getattr(item, "fixturenames", ()) for item in items)

@@ -219,6 +219,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             sys.stderr.write("isoenv: collection failed, so there is no plan key; run without --isoenv-plan-key\n")
         else:
             uses, _ = manage.plan_uses(envs, session.items, lambda item: marker_spec(envs, item))
+            problem, no_key = manage.plan_key_problem(uses, session.items)
+            if no_key:
+                raise pytest.UsageError(problem)
+            if problem:
+                sys.stderr.write(problem + "\n")
             sys.stdout.write(manage.plan_key(uses) + "\n")
             sys.stdout.flush()
     reporter = config.pluginmanager.getplugin("terminalreporter")

@@ -138,6 +138,44 @@ def test_plan_key_prints_the_key_alone_and_runs_nothing(pytester: pytest.Pyteste
     assert not (private_cache / "envs").exists() or not any((private_cache / "envs").iterdir()), "nothing was built"
 
 
+FIXTURE_ENV = """
+import pytest
+
+@pytest.fixture(scope="session")
+def web_env(isoenv_factory):
+    return isoenv_factory.get("beta")
+
+def test_web(web_env):
+    pass
+"""
+
+
+def test_plan_key_of_fixture_envs_alone_is_refused_with_what_to_do(
+    pytester: pytest.Pytester, private_cache: Path
+) -> None:
+    pytester.makepyfile(FIXTURE_ENV)
+    result = pytester.runpytest_subprocess("--isoenv-plan-key")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stdout.lines == [], "no key of an empty plan, which would never change"
+    result.stderr.fnmatch_lines(
+        ["*isoenv: no plan key: 1 test(s) make envs with isoenv_factory.get()*restored by prefix*ci-cache*"]
+    )
+
+
+def test_plan_key_says_on_stderr_what_it_does_not_cover(pytester: pytest.Pytester, private_cache: Path) -> None:
+    pytester.makepyfile(test_marked=PLAN, test_fixture=FIXTURE_ENV)
+    result = pytester.runpytest_subprocess("--isoenv-plan-key")
+    assert result.ret == 0, result.stderr.str()
+    assert len(result.stdout.lines) == 1
+    assert re.fullmatch(r"[0-9a-f]{64}", result.stdout.lines[0])
+    result.stderr.fnmatch_lines(
+        [
+            "isoenv: the plan key covers the 2 env(s) of the isoenv fixture only: 1 test(s) make envs with "
+            "isoenv_factory.get()*which it does not cover; keep the CI cache with a key that changes*"
+        ]
+    )
+
+
 def test_plan_key_fails_when_collection_fails(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("import no_such_module_anywhere\n")
     result = pytester.runpytest_subprocess("--isoenv-plan-key")
