@@ -185,11 +185,27 @@ class Record:
         recorded = self.site_packages_state
         added, removed = sorted(set(now) - set(recorded)), sorted(set(recorded) - set(now))
         # A reinstall of the same version keeps every name but writes a new RECORD file.
-        rewritten = sorted(name for name in set(now) & set(recorded) if now[name] != recorded[name])
+        rewritten = sorted(name for name in set(now) & set(recorded) if not _same_file(now[name], recorded[name]))
         parts = [f"added {', '.join(added)}"] if added else []
         parts += [f"removed {', '.join(removed)}"] if removed else []
         parts += [f"reinstalled {', '.join(rewritten)}"] if rewritten else []
         return "; ".join(parts) or None
+
+
+def _same_file(now: list[int] | None, recorded: list[int] | None) -> bool:
+    """Whether two signatures (inode, size, mtime) are of the same file's content.
+
+    A cache restored from an archive (a CI cache) or copied has new inodes but
+    keeps sizes and modification times to the nanosecond: no rewrite lands on
+    the same nanosecond. A time of whole seconds (a coarse file system, or an
+    archive that keeps seconds only) cannot tell a rewrite within the same
+    second apart, so there the inode must match too.
+    """
+    if now is None or recorded is None or len(now) != 3 or len(recorded) != 3:
+        return now == recorded
+    if now[2] % 1_000_000_000 == 0:
+        return now == recorded
+    return now[1:] == recorded[1:]
 
 
 def site_packages_state(site_packages: Path) -> dict[str, list[int] | None]:

@@ -604,3 +604,73 @@ def _clear_frees(pytester: pytest.Pytester, private_cache: Path, installer: str)
         assert not list(private_cache.glob(name)), name
     assert not list((private_cache / "trash").iterdir())
     assert Cache(private_cache).is_ours(), "the cache itself stays, tagged"
+
+
+#: How the CI cache guide names the envs a cache holds, for the key it saves the cache under.
+RECORDS = "find envs -name isoenv-record.json | sort | sha256sum | cut -c1-64"
+GUIDE = Path(__file__).parents[2] / "docs" / "how-to" / "ci-cache.md"
+
+CI_SUITE = """
+import pytest
+
+@pytest.fixture(scope="session")
+def tool_env(isoenv_factory):
+    return isoenv_factory.get({fixture_env!r})
+
+@pytest.mark.isoenv("alpha==1.0")
+def test_marked(isoenv):
+    pass
+
+def test_fixture(tool_env):
+    pass
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sha256sum") is None or shutil.which("bash") is None, reason="the recipe's shell")
+def test_the_ci_cache_recipe_saves_a_cache_when_the_envs_change_fixture_envs_included(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's recipe, played by hand: each run restores the newest saved cache on a fresh runner, runs the
+    tests, and saves the cache under the hash of its records when that hash is not the one it restored."""
+    guide = GUIDE.read_text(encoding="utf-8")
+    assert f"cd .isoenv-cache && {RECORDS}" in guide
+    assert "restore-keys: isoenv-${{ runner.os }}-" in guide
+    assert "python -m pytest --isoenv-max-age=7" in guide
+    store = tmp_path / "ci-store"
+    saved: list[str] = []  # the keys saved, oldest first: restore-keys restores the newest with the prefix
+    cache = tmp_path / "workspace" / ".isoenv-cache"
+    monkeypatch.setenv("PYTEST_ISOENV_CACHE_DIR", str(cache))
+
+    def ci_run(fixture_env: str) -> tuple[pytest.RunResult, bool]:
+        pytester.makepyfile(test_suite=CI_SUITE.format(fixture_env=fixture_env))
+        if cache.exists():
+            shutil.rmtree(cache)  # every job starts on a fresh runner, at the same workspace path
+        matched = saved[-1] if saved else None
+        if matched is not None:
+            shutil.copytree(store / matched, cache, symlinks=True)
+        result = pytester.runpytest_subprocess("--isoenv-max-age=7", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=2)
+        key = subprocess.run(["bash", "-c", RECORDS], cwd=cache, capture_output=True, text=True, check=True)
+        key_text = key.stdout.strip()
+        if key_text == matched:
+            return result, False
+        shutil.copytree(cache, store / key_text, symlinks=True)
+        saved.append(key_text)
+        return result, True
+
+    first, saved_first = ci_run("beta")
+    first.stdout.fnmatch_lines(["isoenv: 2 envs built"])
+    assert saved_first
+    # Restored: nothing is built, and the same cache is not saved again.
+    second, saved_second = ci_run("beta")
+    second.stdout.fnmatch_lines(["isoenv: 2 envs reused from earlier runs, none built"])
+    assert not saved_second
+    # The fixture asks for another env (no plan key sees it): the run builds it, and a new cache is saved.
+    third, saved_third = ci_run("clitool")
+    third.stdout.fnmatch_lines(["isoenv: 1 env built, 1 reused from earlier runs"])
+    assert saved_third
+    fourth, saved_fourth = ci_run("clitool")
+    fourth.stdout.fnmatch_lines(["isoenv: 2 envs reused from earlier runs, none built"])
+    assert not saved_fourth
+    assert len(saved) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -304,3 +305,29 @@ def test_a_failed_build_is_recorded_for_its_run_and_tried_again_by_the_next(cach
     _, built = cache.get_or_build(Asked(KEY, fake_env, what="env", run_id="r2"))
     assert built
     assert not cache.failure_path(KEY).exists()
+
+
+def test_an_env_restored_from_a_copy_is_not_taken_for_a_changed_one(cache: Cache, tmp_path: Path) -> None:
+    """A CI cache is restored from an archive: new inodes, the same sizes and times; no reinstall looks like that."""
+
+    def with_a_distribution(path: Path, log: Path) -> Built:
+        built = fake_env(path, log)
+        record = path / "site-packages" / "alpha-1.0.dist-info" / "RECORD"
+        record.parent.mkdir()
+        record.write_text("alpha/__init__.py,,\n")
+        os.utime(record, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+        return built
+
+    record, _ = cache.get_or_build(Asked(KEY, with_a_distribution, what="env", run_id="r1"))
+    saved = tmp_path / "ci-store"
+    shutil.copytree(cache.root, saved, symlinks=True)
+    shutil.rmtree(cache.root)
+    shutil.copytree(saved, cache.root, symlinks=True)  # copy2 keeps the times to the nanosecond
+    restored, problem = cache.read_record(KEY)
+    assert problem is None
+    assert restored is not None
+    assert restored.site_packages_changes() is None
+    # A rewrite of the RECORD (a reinstall) is still seen.
+    rewritten = record.site_packages / "alpha-1.0.dist-info" / "RECORD"
+    rewritten.write_text("alpha/__init__.py,,\n")
+    assert restored.site_packages_changes() == "reinstalled alpha-1.0.dist-info"
