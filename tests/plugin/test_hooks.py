@@ -92,13 +92,13 @@ def test_second_session_builds_nothing(pytester: pytest.Pytester, tmp_path: Path
     cache = tmp_path / "own-cache"
     first = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     first.assert_outcomes(passed=3)
-    first.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  beta  py3.*  *  *s"])
+    first.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  py3.*  *  *s  beta"])
     second = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     second.assert_outcomes(passed=3)
     second.stdout.fnmatch_lines(["isoenv: 1 env reused from earlier runs, none built"])
     second.stdout.no_fnmatch_line("isoenv:   *")
     rebuilt = pytester.runpytest(f"--isoenv-cache-dir={cache}", "--isoenv-rebuild")
-    rebuilt.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  beta  py3.*  *  *s"])
+    rebuilt.stdout.fnmatch_lines(["isoenv: 1 env built", "isoenv:   built  py3.*  *  *s  beta"])
 
 
 @pytest.mark.parametrize(
