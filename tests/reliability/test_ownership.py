@@ -89,10 +89,10 @@ def test_names_the_cache_does_not_make_are_left_alone(
     strangers[1].write_text("mine\n")
     strangers[2].write_text("mine\n")
 
-    listed = pytester.runpytest("--isoenv-list")
+    listed = pytester.runpytest("--isoenv-list", "-v")
     cleared = pytester.runpytest("--isoenv-clear")
 
-    listed.stdout.fnmatch_lines(["important *foreign: not made by pytest-isoenv (left alone)"])
+    listed.stdout.fnmatch_lines(["important *foreign: not made by pytest-isoenv (left alone) *"])
     cleared.stdout.fnmatch_lines(["*removed 1 env(s)*"])
     assert all(path.exists() for path in strangers)
     figure("envs/important, envs/notes.txt and trash/keep.me in a real cache: listed as foreign, never removed")
@@ -120,7 +120,7 @@ def test_a_bad_entry_fails_only_the_tests_that_need_it(
     assert "INTERNALERROR" not in result.stdout.str()
     result.stdout.fnmatch_lines([f"*{entry}*(in *::test_beta)"])
 
-    listed = pytester.runpytest("--isoenv-list")
+    listed = pytester.runpytest("--isoenv-list", "-v")
     listed.stdout.fnmatch_lines([f"{entry.name} *unusable: *"])
     cleared = pytester.runpytest("--isoenv-clear")
     assert cleared.ret == 0
@@ -179,7 +179,7 @@ def test_a_read_only_cache_still_serves_its_envs(
     pytester.runpytest().assert_outcomes(passed=1)
     with read_only(private_cache):
         result = pytester.runpytest()
-        listed = pytester.runpytest("--isoenv-list")
+        listed = pytester.runpytest("--isoenv-list", "-v")
     result.assert_outcomes(passed=1)
     assert "Traceback" not in result.stdout.str()
     [line] = [line for line in result.stdout.lines if "read-only" in line]
