@@ -10,7 +10,7 @@ from helpers import MakeProject, uv_lock, write_pylock, write_versions
 
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.spec.envspec import EnvSpec
-from pytest_isoenv.spec.lockfiles import LocalSource, locked_packages, local_sources
+from pytest_isoenv.spec.lockfiles import LocalSource, local_sources, locked_packages
 
 
 def spec(*requirements: object, rootdir: Path, **kwargs: Any) -> EnvSpec:
@@ -30,7 +30,9 @@ def test_other_files_are_refused_naming_the_formats_and_the_export(tmp_path: Pat
         spec(rootdir=tmp_path, lock=name)
     message = str(info.value)
     assert f"lock={name!r} is not a lock file" in message
-    assert "pylock.toml" in message and "uv.lock" in message and "poetry export" in message
+    assert "pylock.toml" in message
+    assert "uv.lock" in message
+    assert "poetry export" in message
     assert "tests/test_x.py::test_y" in message
 
 
@@ -41,7 +43,7 @@ def test_a_missing_lock_file_is_named_with_where_it_was_looked_for(tmp_path: Pat
 
 def test_a_uv_lock_needs_its_project(tmp_path: Path) -> None:
     (tmp_path / "uv.lock").write_text("version = 1\n")
-    with pytest.raises(SpecError, match="uv.lock with no pyproject.toml beside it"):
+    with pytest.raises(SpecError, match=r"uv\.lock with no pyproject\.toml beside it"):
         spec(rootdir=tmp_path, lock="uv.lock")
 
 
@@ -70,7 +72,8 @@ def test_a_lock_refuses_what_would_need_a_resolution(
         spec(*requirements, rootdir=tmp_path, lock="pylock.toml", **options)
     message = str(info.value)
     assert f"cannot be combined with {named}" in message
-    assert "lock again" in message and "editable=" in message
+    assert "lock again" in message
+    assert "editable=" in message
 
 
 def test_a_lock_takes_editable_projects_on_top(tmp_path: Path, make_project: MakeProject) -> None:
