@@ -403,15 +403,21 @@ def uv_lock(project: Path, wheelhouse: Path) -> Path:
     return project / "uv.lock"
 
 
-def needs_lock_uv() -> None:
-    """Skip the test when the installed uv is older than the first that installs lock files (the lowest CI run's)."""
+def lock_uv_missing() -> str | None:
+    """Why this machine's uv cannot install lock files (missing, or older than the first that can), or ``None``."""
     from pytest_isoenv.installers.uv import find_uv
     from pytest_isoenv.spec.lockfiles import UV_FOR_LOCKS
 
     uv = find_uv()
     if uv is None:
-        pytest.skip("uv is not installed")
-    version = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=True).stdout
+        return "uv is not installed"
+    version = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=True).stdout.strip()
     found = tuple(int(part) for part in version.split()[1].split(".")[:3])
-    if found < UV_FOR_LOCKS:
-        pytest.skip(f"{version.strip()} installs no lock files (test_uv checks the error it gives)")
+    return f"{version} installs no lock files" if found < UV_FOR_LOCKS else None
+
+
+def needs_lock_uv() -> None:
+    """Skip the test when this machine's uv cannot install lock files (the lowest CI run's is too old)."""
+    reason = lock_uv_missing()
+    if reason is not None:
+        pytest.skip(reason)

@@ -14,6 +14,7 @@ from helpers import (
     MakeFactory,
     MakeProject,
     imported,
+    lock_uv_missing,
     marked_tests,
     needs_lock_uv,
     uv_lock,
@@ -332,3 +333,11 @@ def test_a_uv_too_old_for_lock_files_is_a_usage_error_naming_the_version_needed(
     assert "this is uv 0.6.7" in str(info.value)
     assert 'pip install -U "uv>=0.6.15"' in str(info.value)
     installer.check_lock(EnvSpec())
+
+
+def test_a_uv_too_old_for_lock_files_refuses_one_for_real(make_factory: MakeFactory, tmp_path: Path) -> None:
+    reason = lock_uv_missing()
+    if reason is None or "not installed" in reason:
+        pytest.skip("this uv installs lock files (the lowest CI run's does not)")
+    with pytest.raises(SpecError, match=r'needs uv >= 0\.6\.15.*pip install -U "uv>=0\.6\.15"'):
+        make_factory(installer="uv").get(lock=write_pylock(tmp_path))
