@@ -209,7 +209,7 @@ class Installer(ABC):
         """Raise :class:`BuildError` naming what *spec* asked for and the env of *python* lacks."""
         problems = missing(spec, python, tuple(site), environ)
         if spec.lock is not None:
-            problems += missing_locked(installed_lock(python, spec), python, tuple(site), environ)
+            problems += missing_locked(installed_lock(python, spec.lock), python, tuple(site), environ)
         if problems:
             raise BuildError(
                 f"installing {spec.describe()} did not install it into the env: {'; '.join(problems)}. "
@@ -306,13 +306,12 @@ def with_absolute_paths(spec: EnvSpec, folder: Path, snapshots: Snapshots | None
     )
 
 
-def installed_lock(python: Path, spec: EnvSpec) -> Path:
-    """The ``pylock.toml`` the env of *python* was installed from: *spec*'s own, or the one a ``uv.lock`` became.
+def installed_lock(python: Path, lock: Path) -> Path:
+    """The ``pylock.toml`` the env of *python* was installed from: *lock* itself, or the one a ``uv.lock`` became.
 
     The export of a ``uv.lock`` stays in the env's folder, a record of what it holds.
     """
-    assert spec.lock is not None
-    return python.parent.parent / EXPORTED_LOCK if is_uv_lock(spec.lock) else spec.lock
+    return python.parent.parent / EXPORTED_LOCK if is_uv_lock(lock) else lock
 
 
 #: The name, in an env's folder, of the ``pylock.toml`` a ``uv.lock`` was exported to.

@@ -222,7 +222,7 @@ class UvInstaller(Installer):
             super().install(python, spec, index, log=log, environ=environ, echo=echo)
             return
         env = self.environ(environ)
-        pylock = installed_lock(python, spec)
+        pylock = installed_lock(python, spec.lock)
         if is_uv_lock(spec.lock):
             project = spec.lock.parent
             export = [

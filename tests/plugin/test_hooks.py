@@ -146,7 +146,7 @@ def test_an_unknown_keyword_is_refused_alike_by_the_marker_and_by_get(pytester: 
     assert raised == f"pytest_isoenv.errors.SpecError: {marker.replace('::test_marker)', '::test_get)')}"
     assert marker.startswith("unknown isoenv argument(s) 'editables': editables=['.'] (did you mean editable?). ")
     assert marker.endswith(
-        "The accepted keyword arguments are: editable, constraints, requirements_files, groups, python, private, "
+        "The accepted keyword arguments are: editable, constraints, requirements_files, groups, lock, python, private, "
         "installer, find_links, index_url, warm, preload (in test_unknown.py::test_marker)"
     )
 
