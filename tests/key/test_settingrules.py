@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import virtualenv
 
 from pytest_isoenv.installers.uv import find_uv
 from pytest_isoenv.key.settingrules import BY_CONTENT, HARMLESS, PIP_ALIASES, pip_variable
@@ -62,11 +62,16 @@ def uv_help(uv: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pip_help() -> dict[str, str]:
+def env_pip(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """How to run the pip an env is seeded with (virtualenv's), which the rules are for, not the host's own."""
+    created = virtualenv.cli_run([str(tmp_path_factory.mktemp("seeded")), "--no-setuptools", "--no-wheel", "-q"])
+    return [str(created.creator.exe), "-m", "pip"]
+
+
+@pytest.fixture(scope="module")
+def pip_help(env_pip: list[str]) -> dict[str, str]:
     """The options of ``pip install``, by option."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--help"], capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([*env_pip, "install", "--help"], capture_output=True, text=True, check=True)
     return options(proc.stdout)
 
 
@@ -150,12 +155,12 @@ def test_every_harmless_setting_is_one_the_installers_know(
 
 
 @pytest.mark.parametrize("alias", sorted(PIP_ALIASES))
-def test_pip_aliases_are_options_pip_accepts(alias: str, tmp_path: Path) -> None:
+def test_pip_aliases_are_options_pip_accepts(alias: str, env_pip: list[str], tmp_path: Path) -> None:
     # An option pip does not know is a usage error; with a known one, --help prints the help and succeeds.
     # In a folder of its own: an option that takes a file (--log) takes "--help" as its name and writes it.
     codes = [
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", *argument, "--help"],
+            [*env_pip, "install", *argument, "--help"],
             capture_output=True,
             check=False,
             cwd=tmp_path,
