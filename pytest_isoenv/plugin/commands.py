@@ -60,6 +60,7 @@ def list_lines(cache: Cache) -> list[str]:
     if not entries:
         return [head]
     users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
+    builders = cache.builders()
     now = time.time()
     rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE")]
     for entry in entries:
@@ -74,16 +75,16 @@ def list_lines(cache: Cache) -> list[str]:
                 format_size(entry.size or 0),
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "?",
                 format_age(now - entry.last_used),
-                _state(cache, entry, users),
+                _state(entry, users, builders),
             )
         )
     return [head, *table(rows)]
 
 
-def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
+def _state(entry: Entry, users: dict[str, str], builders: dict[str, str]) -> str:
     if entry.foreign:
         return f"foreign: {entry.problem}"
-    builder = cache.building(entry.name)
+    builder = builders.get(entry.name)
     if builder is not None:
         return f"being built by {builder}"
     if entry.name in users:

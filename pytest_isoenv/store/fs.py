@@ -85,15 +85,25 @@ def tree_size(path: Path) -> int:
     total = 0
     if path.is_symlink():
         return 0
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                info = Path(dirpath, name).lstat()
-            except OSError:
-                continue
-            if (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
+    folders = [os.fspath(path)]
+    while folders:  # scandir: its entries carry what lstat says of each, without a Path per file
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                            continue
+                        if entry.is_symlink():
+                            continue
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if (info.st_dev, info.st_ino) not in seen:
+                        seen.add((info.st_dev, info.st_ino))
+                        total += info.st_size
+        except OSError:
+            continue
     return total
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import CacheError
-from pytest_isoenv.store.cache import ENTRY_NAME, KEY_LENGTH, Cache, cache_write_error
+from pytest_isoenv.store.cache import ENTRY_NAME, GENERATION_NAME, KEY_LENGTH, Cache, cache_write_error
 from pytest_isoenv.store.fs import check_owned, delete, tree_size, write_atomic
 from pytest_isoenv.store.locks import read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
@@ -189,6 +189,8 @@ class Entry:
     """Bytes on disk, every generation counted, when measured."""
     foreign: bool = False
     """Not something pytest-isoenv made: listed, never removed."""
+    old_generations: bool = False
+    """Whether it holds generations besides the current one (which a sweep removes once nobody holds them)."""
 
     @property
     def description(self) -> str:
@@ -244,7 +246,19 @@ def _entry(cache: Cache, path: Path, sizes: bool) -> Entry:
         with contextlib.suppress(OSError):
             last_used = where.stat().st_mtime
             break
-    return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
+    try:
+        generations = [p for p in path.iterdir() if GENERATION_NAME.fullmatch(p.name)]
+    except OSError:
+        generations = []
+    old = any(p != generation for p in generations)
+    size = None
+    if sizes:
+        # A cache of many envs lists fast: a generation's size is in its record, taken at build time.
+        size = sum(
+            record.size if record is not None and p == record.path and record.size is not None else tree_size(p)
+            for p in generations
+        )
+    return Entry(path.name, path, record, problem, last_used, size, old_generations=old)
 
 
 @dataclass
@@ -335,7 +349,8 @@ def _remove_entries(
         for entry, why in then(remaining) if then is not None else ():
             _move_entry(cache, entry, why, busy.get(entry.name), pruned, moved)
         for entry in remaining:
-            if entry.path.exists() and not entry.path.is_symlink():
+            # Only an entry with an old generation has anything to sweep: no lock is taken for the others.
+            if entry.old_generations and entry.path.exists() and not entry.path.is_symlink():
                 with contextlib.suppress(CacheError), cache.lock(entry.name, what="sweeping", timeout=0):
                     cache.sweep(entry.name, holders.get(entry.name, set()))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeEnvs, finish, marked_tests, read_line
+from helpers import MakeEnvs, finish, hold_lock, marked_tests, read_line
 
 from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.plugin.commands import list_lines
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.store.cache import Cache
+from pytest_isoenv.store.fs import tree_size
 from pytest_isoenv.store.leases import Lease, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import PRUNED_NAME
 from pytest_isoenv.store.record import RECORD_NAME
@@ -530,3 +533,35 @@ def test_every_error_about_a_failed_build_names_its_log(pytester: pytest.Pyteste
     assert sum(f"full log: {logs}" in line for line in result.stdout.lines) >= 2
     (log,) = logs.iterdir()
     assert "no-such-package" in log.read_text()
+
+
+@pytest.mark.slow
+def test_listing_and_pruning_read_each_envs_size_from_its_record(
+    built: dict[str, IsolatedEnv], cache_dir: Path
+) -> None:
+    cache = Cache(cache_dir)
+    record = cache.read_record(built["one"].key)[0]
+    assert record is not None
+    assert record.size == tree_size(record.path)
+    # What the listing says is the record's, not a walk of the env: a cache of many envs lists fast.
+    dataclasses.replace(record, size=123_456).dump()
+    set_last_used(built["one"], 0)
+    assert {entry.name: entry.size for entry in list_entries(cache)}[record.key[:20]] == 123_456
+    pruned = prune(cache, max_age=0, keep={built["two"].key, built["three"].key})
+    assert pruned.freed == 123_456
+
+
+@pytest.mark.slow
+def test_listing_and_pruning_lock_no_env_that_nobody_builds(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    cache = Cache(cache_dir)
+    for lock in cache.folder("locks").iterdir():
+        lock.unlink()
+    lines = list_lines(cache)
+    assert sum("ready" in line for line in lines) == 3
+    prune(cache, max_age=30)
+    assert list(cache.folder("locks").iterdir()) == [cache.maintenance_lock_path]
+    with hold_lock(cache_dir, built["two"].key):
+        builders = cache.builders()
+        assert list(builders) == [built["two"].key[:20]]
+        assert builders[built["two"].key[:20]].startswith("pid ")
+        assert sum("being built by pid" in line for line in list_lines(cache)) == 1
