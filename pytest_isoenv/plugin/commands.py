@@ -20,6 +20,7 @@ from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import KEY_LENGTH, Cache
+from pytest_isoenv.store.fs import tree_size
 from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import note_pruned
 from pytest_isoenv.text import format_age, format_size, table
@@ -57,6 +58,9 @@ def list_lines(cache: Cache) -> list[str]:
     entries = list_entries(cache)
     total = sum(entry.size or 0 for entry in entries)
     head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
+    shared = tree_size(cache.folder("seeds"))
+    if shared:
+        head += f", and {format_size(shared)} of pip that they share in seeds/"
     if not entries:
         return [head]
     users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
