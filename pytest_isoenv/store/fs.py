@@ -12,6 +12,8 @@ import shutil
 import stat
 import sys
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_isoenv.errors import CacheError
@@ -126,3 +128,19 @@ def delete(target: Path) -> None:
             target.unlink()
     else:
         shutil.rmtree(target, ignore_errors=True)
+
+
+#: Removals run at once: deleting a folder waits on the disk (a journal, a discard) more than on a CPU,
+#: so a prune of hundreds of envs overlaps those waits rather than adding them up.
+DELETE_WORKERS = 16
+
+
+def delete_all(targets: Sequence[Path]) -> None:
+    """Delete every one of *targets* as :func:`delete` does, several at a time."""
+    if len(targets) <= 1:
+        for target in targets:
+            delete(target)
+        return
+    with ThreadPoolExecutor(max_workers=min(DELETE_WORKERS, len(targets)), thread_name_prefix="isoenv-delete") as pool:
+        for _ in pool.map(delete, targets):
+            pass

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import CacheError
 from pytest_isoenv.store.cache import ENTRY_NAME, GENERATION_NAME, KEY_LENGTH, Cache, cache_write_error
-from pytest_isoenv.store.fs import check_owned, delete, tree_size, write_atomic
+from pytest_isoenv.store.fs import check_owned, delete_all, tree_size, write_atomic
 from pytest_isoenv.store.locks import read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
 from pytest_isoenv.text import LineSink, format_age, format_size
@@ -306,12 +306,12 @@ def prune(
             total -= entry.size or 0
             yield entry, f"least recently used while the cache is over isoenv_max_size ({format_size(max_size)})"
 
-    return _remove_entries(cache, stale, over_size, keep=keep, sizes=max_size is not None)
+    return _remove_entries(cache, stale, over_size, keep=keep)
 
 
 def clear(cache: Cache) -> Pruned:
     """Remove every env, except those in a live lease or being built."""
-    return _remove_entries(cache, lambda entry: "cleared", None, keep=(), sizes=False)
+    return _remove_entries(cache, lambda entry: "cleared", None, keep=())
 
 
 def _remove_entries(
@@ -320,7 +320,6 @@ def _remove_entries(
     then: Callable[[list[Entry]], Iterator[tuple[Entry, str]]] | None,
     *,
     keep: Collection[str],
-    sizes: bool,
 ) -> Pruned:
     pruned = Pruned()
     if not cache.is_ours() or not cache.folder("envs").is_dir():  # never remove from a folder the cache did not make
@@ -339,7 +338,7 @@ def _remove_entries(
                 busy.setdefault(key[:KEY_LENGTH], f"in use by {lease.who}")
                 holders.setdefault(key[:KEY_LENGTH], set()).add(generation)
         remaining = []
-        for entry in list_entries(cache, sizes=sizes):
+        for entry in list_entries(cache):  # sizes from the records: what a removal frees, at no cost
             if entry.foreign:
                 continue
             why = reason(entry)
@@ -355,8 +354,7 @@ def _remove_entries(
                     cache.sweep(entry.name, holders.get(entry.name, set()))
     finally:
         maintenance.release()
-    for path in [*moved, *cache.trash_leftovers()]:
-        delete(path)
+    delete_all([*moved, *cache.trash_leftovers()])
     return pruned
 
 
