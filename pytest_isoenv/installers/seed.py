@@ -127,7 +127,8 @@ def link_pip(
     if not image.is_dir():
         make_image(wheel, image, layout, compile_image)
     for entry in sorted(image.iterdir()):
-        (layout.purelib / entry.name).symlink_to(entry)
+        # Relative: a cache moved or restored whole elsewhere (a CI cache) keeps working envs.
+        (layout.purelib / entry.name).symlink_to(os.path.relpath(entry, layout.purelib))
     for name, target in console_scripts(image, layout.version).items():
         write_script(layout.scripts / name, python, target)
 

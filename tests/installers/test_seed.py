@@ -35,6 +35,8 @@ def test_envs_link_one_compiled_pip_from_the_cache(installer: str, make_envs: Ma
 
     links = {env: {p.name: p for p in env.site_packages.iterdir() if p.name.startswith("pip")} for env in (one, two)}
     assert all(link.is_symlink() for env in (one, two) for link in links[env].values())
+    # Relative, so that a cache moved or restored elsewhere as a whole keeps working envs.
+    assert not any(Path(os.readlink(link)).is_absolute() for link in links[one].values())
     image = links[one]["pip"].resolve().parent
     assert image.parent == tmp_path / "cache" / "seeds"
     assert {p.resolve() for p in links[one].values()} == {p.resolve() for p in links[two].values()}
@@ -60,9 +62,10 @@ def test_pip_replacing_itself_in_a_private_env_leaves_the_image_to_the_others(
     files = sorted(p.relative_to(image) for p in image.rglob("*"))
     wheel = next(bundled_wheels().glob("pip-*.whl"))
 
+    assert (private.site_packages / "pip").resolve() == image
     private.run("python", "-m", "pip", "install", "--no-index", "--force-reinstall", "--no-deps", str(wheel))
 
-    # pip removed the private env's links (the image's RECORD lists them) and installed real files in their place.
+    # The private env, elsewhere, still finds the image; then pip removed the private env's links (the image's RECORD lists them) and installed real files in their place.
     assert not (private.site_packages / "pip").is_symlink()
     assert (private.site_packages / "pip" / "__init__.py").is_file()
     assert sorted(p.relative_to(image) for p in image.rglob("*")) == files
