@@ -14,7 +14,7 @@ from typing import Protocol
 import pytest
 from helpers import DocBlock
 
-ROOT = Path(__file__).parent.parent.parent
+ROOT = Path(__file__).parent.parent
 
 #: What the README's, the quickstart's and the migration guide's examples install.
 EXAMPLE_REQUIREMENTS = ("requests>=2.28", "flask==3.*", "black==24.*", "setuptools>=77")
