@@ -88,3 +88,30 @@ def assert_install_command(block: DocBlock) -> None:
         requirement = Requirement(words[4])
         assert requirement.name == project["name"], block
         assert requirement.extras <= set(project["optional-dependencies"]), block
+
+
+def shown(text: str, paths: dict[Path, str]) -> str:
+    """*text* as the pages show it: each of *paths* as its stand-in, and what differs between runs made equal
+    (env keys, durations, pids, Python and package versions)."""
+    for path, stand_in in sorted(paths.items(), key=lambda item: -len(str(item[0]))):
+        text = text.replace(str(path), stand_in)
+    text = re.sub(r"\b[0-9a-f]{12,}\b", "<key>", text)
+    text = re.sub(r"\b\d+(\.\d+)?s\b", "<time>", text)
+    text = re.sub(r"(?<=[Pp]ython 3\.)\d+(\.\d+)?|(?<=python3\.)\d+|(?<=pip3\.)\d+", "x", text)
+    text = re.sub(r"==\d+(\.\d+)*", "==<version>", text)
+    return text
+
+
+def assert_message(block: DocBlock, output: str, paths: dict[Path, str]) -> None:
+    """Every line of the message *block* is in *output*, in order; ``...`` in a line stands for any text."""
+    real = [" ".join(shown(line, paths).split()) for line in output.splitlines()]
+    position = 0
+    for line in block.text.splitlines():
+        parts = [" ".join(shown(part, {}).split()) for part in line.split("...")]
+        pattern = ".*".join(re.escape(part) for part in parts if part)
+        for index in range(position, len(real)):
+            if re.search(pattern, real[index]):
+                position = index + 1
+                break
+        else:
+            pytest.fail(f"{block}: the page shows {line!r}, which the real run does not print:\n{output}")

@@ -37,16 +37,17 @@ def run_pytest(tmp_path: Path, example_wheels: Path) -> RunPytest:
             sys.executable,
             "-m",
             "pytest",
-            *args,
             "-p",
             "no:cacheprovider",
             "--isoenv-offline",
             f"--isoenv-find-links={example_wheels}",
             "--isoenv-installer=uv",
+            *args,  # last, so that they win over the settings above
         ]
-        environ = {**os.environ, "PYTEST_ISOENV_CACHE_DIR": str(cache), "COLUMNS": "120", **(env or {})}
+        environ = {**os.environ, "PYTEST_ISOENV_CACHE_DIR": str(cache), **(env or {})}
         environ.pop("PYTEST_ADDOPTS", None)
         environ.pop("PYTEST_XDIST_WORKER", None)
+        environ.pop("COLUMNS", None)  # uv wraps its messages to it; the pages show them unwrapped
         return subprocess.run(command, cwd=folder, env=environ, capture_output=True, text=True, check=False)
 
     return run

@@ -56,5 +56,8 @@ def test_commands_run_elsewhere_are_run_there() -> None:
         assert runner.is_file(), block
         if block.argument == ".ci/run":  # CI runs the README's test command as it is written
             assert block.text.strip() in runner.read_text().splitlines(), block
+        elif block.argument == "tests/test_example.py":  # the test names each step it carries out
+            for step in block.text.split("&&"):
+                assert f"# {step.strip()}" in runner.read_text(), (block, step)
         elif block.argument == "benchmarks/run.py":  # it needs the network: its path is all that can be checked
             assert block.text.strip() == f"python {block.argument}", block
