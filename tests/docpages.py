@@ -17,7 +17,7 @@ from helpers import DocBlock
 ROOT = Path(__file__).parent.parent
 
 #: What the README's, the quickstart's and the migration guide's examples install.
-EXAMPLE_REQUIREMENTS = ("requests>=2.28", "flask==3.*", "black==24.*", "setuptools>=77")
+EXAMPLE_REQUIREMENTS = ("requests>=2.28", "flask==3.*", "black==24.*", "setuptools>=77", "tabulate>=0.9")
 
 
 class RunPytest(Protocol):
