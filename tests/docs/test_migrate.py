@@ -43,6 +43,6 @@ def test_before_and_after_pass_on_the_example_project(
     # The hand-made fixture's pip, offline on the same wheels as the plugin.
     result = run_pytest(project, "-rs", env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(example_wheels)})
     assert result.returncode == 0, result.stdout + result.stderr
-    last = result.stdout.splitlines()[-1]
-    assert " failed" not in last and " error" not in last, result.stdout
-    assert "7 passed" in last or "8 passed" in last, result.stdout
+    # Seven tests, and the tox one once per Python: a Python that is not installed skips its case.
+    passed = int(result.stdout.splitlines()[-1].split(" passed")[0].split()[-1])
+    assert passed >= 7, result.stdout
