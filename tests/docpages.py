@@ -21,10 +21,10 @@ EXAMPLE_REQUIREMENTS = ("requests>=2.28", "flask==3.*", "black==24.*", "setuptoo
 
 
 class RunPytest(Protocol):
-    """``run(folder, *args, env=None)``: ``python -m pytest ARGS`` in *folder*, finished."""
+    """``run(folder, *args, env=None, installs=True)``: ``python -m pytest ARGS`` in *folder*, finished."""
 
     def __call__(
-        self, folder: Path, *args: str, env: dict[str, str] | None = None
+        self, folder: Path, *args: str, env: dict[str, str] | None = None, installs: bool = True
     ) -> subprocess.CompletedProcess[str]: ...
 
 

@@ -24,15 +24,25 @@ def example_wheels(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture
-def run_pytest(tmp_path: Path, example_wheels: Path) -> RunPytest:
+def run_pytest(tmp_path: Path, request: pytest.FixtureRequest) -> RunPytest:
     """Run ``python -m pytest ARGS`` in a folder, as a user would, offline on :func:`example_wheels`.
+
+    With ``installs=False`` (a run that stops before it installs anything), on an empty folder instead: the
+    wheels are then not downloaded.
 
     The index settings go on the command line (no ini file is added to the folder), and the envs go into a cache
     of the test's own, so the first run builds them. The installer is uv, as the pages' output shows.
     """
     cache = tmp_path / "isoenv-cache"
 
-    def run(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        folder: Path, *args: str, env: dict[str, str] | None = None, installs: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        if installs:
+            wheels: Path = request.getfixturevalue("example_wheels")
+        else:
+            wheels = tmp_path / "no-wheels"
+            wheels.mkdir(exist_ok=True)
         command = [
             sys.executable,
             "-m",
@@ -40,7 +50,7 @@ def run_pytest(tmp_path: Path, example_wheels: Path) -> RunPytest:
             "-p",
             "no:cacheprovider",
             "--isoenv-offline",
-            f"--isoenv-find-links={example_wheels}",
+            f"--isoenv-find-links={wheels}",
             "--isoenv-installer=uv",
             *args,  # last, so that they win over the settings above
         ]

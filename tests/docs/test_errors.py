@@ -65,7 +65,7 @@ def test_the_messages_are_what_the_tests_print(project: Path, run_pytest: RunPyt
 
 @pytest.mark.parametrize("block", catalogue("usage"), ids=lambda block: block.argument)
 def test_the_usage_errors_are_what_pytest_prints(block: DocBlock, project: Path, run_pytest: RunPytest) -> None:
-    result = run_pytest(project, *block.argument.split())
+    result = run_pytest(project, *block.argument.split(), installs=False)
     assert result.returncode == 4, result.stdout + result.stderr
     assert_message(block, result.stderr, paths_for(project))
 
@@ -74,7 +74,9 @@ def test_a_cache_dir_that_is_a_file(project: Path, run_pytest: RunPytest) -> Non
     [block] = catalogue("cache-error")
     not_a_dir = project.parent / "notadir"
     not_a_dir.write_text("")
-    result = run_pytest(project, "test_errors.py::test_command_fails", env={"PYTEST_ISOENV_CACHE_DIR": str(not_a_dir)})
+    result = run_pytest(
+        project, "test_errors.py::test_command_fails", env={"PYTEST_ISOENV_CACHE_DIR": str(not_a_dir)}, installs=False
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert_message(block, result.stdout, {not_a_dir: "/home/me/notadir"})
 
