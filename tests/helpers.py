@@ -451,3 +451,63 @@ def cached_download(
             if not folder.is_dir():  # not a lost race: another session renamed its own first
                 raise
     return folder
+
+
+def write_pylock(folder: Path, *wheels: Path, wrong_hash: str | None = None, name: str = "pylock.toml") -> Path:
+    """A PEP 751 lock file in *folder* pinning *wheels* (paths relative to it) with their real sha256.
+
+    The wheel whose package is *wrong_hash* gets a hash that is not its file's.
+    """
+    import hashlib
+
+    from packaging.utils import parse_wheel_filename
+
+    lines = ['lock-version = "1.0"', 'created-by = "tests"', ""]
+    for wheel in wheels:
+        package, version = parse_wheel_filename(wheel.name)[:2]
+        digest = "0" * 64 if package == wrong_hash else hashlib.sha256(wheel.read_bytes()).hexdigest()
+        path = Path(os.path.relpath(wheel, folder)).as_posix()
+        lines += [
+            "[[packages]]",
+            f'name = "{package}"',
+            f'version = "{version}"',
+            f'wheels = [{{ path = "{path}", hashes = {{ sha256 = "{digest}" }} }}]',
+            "",
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / name
+    lock.write_text("\n".join(lines))
+    return lock
+
+
+def uv_lock(project: Path, wheelhouse: Path) -> Path:
+    """Lock *project* with a real ``uv lock``, offline, against the local *wheelhouse* only: its ``uv.lock``."""
+    from pytest_isoenv.installers.uv import find_uv
+
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv is not installed")
+    command = [str(uv), "lock", "--offline", "--no-index", "--find-links", str(wheelhouse)]
+    proc = subprocess.run(command, cwd=project, capture_output=True, text=True, env={**os.environ, "UV_NO_CONFIG": "1"})
+    assert proc.returncode == 0, proc.stderr
+    return project / "uv.lock"
+
+
+def lock_uv_missing() -> str | None:
+    """Why this machine's uv cannot install lock files (missing, or older than the first that can), or ``None``."""
+    from pytest_isoenv.installers.uv import find_uv
+    from pytest_isoenv.spec.lockfiles import UV_FOR_LOCKS
+
+    uv = find_uv()
+    if uv is None:
+        return "uv is not installed"
+    version = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    found = tuple(int(part) for part in version.split()[1].split(".")[:3])
+    return f"{version} installs no lock files" if found < UV_FOR_LOCKS else None
+
+
+def needs_lock_uv() -> None:
+    """Skip the test when this machine's uv cannot install lock files (the lowest CI run's is too old)."""
+    reason = lock_uv_missing()
+    if reason is not None:
+        pytest.skip(reason)

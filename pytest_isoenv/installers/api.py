@@ -27,11 +27,12 @@ from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import BuildError, SpecError
 from pytest_isoenv.installers.processes import InstallerProcesses
 from pytest_isoenv.installers.snapshot import Snapshots
-from pytest_isoenv.installers.verify import env_site_dirs, missing
+from pytest_isoenv.installers.verify import env_site_dirs, missing, missing_locked
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.settings import PipConfig
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.lockfiles import LOCK_FIX, is_uv_lock, lock_needs_uv
 from pytest_isoenv.spec.reqfiles import absolute_copies, names_url, needs_rewrite
 from pytest_isoenv.text import LineSink
 
@@ -207,6 +208,8 @@ class Installer(ABC):
     ) -> None:
         """Raise :class:`BuildError` naming what *spec* asked for and the env of *python* lacks."""
         problems = missing(spec, python, tuple(site), environ)
+        if spec.lock is not None:
+            problems += missing_locked(installed_lock(python, spec.lock), python, tuple(site), environ)
         if problems:
             raise BuildError(
                 f"installing {spec.describe()} did not install it into the env: {'; '.join(problems)}. "
@@ -230,8 +233,14 @@ class Installer(ABC):
             or spec.local
             or spec.editable
             or spec.requirements_files
+            or spec.lock
             or any(r for _, r in spec.groups)
         )
+
+    def check_lock(self, spec: EnvSpec) -> None:
+        """Raise :class:`SpecError` if this installer cannot install *spec*'s lock file (pip cannot)."""
+        if spec.lock is not None:
+            raise SpecError(lock_needs_uv(str(spec.lock)), fix=LOCK_FIX)
 
     def resolution_arguments(self, resolution: str) -> list[str]:
         """The arguments that make the installer pick versions by *resolution* (one of ``RESOLUTIONS``)."""
@@ -295,6 +304,18 @@ def with_absolute_paths(spec: EnvSpec, folder: Path, snapshots: Snapshots | None
         requirements_files=tuple(copies[p] for p in spec.requirements_files),
         constraints=None if spec.constraints is None else copies[spec.constraints],
     )
+
+
+def installed_lock(python: Path, lock: Path) -> Path:
+    """The ``pylock.toml`` the env of *python* was installed from: *lock* itself, or the one a ``uv.lock`` became.
+
+    The export of a ``uv.lock`` stays in the env's folder, a record of what it holds.
+    """
+    return python.parent.parent / EXPORTED_LOCK if is_uv_lock(lock) else lock
+
+
+#: The name, in an env's folder, of the ``pylock.toml`` a ``uv.lock`` was exported to.
+EXPORTED_LOCK = "pylock.isoenv.toml"
 
 
 def resolution_needs_uv(resolution: str) -> str:
