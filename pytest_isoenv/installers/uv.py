@@ -171,8 +171,8 @@ class UvInstaller(Installer):
         scripts = "Scripts" if sys.platform == "win32" else "bin"
         return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
 
-    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
-        """pip from virtualenv's bundled wheels (no index needed), as every env has it.
+    def copy_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        """pip from virtualenv's bundled wheels (no index needed), where it cannot be linked.
 
         Before the spec's packages: a pip the spec asks for replaces it.
         """

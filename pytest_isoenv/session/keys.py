@@ -101,7 +101,12 @@ class EnvKeys:
         name = name or spec.installer or self._settings.installer
         if name not in self._installers:
             cache = self._cache.cache
-            dirs = InstallerDirs(app_data=cache.folder("virtualenv"), uv_cache=cache.folder("uv"), root=cache.root)
+            dirs = InstallerDirs(
+                app_data=cache.folder("virtualenv"),
+                uv_cache=cache.folder("uv"),
+                root=cache.root,
+                seeds=cache.folder("seeds"),
+            )
             self._installers[name] = select_installer(name, dirs=dirs, where=where or self._current_test())
         return self._installers[name]
 

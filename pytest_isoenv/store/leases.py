@@ -25,9 +25,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import CacheError
-from pytest_isoenv.store.cache import ENTRY_NAME, KEY_LENGTH, Cache, Folder, cache_write_error
-from pytest_isoenv.store.fs import check_owned, delete, move_aside, tree_size, write_atomic
-from pytest_isoenv.store.locks import holder, read_owner
+from pytest_isoenv.store.cache import ENTRY_NAME, GENERATION_NAME, KEY_LENGTH, Cache, cache_write_error
+from pytest_isoenv.store.fs import check_owned, delete_all, tree_size, write_atomic
+from pytest_isoenv.store.locks import read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
 from pytest_isoenv.text import LineSink, format_age, format_size
 
@@ -189,6 +189,8 @@ class Entry:
     """Bytes on disk, every generation counted, when measured."""
     foreign: bool = False
     """Not something pytest-isoenv made: listed, never removed."""
+    old_generations: bool = False
+    """Whether it holds generations besides the current one (which a sweep removes once nobody holds them)."""
 
     @property
     def description(self) -> str:
@@ -244,25 +246,26 @@ def _entry(cache: Cache, path: Path, sizes: bool) -> Entry:
         with contextlib.suppress(OSError):
             last_used = where.stat().st_mtime
             break
-    return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
-
-
-#: The folders of the cache root that installers and interpreter discovery keep their data in, with what
-#: each holds: :func:`clear` frees them too, when no live process can be using them. Each is made again
-#: when needed.
-DATA_FOLDERS: tuple[tuple[Folder, str], ...] = (
-    ("uv", "uv's cache"),
-    ("virtualenv", "virtualenv's app-data (the seed wheels pip's envs start from)"),
-    ("py-info", "what interpreter discovery learned"),
-    ("hashes", "the content hashes of input files"),
-)
+    try:
+        generations = [p for p in path.iterdir() if GENERATION_NAME.fullmatch(p.name)]
+    except OSError:
+        generations = []
+    old = any(p != generation for p in generations)
+    size = None
+    if sizes:
+        # A cache of many envs lists fast: a generation's size is in its record, taken at build time.
+        size = sum(
+            record.size if record is not None and p == record.path and record.size is not None else tree_size(p)
+            for p in generations
+        )
+    return Entry(path.name, path, record, problem, last_used, size, old_generations=old)
 
 
 @dataclass
 class Pruned:
     """What a prune or clear did: the entries removed and the ones it had to keep, each with why.
 
-    A clear also frees the installers' folders (:data:`DATA_FOLDERS`): *folders* lists
+    A clear also frees the installers' folders (:data:`~pytest_isoenv.store.clearing.DATA_FOLDERS`): *folders* lists
     each one it removed, with what it held and its size, *kept_folders* each it kept, with why.
     """
 
@@ -309,76 +312,15 @@ def prune(
             total -= entry.size or 0
             yield entry, f"least recently used while the cache is over isoenv_max_size ({format_size(max_size)})"
 
-    return _remove_entries(cache, stale, over_size, keep=keep, sizes=max_size is not None)
+    return remove_entries(cache, stale, over_size, keep=keep)
 
 
-def clear(cache: Cache) -> Pruned:
-    """Remove every env, except those in a live lease or being built; then the installers' folders, if nothing is.
-
-    uv's cache, virtualenv's app-data, what interpreter discovery learned and
-    the content hashes go only when no live process holds a lease and no env
-    is being built: a build in progress may be reading any of them.
-    """
-    pruned = _remove_entries(cache, lambda entry: "cleared", None, keep=(), sizes=False)
-    if cache.is_ours():  # never remove from a folder the cache did not make
-        _clear_folders(cache, pruned)
-    return pruned
-
-
-def _clear_folders(cache: Cache, pruned: Pruned) -> None:
-    moved: list[Path] = []
-    try:
-        maintenance = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
-        maintenance.acquire()
-    except OSError as exc:
-        raise CacheError(cache_write_error(cache.root, exc, "clear")) from exc
-    try:
-        leases = live_leases(cache)
-        busy = f"in use by {leases[0].who}" if leases else _building(cache)
-        for name, what in DATA_FOLDERS:
-            path = cache.folder(name)
-            if not path.exists() and not path.is_symlink():
-                continue
-            if busy is not None:
-                pruned.kept_folders.append((name, what, busy))
-                continue
-            try:
-                check_owned(path, mode=False)
-            except (CacheError, OSError) as exc:
-                pruned.kept_folders.append((name, what, str(exc).split(";")[0]))
-                continue
-            size = tree_size(path)
-            target = move_aside(path, cache.folder("trash"))
-            if target is not None and target != path:  # a link is moved as a link: what it points to stays
-                moved.append(target)
-                pruned.folders.append((name, what, size))
-    finally:
-        maintenance.release()
-    for path in moved:
-        delete(path)
-
-
-def _building(cache: Cache) -> str | None:
-    """Who is building an env in *cache* right now, in words, or ``None``."""
-    try:
-        lock_paths = sorted(cache.folder("locks").glob("*.lock"))
-    except OSError:
-        return None
-    for path in lock_paths:
-        if path != cache.maintenance_lock_path:
-            who = holder(path)
-            if who is not None:
-                return f"an env is being built by {who}"
-    return None
-
-
-def _remove_entries(
+def remove_entries(
     cache: Cache,
     reason: Callable[[Entry], str | None],
     then: Callable[[list[Entry]], Iterator[tuple[Entry, str]]] | None,
     *,
     keep: Collection[str],
-    sizes: bool,
 ) -> Pruned:
     pruned = Pruned()
     if not cache.is_ours() or not cache.folder("envs").is_dir():  # never remove from a folder the cache did not make
@@ -397,7 +339,7 @@ def _remove_entries(
                 busy.setdefault(key[:KEY_LENGTH], f"in use by {lease.who}")
                 holders.setdefault(key[:KEY_LENGTH], set()).add(generation)
         remaining = []
-        for entry in list_entries(cache, sizes=sizes):
+        for entry in list_entries(cache):  # sizes from the records: what a removal frees, at no cost
             if entry.foreign:
                 continue
             why = reason(entry)
@@ -407,13 +349,13 @@ def _remove_entries(
         for entry, why in then(remaining) if then is not None else ():
             _move_entry(cache, entry, why, busy.get(entry.name), pruned, moved)
         for entry in remaining:
-            if entry.path.exists() and not entry.path.is_symlink():
+            # Only an entry with an old generation has anything to sweep: no lock is taken for the others.
+            if entry.old_generations and entry.path.exists() and not entry.path.is_symlink():
                 with contextlib.suppress(CacheError), cache.lock(entry.name, what="sweeping", timeout=0):
                     cache.sweep(entry.name, holders.get(entry.name, set()))
     finally:
         maintenance.release()
-    for path in [*moved, *cache.trash_leftovers()]:
-        delete(path)
+    delete_all([*moved, *cache.trash_leftovers()])
     return pruned
 
 

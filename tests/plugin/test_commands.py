@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,12 +17,15 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeEnvs, finish, marked_tests, read_line
+from helpers import MakeEnvs, finish, hold_lock, marked_tests, read_line
 
 from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.plugin.commands import list_lines
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.store.cache import Cache
-from pytest_isoenv.store.leases import Lease, Pruned, clear, list_entries, live_leases, prune
+from pytest_isoenv.store.clearing import clear
+from pytest_isoenv.store.fs import tree_size
+from pytest_isoenv.store.leases import Lease, Pruned, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import PRUNED_NAME
 from pytest_isoenv.store.record import RECORD_NAME
 
@@ -119,7 +123,8 @@ def test_entries_describe_each_env(built: dict[str, IsolatedEnv], cache_dir: Pat
     assert one.installer == installer_name
     assert one.python == f"CPython {'.'.join(map(str, sys.version_info[:3]))}"
     assert one.size is not None
-    assert one.size > 100_000  # pip alone is bigger than that
+    # The env's own files: its pip is links to the cache's image of it (counted in the listing's head).
+    assert 10_000 < one.size < 1_000_000
     assert one.created is not None
     assert one.created <= one.last_used
 
@@ -275,9 +280,9 @@ def test_list_shows_a_table_and_runs_no_test(
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            f"isoenv cache {cache_dir}: 3 env(s), * MB",
+            f"isoenv cache {cache_dir}: 3 env(s), * kB, and * MB of pip that they share in seeds/",
             "KEY * PYTHON * INSTALLER * RESOLUTION * SIZE * CREATED * LAST USED * STATE * PACKAGES",
-            f"{built['one'].key[:20]}  CPython 3.* {installer_name} * highest * MB * 20* 2 days ago * ready * -c one.txt",
+            f"{built['one'].key[:20]}  CPython 3.* {installer_name} * highest * [kM]B * 20* 2 days ago * ready * -c one.txt",
         ]
     )
     # Without -v: the columns that matter, each row cut to the width pytest gives a pipe (80).
@@ -285,7 +290,7 @@ def test_list_shows_a_table_and_runs_no_test(
     narrow.stdout.fnmatch_lines(
         [
             "KEY * PYTHON * INSTALLER * SIZE * LAST USED * STATE *",
-            f"{built['one'].key[:20]}  CPython 3.* {installer_name} * MB * 2 days ago * ready *",
+            f"{built['one'].key[:20]}  CPython 3.* {installer_name} * [kM]B * 2 days ago * ready *",
         ]
     )
     assert all(len(line) <= 80 for line in narrow.stdout.lines[1:]), narrow.stdout.str()
@@ -312,22 +317,24 @@ def test_prune_and_clear_commands(
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "isoenv cache *: removed 1 env(s), freed * MB",
-            f"  removed  {built['one'].key[:20]}  * MB  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
+            "isoenv cache *: removed 1 env(s), freed * kB",
+            f"  removed  {built['one'].key[:20]}  * [kM]B  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
         ]
     )
     monkeypatch.delenv("PYTEST_ISOENV_CACHE_DIR")  # it would win over the ini key
     pytester.makeini(f"[pytest]\nisoenv_cache_dir = {cache_dir}\nisoenv_max_age = 0.5\n")
     set_last_used(built["three"], days_ago=1)
     result = run_isolated(pytester, "--isoenv-prune")
-    result.stdout.fnmatch_lines(["*removed 1 env(s)*", f"  removed  {built['three'].key[:20]}  * MB  -c three.txt  (*"])
+    result.stdout.fnmatch_lines(
+        ["*removed 1 env(s)*", f"  removed  {built['three'].key[:20]}  * [kM]B  -c three.txt  (*"]
+    )
     rows = [line for line in result.stdout.lines if line.startswith("  ")]
     assert rows
     assert all(len(row) <= 80 for row in rows), "cut to the width pytest gives a pipe"
     result = run_isolated(pytester, "--isoenv-clear")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["*removed 1 env(s)*", f"  removed  {built['two'].key[:20]}  * MB  -c two.txt  (cleared)"]
+        ["*removed 1 env(s)*", f"  removed  {built['two'].key[:20]}  * [kM]B  -c two.txt  (cleared)"]
     )
     assert list_entries(Cache(cache_dir)) == []
 
@@ -374,7 +381,7 @@ def test_session_end_prunes_old_envs_but_never_its_own(
     # With isoenv_max_age = 0 every env is old the moment the session ends.
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* MB freed)*"])
+    result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* kB freed)*"])
     assert [entry.name for entry in list_entries(Cache(cache_dir))] == [built["two"].key[:20]]
     assert "isoenv: 1 env reused from earlier runs, none built" in result.stdout.str()
 
@@ -593,7 +600,7 @@ def test_clear_frees_the_installers_caches_inside_the_cache(
 def _clear_frees(pytester: pytest.Pytester, private_cache: Path, installer: str) -> None:
     pytester.makepyfile(marked_tests(test_alpha='"alpha==1.0"'))
     pytester.runpytest("-o", f"isoenv_installer={installer}").assert_outcomes(passed=1)
-    own = {"uv": "uv", "pip": "virtualenv"}[installer]
+    own = {"uv": "uv", "pip": "seeds"}[installer]  # pip's envs link to the pip images in seeds/
     assert (private_cache / own).is_dir()
     assert not any(private_cache.glob("sessions/*.json")), "the run has ended"
 
@@ -676,3 +683,35 @@ def test_the_ci_cache_recipe_saves_a_cache_when_the_envs_change_fixture_envs_inc
     fourth.stdout.fnmatch_lines(["isoenv: 2 envs reused from earlier runs, none built"])
     assert not saved_fourth
     assert len(saved) == 2
+
+
+@pytest.mark.slow
+def test_listing_and_pruning_read_each_envs_size_from_its_record(
+    built: dict[str, IsolatedEnv], cache_dir: Path
+) -> None:
+    cache = Cache(cache_dir)
+    record = cache.read_record(built["one"].key)[0]
+    assert record is not None
+    assert record.size == tree_size(record.path) - (record.path / RECORD_NAME).stat().st_size
+    # What the listing says is the record's, not a walk of the env: a cache of many envs lists fast.
+    dataclasses.replace(record, size=123_456).dump()
+    set_last_used(built["one"], 0)
+    assert {entry.name: entry.size for entry in list_entries(cache)}[record.key[:20]] == 123_456
+    pruned = prune(cache, max_age=0, keep={built["two"].key, built["three"].key})
+    assert pruned.freed == 123_456
+
+
+@pytest.mark.slow
+def test_listing_and_pruning_lock_no_env_that_nobody_builds(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    cache = Cache(cache_dir)
+    for lock in cache.folder("locks").iterdir():
+        lock.unlink()
+    lines = list_lines(cache)
+    assert sum("ready" in line for line in lines) == 3
+    prune(cache, max_age=30)
+    assert list(cache.folder("locks").iterdir()) == [cache.maintenance_lock_path]
+    with hold_lock(cache_dir, built["two"].key):
+        builders = cache.builders()
+        assert list(builders) == [built["two"].key[:20]]
+        assert builders[built["two"].key[:20]].startswith("pid ")
+        assert sum("being built by pid" in line for line in list_lines(cache)) == 1
