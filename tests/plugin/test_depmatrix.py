@@ -470,8 +470,9 @@ def test_extras_and_groups_of_the_project_under_test(
     plan = matrix_pytester.runpytest("--collect-only", "-q", "--isoenv-plan")
     plan.stdout.fnmatch_lines(
         [
-            lit("* -e test_extras_and_groups_of_the_project_under_test0[cli] *"),
-            lit("* sub[cli] *"),
+            # Projects by their metadata's name and version, not their folders' names.
+            lit("* -e rootproj[cli] 0.1 *"),
+            lit("* sub[cli] 0.1 *"),
             "* group test *",
             "  not listed: the envs that 1 test(s) make with isoenv_factory.get(), in the test or its fixtures, "
             "are known only when they run*",
