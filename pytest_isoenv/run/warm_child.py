@@ -81,9 +81,9 @@ class Call:
             os.setpgid(0, int(request["process_group"]))
         os.chdir(str(request["cwd"]))
         self.set_environ(request["env"])
-        self.origin.clean_modules()
+        if len(sys.modules) != len(self.started_with):  # the server imported more since it forgot its own
+            self.origin.clean_modules()
         self.make_stdio()
-        self.started_with = frozenset(sys.modules)
         sys.executable = str(request["executable"])
         sys.argv = list(request["argv"])
         if hasattr(sys, "orig_argv"):
@@ -230,6 +230,18 @@ class Call:
             sys.__excepthook__(type(hook_error), hook_error, hook_error.__traceback__)
         return 1
 
+    def imported(self) -> "list[str]":
+        """The modules the program imported, newest first: those after the last it started with.
+
+        Read from the end of ``sys.modules``, where imports add them: reading every name would write to
+        (and so copy) the memory pages of all of them, since taking a reference counts in the object."""
+        names = []
+        for name in reversed(sys.modules):
+            if name in self.started_with:
+                break
+            names.append(name)
+        return names
+
     def end(self) -> None:
         """End the child as ``Py_FinalizeEx`` goes on after the ``atexit`` handlers, then ``os._exit``.
 
@@ -239,10 +251,9 @@ class Call:
         flushed as the streams' own close flushes it: an error then changes nothing."""
         code = self.code if _flush_std() else 120
         sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
-        own: list[Any] = [sys.modules.pop(name) for name in list(sys.modules) if name not in self.started_with]
-        own.append(sys.modules.get("__main__"))
+        own: list[Any] = [sys.modules.get("__main__"), *(sys.modules.pop(name) for name in self.imported())]
         gc.collect()
-        for module in reversed(own):
+        for module in own:
             namespace = getattr(module, "__dict__", None)
             if isinstance(namespace, dict):
                 _clear_namespace(namespace)

@@ -256,11 +256,13 @@ def _main() -> "Job | None":
     # A forked child shares this interpreter's memory pages until it writes to one, and freeing an object
     # writes to its page. So what each child would free is freed here, once: the server's own modules and
     # the import caches go (it keeps its modules as globals), and the streams the children replace stay
-    # referenced. The objects made so far are never collected in a child, so its collections do not touch them.
+    # referenced. The objects made so far are never collected in a child, so its collections do not touch them;
+    # and a full collection empties the interpreter's free lists first, which a child's would otherwise free.
     global _ORIGIN, _SERVER_STDIO
     _clean_modules()
     _SERVER_STDIO = (sys.stdin, sys.stdout, sys.stderr)
     _ORIGIN = warm_child.Origin(_KEEP, __file__, _clean_modules)  # after the preloads, which may set variables
+    gc.collect()
     gc.freeze()
     _send(control, ("ready", os.getpid()))
     # Nobody reads this server's stderr after start-up; its children get the call's own streams.
