@@ -234,7 +234,8 @@ class Call:
         """The modules the program imported, newest first: those after the last it started with.
 
         Read from the end of ``sys.modules``, where imports add them: reading every name would write to
-        (and so copy) the memory pages of all of them, since taking a reference counts in the object."""
+        (and so copy) the memory pages of all of them, since taking a reference counts in the object.
+        So a preloaded module the program removed and imported again ends the list there."""
         names = []
         for name in reversed(sys.modules):
             if name in self.started_with:

@@ -37,7 +37,7 @@ def _register_end_of_call() -> "object":
 
     ``atexit`` leaves ``sys.modules`` again unless it was there at start: a program imports it anew, and
     shares its handlers (on Python 3.9 a new import has handlers of its own, and then the child ends
-    through the whole of finalisation instead, which is slower but the same to the program)."""
+    through the whole of finalisation instead: slower, and the same to the program but for a Ctrl-C)."""
     loaded = "atexit" in sys.modules
     import atexit
 
