@@ -6,7 +6,8 @@ and the system's files combined into one (:func:`uv_config`), less the
 ``[pip]`` settings that install elsewhere, and never a project's: the cache may
 live inside one. Every setting counts for the key by its value, unless it is
 harmless (see :mod:`pytest_isoenv.key.settingrules`), and the files and folders
-settings name count by what they hold (:func:`uv_resolution_settings`).
+settings name count by what they hold (:func:`uv_resolution_settings`), a local
+``[[index]]`` of ``format = "flat"`` as the find-links folder it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from pytest_isoenv.environ import is_host_leak
 from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.material import local_path, location_material
 from pytest_isoenv.key.settingrules import HARMLESS, setting_contents, uv_variable
 from pytest_isoenv.tomlfile import read_toml
 
@@ -109,7 +111,28 @@ def _uv_table(table: Mapping[str, Any], base: Path, hashes: FileHashes) -> dict[
             continue
         material[key] = _toml(value)
         material.update(setting_contents(key, variable, _strings(value), hashes, base))
+    flat = flat_indexes(table, base)
+    if flat:  # only then: the keys of configurations without one stay what they were
+        material["index:flat"] = [location_material(link, hashes) for link in flat]
     return material
+
+
+def flat_indexes(table: Mapping[str, Any], base: Path) -> list[str]:
+    """The ``[[index]]`` entries of a uv configuration *table* with ``format = "flat"``: find-links by another name.
+
+    uv reads such an index as a find-links location, so a local folder counts by its archives, as one
+    named by ``find-links`` does. Local paths are made absolute against *base* (the file's folder, as
+    uv reads them); URLs are as given.
+    """
+    entries = table.get("index")
+    if not isinstance(entries, list):
+        return []
+    found = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("format") == "flat" and isinstance(entry.get("url"), str):
+            path = local_path(entry["url"], base)
+            found.append(entry["url"] if path is None else str(path))
+    return found
 
 
 def _strings(value: Any) -> list[str]:
