@@ -235,6 +235,33 @@ def test_a_version_from_git_tags_is_built_and_keyed(
     assert listing(repo) == before
 
 
+@pytest.mark.slow
+@needs_git
+def test_an_editable_project_tagged_anew_is_installed_again_with_its_new_version(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    project = scm_project(repo, ".")
+    (repo / ".gitignore").write_text("*.egg-info/\n")  # what an editable build writes in place
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "ignore", cwd=repo)
+    git("tag", "v1.2.3", cwd=repo)
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+    version = "import importlib.metadata as m; print(m.version('scmpkg'))"
+
+    first = IsoEnvFactory(make_envs(cache)).get(editable=[project], find_links=links)
+    assert first.run("python", "-c", version).stdout.strip() == "1.2.3"
+
+    git("commit", "-q", "--allow-empty", "-m", "next", cwd=repo)  # no file changed
+    git("tag", "v1.2.4", cwd=repo)
+    second = make_envs(cache)
+    again = IsoEnvFactory(second).get(editable=[project], find_links=links)
+
+    assert again.key != first.key, "a new tag alone gives a new key"
+    assert list(second.stats.built) == [again.key]
+    assert again.run("python", "-c", version).stdout.strip() == "1.2.4"
+
+
 @needs_git
 def test_a_change_inside_a_submodule_is_built(make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path) -> None:
     vendored = tmp_path / "vendored"
