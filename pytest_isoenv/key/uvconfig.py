@@ -13,7 +13,6 @@ settings name count by what they hold (:func:`uv_resolution_settings`), a local
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from pytest_isoenv.environ import is_host_leak
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import local_path, location_material
 from pytest_isoenv.key.settingrules import HARMLESS, setting_contents, uv_variable
-from pytest_isoenv.tomlfile import read_toml
+from pytest_isoenv.tomlfile import read_toml, toml_document, toml_value
 
 # uv's [pip] settings that send installs elsewhere than the env given with --python.
 _UV_ELSEWHERE = frozenset({"target", "prefix", "system", "break-system-packages", "python", "user"})
@@ -109,7 +108,7 @@ def _uv_table(table: Mapping[str, Any], base: Path, hashes: FileHashes) -> dict[
         variable = _UV_FILE_NAMES.get(key) or uv_variable(key)
         if key == "pip" or not uv_counts(variable):
             continue
-        material[key] = _toml(value)
+        material[key] = toml_value(value)
         material.update(setting_contents(key, variable, _strings(value), hashes, base))
     flat = flat_indexes(table, base)
     if flat:  # only then: the keys of configurations without one stay what they were
@@ -166,7 +165,7 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
             del pip[option]
     if not merged:
         return None, dropped
-    return "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in merged.items()), dropped
+    return toml_document(merged), dropped
 
 
 def _combine(first: Any, second: Any) -> Any:
@@ -179,18 +178,3 @@ def _combine(first: Any, second: Any) -> Any:
     if isinstance(first, list) and isinstance(second, list):
         return [*first, *second]
     return first
-
-
-def _toml(value: Any) -> str:
-    """*value* as an inline TOML value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(map(_toml, value)) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)} = {_toml(v)}" for k, v in value.items()) + "}"
-    return str(value.isoformat())  # dates and times
