@@ -20,7 +20,7 @@ from typing import Any
 
 from pytest_isoenv.environ import is_host_leak
 from pytest_isoenv.key.hashing import FileHashes
-from pytest_isoenv.key.material import local_path, location_material
+from pytest_isoenv.key.material import absolute_link, local_path, location_material
 from pytest_isoenv.key.settingrules import HARMLESS, setting_contents, uv_variable
 from pytest_isoenv.tomlfile import read_toml, toml_document, toml_value
 
@@ -29,6 +29,8 @@ _UV_ELSEWHERE = frozenset({"target", "prefix", "system", "break-system-packages"
 #: uv variables no build sees: they move where uv runs and looks for a project, and a build runs in the env
 #: being built, with no project's configuration.
 UV_ELSEWHERE_VARIABLES = frozenset({"UV_WORKING_DIR", "UV_PROJECT"})
+# Settings of a uv.toml that name an index or find-links location: uv reads a relative one against the file's folder.
+_PATH_SETTINGS = frozenset({"find-links", "index-url", "extra-index-url"})
 # Keys of a uv.toml whose variable has another name.
 _UV_FILE_NAMES = {"allow-insecure-host": "UV_INSECURE_HOST"}
 
@@ -156,7 +158,7 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
             data = read_toml(path)
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read the uv configuration file {path}: {exc}") from exc
-        merged = _combine(merged, data)
+        merged = _combine(merged, _absolute_paths(data, path.parent))
     pip = merged.get("pip")
     dropped = []
     if isinstance(pip, dict):
@@ -166,6 +168,32 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
     if not merged:
         return None, dropped
     return toml_document(merged), dropped
+
+
+def _absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """*data*, a uv configuration file's, with its find-links and index paths made absolute against *base*.
+
+    uv reads them against the folder of the file that names them; a build runs with the files combined
+    into one elsewhere, where a relative path would name another folder.
+    """
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, list):
+            return [absolute(v) for v in value]
+        return absolute_link(value, base) if isinstance(value, str) else value
+
+    def table(settings: dict[str, Any]) -> dict[str, Any]:
+        out = {k: absolute(v) if k in _PATH_SETTINGS else v for k, v in settings.items()}
+        if isinstance(out.get("index"), list):
+            out["index"] = [
+                {**e, "url": absolute(e["url"])} if isinstance(e, dict) and "url" in e else e for e in out["index"]
+            ]
+        return out
+
+    result = table(data)
+    if isinstance(result.get("pip"), dict):
+        result["pip"] = table(result["pip"])
+    return result
 
 
 def _combine(first: Any, second: Any) -> Any:

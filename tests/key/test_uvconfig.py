@@ -12,7 +12,8 @@ from helpers import MakeFactory, aged, imported, new_session
 from pytest_isoenv.installers.api import InstallerDirs
 from pytest_isoenv.installers.uv import UvInstaller, find_uv
 from pytest_isoenv.key.hashing import FileHashes
-from pytest_isoenv.key.uvconfig import flat_indexes, uv_resolution_settings
+from pytest_isoenv.key.uvconfig import flat_indexes, uv_config, uv_resolution_settings
+from pytest_isoenv.tomlfile import read_toml
 
 
 @pytest.mark.parametrize("variable", ["UV_CONSTRAINT", "UV_OVERRIDE", "UV_EXCLUDE", "UV_BUILD_CONSTRAINT"])
@@ -76,6 +77,26 @@ def test_only_flat_indexes_count_as_folders(tmp_path: Path) -> None:
     }
     assert flat_indexes(table, tmp_path) == [str(tmp_path / "wheels"), "https://example.invalid/links"]
     assert flat_indexes({"index": "not a list"}, tmp_path) == []
+
+
+def test_relative_locations_in_a_uv_config_mean_its_folder_in_the_file_builds_run_with(tmp_path: Path) -> None:
+    config = aged(
+        tmp_path / "conf" / "uv.toml",
+        'find-links = ["top"]\n[[index]]\nname = "a"\nurl = "flat"\nformat = "flat"\n'
+        '[[index]]\nname = "b"\nurl = "https://example.invalid/simple"\n'
+        '[pip]\nfind-links = ["wheels", "https://example.invalid/links"]\nextra-index-url = ["../simple"]\n',
+    )
+
+    text, _ = uv_config([config])
+
+    assert text is not None
+    (tmp_path / "built.toml").write_text(text)
+    data = read_toml(tmp_path / "built.toml")
+    folder = tmp_path / "conf"
+    assert data["find-links"] == [str(folder / "top")]
+    assert [entry["url"] for entry in data["index"]] == [str(folder / "flat"), "https://example.invalid/simple"]
+    assert data["pip"]["find-links"] == [str(folder / "wheels"), "https://example.invalid/links"]
+    assert data["pip"]["extra-index-url"] == [str(tmp_path / "simple")]
 
 
 @pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
@@ -154,7 +175,8 @@ def test_a_wheel_rebuilt_in_a_flat_index_the_users_uv_config_names_is_installed(
     house = tmp_path / "house"
     house.mkdir()
     backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'old'\n"})
-    flat = f'[[index]]\nname = "house"\nurl = "{house}"\nformat = "flat"\n'
+    # Relative, as uv reads it: against the file's folder.
+    flat = '[[index]]\nname = "house"\nurl = "house"\nformat = "flat"\n'
     monkeypatch.setenv("UV_CONFIG_FILE", str(aged(tmp_path / "uv.toml", flat)))
     # An index, which no-index (as this machine's pip configuration may say) would hide: no pip settings.
     for name in [n for n in os.environ if n.startswith(("PIP_", "UV_")) and n != "UV_CONFIG_FILE"]:
