@@ -75,6 +75,17 @@ class _TooOld(logging.Filter):
         return False
 
 
+class _PassOn(logging.Handler):
+    """Hands what *catch* lets through to the root logger's handlers, as propagation would have."""
+
+    def __init__(self, catch: logging.Filter) -> None:
+        super().__init__()
+        self.addFilter(catch)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)
+
+
 SPEC_FIX = 'Use a version such as "3.12", "py312", "pypy3.10", "3.13t", ">=3.11", or a path to an interpreter'
 
 
@@ -237,13 +248,18 @@ class Discovery:
     @contextmanager
     def _quiet(self) -> Iterator[None]:
         """While discovery runs: what it would log about too-old interpreters is remembered, not printed."""
-        logger = logging.getLogger("python_discovery._cached_py_info")
+        # Caught where python-discovery's records meet, whichever of its modules logs one (a logger's filters do not
+        # see its children's records): its package logger passes them on to the root's handlers, less these.
+        logger = logging.getLogger("python_discovery")
         catch = _TooOld(self.too_old)
-        logger.addFilter(catch)
+        passed_on = _PassOn(catch)
+        logger.addHandler(passed_on)
+        propagate, logger.propagate = logger.propagate, False
         try:
             yield
         finally:
-            logger.removeFilter(catch)
+            logger.propagate = propagate
+            logger.removeHandler(passed_on)
 
     def find(self, spec: str | None, *, where: str | None = None) -> Interpreter:
         """The interpreter for *spec*; ``None`` means the one running pytest.

@@ -26,7 +26,7 @@ from sphinx.application import Sphinx
 from sphinx.ext import intersphinx
 from sphinx.util.docutils import SphinxDirective
 
-from pytest_isoenv.plugin import hooks as plugin
+from pytest_isoenv.plugin import fixtures as plugin
 from pytest_isoenv.plugin.options import OPTIONS, Option
 from pytest_isoenv.spec.arguments import EnvOptions, keywords
 

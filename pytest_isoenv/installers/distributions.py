@@ -15,7 +15,11 @@ import sys
 import sysconfig
 from collections.abc import Iterable, Iterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+#: The names of the metadata of installed distributions (``importlib.metadata`` finds these).
+_METADATA_SUFFIXES = (".dist-info", ".egg-info")
 
 
 def canonical_name(name: str) -> str:
@@ -23,16 +27,24 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def distributions(site_dirs: Iterable[str] | None = None) -> Iterator[tuple[str, metadata.Distribution]]:
-    """Every named distribution in *site_dirs* (default: ``sys.path``) with its canonical name, in import order.
+def distributions(site_dirs: Iterable[str] | None = None) -> Iterator[tuple[str, metadata.Distribution, str]]:
+    """Every named distribution in *site_dirs* (default: ``sys.path``): its canonical name, itself and its metadata.
 
-    A name can come more than once (two metadata folders of one project); the first is the one imports use.
+    The metadata is a ``.dist-info`` or ``.egg-info`` folder (or file) found in
+    one of the folders, in import order. A name can come more than once (two
+    metadata folders of one project); the first is the one imports use.
     """
-    found = metadata.distributions() if site_dirs is None else metadata.distributions(path=[*dict.fromkeys(site_dirs)])
-    for dist in found:
-        name = dist.metadata["Name"]
-        if name:
-            yield canonical_name(name), dist
+    for folder in dict.fromkeys(sys.path if site_dirs is None else site_dirs):
+        try:
+            entries = sorted(Path(folder or ".").iterdir())
+        except OSError:
+            continue  # a zip archive or a missing folder: no env installs packages there
+        for entry in entries:
+            if entry.name.lower().endswith(_METADATA_SUFFIXES):
+                dist = metadata.Distribution.at(entry)
+                name = dist.metadata["Name"]
+                if name:
+                    yield canonical_name(name), dist, str(entry)
 
 
 def direct_url(dist: metadata.Distribution) -> dict[str, Any] | None:
@@ -56,7 +68,7 @@ def origins(site_dirs: Iterable[str] | None = None) -> dict[str, dict[str, Any]]
     Of each name, the first distribution's: the one imports use.
     """
     found: dict[str, dict[str, Any] | None] = {}
-    for name, dist in distributions(site_dirs):
+    for name, dist, _ in distributions(site_dirs):
         if name not in found:
             found[name] = direct_url(dist)
     return {name: url for name, url in sorted(found.items()) if url is not None}
@@ -70,11 +82,9 @@ def inventory(site_dirs: Iterable[str] | None = None) -> tuple[dict[str, str], l
     """
     packages: dict[str, str] = {}
     folders: list[str] = []
-    for name, dist in distributions(site_dirs):
+    for name, dist, path in distributions(site_dirs):
         packages.setdefault(name, dist.version)
-        path = getattr(dist, "_path", None)  # a PathDistribution's folder; importlib.metadata has no public name
-        if path is not None:
-            folders.append(str(path))
+        folders.append(path)
     return dict(sorted(packages.items())), sorted(folders)
 
 

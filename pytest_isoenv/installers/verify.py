@@ -81,7 +81,7 @@ class Installed:
 def installed_distributions(*site_dirs: Path) -> dict[str, Installed]:
     """The distributions in *site_dirs* by canonical name, with the location ``direct_url.json`` records."""
     found: dict[str, Installed] = {}
-    for name, dist in distributions(str(d) for d in site_dirs):
+    for name, dist, _ in distributions(str(d) for d in site_dirs):
         if name in found:
             continue  # a second metadata folder of the name: imports use the first
         url, editable = None, False

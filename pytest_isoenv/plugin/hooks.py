@@ -1,10 +1,10 @@
-"""The pytest plugin: options, the ``isoenv`` marker, the fixtures and report lines. Nothing else lives here.
+"""The pytest plugin's entry point: its hooks. The marker and the fixtures are in :mod:`~pytest_isoenv.plugin.fixtures`.
 
 pytest imports this module in every run of every project whose venv has the
 plugin, so it imports only what registering the options, the marker and the
 fixtures needs. The core (the session's envs, the cache, the installers,
-finding interpreters) is started by :func:`session_envs` when a test first
-asks for an env or a command needs it (:mod:`pytest_isoenv.plugin.core`).
+finding interpreters) is started by :func:`~pytest_isoenv.plugin.state.session_envs`
+when a test first asks for an env or a command needs it (:mod:`pytest_isoenv.plugin.core`).
 """
 
 from __future__ import annotations
@@ -14,67 +14,40 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import pytest
 
-from pytest_isoenv.errors import InterpreterNotFound, IsoEnvError, SharedEnvError, SpecError
-from pytest_isoenv.plugin import access, activation, options
+from pytest_isoenv.errors import IsoEnvError, SharedEnvError, SpecError
+from pytest_isoenv.plugin import access, activation, fixtures, options
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.plugin.access import ENVS, TMP_PATH_FACTORY
-from pytest_isoenv.plugin.coverage import (
-    COVERAGE_LINES,
-    MEASUREMENT,
-    CoverageHooks,
-    measurement_from_config,
-    wants_measurement,
-)
-from pytest_isoenv.plugin.options import Policy, marker_spec, session_pythons
+from pytest_isoenv.plugin.access import ENVS
+from pytest_isoenv.plugin.coverage import COVERAGE_LINES, CoverageHooks, wants_measurement
+from pytest_isoenv.plugin.fixtures import MARKER, marker_spec
+from pytest_isoenv.plugin.options import Policy, session_pythons
 from pytest_isoenv.plugin.reporting import Reporter, XdistHooks
-from pytest_isoenv.spec.arguments import signature
+from pytest_isoenv.plugin.state import (
+    BROAD_FIXTURE,
+    CURRENT_ITEM,
+    HEADER_SHOWN,
+    REPORTER,
+    SKIPPED_BY_FIXTURE,
+    session_envs,
+    session_stats,
+)
 
-if TYPE_CHECKING:
-    from pytest_isoenv.factory import IsoEnvFactory
-    from pytest_isoenv.run.env import IsolatedEnv
-    from pytest_isoenv.session.envs import SessionEnvs, TestContext
-    from pytest_isoenv.session.stats import Stats
-
-#: The counts of a session whose core never started: what its xdist workers built and reused.
-STATS = pytest.StashKey["Stats"]()
 POLICY = pytest.StashKey[Policy]()
+#: What the session's end said of pruning the cache, for the summary.
 PRUNED = pytest.StashKey[str]()
 #: The run's Python matrix (``--isoenv-pythons``), as specs.
 PYTHONS = pytest.StashKey[list[str]]()
-#: The test being run, and the fixture broader than a test being set up for it (its name and scope), if one is:
-#: plain pytest objects, which the core reads as a ``TestContext`` when it needs to know them.
-CURRENT_ITEM = pytest.StashKey[pytest.Item]()
-BROAD_FIXTURE = pytest.StashKey["tuple[str, str] | None"]()
-REPORTER = pytest.StashKey[Reporter]()
 #: The cache root as given and resolved, each a string, worked out once: what collection never enters.
 CACHE_ROOTS = pytest.StashKey[tuple[str, ...]]()
 #: Seconds a session that asked for no env leaves the prune to later sessions after one pruned: pruning lists
 #: every env, and such a session (most runs of a project that has a few isoenv tests) should cost nothing.
 PRUNE_INTERVAL = 3600.0
-#: The report header's lines, once written: what the core adds to them when it starts is written then.
-HEADER_SHOWN = pytest.StashKey[list[str]]()
-#: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
-SKIPPED_BY_FIXTURE = pytest.StashKey[bool]()
-
-#: The marker's line in ``pytest --markers``, its arguments as the spec layer defines them.
-MARKER = (
-    f"isoenv({signature()}): the packages the test's `isoenv` env has; "
-    "a list in place of a requirement runs the test once per alternative; the closest marker wins"
-)
-
-_Function = TypeVar("_Function", bound=Callable[..., Any])
-
-
-def _with_signature(fixture: _Function) -> _Function:
-    """*fixture* with ``{signature}`` in its docstring replaced by the marker's arguments, so that they cannot drift."""
-    fixture.__doc__ = (fixture.__doc__ or "").replace("{signature}", signature())
-    return fixture
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,6 +69,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # No I/O and nothing of the core here: every run pays for this, and most never ask for an env.
     config.addinivalue_line("markers", MARKER)
+    config.pluginmanager.register(fixtures, "isoenv-fixtures")
     config.pluginmanager.register(activation, "isoenv-activation")
     reporter = config.stash[REPORTER] = Reporter(config)
     config.stash[POLICY] = Policy.from_config(config)
@@ -108,59 +82,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             XdistHooks(config, reporter, lambda create: session_stats(config, create=create)), "isoenv-xdist"
         )
-
-
-def session_envs(config: pytest.Config) -> SessionEnvs:
-    """The session's envs, the core started on the first call: when a test first asks for an env or a command runs.
-
-    Nothing is read from disk here either: the cache, the interpreters and the
-    installers are looked at when an env is asked for.
-    """
-    envs = config.stash.get(ENVS, None)
-    if envs is not None:
-        return envs
-    from pytest_isoenv.plugin import core
-    from pytest_isoenv.run.background import PROCESSES
-
-    reporter = config.stash[REPORTER]
-    measurement = config.stash[MEASUREMENT] = measurement_from_config(config)
-    envs = config.stash[ENVS] = core.start(
-        config,
-        reporter,
-        private_root=lambda: access.private_root(config),
-        context=lambda: _test_context(config),
-        measurement=measurement,
-    )
-    # What a fixture broader than a test starts with popen() lives as long as its scope.
-    PROCESSES.in_wide_fixture = lambda: config.stash.get(BROAD_FIXTURE, None) is not None
-    shown = config.stash.get(HEADER_SHOWN, None)
-    if shown is not None and workers.worker_id(config) is None:
-        for line in core.installer_lines(config, envs):
-            if line not in shown:
-                reporter.write_line(line)
-    return envs
-
-
-def session_stats(config: pytest.Config, *, create: bool = False) -> Stats | None:
-    """The session's counts of envs built and reused: the core's, or (with *create*) made to merge workers' into."""
-    envs = config.stash.get(ENVS, None)
-    if envs is not None:
-        return envs.stats
-    if STATS not in config.stash and create:
-        from pytest_isoenv.session.stats import Stats
-
-        config.stash[STATS] = Stats()
-    return config.stash.get(STATS, None)
-
-
-def _test_context(config: pytest.Config) -> TestContext:
-    from pytest_isoenv.session.envs import TestContext
-
-    item = config.stash.get(CURRENT_ITEM, None)
-    if item is None:
-        return TestContext(broad_fixture=config.stash.get(BROAD_FIXTURE, None))
-    matrix_python = getattr(getattr(item, "callspec", None), "params", {}).get("isoenv_python")
-    return TestContext(item.nodeid, matrix_python, config.stash.get(BROAD_FIXTURE, None))
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -474,82 +395,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(line)
     for line in config.stash.get(COVERAGE_LINES, []):
         terminalreporter.write_line(line)
-
-
-@pytest.fixture(scope="session")
-@_with_signature
-def isoenv_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> IsoEnvFactory:
-    """Session-scoped factory of isolated envs, for fixtures of your own:
-    ``isoenv_factory.get({signature})``.
-
-    ``get()`` takes the marker's arguments and returns an
-    :class:`~pytest_isoenv.IsolatedEnv`, built once per distinct set of
-    arguments and cached across tests, sessions and xdist workers.
-    """
-
-    request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
-    return access.get_factory(request.config)
-
-
-@pytest.fixture
-def isoenv_python(request: pytest.FixtureRequest) -> str | None:
-    """The ``python=`` spec the test's ``isoenv`` env is built on, when the Python matrix chose it.
-
-    Set when the run lists Pythons (``--isoenv-pythons``) or the test's marker
-    lists several (``python=["3.12", "3.13"]``); the test then runs once per
-    interpreter, with ids such as ``test_x[py3.12]``. ``None`` otherwise.
-    """
-    spec: str | None = getattr(request, "param", None)
-    return spec
-
-
-@pytest.fixture
-def isoenv_alternatives(request: pytest.FixtureRequest) -> tuple[object, ...] | None:
-    """The alternatives the dependency matrix chose for this test, one per list in its marker, else ``None``.
-
-    ``@pytest.mark.isoenv(["attrs==22.*", "attrs==23.*"], "requests")`` runs the
-    test twice, with ids ``test_x[attrs==22.*]`` and ``test_x[attrs==23.*]``;
-    this fixture is then ``("attrs==22.*",)`` and ``("attrs==23.*",)``.
-    """
-    chosen: tuple[object, ...] | None = getattr(request, "param", None)
-    return chosen
-
-
-@pytest.fixture
-@_with_signature
-def isoenv(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    isoenv_python: str | None,
-    isoenv_alternatives: tuple[object, ...] | None,
-) -> IsolatedEnv:
-    """The isolated env the test's closest ``isoenv`` marker asks for:
-    ``@pytest.mark.isoenv({signature})``.
-
-    Without a marker: an env with pip and no other packages. Shared envs are
-    reused across tests and must not be changed (a test that installs into or
-    removes from one gets an error at teardown, and the env is rebuilt); mark
-    the test with ``private=True`` to get an env of its own that it may change.
-    A test whose interpreter is not installed is skipped (an error with
-    ``--isoenv-strict-python``).
-    """
-    # tmp_path_factory is requested for the folder of private envs (not isoenv_factory: a test that requests
-    # that, itself or through a fixture, makes envs that --isoenv-plan cannot list); isoenv_python and
-    # isoenv_alternatives so that the matrices can parametrise them (marker_spec reads their values).
-    request.config.stash[TMP_PATH_FACTORY] = tmp_path_factory
-    envs = session_envs(request.config)
-    skip = None
-    try:
-        return envs.env(marker_spec(envs, request.node))
-    except InterpreterNotFound as exc:
-        if not options.get(request.config, "strict_python"):
-            # Said once in the summary, with where it was looked for; each test gets a short reason.
-            skip = request.config.stash[REPORTER].missing_python(exc)
-        problem = f"{exc} (--isoenv-strict-python)"
-    except IsoEnvError as exc:
-        problem = str(exc)
-    # Outside the except blocks, so the report is the message alone, not a chain of exceptions.
-    if skip is not None:
-        request.node.stash[SKIPPED_BY_FIXTURE] = True  # reported at the test's location: see pytest_runtest_makereport
-        pytest.skip(skip)
-    pytest.fail(problem, pytrace=False)

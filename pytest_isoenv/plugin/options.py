@@ -20,13 +20,11 @@ import pytest
 
 from pytest_isoenv.errors import IsoEnvError, SpecError
 from pytest_isoenv.plugin import xdist as workers
-from pytest_isoenv.spec.arguments import RESOLUTIONS, bind_options
+from pytest_isoenv.spec.arguments import RESOLUTIONS
 from pytest_isoenv.spec.reqfiles import is_url
 
 if TYPE_CHECKING:
-    from pytest_isoenv.session.envs import SessionEnvs
     from pytest_isoenv.session.settings import Settings
-    from pytest_isoenv.spec.envspec import EnvSpec
 
 # This module is imported by the plugin's entry point in every pytest run: what reads the options into the
 # core's objects imports the core inside the functions that need it, so a run that uses no env never loads it.
@@ -447,34 +445,3 @@ def session_pythons(config: pytest.Config) -> list[str]:
         return matrix.split_specs(values, base)
     except IsoEnvError as exc:
         raise pytest.UsageError(f"--isoenv-pythons / isoenv_pythons: {exc}") from None
-
-
-#: A test's spec, once worked out: its prebuild, its plan line and its ``isoenv`` fixture ask for the same one.
-ITEM_SPEC = pytest.StashKey["EnvSpec"]()
-
-
-def marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
-    """The spec a test's closest ``isoenv`` marker asks for (no marker: an env with no extra packages).
-
-    On the interpreter the Python matrix gave the test, if it gave one, and
-    with the alternatives of its cell of the dependency matrix. Worked out
-    once per test and session; a spec that cannot be made is refused each time.
-    """
-    spec = item.stash.get(ITEM_SPEC, None)
-    if spec is None:
-        spec = item.stash[ITEM_SPEC] = _marker_spec(envs, item)
-    return spec
-
-
-def _marker_spec(envs: SessionEnvs, item: pytest.Item) -> EnvSpec:
-    from pytest_isoenv.plugin import matrix
-
-    marker = item.get_closest_marker("isoenv")
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    args, kwargs = matrix.choose(
-        marker.args if marker else (), marker.kwargs if marker else {}, params.get("isoenv_alternatives"), item.nodeid
-    )
-    if "isoenv_python" in params:
-        kwargs["python"] = params["isoenv_python"]
-    # Bound to the keywords get() takes: a misspelled one is refused as get() refuses it.
-    return envs.spec(args, where=item.nodeid, **bind_options(kwargs, item.nodeid))

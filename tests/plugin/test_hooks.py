@@ -280,9 +280,11 @@ LIGHT_MODULES = {
     "pytest_isoenv.plugin.access",
     "pytest_isoenv.plugin.activation",
     "pytest_isoenv.plugin.coverage",
+    "pytest_isoenv.plugin.fixtures",
     "pytest_isoenv.plugin.hooks",
     "pytest_isoenv.plugin.options",
     "pytest_isoenv.plugin.reporting",
+    "pytest_isoenv.plugin.state",
     "pytest_isoenv.plugin.xdist",
 }
 
