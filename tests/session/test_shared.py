@@ -48,7 +48,8 @@ def test_an_editable_projects_path_dependency_edited_reaches_the_next_sessions_e
         app = write_app(tmp_path / "repo", f"lib @ {lib.as_uri()}")
     else:
         app = write_app(tmp_path / "repo", "lib", '[tool.uv.sources]\nlib = { path = "../lib" }\n')
-    cache, said = tmp_path / "cache", []
+    cache = tmp_path / "cache"
+    said: list[str] = []
     first = session(cache, wheelhouse, installer=installer).get(editable=app)
     assert value(first, "lib") == "old"
     reused = session(cache, wheelhouse, installer=installer, notify=said.append).get(editable=app)
