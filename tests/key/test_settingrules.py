@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import virtualenv
 
 from pytest_isoenv.installers.uv import find_uv
 from pytest_isoenv.key.settingrules import BY_CONTENT, HARMLESS, PIP_ALIASES, pip_variable
@@ -62,11 +62,16 @@ def uv_help(uv: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def pip_help() -> dict[str, str]:
+def env_pip(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """How to run the pip an env is seeded with (virtualenv's), which the rules are for, not the host's own."""
+    created = virtualenv.cli_run([str(tmp_path_factory.mktemp("seeded")), "--no-setuptools", "--no-wheel", "-q"])
+    return [str(created.creator.exe), "-m", "pip"]
+
+
+@pytest.fixture(scope="module")
+def pip_help(env_pip: list[str]) -> dict[str, str]:
     """The options of ``pip install``, by option."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--help"], capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([*env_pip, "install", "--help"], capture_output=True, text=True, check=True)
     return options(proc.stdout)
 
 
@@ -111,12 +116,14 @@ def test_every_pip_setting_that_names_files_counts_by_content_or_is_harmless(pip
     )
 
 
-#: The uv that constraints/lowest.txt pins: the oldest the plugin supports.
-LOWEST_UV = next(
-    line.split("==", 1)[1].strip()
+#: What constraints/lowest.txt pins: the oldest versions the plugin supports, by project.
+LOWEST = dict(
+    line.strip().split("==", 1)
     for line in (Path(__file__).parents[2] / "constraints" / "lowest.txt").read_text().splitlines()
-    if line.startswith("uv==")
+    if "==" in line and not line.startswith("#")
 )
+#: Whether the pip envs are seeded with is the oldest supported: the lowest virtualenv's (CI's lowest-versions run).
+OLDEST_PIP = virtualenv.__version__ == LOWEST["virtualenv"]
 
 
 def _version(uv: Path) -> str:
@@ -136,30 +143,31 @@ def test_every_harmless_setting_is_one_the_installers_know(
         for name in HARMLESS
         if not (name in known_to_pip or name in known_to_uv or (name.startswith("UV_") and name.encode() in executable))
     ]
-    # The oldest uv supported (CI's lowest-versions run) cannot know the settings of later releases the lists name.
-    oldest = _version(uv) == LOWEST_UV
-    unknown = [name for name in unknown if not (oldest and name.startswith("UV_"))]
+    # The oldest uv and pip supported (CI's lowest-versions run) cannot know the settings of later releases.
+    oldest = ("UV_",) * (_version(uv) == LOWEST["uv"]) + ("PIP_",) * OLDEST_PIP
+    unknown = [name for name in unknown if not name.startswith(oldest)]
     assert unknown == [], f"harmless settings neither pip nor uv knows (any more): {unknown}; remove them"
     assert all(reason for reason in HARMLESS.values())
     unknown = [
         name
         for name in BY_CONTENT
-        if name not in known_to_pip and name not in known_to_uv and not (oldest and name.startswith("UV_"))
+        if name not in known_to_pip and name not in known_to_uv and not name.startswith(oldest)
     ]
     assert unknown == [], f"settings counted by content that neither pip nor uv knows (any more): {unknown}"
 
 
 @pytest.mark.parametrize("alias", sorted(PIP_ALIASES))
-def test_pip_aliases_are_options_pip_accepts(alias: str, tmp_path: Path) -> None:
+def test_pip_aliases_are_options_pip_accepts(alias: str, env_pip: list[str], tmp_path: Path) -> None:
     # An option pip does not know is a usage error; with a known one, --help prints the help and succeeds.
     # In a folder of its own: an option that takes a file (--log) takes "--help" as its name and writes it.
     codes = [
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", *argument, "--help"],
+            [*env_pip, "install", *argument, "--help"],
             capture_output=True,
             check=False,
             cwd=tmp_path,
         ).returncode
         for argument in ([f"--{alias}=1"], [f"--{alias}"])
     ]
-    assert 0 in codes, f"pip install does not accept --{alias}: remove it from PIP_ALIASES"
+    # The oldest pip supported may not know an option of a later release: an alias of it then never applies.
+    assert 0 in codes or OLDEST_PIP, f"pip install does not accept --{alias}: remove it from PIP_ALIASES"
