@@ -8,16 +8,20 @@ pyproject.toml puts ``tests/`` on ``sys.path`` (and mypy's ``mypy_path`` does th
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -339,11 +343,17 @@ def imported(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:
 
 
 def new_session(
-    cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER, offline: bool = True
+    cache: Path,
+    *find_links: Path,
+    rootdir: Path | None = None,
+    installer: str = INSTALLER,
+    offline: bool = True,
+    notify: LineSink | None = None,
 ) -> IsoEnvFactory:
     """A new session's factory on *cache*, installing offline from *find_links* only (with the index: not *offline*).
 
-    A test that asks for uv where it is not installed is skipped.
+    *notify* is told what the session says while it goes (what it waits for, why it rebuilds). A test
+    that asks for uv where it is not installed is skipped.
     """
     from pytest_isoenv.factory import IsoEnvFactory
     from pytest_isoenv.installers.uv import UvInstaller
@@ -360,4 +370,150 @@ def new_session(
         index=IndexOptions(find_links=tuple(map(str, find_links)), offline=offline),
         installer=installer,
     )
-    return IsoEnvFactory(SessionEnvs(settings))
+    return IsoEnvFactory(SessionEnvs(settings, notify=notify))
+
+
+#: The comment that says how a documentation page's code block is tested: ``<!-- docs-test: KIND [ARGUMENT] -->``
+#: on the line before the block's fence (invisible on GitHub and in the built docs).
+DOCS_TEST = re.compile(r"<!--\s*docs-test:\s*(?P<kind>[\w-]+)\s*(?P<argument>.*?)\s*-->")
+FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<lang>[^\s`]*)")
+
+
+@dataclass(frozen=True)
+class DocBlock:
+    """A fenced code block of a Markdown page, with the ``docs-test`` comment before it (if any)."""
+
+    page: Path
+    line: int
+    lang: str
+    text: str
+    kind: str | None
+    argument: str
+
+    def __str__(self) -> str:
+        return f"{self.page.name}:{self.line} ({self.lang or 'no language'})"
+
+
+def doc_blocks(page: Path) -> list[DocBlock]:
+    """The fenced code blocks of the Markdown file *page*, in order (MyST directives such as ``{toctree}`` left out)."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    blocks: list[DocBlock] = []
+    index = 0
+    while index < len(lines):
+        opening = FENCE.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        fence, lang, start = opening["fence"], opening["lang"], index
+        index += 1
+        body: list[str] = []
+        while index < len(lines) and not lines[index].startswith(fence):
+            body.append(lines[index])
+            index += 1
+        index += 1
+        if lang.startswith("{"):
+            continue
+        comment = DOCS_TEST.search(lines[start - 1]) if start else None
+        blocks.append(
+            DocBlock(
+                page=page,
+                line=start + 1,
+                lang=lang,
+                text="\n".join(body) + "\n",
+                kind=comment["kind"] if comment else None,
+                argument=comment["argument"] if comment else "",
+            )
+        )
+    return blocks
+
+
+def cached_download(
+    config: pytest.Config, tmp_path_factory: pytest.TempPathFactory, requirements: Sequence[str]
+) -> Path:
+    """A folder of wheels of *requirements* and all they need, for this interpreter, from the configured package index.
+
+    Kept in pytest's cache under a name made of *requirements*, so the index is asked once; without the cache,
+    once a session. Tests then install from the folder offline.
+    """
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest"]
+    name = hashlib.sha256(repr([sys.version_info[:2], *requirements]).encode()).hexdigest()[:16]
+    cache: pytest.Cache | None = getattr(config, "cache", None)
+    if cache is None:
+        folder = tmp_path_factory.mktemp("downloaded")
+        partial = folder
+    else:
+        folder = cache.mkdir("isoenv-downloads") / name
+        if folder.is_dir():
+            return folder
+        partial = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f"{name}-"))
+    proc = subprocess.run([*command, str(partial), *requirements], capture_output=True, text=True, check=False)
+    if proc.returncode:
+        pytest.fail(f"could not download {list(requirements)} from the package index:\n{proc.stdout}{proc.stderr}")
+    if partial != folder:
+        try:
+            partial.rename(folder)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+            if not folder.is_dir():  # not a lost race: another session renamed its own first
+                raise
+    return folder
+
+
+def write_pylock(folder: Path, *wheels: Path, wrong_hash: str | None = None, name: str = "pylock.toml") -> Path:
+    """A PEP 751 lock file in *folder* pinning *wheels* (paths relative to it) with their real sha256.
+
+    The wheel whose package is *wrong_hash* gets a hash that is not its file's.
+    """
+    import hashlib
+
+    from packaging.utils import parse_wheel_filename
+
+    lines = ['lock-version = "1.0"', 'created-by = "tests"', ""]
+    for wheel in wheels:
+        package, version = parse_wheel_filename(wheel.name)[:2]
+        digest = "0" * 64 if package == wrong_hash else hashlib.sha256(wheel.read_bytes()).hexdigest()
+        path = Path(os.path.relpath(wheel, folder)).as_posix()
+        lines += [
+            "[[packages]]",
+            f'name = "{package}"',
+            f'version = "{version}"',
+            f'wheels = [{{ path = "{path}", hashes = {{ sha256 = "{digest}" }} }}]',
+            "",
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / name
+    lock.write_text("\n".join(lines))
+    return lock
+
+
+def uv_lock(project: Path, wheelhouse: Path) -> Path:
+    """Lock *project* with a real ``uv lock``, offline, against the local *wheelhouse* only: its ``uv.lock``."""
+    from pytest_isoenv.installers.uv import find_uv
+
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv is not installed")
+    command = [str(uv), "lock", "--offline", "--no-index", "--find-links", str(wheelhouse)]
+    proc = subprocess.run(command, cwd=project, capture_output=True, text=True, env={**os.environ, "UV_NO_CONFIG": "1"})
+    assert proc.returncode == 0, proc.stderr
+    return project / "uv.lock"
+
+
+def lock_uv_missing() -> str | None:
+    """Why this machine's uv cannot install lock files (missing, or older than the first that can), or ``None``."""
+    from pytest_isoenv.installers.uv import find_uv
+    from pytest_isoenv.spec.lockfiles import UV_FOR_LOCKS
+
+    uv = find_uv()
+    if uv is None:
+        return "uv is not installed"
+    version = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    found = tuple(int(part) for part in version.split()[1].split(".")[:3])
+    return f"{version} installs no lock files" if found < UV_FOR_LOCKS else None
+
+
+def needs_lock_uv() -> None:
+    """Skip the test when this machine's uv cannot install lock files (the lowest CI run's is too old)."""
+    reason = lock_uv_missing()
+    if reason is not None:
+        pytest.skip(reason)

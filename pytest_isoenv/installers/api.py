@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_isoenv.environ import isolated_environ
 from pytest_isoenv.errors import BuildError, SpecError
+from pytest_isoenv.installers import seed
 from pytest_isoenv.installers.processes import InstallerProcesses
 from pytest_isoenv.installers.snapshot import Snapshots
-from pytest_isoenv.installers.verify import env_site_dirs, missing
+from pytest_isoenv.installers.verify import env_site_dirs, missing, missing_locked
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.settings import PipConfig
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.lockfiles import LOCK_FIX, is_uv_lock, lock_needs_uv
 from pytest_isoenv.spec.reqfiles import absolute_copies, names_url, needs_rewrite
 from pytest_isoenv.text import LineSink
 
@@ -49,13 +51,16 @@ class InstallerDirs:
     """uv's cache when uv's own is on another filesystem than the envs (uv links files from its cache)."""
     root: Path | None = None
     """The cache root: never part of a local project's snapshot, as it is never part of its key."""
+    seeds: Path | None = None
+    """Where the compiled images of pip that envs link to are kept (``None``: each env gets a copy of pip)."""
 
 
 class Installer(ABC):
     """Creates envs and installs into them. One instance serves a whole session.
 
     :meth:`build` runs the stages in order, the same for every installer:
-    :meth:`create` an env, :meth:`seed` pip into it, :meth:`install` the spec's
+    :meth:`create` an env, :meth:`seed` pip into it (linked from the cache, see
+    :mod:`pytest_isoenv.installers.seed`), :meth:`install` the spec's
     packages, :meth:`compile` everything to bytecode, and :meth:`verify` that
     what was asked for is installed. Installers differ in the stages, never in
     the order.
@@ -133,8 +138,45 @@ class Installer(ABC):
     def create(self, path: Path, interpreter: Path, *, log: Path, environ: Mapping[str, str]) -> Path:
         """Create an env at *path* from the base *interpreter*; the env's interpreter."""
 
-    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:  # noqa: B027 - a hook
-        """Put pip into the env of *python*, if :meth:`create` did not."""
+    @property
+    def links_pip(self) -> bool:
+        """Whether envs get pip as links to the cache's compiled image of it (see :mod:`.seed`), not a copy."""
+        return self._dirs.seeds is not None and seed.links_supported()
+
+    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        """Put pip into the env of *python*: links to the cache's image of it, or else a copy (:meth:`copy_pip`)."""
+        if not self.links_pip:
+            self.copy_pip(python, log=log, environ=environ)
+            return
+        assert self._dirs.seeds is not None
+
+        def compile_image(folder: Path) -> None:
+            self.processes.run(
+                [
+                    str(python),
+                    "-I",
+                    "-m",
+                    "compileall",
+                    "-q",
+                    "-j",
+                    "0",
+                    "--invalidation-mode",
+                    "timestamp",
+                    str(folder),
+                ],
+                what="compiling pip for the cache failed",
+                log=log,
+                env=self.environ(environ),
+                check=False,
+            )
+
+        try:
+            seed.link_pip(python, self._dirs.seeds, environ=environ, compile_image=compile_image)
+        except OSError as exc:
+            raise BuildError(f"seeding pip into the env failed: {exc}", log=log) from exc
+
+    def copy_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:  # noqa: B027 - a hook
+        """Put a copy of pip into the env of *python*, where it cannot be linked, if :meth:`create` did not."""
 
     @abstractmethod
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
@@ -207,6 +249,8 @@ class Installer(ABC):
     ) -> None:
         """Raise :class:`BuildError` naming what *spec* asked for and the env of *python* lacks."""
         problems = missing(spec, python, tuple(site), environ)
+        if spec.lock is not None:
+            problems += missing_locked(installed_lock(python, spec.lock), python, tuple(site), environ)
         if problems:
             raise BuildError(
                 f"installing {spec.describe()} did not install it into the env: {'; '.join(problems)}. "
@@ -230,8 +274,14 @@ class Installer(ABC):
             or spec.local
             or spec.editable
             or spec.requirements_files
+            or spec.lock
             or any(r for _, r in spec.groups)
         )
+
+    def check_lock(self, spec: EnvSpec) -> None:
+        """Raise :class:`SpecError` if this installer cannot install *spec*'s lock file (pip cannot)."""
+        if spec.lock is not None:
+            raise SpecError(lock_needs_uv(str(spec.lock)), fix=LOCK_FIX)
 
     def resolution_arguments(self, resolution: str) -> list[str]:
         """The arguments that make the installer pick versions by *resolution* (one of ``RESOLUTIONS``)."""
@@ -295,6 +345,18 @@ def with_absolute_paths(spec: EnvSpec, folder: Path, snapshots: Snapshots | None
         requirements_files=tuple(copies[p] for p in spec.requirements_files),
         constraints=None if spec.constraints is None else copies[spec.constraints],
     )
+
+
+def installed_lock(python: Path, lock: Path) -> Path:
+    """The ``pylock.toml`` the env of *python* was installed from: *lock* itself, or the one a ``uv.lock`` became.
+
+    The export of a ``uv.lock`` stays in the env's folder, a record of what it holds.
+    """
+    return python.parent.parent / EXPORTED_LOCK if is_uv_lock(lock) else lock
+
+
+#: The name, in an env's folder, of the ``pylock.toml`` a ``uv.lock`` was exported to.
+EXPORTED_LOCK = "pylock.isoenv.toml"
 
 
 def resolution_needs_uv(resolution: str) -> str:

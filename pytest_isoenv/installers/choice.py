@@ -36,6 +36,15 @@ def auto_choice(pip: PipConfig | None = None) -> tuple[type[Installer], str | No
     return UvInstaller, None
 
 
+def lock_installer(name: str | None) -> str | None:
+    """The installer an env made of a lock file uses when *name* is asked for: uv for ``auto``, when installed.
+
+    Only uv installs lock files (see :mod:`pytest_isoenv.spec.lockfiles`); ``None`` leaves the choice to *name*,
+    and an installer that cannot install the lock says so.
+    """
+    return "uv" if name in (None, "auto") and UvInstaller.unavailable() is None else None
+
+
 def installer_notes(name: str | None) -> tuple[str, list[str]]:
     """For the report header: the installer *name* means, with why ``auto`` did not choose uv; and warnings.
 

@@ -25,7 +25,7 @@ _VIRTUALENV_LOCK = threading.Lock()
 
 
 class PipInstaller(Installer):
-    """virtualenv (through its Python API, seeding pip from its app-data) and the env's own pip."""
+    """virtualenv (through its Python API) and the env's own pip, seeded as every installer seeds it."""
 
     name = "pip"
 
@@ -49,8 +49,8 @@ class PipInstaller(Installer):
             "--python", str(interpreter),
             "--app-data", str(self._dirs.app_data),
             "--no-periodic-update",
-            "--pip", "bundle",
-            "--no-setuptools",
+            # The seed stage links pip into the env where it can; virtualenv copies it in where not.
+            *(["--no-seed"] if self.links_pip else ["--pip", "bundle", "--no-setuptools"]),
             "--no-vcs-ignore",
             "--quiet",
         ]  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,19 +22,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheels, virtualenv_version
+from pytest_isoenv.errors import SpecError
+from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheels, installed_lock, virtualenv_version
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import index_material
 from pytest_isoenv.key.settings import PipConfig, uv_from_pip
 from pytest_isoenv.key.uvconfig import (
     UV_ELSEWHERE_VARIABLES,
+    flat_indexes,
     uv_config,
     uv_config_files,
     uv_resolution_settings,
 )
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
+from pytest_isoenv.spec.lockfiles import UV_FOR_LOCKS, is_uv_lock, local_sources
+from pytest_isoenv.text import LineSink
 from pytest_isoenv.tomlfile import read_toml
 
 
@@ -167,8 +172,8 @@ class UvInstaller(Installer):
         scripts = "Scripts" if sys.platform == "win32" else "bin"
         return path / scripts / ("python.exe" if sys.platform == "win32" else "python")
 
-    def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
-        """pip from virtualenv's bundled wheels (no index needed), as every env has it.
+    def copy_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
+        """pip from virtualenv's bundled wheels (no index needed), where it cannot be linked.
 
         Before the spec's packages: a pip the spec asks for replaces it.
         """
@@ -187,6 +192,79 @@ class UvInstaller(Installer):
     def resolution_arguments(self, resolution: str) -> list[str]:
         return [] if resolution == "highest" else ["--resolution", resolution]
 
+    def check_lock(self, spec: EnvSpec) -> None:
+        """Raise :class:`SpecError` if this uv is older than the first that installs lock files."""
+        found = re.search(r"(\d+)\.(\d+)\.(\d+)", self.version)
+        if spec.lock is None or found is None or tuple(map(int, found.groups())) >= UV_FOR_LOCKS:
+            return
+        needed = ".".join(map(str, UV_FOR_LOCKS))
+        raise SpecError(
+            f"lock={str(spec.lock)!r} needs uv >= {needed}, the first that installs a pylock.toml and exports a "
+            f"uv.lock to one; this is {self.version} ({self._uv})",
+            fix=f'Upgrade uv: python -m pip install -U "uv>={needed}"',
+        )
+
+    def install(
+        self,
+        python: Path,
+        spec: EnvSpec,
+        index: IndexOptions,
+        *,
+        log: Path,
+        environ: Mapping[str, str],
+        echo: LineSink | None = None,
+    ) -> None:
+        """Install *spec*'s packages; for a lock file, exactly what it pins, then its editable projects on top.
+
+        A ``uv.lock`` is exported to a ``pylock.toml`` first (its project left out), so that both kinds
+        install the same way: from the pinned files, hashes checked, with no resolution.
+        """
+        if spec.lock is None:
+            super().install(python, spec, index, log=log, environ=environ, echo=echo)
+            return
+        env = self.environ(environ)
+        pylock = installed_lock(python, spec.lock)
+        if is_uv_lock(spec.lock):
+            project = spec.lock.parent
+            export = [
+                str(self._uv), "export", "--frozen", "--quiet", "--format", "pylock.toml", "--no-emit-project",
+                "--project", str(project), "--output-file", str(pylock),
+            ]  # fmt: skip
+            self.processes.run(
+                export,
+                what=f"uv could not export {spec.lock} to a pylock.toml",
+                log=log,
+                env=env,
+                echo=echo,
+                cwd=project,
+            )
+        # uv takes a local wheel for unchanged while its name is: a new key made for a changed file must not
+        # get uv's cached copy of the old one.
+        refresh = ["--refresh"] if local_sources(spec.lock) else []
+        command = [
+            str(self._uv), "pip", "install", "--python", str(python), *refresh,
+            *self.index_arguments(index), "-r", str(pylock),
+        ]  # fmt: skip
+        self.processes.run(
+            command,
+            what=f"installing {spec.describe()} failed",
+            log=log,
+            env=env,
+            echo=echo,
+            cwd=self.workdir(python),
+        )
+        if spec.editable:
+            # Without their dependencies: those are the lock's, and a resolution could replace a pinned version.
+            on_top = EnvSpec(editable=spec.editable, extras=spec.extras)
+            self.processes.run(
+                [*self.install_command(python, on_top, index), "--no-deps"],
+                what=f"installing {', '.join(map(str, spec.editable))} on top of {spec.lock.name} failed",
+                log=log,
+                env=env,
+                echo=echo,
+                cwd=self.workdir(python),
+            )
+
     def install_command(self, python: Path, spec: EnvSpec, index: IndexOptions) -> list[str]:
         # uv takes a wheel in a find-links folder for immutable by its file name, and a local project's
         # build for current while its pyproject.toml is: a new key made for a changed local file must
@@ -200,7 +278,10 @@ class UvInstaller(Installer):
         ]  # fmt: skip
 
     def find_links(self, index: IndexOptions) -> list[str]:
-        """The plugin's find-links, pip's carried over, ``UV_FIND_LINKS`` and those of the user's ``uv.toml``."""
+        """The plugin's find-links, pip's carried over, ``UV_FIND_LINKS`` and those of the user's ``uv.toml``.
+
+        A ``uv.toml``'s flat indexes are find-links locations too: uv reads them the same way.
+        """
         links = [*index.find_links, *self.from_pip.find_links]
         links += os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
         config = self._configuration().get("UV_CONFIG_FILE")
@@ -213,6 +294,7 @@ class UvInstaller(Installer):
             for table in (data, pip if isinstance(pip, dict) else {}):
                 found = table.get("find-links")
                 links += [found] if isinstance(found, str) else [v for v in _list(found) if isinstance(v, str)]
+                links += flat_indexes(table, Path(config).parent)
         return links
 
     def index_arguments(self, index: IndexOptions) -> list[str]:

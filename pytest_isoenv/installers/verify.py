@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidSdistFilename,
@@ -27,12 +28,13 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from pytest_isoenv.errors import BuildError, SpecError
 from pytest_isoenv.installers.distributions import direct_url, distributions
 from pytest_isoenv.key.material import editable_project
 from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.lockfiles import locked_packages
 from pytest_isoenv.spec.reqfiles import logical_lines, parse_line, walk_requirements
 
 _SITE_DIRS = "import json, sysconfig; print(json.dumps([sysconfig.get_path('purelib'), sysconfig.get_path('platlib')]))"
@@ -134,6 +136,37 @@ def missing(spec: EnvSpec, python: Path, site_dirs: tuple[Path, ...], environ: M
         if not _found_local(path, dists, editable=True):
             problems.append(f"{path} is not installed in editable mode")
     return problems
+
+
+def missing_locked(pylock: Path, python: Path, site_dirs: tuple[Path, ...], environ: Mapping[str, str]) -> list[str]:
+    """What the ``pylock.toml`` *pylock* pins that the env of *python* lacks, or has at another version.
+
+    Packages whose marker does not hold for the env's interpreter are not installed, so not looked for.
+    """
+    dists = installed_distributions(*site_dirs)
+    environment: dict[str, str] | None = None
+    problems: list[str] = []
+    for package in locked_packages(pylock):
+        if package.marker is not None:
+            environment = environment or marker_environment(python, environ)
+            try:
+                if not Marker(package.marker).evaluate(environment):
+                    continue
+            except InvalidMarker:
+                continue  # the installer read the marker; what it made of it is not verify's to say
+        dist = dists.get(canonicalize_name(package.name))
+        if dist is None:
+            problems.append(f"{package.name} (pinned by {pylock.name}) is not installed")
+        elif package.version is not None and _version(dist.version) != _version(package.version):
+            problems.append(f"{package.name} is pinned at {package.version} but installed at {dist.version}")
+    return problems
+
+
+def _version(text: str) -> Version | str:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return text
 
 
 def _editable_lines(spec: EnvSpec) -> Iterator[Path]:

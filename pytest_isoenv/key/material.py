@@ -37,6 +37,7 @@ from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.projects import editable_inputs
 from pytest_isoenv.key.vcs import vcs_material
 from pytest_isoenv.spec.envspec import normalize_requirement
+from pytest_isoenv.spec.lockfiles import is_uv_lock, local_sources
 from pytest_isoenv.spec.reqfiles import ARCHIVE_SUFFIXES, is_url, names_local_files, variables, walk_requirements
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ def uses_local_files(spec: EnvSpec, find_links: Iterable[str], environ: Mapping[
         or any(
             names_local_files(p) for p in (*spec.requirements_files, *([spec.constraints] if spec.constraints else []))
         )
+        or (spec.lock is not None and bool(local_sources(spec.lock)))
     )
 
 
@@ -191,14 +193,20 @@ def editable_material(project: Path, hashes: FileHashes, environ: Mapping[str, s
     Its Python sources are live in the env and stay out. In: every ``*.py``, ``*.cfg``, ``*.toml``,
     ``*.txt`` and ``*.in`` file at its top (``pyproject.toml``, ``setup.py``, ``hatch_build.py``,
     ``MANIFEST.in``...), the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
-    and, for a project with compiled extensions, their sources and build configuration.
+    for a project with compiled extensions their sources and build configuration, and for one versioned
+    from git (setuptools-scm, hatch-vcs) the git state its version is made from.
     """
     files, variables = editable_inputs(project, hashes, os.environ if environ is None else environ)
-    return {
+    material = {
         "path": str(project),
         "files": {os.path.relpath(f, project): hashes.file_or_none(f) for f in sorted(set(files))},
         "env": variables,
     }
+    # An editable install writes its version into the env's metadata once: a new tag needs a new install.
+    vcs = hashes.once("vcs", project, vcs_material)
+    if vcs is not None:  # only then: the keys of other editable projects stay what they were
+        material["vcs"] = vcs
+    return material
 
 
 def index_material(index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:
@@ -241,6 +249,27 @@ def spec_material(spec: EnvSpec, hashes: FileHashes | None = None) -> dict[str, 
             material["group_file_urls"] = group_urls
     if spec.resolution != "highest":
         material["resolution"] = spec.resolution
+    if spec.lock is not None:
+        material["lock"] = lock_material(spec.lock, hashes)
+    return material
+
+
+def lock_material(path: Path, hashes: FileHashes) -> dict[str, Any]:
+    """A lock file by its content and that of the local files and folders it names.
+
+    A ``uv.lock`` names a find-links folder's wheels by file name, with no hash, so their content
+    counts here; its project's ``pyproject.toml`` says which dependency groups an export takes.
+    """
+    material: dict[str, Any] = {"sha256": hashes.file_or_none(path)}
+    if is_uv_lock(path):
+        material["pyproject"] = hashes.file_or_none(path.parent / "pyproject.toml")
+    sources = []
+    for source in local_sources(path):
+        if source.kind == "editable" and source.path.is_dir():
+            sources.append(["-e", editable_material(source.path, hashes)])
+        else:
+            sources.append([source.kind, local_material(source.path, hashes)])
+    material["sources"] = sources
     return material
 
 

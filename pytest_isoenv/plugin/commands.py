@@ -20,6 +20,7 @@ from pytest_isoenv.plugin.xdist import worker_id
 from pytest_isoenv.session.envs import SessionEnvs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.store.cache import KEY_LENGTH, Cache
+from pytest_isoenv.store.fs import tree_size
 from pytest_isoenv.store.leases import Entry, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import note_pruned
 from pytest_isoenv.text import format_age, format_size, table
@@ -57,9 +58,13 @@ def list_lines(cache: Cache) -> list[str]:
     entries = list_entries(cache)
     total = sum(entry.size or 0 for entry in entries)
     head = f"isoenv cache {cache.root}: {len(entries)} env(s), {format_size(total)}"
+    shared = tree_size(cache.folder("seeds"))
+    if shared:
+        head += f", and {format_size(shared)} of pip that they share in seeds/"
     if not entries:
         return [head]
     users = {key[:KEY_LENGTH]: lease.who for lease in live_leases(cache) for key in lease.keys}
+    builders = cache.builders()
     now = time.time()
     rows = [("KEY", "PYTHON", "PACKAGES", "INSTALLER", "RESOLUTION", "SIZE", "CREATED", "LAST USED", "STATE")]
     for entry in entries:
@@ -74,16 +79,16 @@ def list_lines(cache: Cache) -> list[str]:
                 format_size(entry.size or 0),
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else "?",
                 format_age(now - entry.last_used),
-                _state(cache, entry, users),
+                _state(entry, users, builders),
             )
         )
     return [head, *table(rows)]
 
 
-def _state(cache: Cache, entry: Entry, users: dict[str, str]) -> str:
+def _state(entry: Entry, users: dict[str, str], builders: dict[str, str]) -> str:
     if entry.foreign:
         return f"foreign: {entry.problem}"
-    builder = cache.building(entry.name)
+    builder = builders.get(entry.name)
     if builder is not None:
         return f"being built by {builder}"
     if entry.name in users:

@@ -87,15 +87,31 @@ def _fix_paths(source: Path, target: Path, bin_dir: Path, site_packages: Path) -
             fixed = fixed.replace(old_bytes, new_bytes)
         if fixed != data:
             path.write_bytes(fixed)
+    links = []
     for folder, dirnames, filenames in os.walk(target):
         if Path(folder) == site_packages.parent:
             dirnames[:] = [d for d in dirnames if folder + os.sep + d != os.fspath(site_packages)]
-        for name in dirnames + filenames:
-            link = Path(folder, name)
-            if link.is_symlink():
-                pointee = str(link.readlink())
-                for old in olds:
-                    if pointee == old or pointee.startswith(old + os.sep):
-                        link.unlink()
-                        link.symlink_to(os.fspath(target) + pointee[len(old) :])
-                        break
+        links += [Path(folder, name) for name in dirnames + filenames]
+    # Of site-packages, only its top: where pip's links to the cache's seeds/ are (its packages hold no links).
+    links += site_packages.iterdir()
+    for link in links:
+        if not link.is_symlink():
+            continue
+        pointee = str(link.readlink())
+        if not Path(pointee).is_absolute():
+            # A relative link out of the env (pip, linked from the cache's seeds/) must still find what it
+            # found from the cached env: it is made absolute. One inside the env stays as it is.
+            original = os.path.normpath(source / link.parent.relative_to(target) / pointee)
+            if not _inside(original, source):
+                link.unlink()
+                link.symlink_to(original)
+            continue
+        for old in olds:
+            if pointee == old or pointee.startswith(old + os.sep):
+                link.unlink()
+                link.symlink_to(os.fspath(target) + pointee[len(old) :])
+                break
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return path == os.fspath(folder) or path.startswith(os.fspath(folder) + os.sep)

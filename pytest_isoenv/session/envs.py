@@ -127,13 +127,13 @@ class SessionEnvs:
 
         *where* names the test in errors (default: the test being run). With
         *session* (the default), the session's ``--isoenv-with`` and
-        ``--isoenv-resolution`` apply. *options* come bound by
+        ``--isoenv-resolution`` apply, except to an env made of a lock file. *options* come bound by
         :func:`~pytest_isoenv.spec.arguments.bind_options`: a ``where`` or
         ``session`` among a marker's arguments would land in the parameters here.
         """
         where = where or self._current_test()
         spec = EnvSpec.from_arguments(requirements, rootdir=self.settings.rootdir, where=where, **options)
-        if session:
+        if session and spec.lock is None:  # a lock's env is what it pins: no version of it is the session's to pick
             spec = spec.with_requirements(self.settings.with_requirements)
             spec = dataclasses.replace(spec, resolution=self.settings.resolution)
         if self.coverage is not None:

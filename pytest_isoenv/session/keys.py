@@ -8,7 +8,7 @@ from pytest_isoenv.discovery import Discovery, Interpreter
 from pytest_isoenv.environ import host_environ
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers.api import Installer, InstallerDirs
-from pytest_isoenv.installers.choice import select_installer
+from pytest_isoenv.installers.choice import lock_installer, select_installer
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import compute_key, spec_material
 from pytest_isoenv.session.cache import SessionCache
@@ -49,6 +49,7 @@ class EnvKeys:
                 )
             try:
                 installer.resolution_arguments(spec.resolution)
+                installer.check_lock(spec)
             except SpecError as exc:
                 raise SpecError(exc.problem, where=where, fix=exc.fix) from None
             hashes = self._file_hashes()
@@ -96,10 +97,16 @@ class EnvKeys:
 
     def installer(self, spec: EnvSpec, *, where: str | None = None) -> Installer:
         """The installer *spec* uses (its own choice, or the session's)."""
-        name = spec.installer or self._settings.installer
+        name = lock_installer(spec.installer or self._settings.installer) if spec.lock else None
+        name = name or spec.installer or self._settings.installer
         if name not in self._installers:
             cache = self._cache.cache
-            dirs = InstallerDirs(app_data=cache.folder("virtualenv"), uv_cache=cache.folder("uv"), root=cache.root)
+            dirs = InstallerDirs(
+                app_data=cache.folder("virtualenv"),
+                uv_cache=cache.folder("uv"),
+                root=cache.root,
+                seeds=cache.folder("seeds"),
+            )
             self._installers[name] = select_installer(name, dirs=dirs, where=where or self._current_test())
         return self._installers[name]
 

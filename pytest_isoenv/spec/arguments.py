@@ -75,6 +75,16 @@ class EnvOptions(TypedDict, total=False):
             "they resolve to, includes expanded. Keyed by their content.",
         ),
     ]
+    lock: Annotated[
+        PathArg | None,
+        Keyword(
+            None,
+            "A lock file the environment is exactly: a PEP 751 ``pylock.toml`` (or ``pylock.<name>.toml``) or a "
+            "project's ``uv.lock``, installed as pinned, with no resolution and hashes checked, by uv. Keyed by its "
+            "content and the local files it names. Takes no other packages but ``editable=`` projects, installed "
+            "on top without their dependencies (see :doc:`how-to/lock-files`).",
+        ),
+    ]
     python: Annotated[
         PathArg | None,
         Keyword(

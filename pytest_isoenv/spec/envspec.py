@@ -40,6 +40,7 @@ from pytest_isoenv.spec.arguments import (
     project_dir,
     resolve,
 )
+from pytest_isoenv.spec.lockfiles import LOCK_FIX, check_lock, lock_needs_uv
 from pytest_isoenv.spec.reqfiles import looks_like_path, walk_requirements
 
 if TYPE_CHECKING:
@@ -149,6 +150,8 @@ class EnvSpec:
     """This env's own find-links locations (URLs, or absolute paths), looked in besides the session's."""
     index_url: str | None = None
     """This env's own package index, instead of the session's."""
+    lock: Path | None = None
+    """Absolute path of the lock file (``pylock.toml`` or ``uv.lock``) the env is exactly, with its ``editable`` on top."""
     resolution: str = "highest"
     """Which versions the installer picks among those allowed: one of :data:`~pytest_isoenv.spec.arguments.RESOLUTIONS`."""
     coverage: str | None = None
@@ -256,6 +259,7 @@ class EnvSpec:
                 where=where,
                 fix="Add warm=True, or leave preload out",
             )
+        lock = _lock(given, bool(reqs or local), rootdir, where)
         index_url = given["index_url"]
         if index_url is not None and (not isinstance(index_url, str) or not index_url.strip()):
             raise SpecError(
@@ -275,6 +279,7 @@ class EnvSpec:
                 dict.fromkeys(find_link(link, rootdir) for link in as_paths(given["find_links"], "find_links", where))
             ),
             index_url=None if index_url is None else index_url.strip(),
+            lock=lock,
             private=private,
             warm=warm,
             preload=preload,
@@ -324,6 +329,8 @@ class EnvSpec:
         parts = [*self.requirements, *(p.name + self.extras_of(p) for p in self.local)]
         parts += [f"-e {p.name}{self.extras_of(p)}" for p in self.editable]
         parts += [f"group {label}" for label, _ in self.groups]
+        if self.lock is not None:  # with its folder: every project's lock has the same name
+            parts.insert(0, f"lock {self.lock.parent.name}/{self.lock.name}")
         parts += [f"-r {p.name}" for p in self.requirements_files]
         if self.constraints is not None:
             parts.append(f"-c {self.constraints.name}")
@@ -380,6 +387,29 @@ def _parse_requirement(text: str, where: str | None) -> str:
             where=where,
             fix='Use a PEP 508 requirement such as "requests>=2.28", or a path such as "./my-project"',
         ) from None
+
+
+def _lock(given: dict[str, object], packages: bool, rootdir: Path, where: str | None) -> Path | None:
+    """``lock=``: the lock file, checked, and refused beside what it cannot be combined with."""
+    value = given["lock"]
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise SpecError(f"lock={value!r} is not a path", where=where, fix='Give the path of a lock file ("uv.lock")')
+    path = check_lock(existing_file(value, rootdir, where, "lock file"), os.fspath(value), where)
+    others = [name for name in ("requirements_files", "groups", "constraints") if given[name] not in ((), [], None)]
+    if packages or others:
+        what = ", ".join([*(["requirements"] if packages else []), *(f"{name}=" for name in others)])
+        raise SpecError(
+            f"lock={os.fspath(value)!r} cannot be combined with {what}: the env is exactly what the lock pins, "
+            "and more packages would need a resolution on top of it",
+            where=where,
+            fix="Add the packages to the project and lock again, or ask for a second env without lock=; "
+            "editable= projects may go on top (installed without their dependencies)",
+        )
+    if given["installer"] == "pip":
+        raise SpecError(lock_needs_uv(os.fspath(value)), where=where, fix=LOCK_FIX)
+    return path
 
 
 def _groups(value: object, rootdir: Path, where: str | None) -> tuple[tuple[str, tuple[str, ...]], ...]:

@@ -13,6 +13,7 @@ Layout of a cache root::
     sessions/<id>.lock, <id>.json a live process's lease (see leases.py)
     hashes/                       content hashes of input files, by path and stat (see keys.py)
     virtualenv/, py-info/, uv/    virtualenv's app-data, what interpreter discovery learned, uv's cache
+    seeds/                        compiled images of pip, one per interpreter, that every env links to
     trash/                        envs being removed (moved here first, so removal is atomic)
 
 A rebuild never touches a generation another process may be running in: it builds
@@ -57,7 +58,7 @@ CACHEDIR_TAG = (
     "#\thttps://bford.info/cachedir/spec.html\n"
 )
 #: The folders of a cache root (see the layout above).
-Folder = Literal["envs", "locks", "logs", "trash", "sessions", "hashes", "virtualenv", "py-info", "uv"]
+Folder = Literal["envs", "locks", "logs", "trash", "sessions", "hashes", "virtualenv", "py-info", "uv", "seeds"]
 #: The folders made with the root; virtualenv, interpreter discovery and uv make theirs as they need them.
 SKELETON: tuple[Folder, ...] = ("envs", "locks", "logs", "trash", "sessions", "hashes")
 
@@ -406,3 +407,23 @@ class Cache:
     def building(self, name: str) -> str | None:
         """Who is building the env *name* (a key or its directory name) right now, or ``None``."""
         return locks.holder(self.lock_path(name))
+
+    def builders(self) -> dict[str, str]:
+        """Who is building which env right now, by entry name, for a listing of every env.
+
+        One listing of ``locks/``: only a lock whose owner file is there is tried (a
+        holder writes it just after taking the lock and removes it just before letting
+        go), so a cache of many envs is not a lock per env. A build that has just
+        taken its lock, or could not write its owner file, may be missed: the listing
+        is a view, and whatever removes envs takes each one's lock anyway.
+        """
+        try:
+            names = [p.name[: -len(".owner")] for p in self.folder("locks").iterdir() if p.name.endswith(".owner")]
+        except OSError:
+            return {}
+        found = {}
+        for name in names:
+            who = self.building(name) if ENTRY_NAME.fullmatch(name) else None
+            if who is not None:
+                found[name] = who
+        return found

@@ -12,6 +12,8 @@ import shutil
 import stat
 import sys
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_isoenv.errors import CacheError
@@ -85,15 +87,25 @@ def tree_size(path: Path) -> int:
     total = 0
     if path.is_symlink():
         return 0
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                info = Path(dirpath, name).lstat()
-            except OSError:
-                continue
-            if (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
+    folders = [os.fspath(path)]
+    while folders:  # scandir: its entries carry what lstat says of each, without a Path per file
+        try:
+            with os.scandir(folders.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                            continue
+                        if entry.is_symlink():
+                            continue
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if (info.st_dev, info.st_ino) not in seen:
+                        seen.add((info.st_dev, info.st_ino))
+                        total += info.st_size
+        except OSError:
+            continue
     return total
 
 
@@ -116,3 +128,19 @@ def delete(target: Path) -> None:
             target.unlink()
     else:
         shutil.rmtree(target, ignore_errors=True)
+
+
+#: Removals run at once: deleting a folder waits on the disk (a journal, a discard) more than on a CPU,
+#: so a prune of hundreds of envs overlaps those waits rather than adding them up.
+DELETE_WORKERS = 16
+
+
+def delete_all(targets: Sequence[Path]) -> None:
+    """Delete every one of *targets* as :func:`delete` does, several at a time."""
+    if len(targets) <= 1:
+        for target in targets:
+            delete(target)
+        return
+    with ThreadPoolExecutor(max_workers=min(DELETE_WORKERS, len(targets)), thread_name_prefix="isoenv-delete") as pool:
+        for _ in pool.map(delete, targets):
+            pass

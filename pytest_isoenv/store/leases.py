@@ -25,8 +25,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import CacheError
-from pytest_isoenv.store.cache import ENTRY_NAME, KEY_LENGTH, Cache, cache_write_error
-from pytest_isoenv.store.fs import check_owned, delete, tree_size, write_atomic
+from pytest_isoenv.store.cache import ENTRY_NAME, GENERATION_NAME, KEY_LENGTH, Cache, cache_write_error
+from pytest_isoenv.store.fs import check_owned, delete_all, tree_size, write_atomic
 from pytest_isoenv.store.locks import read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
 from pytest_isoenv.text import LineSink, format_age, format_size
@@ -189,6 +189,8 @@ class Entry:
     """Bytes on disk, every generation counted, when measured."""
     foreign: bool = False
     """Not something pytest-isoenv made: listed, never removed."""
+    old_generations: bool = False
+    """Whether it holds generations besides the current one (which a sweep removes once nobody holds them)."""
 
     @property
     def description(self) -> str:
@@ -244,7 +246,19 @@ def _entry(cache: Cache, path: Path, sizes: bool) -> Entry:
         with contextlib.suppress(OSError):
             last_used = where.stat().st_mtime
             break
-    return Entry(path.name, path, record, problem, last_used, tree_size(path) if sizes else None)
+    try:
+        generations = [p for p in path.iterdir() if GENERATION_NAME.fullmatch(p.name)]
+    except OSError:
+        generations = []
+    old = any(p != generation for p in generations)
+    size = None
+    if sizes:
+        # A cache of many envs lists fast: a generation's size is in its record, taken at build time.
+        size = sum(
+            record.size if record is not None and p == record.path and record.size is not None else tree_size(p)
+            for p in generations
+        )
+    return Entry(path.name, path, record, problem, last_used, size, old_generations=old)
 
 
 @dataclass
@@ -292,12 +306,12 @@ def prune(
             total -= entry.size or 0
             yield entry, f"least recently used while the cache is over isoenv_max_size ({format_size(max_size)})"
 
-    return _remove_entries(cache, stale, over_size, keep=keep, sizes=max_size is not None)
+    return _remove_entries(cache, stale, over_size, keep=keep)
 
 
 def clear(cache: Cache) -> Pruned:
     """Remove every env, except those in a live lease or being built."""
-    return _remove_entries(cache, lambda entry: "cleared", None, keep=(), sizes=False)
+    return _remove_entries(cache, lambda entry: "cleared", None, keep=())
 
 
 def _remove_entries(
@@ -306,7 +320,6 @@ def _remove_entries(
     then: Callable[[list[Entry]], Iterator[tuple[Entry, str]]] | None,
     *,
     keep: Collection[str],
-    sizes: bool,
 ) -> Pruned:
     pruned = Pruned()
     if not cache.is_ours() or not cache.folder("envs").is_dir():  # never remove from a folder the cache did not make
@@ -325,7 +338,7 @@ def _remove_entries(
                 busy.setdefault(key[:KEY_LENGTH], f"in use by {lease.who}")
                 holders.setdefault(key[:KEY_LENGTH], set()).add(generation)
         remaining = []
-        for entry in list_entries(cache, sizes=sizes):
+        for entry in list_entries(cache):  # sizes from the records: what a removal frees, at no cost
             if entry.foreign:
                 continue
             why = reason(entry)
@@ -335,13 +348,13 @@ def _remove_entries(
         for entry, why in then(remaining) if then is not None else ():
             _move_entry(cache, entry, why, busy.get(entry.name), pruned, moved)
         for entry in remaining:
-            if entry.path.exists() and not entry.path.is_symlink():
+            # Only an entry with an old generation has anything to sweep: no lock is taken for the others.
+            if entry.old_generations and entry.path.exists() and not entry.path.is_symlink():
                 with contextlib.suppress(CacheError), cache.lock(entry.name, what="sweeping", timeout=0):
                     cache.sweep(entry.name, holders.get(entry.name, set()))
     finally:
         maintenance.release()
-    for path in [*moved, *cache.trash_leftovers()]:
-        delete(path)
+    delete_all([*moved, *cache.trash_leftovers()])
     return pruned
 
 

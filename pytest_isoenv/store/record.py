@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_isoenv.store.fs import file_signature, write_atomic
+from pytest_isoenv.store.fs import file_signature, tree_size, write_atomic
 
 RECORD_NAME = "isoenv-record.json"
 #: Bump when the record's content changes meaning; records of another format are rebuilt.
@@ -79,6 +79,9 @@ class Record:
     """The base interpreter's file signature at build time."""
     site_packages_state: dict[str, list[int] | None] = field(repr=False)
     """site-packages as built: each name, with the signature of the ``RECORD`` file for metadata folders."""
+    size: int | None = None
+    """Bytes of the generation's files as built (:func:`~pytest_isoenv.store.fs.tree_size`), so that listing
+    and pruning a cache of many envs need not walk each one; ``None`` in records written before it was kept."""
 
     @classmethod
     def complete(cls, key: str, path: Path, built: Built, run_id: str) -> Record:
@@ -91,6 +94,7 @@ class Record:
             created=time.time(),
             base_signature=file_signature(Path(built.base_executable)),
             site_packages_state=site_packages_state(path / built.site_packages),
+            size=tree_size(path),
         )
 
     @property
@@ -118,6 +122,7 @@ class Record:
             "created": self.created,
             "base_signature": self.base_signature,
             "site_packages_state": self.site_packages_state,
+            "size": self.size,
             "built": dataclasses.asdict(self.built),
         }
         write_atomic(self.path / RECORD_NAME, json.dumps(data, indent=2, sort_keys=True))
@@ -152,6 +157,7 @@ class Record:
                 created=float(data["created"]),
                 base_signature=data["base_signature"],
                 site_packages_state=dict(data["site_packages_state"]),
+                size=int(data["size"]) if data.get("size") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordProblem(f"its completion record is incomplete ({exc!r})") from None

@@ -9,14 +9,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import MakeEnvs, MakeFactory, marked_tests, write_versions
+from helpers import (
+    MakeEnvs,
+    MakeFactory,
+    MakeProject,
+    imported,
+    lock_uv_missing,
+    marked_tests,
+    needs_lock_uv,
+    uv_lock,
+    write_pylock,
+    write_versions,
+)
 
-from pytest_isoenv import IsoEnvFactory, SpecError
+from pytest_isoenv import BuildError, IsoEnvFactory, SpecError
 from pytest_isoenv.installers.api import InstallerDirs
 from pytest_isoenv.installers.choice import installer_class, select_installer
 from pytest_isoenv.installers.pip import PipInstaller
 from pytest_isoenv.installers.uv import UvInstaller, _find_uv, find_uv
 from pytest_isoenv.key.uvconfig import uv_resolution_settings
+from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.index import IndexOptions
 
 
@@ -239,3 +251,93 @@ def test_a_relative_pip_find_links_means_the_folder_pytest_runs_in(
     monkeypatch.setenv("PIP_PRE", "1")
     env = make_factory(tmp_path / "cache", installer="uv").get("gamma")
     assert env.installed()["gamma"] == "3.0rc1"
+
+
+def test_a_pylock_env_holds_exactly_what_it_pins(make_factory: MakeFactory, wheelhouse: Path, tmp_path: Path) -> None:
+    needs_lock_uv()
+    # beta allows any alpha below 2: the lock, not a resolution, says which.
+    older = write_versions(tmp_path / "older", "alpha", "0.5")
+    lock = write_pylock(
+        tmp_path / "locked", older / "alpha-0.5-py3-none-any.whl", wheelhouse / "beta-1.0-py3-none-any.whl"
+    )
+    env = make_factory(installer="auto").get(lock=lock)
+    assert imported(env, "alpha", "VERSION") == "0.5"
+    assert {name: env.installed()[name] for name in ("alpha", "beta")} == {"alpha": "0.5", "beta": "1.0"}
+    assert "clitool" not in env.installed()
+    assert json.loads((env.path / "isoenv-record.json").read_text())["built"]["installer"] == "uv"
+
+    # Keyed by the lock's content: the same file pinning another version is another env.
+    write_pylock(
+        tmp_path / "locked", wheelhouse / "alpha-1.0-py3-none-any.whl", wheelhouse / "beta-1.0-py3-none-any.whl"
+    )
+    again = make_factory(installer="auto").get(lock=lock)
+    assert again.key != env.key
+    assert imported(again, "alpha", "VERSION") == "1.0"
+
+
+def test_a_pylock_with_a_wrong_hash_fails_the_build_naming_it(
+    make_factory: MakeFactory, wheelhouse: Path, tmp_path: Path
+) -> None:
+    needs_lock_uv()
+    wheels = [wheelhouse / "alpha-1.0-py3-none-any.whl", wheelhouse / "beta-1.0-py3-none-any.whl"]
+    lock = write_pylock(tmp_path / "locked", *wheels, wrong_hash="beta")
+    with pytest.raises(BuildError) as info:
+        make_factory(installer="uv", cache_dir=tmp_path / "cache").get(lock=lock)
+    message = str(info.value)
+    assert "installing lock locked/pylock.toml failed" in message
+    assert "Hash mismatch" in message
+    assert "0" * 64 in message
+
+
+def test_a_uv_lock_env_holds_the_projects_pinned_dependencies_and_editable_puts_it_on_top(
+    make_factory: MakeFactory, wheelhouse: Path, make_project: MakeProject
+) -> None:
+    needs_lock_uv()
+    project = make_project("app", dependencies=["beta"], body="VALUE = 'app'\n")
+    lock = uv_lock(project, wheelhouse)
+    factory = make_factory(installer="uv")
+    env = factory.get(lock=lock)
+    assert {name: env.installed().get(name) for name in ("alpha", "beta", "app")} == {
+        "alpha": "1.0",
+        "beta": "1.0",
+        "app": None,
+    }
+    assert (env.path / "pylock.isoenv.toml").is_file(), "the export a uv.lock became is kept with the env"
+    assert not (project / ".venv").exists(), "uv exported the lock without syncing the project"
+
+    with_app = factory.get(lock=lock, editable=[project])
+    assert with_app.key != env.key
+    assert imported(with_app, "app") == "app"
+    assert with_app.installed()["alpha"] == "1.0"
+
+
+def test_a_lock_on_the_pip_installer_is_a_usage_error(make_factory: MakeFactory, tmp_path: Path) -> None:
+    lock = write_pylock(tmp_path)
+    with pytest.raises(SpecError) as info:
+        make_factory(installer="pip", current_test=lambda: "test_x.py::test_lock").get(lock=lock)
+    message = str(info.value)
+    assert f"lock={str(lock)!r} needs the uv installer" in message
+    assert "--isoenv-installer pip" in message
+    assert "test_x.py::test_lock" in message
+
+
+def test_a_uv_too_old_for_lock_files_is_a_usage_error_naming_the_version_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installer = UvInstaller(InstallerDirs(app_data=tmp_path / "app", uv_cache=tmp_path / "uv"))
+    monkeypatch.setattr(UvInstaller, "version", "uv 0.6.7")
+    lock = write_pylock(tmp_path)
+    with pytest.raises(SpecError) as info:
+        installer.check_lock(EnvSpec(lock=lock))
+    assert "needs uv >= 0.6.15" in str(info.value)
+    assert "this is uv 0.6.7" in str(info.value)
+    assert 'pip install -U "uv>=0.6.15"' in str(info.value)
+    installer.check_lock(EnvSpec())
+
+
+def test_a_uv_too_old_for_lock_files_refuses_one_for_real(make_factory: MakeFactory, tmp_path: Path) -> None:
+    reason = lock_uv_missing()
+    if reason is None or "not installed" in reason:
+        pytest.skip("this uv installs lock files (the lowest CI run's does not)")
+    with pytest.raises(SpecError, match=r'needs uv >= 0\.6\.15.*pip install -U "uv>=0\.6\.15"'):
+        make_factory(installer="uv").get(lock=write_pylock(tmp_path))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import MakeProject, aged
 
-from pytest_isoenv.installers.verify import missing
+from pytest_isoenv.installers.verify import missing, missing_locked
 from pytest_isoenv.spec.envspec import EnvSpec
 
 
@@ -51,4 +51,20 @@ def test_an_editable_line_of_a_requirements_file_is_verified(tmp_path: Path, mak
     site.mkdir()
     assert missing(EnvSpec(requirements_files=(reqs,)), Path(sys.executable), (site,), {}) == [
         f"{project} is not installed in editable mode"
+    ]
+
+
+def test_a_lock_is_verified_at_the_versions_it_pins_where_its_markers_hold(tmp_path: Path) -> None:
+    site = site_with(tmp_path / "site", alpha="2.0", beta="1.0")
+    lock = aged(
+        tmp_path / "pylock.toml",
+        'lock-version = "1.0"\ncreated-by = "tests"\n'
+        '[[packages]]\nname = "alpha"\nversion = "1.0"\n'
+        '[[packages]]\nname = "Beta"\nversion = "1.0.0"\n'
+        '[[packages]]\nname = "gamma"\nversion = "1.0"\n'
+        '[[packages]]\nname = "delta"\nversion = "1.0"\nmarker = \'python_version < "3"\'\n',
+    )
+    assert missing_locked(lock, Path(sys.executable), (site,), {}) == [
+        "alpha is pinned at 1.0 but installed at 2.0",
+        "gamma (pinned by pylock.toml) is not installed",
     ]

@@ -7,13 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import isoenv_testbackend as backend
 import pytest
-from helpers import MakeProject, aged
+from helpers import MakeProject, aged, uv_lock, write_pylock, write_versions
 
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes, sha256_file
 from pytest_isoenv.key.settings import PipConfig
 from pytest_isoenv.key.uvconfig import uv_resolution_settings
+from pytest_isoenv.spec.envspec import EnvSpec
 
 
 def test_hashes_are_remembered_across_sessions_by_stat(tmp_path: Path) -> None:
@@ -185,3 +187,39 @@ def test_constraints_named_by_settings_count_by_content(tmp_path: Path, source: 
     before = read()
     aged(nested, "beta<3\n")
     assert read() != before
+
+
+def test_a_lock_counts_by_its_content(tmp_path: Path, wheelhouse: Path) -> None:
+    lock = write_pylock(tmp_path, wheelhouse / "alpha-1.0-py3-none-any.whl")
+    before = keys.spec_material(EnvSpec(lock=lock))
+    assert keys.spec_material(EnvSpec(lock=lock)) == before
+    write_pylock(tmp_path, wheelhouse / "alpha-2.0-py3-none-any.whl")
+    assert keys.spec_material(EnvSpec(lock=lock)) != before
+    assert "lock" not in keys.spec_material(EnvSpec(requirements=("alpha",))), "other keys stay what they were"
+
+
+def test_a_uv_lock_counts_its_find_links_wheels_and_its_projects_settings(
+    tmp_path: Path, make_project: MakeProject
+) -> None:
+    wheels = write_versions(tmp_path / "wheels", "alpha", "1.0")
+    project = make_project("app", dependencies=["alpha"])
+    lock = uv_lock(project, wheels)
+    before = keys.spec_material(EnvSpec(lock=lock))
+    # uv.lock names a find-links wheel by file name only: a rebuilt wheel of the same name is a new env.
+    backend.write_wheel(wheels, "alpha", "1.0", files={"alpha/__init__.py": "VERSION = 'rebuilt'\n"})
+    rebuilt = keys.spec_material(EnvSpec(lock=lock))
+    assert rebuilt != before
+    # The project's pyproject.toml says which dependency groups an export takes.
+    with (project / "pyproject.toml").open("a") as stream:
+        stream.write("\n[tool.uv]\ndefault-groups = []\n")
+    assert keys.spec_material(EnvSpec(lock=lock)) != rebuilt
+
+
+def test_a_pylock_counts_the_project_folders_it_names_by_content(tmp_path: Path, make_project: MakeProject) -> None:
+    project = make_project("app")
+    lock = write_pylock(tmp_path)
+    with lock.open("a") as stream:
+        stream.write('[[packages]]\nname = "app"\ndirectory = { path = "app" }\n')
+    before = keys.spec_material(EnvSpec(lock=lock))
+    (project / "app" / "__init__.py").write_text("VALUE = 'changed'\n")
+    assert keys.spec_material(EnvSpec(lock=lock)) != before

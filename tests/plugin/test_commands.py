@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeEnvs, finish, marked_tests, read_line
+from helpers import MakeEnvs, finish, hold_lock, marked_tests, read_line
 
 from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.plugin.commands import list_lines
 from pytest_isoenv.run.env import IsolatedEnv
 from pytest_isoenv.store.cache import Cache
+from pytest_isoenv.store.fs import tree_size
 from pytest_isoenv.store.leases import Lease, Pruned, clear, list_entries, live_leases, prune
 from pytest_isoenv.store.pruned import PRUNED_NAME
 from pytest_isoenv.store.record import RECORD_NAME
@@ -117,7 +120,8 @@ def test_entries_describe_each_env(built: dict[str, IsolatedEnv], cache_dir: Pat
     assert one.installer == installer_name
     assert one.python == f"CPython {'.'.join(map(str, sys.version_info[:3]))}"
     assert one.size is not None
-    assert one.size > 100_000  # pip alone is bigger than that
+    # The env's own files: its pip is links to the cache's image of it (counted in the listing's head).
+    assert 10_000 < one.size < 1_000_000
     assert one.created is not None
     assert one.created <= one.last_used
 
@@ -255,9 +259,9 @@ def test_list_shows_a_table_and_runs_no_test(
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            f"isoenv cache {cache_dir}: 3 env(s), * MB",
+            f"isoenv cache {cache_dir}: 3 env(s), * kB, and * MB of pip that they share in seeds/",
             "KEY * PYTHON * PACKAGES * INSTALLER * RESOLUTION * SIZE * CREATED * LAST USED * STATE",
-            f"{built['one'].key[:20]}  CPython 3.* -c one.txt * {installer_name} * highest * MB * 20* 2 days ago "
+            f"{built['one'].key[:20]}  CPython 3.* -c one.txt * {installer_name} * highest * kB * 20* 2 days ago "
             "* ready",
         ]
     )
@@ -279,7 +283,7 @@ def test_prune_and_clear_commands(
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "isoenv cache *: removed 1 env(s), freed * MB",
+            "isoenv cache *: removed 1 env(s), freed * kB",
             f"  removed {built['one'].key[:20]}  -c one.txt  (last used 40 days ago, isoenv_max_age is 30 day(s))",
         ]
     )
@@ -338,7 +342,7 @@ def test_session_end_prunes_old_envs_but_never_its_own(
     # With isoenv_max_age = 0 every env is old the moment the session ends.
     result = run_isolated(pytester, f"--isoenv-cache-dir={cache_dir}", "--isoenv-max-age=0")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* MB freed)*"])
+    result.stdout.fnmatch_lines(["isoenv: pruned 2 env(s) from the cache (* kB freed)*"])
     assert [entry.name for entry in list_entries(Cache(cache_dir))] == [built["two"].key[:20]]
     assert "isoenv: 1 env reused from earlier runs, none built" in result.stdout.str()
 
@@ -530,3 +534,35 @@ def test_every_error_about_a_failed_build_names_its_log(pytester: pytest.Pyteste
     assert sum(f"full log: {logs}" in line for line in result.stdout.lines) >= 2
     (log,) = logs.iterdir()
     assert "no-such-package" in log.read_text()
+
+
+@pytest.mark.slow
+def test_listing_and_pruning_read_each_envs_size_from_its_record(
+    built: dict[str, IsolatedEnv], cache_dir: Path
+) -> None:
+    cache = Cache(cache_dir)
+    record = cache.read_record(built["one"].key)[0]
+    assert record is not None
+    assert record.size == tree_size(record.path) - (record.path / RECORD_NAME).stat().st_size
+    # What the listing says is the record's, not a walk of the env: a cache of many envs lists fast.
+    dataclasses.replace(record, size=123_456).dump()
+    set_last_used(built["one"], 0)
+    assert {entry.name: entry.size for entry in list_entries(cache)}[record.key[:20]] == 123_456
+    pruned = prune(cache, max_age=0, keep={built["two"].key, built["three"].key})
+    assert pruned.freed == 123_456
+
+
+@pytest.mark.slow
+def test_listing_and_pruning_lock_no_env_that_nobody_builds(built: dict[str, IsolatedEnv], cache_dir: Path) -> None:
+    cache = Cache(cache_dir)
+    for lock in cache.folder("locks").iterdir():
+        lock.unlink()
+    lines = list_lines(cache)
+    assert sum("ready" in line for line in lines) == 3
+    prune(cache, max_age=30)
+    assert list(cache.folder("locks").iterdir()) == [cache.maintenance_lock_path]
+    with hold_lock(cache_dir, built["two"].key):
+        builders = cache.builders()
+        assert list(builders) == [built["two"].key[:20]]
+        assert builders[built["two"].key[:20]].startswith("pid ")
+        assert sum("being built by pid" in line for line in list_lines(cache)) == 1

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import marked_tests
+from helpers import marked_tests, needs_lock_uv, write_pylock
 
 from pytest_isoenv.installers.choice import installer_class
 
@@ -110,6 +110,7 @@ def test_second_session_builds_nothing(pytester: pytest.Pytester, tmp_path: Path
         ('editable=["tests"]', "editable path 'tests' is not a Python project*"),
         ('requirements_files=["reqs.txt"]', "requirements file 'reqs.txt' does not exist*"),
         ("42", "requirement 42 is a int, not a string*"),
+        ('lock="sub/pylock.toml"', "lock file 'sub/pylock.toml' does not exist*"),
     ],
 )
 def test_bad_input_errors_name_the_test_and_value_and_write_nothing(
@@ -145,7 +146,7 @@ def test_an_unknown_keyword_is_refused_alike_by_the_marker_and_by_get(pytester: 
     assert raised == f"pytest_isoenv.errors.SpecError: {marker.replace('::test_marker)', '::test_get)')}"
     assert marker.startswith("unknown isoenv argument(s) 'editables': editables=['.'] (did you mean editable?). ")
     assert marker.endswith(
-        "The accepted keyword arguments are: editable, constraints, requirements_files, groups, python, private, "
+        "The accepted keyword arguments are: editable, constraints, requirements_files, groups, lock, python, private, "
         "installer, find_links, index_url, warm, preload (in test_unknown.py::test_marker)"
     )
 
@@ -363,3 +364,22 @@ def test_a_cache_inside_the_rootdir_is_never_collected(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["collected 1 item"])
     # Named on the command line, a path inside the cache is still not collected.
     pytester.runpytest("--isoenv-cache-dir=isoenv-cache", "isoenv-cache/envs").assert_outcomes()
+
+
+def test_a_marked_lock_file_is_the_env_and_asking_pip_for_it_is_a_usage_error(
+    pytester: pytest.Pytester, wheelhouse: Path
+) -> None:
+    needs_lock_uv()
+    # The installer left to auto (the suite's ini may name pip): uv installs lock files.
+    pytester.makeini(f"[pytest]\nisoenv_find_links = {wheelhouse}\nisoenv_offline = true\n")
+    write_pylock(pytester.path, wheelhouse / "alpha-2.0-py3-none-any.whl", wheelhouse / "clitool-1.0-py3-none-any.whl")
+    pytester.makepyfile(
+        marked_tests(test_lock='lock="pylock.toml"', test_pip='lock="pylock.toml", installer="pip"')
+        + "\n\n@pytest.mark.isoenv(lock='pylock.toml')\ndef test_versions(isoenv):\n"
+        "    assert isoenv.installed()['alpha'] == '2.0'\n    assert isoenv.run('clitool').returncode == 0\n"
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*lock='pylock.toml' needs the uv installer: pip cannot install a uv.lock*(in test_*.py::test_pip)"]
+    )

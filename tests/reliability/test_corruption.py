@@ -48,7 +48,8 @@ def record_of_another_format(env: Path, record: dict[str, Any]) -> None:
 
 def empty_site_packages(env: Path, record: dict[str, Any]) -> None:
     for path in (env / record["built"]["site_packages"]).iterdir():
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        # pip is a link to the cache's image of it: the link goes, the image stays.
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 CORRUPTIONS: dict[str, tuple[Callable[[Path, dict[str, Any]], None], str]] = {

@@ -104,9 +104,9 @@ def test_a_build_whose_installer_installed_nothing_fails_at_verify_and_publishes
     assert "installing alpha did not install it into the env: alpha is not installed" in message
     assert excinfo.value.log is not None
     commands = [line for line in excinfo.value.log.read_text().splitlines() if line.startswith("$ ")]
-    # Create, install and compile ran, in order; verify then refused the env.
-    stages = ("virtualenv", "alpha", "compileall")
-    assert [next(i for i, c in enumerate(commands) if stage in c) for stage in stages] == [0, 1, 2]
+    # Create, seed (compiling pip's image in a new cache), install and compile ran, in order; verify then refused it.
+    stages = ("virtualenv", f"{os.sep}seeds{os.sep}", "alpha", "site-packages")
+    assert [next(i for i, c in enumerate(commands) if stage in c) for stage in stages] == [0, 1, 2, 3]
     assert list_entries(envs.cache) == []
     assert not any((tmp_path / "cache" / "envs").iterdir())
     figure(

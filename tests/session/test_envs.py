@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import isoenv_testbackend as backend
-from helpers import MakeEnvs
+from helpers import MakeEnvs, write_pylock
 
 
 def test_a_wheel_rebuilt_while_tests_run_counts_for_the_keys_made_after(make_envs: MakeEnvs, tmp_path: Path) -> None:
@@ -23,3 +23,11 @@ def test_a_wheel_rebuilt_while_tests_run_counts_for_the_keys_made_after(make_env
     spec = envs.spec(("gamma", "alpha"), find_links=[str(house)])
 
     assert envs.key(spec) == make_envs(tmp_path / "cache").key(spec)
+
+
+def test_the_sessions_versions_and_resolution_leave_a_lock_as_it_pins(make_envs: MakeEnvs, tmp_path: Path) -> None:
+    lock = write_pylock(tmp_path)
+    envs = make_envs(installer="uv", with_requirements=("alpha==2.0",), resolution="lowest-direct")
+    spec = envs.spec((), lock=lock)
+    assert (spec.requirements, spec.resolution) == ((), "highest")
+    assert envs.spec(("beta",)).requirements == ("alpha==2.0", "beta")

@@ -21,7 +21,7 @@ def test_every_keyword_has_a_default_and_a_description() -> None:
     for name, keyword in keywords().items():
         assert keyword.doc.strip().endswith("."), name
     assert signature() == (
-        "*requirements, editable=(), constraints=None, requirements_files=(), groups=(), python=None, "
+        "*requirements, editable=(), constraints=None, requirements_files=(), groups=(), lock=None, python=None, "
         "private=False, installer=None, find_links=(), index_url=None, warm=False, preload=()"
     )
 
