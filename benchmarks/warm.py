@@ -9,7 +9,7 @@ one env with requests and one with the example project ``examples/greeter`` (edi
 offline:
 
 1. **Per call**: ``isoenv.run("python", "-c", "import requests")`` on the same env, plain and
-   with ``warm=True, preload=("requests",)``, alternating; the median of *calls* calls each.
+   with ``warm=True, preload=("requests",)``, one of each in turn; the median of *calls* calls each.
 2. **Suites**: a 200-test suite, each test running the example's ``greet`` command once, without and
    with ``warm=True, preload=("greeter.cli",)``, and with the modules ``greet`` imports while it runs
    preloaded too (``"shutil", "locale"``), and the same 200 tests running nothing (the floor:
@@ -122,16 +122,24 @@ def per_call(work: Path, wheelhouse: Path, calls: int) -> dict[str, list[tuple[f
     assert server is not None
     pid = server.pid
     assert pid is not None
-    # Wall time per call; CPU as the mean over all calls of a kind (the warm interpreter's children are
-    # counted once it has reaped them, and /proc counts in clock ticks).
-    for kind, env, cpu_now in (("plain", plain, cpu_children), ("warm", hot, lambda: cpu_of(pid))):
-        cpu = cpu_self() + cpu_now()
-        for _ in range(calls):
+    # Alternated, so that both kinds meet the same machine load. Wall time per call; CPU as the mean over
+    # all calls of a kind: this process's own around each call, plus for plain calls the reaped child's
+    # and for warm calls the warm interpreter's and its reaped children's over the whole run (counted once
+    # it has reaped them, and /proc counts in clock ticks: per call it would round to nothing).
+    own = {"plain": 0.0, "warm": 0.0}
+    reaped, served = 0.0, cpu_of(pid)
+    for _ in range(calls):
+        for kind, env in (("plain", plain), ("warm", hot)):
+            cpu, children = cpu_self(), cpu_children()
             started = time.perf_counter()
             env.run("python", "-c", "import requests")
             results[kind].append((time.perf_counter() - started, 0.0))
-        time.sleep(0.5)
-        mean = (cpu_self() + cpu_now() - cpu) / calls
+            own[kind] += cpu_self() - cpu
+            if kind == "plain":
+                reaped += cpu_children() - children
+    time.sleep(0.5)
+    means = {"plain": (own["plain"] + reaped) / calls, "warm": (own["warm"] + cpu_of(pid) - served) / calls}
+    for kind, mean in means.items():
         results[kind] = [(wall, mean) for wall, _ in results[kind]]
     warm.stop()
     return results
@@ -171,6 +179,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50, help="calls of each kind in the per-call measurement")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each suite (median reported)")
     parser.add_argument("--out", help="also write the raw results and the table to this JSON file")
+    parser.add_argument(
+        "--per-call-only", action="store_true", help="only the per-call measurement (minutes less on a busy machine)"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="isoenv-bench-warm-"))
@@ -179,7 +190,17 @@ def main() -> None:
     download = [sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "-d", str(wheelhouse)]
     subprocess.run([*download, "requests", "setuptools>=64"], check=True)
     print("# 1. per call", file=sys.stderr)
+    load_before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     calls = per_call(work, wheelhouse, args.calls)
+    if args.per_call_only:
+        plain, hot = (statistics.median(wall for wall, _ in calls[kind]) for kind in ("plain", "warm"))
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"Machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python")
+        print(f"{platform.python_version()}, load average {load_before} before and {load} after.")
+        print(f'per call, `python -c "import requests"`, {args.calls} of each in turn (median wall; mean CPU):')
+        print(f"plain {ms(plain)}; {ms(calls['plain'][0][1])} CPU")
+        print(f"warm {ms(hot)}; {ms(calls['warm'][0][1])} CPU; {plain / hot:.1f}x faster")
+        return
     print("# 2. suites", file=sys.stderr)
     # The floor: the same 200 tests with the same env, running nothing: pytest's and the fixture's own cost.
     # The same with a program that is slow to start: each test runs python -c "import requests".

@@ -1,11 +1,14 @@
-"""TOML files, read with the standard library's ``tomllib`` or, before Python 3.11, ``tomli`` (pytest needs it there).
+"""TOML files, read with the standard library's ``tomllib`` or, before Python 3.11, ``tomli`` (pytest needs it there),
+and written back as plain inline values (:func:`toml_value`, :func:`toml_document`).
 
 A leaf: every layer may use it, and it uses none of them.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +27,23 @@ def read_toml(path: Path) -> dict[str, Any]:
     with path.open("rb") as stream:
         data: dict[str, Any] = tomllib.load(stream)
     return data
+
+
+def toml_value(value: Any) -> str:
+    """*value* (as :func:`read_toml` gives values) as an inline TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(toml_value, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return str(value.isoformat())  # dates and times
+
+
+def toml_document(data: Mapping[str, Any]) -> str:
+    """A TOML document that reads back as *data*: one line per top-level key, tables inline."""
+    return "".join(f"{json.dumps(k, ensure_ascii=False)} = {toml_value(v)}\n" for k, v in data.items())

@@ -343,11 +343,17 @@ def imported(env: IsolatedEnv, module: str, name: str = "VALUE") -> str:
 
 
 def new_session(
-    cache: Path, *find_links: Path, rootdir: Path | None = None, installer: str = INSTALLER, offline: bool = True
+    cache: Path,
+    *find_links: Path,
+    rootdir: Path | None = None,
+    installer: str = INSTALLER,
+    offline: bool = True,
+    notify: LineSink | None = None,
 ) -> IsoEnvFactory:
     """A new session's factory on *cache*, installing offline from *find_links* only (with the index: not *offline*).
 
-    A test that asks for uv where it is not installed is skipped.
+    *notify* is told what the session says while it goes (what it waits for, why it rebuilds). A test
+    that asks for uv where it is not installed is skipped.
     """
     from pytest_isoenv.factory import IsoEnvFactory
     from pytest_isoenv.installers.uv import UvInstaller
@@ -364,7 +370,7 @@ def new_session(
         index=IndexOptions(find_links=tuple(map(str, find_links)), offline=offline),
         installer=installer,
     )
-    return IsoEnvFactory(SessionEnvs(settings))
+    return IsoEnvFactory(SessionEnvs(settings, notify=notify))
 
 
 #: The comment that says how a documentation page's code block is tested: ``<!-- docs-test: KIND [ARGUMENT] -->``

@@ -17,10 +17,10 @@ import pytest_isoenv
 
 PACKAGE = Path(pytest_isoenv.__file__).parent
 
-#: The exceptions, by module: CPython's builtin modules behind ``signal`` and ``socket``, which the warm
-#: server imports instead of those so that a fresh interpreter loads next to nothing before the preloads
-#: (see its docstring).
-ALLOWED = {"run/warm_server.py": {"import _signal", "import _socket"}}
+#: The exceptions, by module (none: each one used to be a dependency on another project's internals).
+ALLOWED: dict[str, set[str]] = {}
+#: Names that start with ``_`` and are public all the same (documented as such).
+PUBLIC = {"os._exit"}
 
 
 def _private(name: str) -> bool:
@@ -28,10 +28,34 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
+def _of_another_module(node: ast.expr, modules: set[str]) -> bool:
+    """Whether *node* is a module of another project: a name it was imported as, or ``sys.modules[...]``."""
+    if isinstance(node, ast.Subscript):
+        return ast.unparse(node.value) == "sys.modules"
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in modules
+
+
 def private_uses(source: str) -> list[str]:
-    """What *source* uses of another project's private names: imports, and call keywords starting with ``_``."""
+    """What *source* uses of another project's private names: imports, their attributes, call keywords."""
     found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    modules = {
+        (alias.asname or alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.split(".")[0] != "pytest_isoenv"
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and _of_another_module(node.value, modules):
+            if ast.unparse(node) not in PUBLIC:
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) == "sys.modules":
+            key = node.slice.value if isinstance(node.slice, ast.Constant) else None
+            if isinstance(key, str) and any(map(_private, key.split("."))):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
         if isinstance(node, ast.Import):
             found += [
                 f"line {node.lineno}: import {alias.name}"
@@ -50,7 +74,7 @@ def private_uses(source: str) -> list[str]:
                 for keyword in node.keywords
                 if keyword.arg is not None and _private(keyword.arg)
             ]
-    return found
+    return sorted(found, key=lambda use: int(use.split(":")[0].split()[1]))
 
 
 def test_the_check_finds_private_imports_and_keywords_and_spares_ours() -> None:
@@ -71,6 +95,13 @@ def test_the_check_finds_private_imports_and_keywords_and_spares_ours() -> None:
         raise pytest.skip.Exception(reason, _use_item_location=True)
         namespace = _new_main(__file__="<stdin>", __cached__=None)
         run(**options)
+        import runpy, sys
+        runpy._run_module_as_main(name)
+        sys.modules["atexit"]._run_exitfuncs()
+        os.path._joinrealpath(a, b)
+        os._exit(0)
+        loader = sys.modules["_frozen_importlib_external"].SourceFileLoader
+        self._private(), _own._helper()
         """
     )
     assert private_uses(source) == [
@@ -80,6 +111,10 @@ def test_the_check_finds_private_imports_and_keywords_and_spares_ours() -> None:
         "line 6: from python_discovery._discovery import _uv_python_roots",
         "line 7: from packaging import _parser",
         "line 14: a call with _use_item_location=",
+        "line 18: runpy._run_module_as_main",
+        "line 19: sys.modules['atexit']._run_exitfuncs",
+        "line 20: os.path._joinrealpath",
+        "line 22: sys.modules['_frozen_importlib_external']",
     ]
 
 

@@ -8,7 +8,9 @@ there that the next session sees as a change. :class:`Snapshots` copies each suc
 the installer builds the copy, and :meth:`Snapshots.restore_urls` points each installed distribution's
 ``direct_url.json`` back at the user's folder, so the env records where its packages came from as an
 install in place would. The folder is removed after the install. Editable projects are never copied:
-an editable install must point at the user's tree.
+an editable install must point at the user's tree. A copied project's ``[tool.uv.sources]`` paths are
+made to name what they name in place (a project folder its own snapshot), so uv resolves them as it
+would there.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pytest_isoenv.key.files import project_files
 from pytest_isoenv.key.vcs import git, version_from_vcs
 from pytest_isoenv.spec.envspec import EnvSpec
 from pytest_isoenv.spec.reqfiles import is_url
+from pytest_isoenv.tomlfile import read_toml, toml_document
 
 
 class Snapshots:
@@ -57,6 +60,7 @@ class Snapshots:
             in_git = _with_git(project, slot)
             target = in_git or slot / project.name
             target.mkdir(parents=True, exist_ok=True)
+            self.made[project] = target  # before its path sources are: a cycle of them ends here
             # Copies, not hard links: a link shares the user's file, so a backend that rewrites a file in
             # place (setuptools' egg-info of a src layout, a version file) would write into the user's tree,
             # and making a link changes the file's ctime, which git's index and the stat cache of the key read.
@@ -67,10 +71,40 @@ class Snapshots:
                     shutil.copy2(project / rel, destination)
                 except FileNotFoundError:  # a tracked file deleted since: the build does not see it either
                     continue
+            pointed = self._point_sources(project, target)
             if in_git is not None:
-                _settle_git(in_git)
-            self.made[project] = target
+                _settle_git(in_git, unchanged=["pyproject.toml"] if pointed else [])
         return self.made[project]
+
+    def _point_sources(self, project: Path, target: Path) -> bool:
+        """Make the ``path`` sources of the copy *target* of *project* name what they name from *project*.
+
+        uv reads a ``[tool.uv.sources]`` path against the folder of the ``pyproject.toml`` naming it,
+        so the copy's relative paths would point inside the snapshot, at nothing. Each is rewritten
+        absolute: a project folder installed non-editable to its own snapshot (built from the files its
+        key covers, and checked on reuse as the user's folder: :meth:`restore_urls`), an editable one
+        or an archive to the user's path. Whether the copy's ``pyproject.toml`` was rewritten.
+        """
+        pyproject = target / "pyproject.toml"
+        try:
+            data = read_toml(pyproject)
+        except (OSError, ValueError):  # the build reads and refuses it the same way
+            return False
+        sources = data.get("tool", {}).get("uv", {}).get("sources") if isinstance(data.get("tool"), dict) else None
+        if not isinstance(sources, dict):
+            return False
+        pointed = False
+        for entries in sources.values():
+            for entry in entries if isinstance(entries, list) else [entries]:
+                if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                    continue
+                named = Path(os.path.abspath(project / entry["path"]))
+                where = str(named if entry.get("editable") is True else self.of(named))
+                if where != entry["path"]:
+                    entry["path"], pointed = where, True
+        if pointed:
+            pyproject.write_text(toml_document(data), encoding="utf-8")
+        return pointed
 
     def relocate(self, value: str) -> str:
         """A path or ``file:`` URL of a project folder, made to name its snapshot; anything else as it is."""
@@ -176,12 +210,14 @@ def _with_git(project: Path, slot: Path) -> Path | None:
     return root / prefix
 
 
-def _settle_git(target: Path) -> None:
+def _settle_git(target: Path, unchanged: Iterable[str] = ()) -> None:
     """Bring the snapshot's repository around *target* up to date with the files copied into it.
 
     The snapshot holds one project of the repository: the files outside it are marked as not in the
     work tree, as they would otherwise look deleted and make the version dirty. Then the index is
-    refreshed against the copies, which differ from the user's files in their ``stat`` only.
+    refreshed against the copies, which differ from the user's files in their ``stat`` only. The
+    files *unchanged* (relative to *target*), which the snapshot rewrote, are marked as unchanged:
+    in place they are as committed, and the version must be the one made there.
     """
     root = next(p for p in (target, *target.parents) if (p / ".git").is_dir())
     if root != target:
@@ -190,6 +226,9 @@ def _settle_git(target: Path) -> None:
         outside = "".join(f"{name}\0" for name in listed if name and not name.startswith(prefix))
         _snapshot_git(root, "update-index", "--skip-worktree", "-z", "--stdin", stdin=outside)
     _snapshot_git(root, "update-index", "-q", "--refresh")
+    names = [(target / name).relative_to(root).as_posix() for name in unchanged]
+    if names:
+        _snapshot_git(root, "update-index", "-q", "--assume-unchanged", "--", *names)
 
 
 def _snapshot_git(root: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

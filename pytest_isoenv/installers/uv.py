@@ -30,6 +30,7 @@ from pytest_isoenv.key.material import index_material
 from pytest_isoenv.key.settings import PipConfig, uv_from_pip
 from pytest_isoenv.key.uvconfig import (
     UV_ELSEWHERE_VARIABLES,
+    flat_indexes,
     uv_config,
     uv_config_files,
     uv_resolution_settings,
@@ -277,7 +278,10 @@ class UvInstaller(Installer):
         ]  # fmt: skip
 
     def find_links(self, index: IndexOptions) -> list[str]:
-        """The plugin's find-links, pip's carried over, ``UV_FIND_LINKS`` and those of the user's ``uv.toml``."""
+        """The plugin's find-links, pip's carried over, ``UV_FIND_LINKS`` and those of the user's ``uv.toml``.
+
+        A ``uv.toml``'s flat indexes are find-links locations too: uv reads them the same way.
+        """
         links = [*index.find_links, *self.from_pip.find_links]
         links += os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
         config = self._configuration().get("UV_CONFIG_FILE")
@@ -290,6 +294,7 @@ class UvInstaller(Installer):
             for table in (data, pip if isinstance(pip, dict) else {}):
                 found = table.get("find-links")
                 links += [found] if isinstance(found, str) else [v for v in _list(found) if isinstance(v, str)]
+                links += flat_indexes(table, Path(config).parent)
         return links
 
     def index_arguments(self, index: IndexOptions) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def project_files(root: Path, cache_root: Path | None = None) -> list[str]:
             and not (skip and rel.startswith(skip))
         }
     )
+
+
+# A tracked entry of ``git ls-files -s``: mode, object name, stage, a tab, then the path.
+_STAGED = re.compile(r"(\d{6}) [0-9a-f]{40,64} \d\t")
+# The modes of regular files: neither a symbolic link (120000), which may name a folder, nor a submodule (160000).
+_PLAIN_FILES = frozenset({"100644", "100755"})
 
 
 def _skipped_at_top(name: str) -> bool:
@@ -90,8 +97,9 @@ def _git_list(root: Path) -> list[str] | None:
     folder as one link: the files in them are listed instead, a submodule's as git lists them there.
     """
     try:
+        # -s: a tracked entry comes with its mode, so only links, submodules and untracked entries need a look.
         proc = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "-co", "--exclude-standard"],
+            ["git", "-C", str(root), "ls-files", "-z", "-cos", "--exclude-standard"],
             capture_output=True,
             stdin=subprocess.DEVNULL,
             check=False,
@@ -101,10 +109,15 @@ def _git_list(root: Path) -> list[str] | None:
     if proc.returncode != 0:
         return None
     files = []
-    for name in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        path = root / name.rstrip("/")
+    for entry in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        staged = _STAGED.match(entry)
+        name = entry[staged.end() :] if staged else entry
         if not name:
             continue
+        if staged and staged.group(1) in _PLAIN_FILES:
+            files.append(name)  # a regular file git tracks (or one deleted since: it counts as missing)
+            continue
+        path = root / name.rstrip("/")
         if not path.is_dir():
             files.append(name)  # a file, or a tracked file deleted since: it counts as missing
             continue

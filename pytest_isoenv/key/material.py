@@ -193,14 +193,20 @@ def editable_material(project: Path, hashes: FileHashes, environ: Mapping[str, s
     Its Python sources are live in the env and stay out. In: every ``*.py``, ``*.cfg``, ``*.toml``,
     ``*.txt`` and ``*.in`` file at its top (``pyproject.toml``, ``setup.py``, ``hatch_build.py``,
     ``MANIFEST.in``...), the files the common backends' dynamic metadata reads, ``[tool.uv] cache-keys``,
-    and, for a project with compiled extensions, their sources and build configuration.
+    for a project with compiled extensions their sources and build configuration, and for one versioned
+    from git (setuptools-scm, hatch-vcs) the git state its version is made from.
     """
     files, variables = editable_inputs(project, hashes, os.environ if environ is None else environ)
-    return {
+    material = {
         "path": str(project),
         "files": {os.path.relpath(f, project): hashes.file_or_none(f) for f in sorted(set(files))},
         "env": variables,
     }
+    # An editable install writes its version into the env's metadata once: a new tag needs a new install.
+    vcs = hashes.once("vcs", project, vcs_material)
+    if vcs is not None:  # only then: the keys of other editable projects stay what they were
+        material["vcs"] = vcs
+    return material
 
 
 def index_material(index: IndexOptions, hashes: FileHashes | None = None) -> dict[str, Any]:

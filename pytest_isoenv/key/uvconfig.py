@@ -6,13 +6,13 @@ and the system's files combined into one (:func:`uv_config`), less the
 ``[pip]`` settings that install elsewhere, and never a project's: the cache may
 live inside one. Every setting counts for the key by its value, unless it is
 harmless (see :mod:`pytest_isoenv.key.settingrules`), and the files and folders
-settings name count by what they hold (:func:`uv_resolution_settings`).
+settings name count by what they hold (:func:`uv_resolution_settings`), a local
+``[[index]]`` of ``format = "flat"`` as the find-links folder it is.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,14 +20,17 @@ from typing import Any
 
 from pytest_isoenv.environ import is_host_leak
 from pytest_isoenv.key.hashing import FileHashes
+from pytest_isoenv.key.material import absolute_link, local_path, location_material
 from pytest_isoenv.key.settingrules import HARMLESS, setting_contents, uv_variable
-from pytest_isoenv.tomlfile import read_toml
+from pytest_isoenv.tomlfile import read_toml, toml_document, toml_value
 
 # uv's [pip] settings that send installs elsewhere than the env given with --python.
 _UV_ELSEWHERE = frozenset({"target", "prefix", "system", "break-system-packages", "python", "user"})
 #: uv variables no build sees: they move where uv runs and looks for a project, and a build runs in the env
 #: being built, with no project's configuration.
 UV_ELSEWHERE_VARIABLES = frozenset({"UV_WORKING_DIR", "UV_PROJECT"})
+# Settings of a uv.toml that name an index or find-links location: uv reads a relative one against the file's folder.
+_PATH_SETTINGS = frozenset({"find-links", "index-url", "extra-index-url"})
 # Keys of a uv.toml whose variable has another name.
 _UV_FILE_NAMES = {"allow-insecure-host": "UV_INSECURE_HOST"}
 
@@ -107,9 +110,30 @@ def _uv_table(table: Mapping[str, Any], base: Path, hashes: FileHashes) -> dict[
         variable = _UV_FILE_NAMES.get(key) or uv_variable(key)
         if key == "pip" or not uv_counts(variable):
             continue
-        material[key] = _toml(value)
+        material[key] = toml_value(value)
         material.update(setting_contents(key, variable, _strings(value), hashes, base))
+    flat = flat_indexes(table, base)
+    if flat:  # only then: the keys of configurations without one stay what they were
+        material["index:flat"] = [location_material(link, hashes) for link in flat]
     return material
+
+
+def flat_indexes(table: Mapping[str, Any], base: Path) -> list[str]:
+    """The ``[[index]]`` entries of a uv configuration *table* with ``format = "flat"``: find-links by another name.
+
+    uv reads such an index as a find-links location, so a local folder counts by its archives, as one
+    named by ``find-links`` does. Local paths are made absolute against *base* (the file's folder, as
+    uv reads them); URLs are as given.
+    """
+    entries = table.get("index")
+    if not isinstance(entries, list):
+        return []
+    found = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("format") == "flat" and isinstance(entry.get("url"), str):
+            path = local_path(entry["url"], base)
+            found.append(entry["url"] if path is None else str(path))
+    return found
 
 
 def _strings(value: Any) -> list[str]:
@@ -134,7 +158,7 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
             data = read_toml(path)
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read the uv configuration file {path}: {exc}") from exc
-        merged = _combine(merged, data)
+        merged = _combine(merged, _absolute_paths(data, path.parent))
     pip = merged.get("pip")
     dropped = []
     if isinstance(pip, dict):
@@ -143,7 +167,33 @@ def uv_config(files: Sequence[Path]) -> tuple[str | None, list[str]]:
             del pip[option]
     if not merged:
         return None, dropped
-    return "".join(f"{json.dumps(k)} = {_toml(v)}\n" for k, v in merged.items()), dropped
+    return toml_document(merged), dropped
+
+
+def _absolute_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """*data*, a uv configuration file's, with its find-links and index paths made absolute against *base*.
+
+    uv reads them against the folder of the file that names them; a build runs with the files combined
+    into one elsewhere, where a relative path would name another folder.
+    """
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, list):
+            return [absolute(v) for v in value]
+        return absolute_link(value, base) if isinstance(value, str) else value
+
+    def table(settings: dict[str, Any]) -> dict[str, Any]:
+        out = {k: absolute(v) if k in _PATH_SETTINGS else v for k, v in settings.items()}
+        if isinstance(out.get("index"), list):
+            out["index"] = [
+                {**e, "url": absolute(e["url"])} if isinstance(e, dict) and "url" in e else e for e in out["index"]
+            ]
+        return out
+
+    result = table(data)
+    if isinstance(result.get("pip"), dict):
+        result["pip"] = table(result["pip"])
+    return result
 
 
 def _combine(first: Any, second: Any) -> Any:
@@ -156,18 +206,3 @@ def _combine(first: Any, second: Any) -> Any:
     if isinstance(first, list) and isinstance(second, list):
         return [*first, *second]
     return first
-
-
-def _toml(value: Any) -> str:
-    """*value* as an inline TOML value."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(map(_toml, value)) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)} = {_toml(v)}" for k, v in value.items()) + "}"
-    return str(value.isoformat())  # dates and times

@@ -122,15 +122,18 @@ class SharedEnvs:
         """Which local source of *record*'s env changed since it was built, or ``None``.
 
         Read once per generation in a session, not on every use: a few ``stat`` calls per source,
-        and a listing of each project folder.
+        and a listing of each project folder. A change is told to *notify* when found, once: the
+        env is rebuilt, and a build nobody can see the reason for looks like a cache that failed.
         """
         seen = (str(record.path), record.created)
         if seen not in self._sources_checked:
             hashes = self._keys.hashes
             try:
-                self._sources_checked[seen] = changed_source(record.built.sources, hashes)
+                changed = self._sources_checked[seen] = changed_source(record.built.sources, hashes)
             finally:
                 hashes.save()
+            if changed is not None and self._notify is not None:
+                self._notify(f"rebuilding env ({record.built.description}) [{record.key[:12]}]: {changed}")
         return self._sources_checked[seen]
 
     def claim(self, key: str) -> Cache:

@@ -18,6 +18,8 @@ from packaging.requirements import Requirement
 from pytest_isoenv import BuildError
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.installers.snapshot import Snapshots
+from pytest_isoenv.installers.uv import find_uv
+from pytest_isoenv.tomlfile import read_toml
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -179,6 +181,89 @@ def test_every_route_builds_from_a_snapshot(
     assert listing(project) == before
 
 
+def test_a_copys_uv_path_sources_name_what_they_name_in_place(tmp_path: Path) -> None:
+    user = tmp_path / "user"
+    for name in ("app", "lib", "tool", "loop"):
+        aged(user / name / "pyproject.toml", "")
+    aged(user / "wheels" / "w-1.0-py3-none-any.whl", "x")
+    aged(
+        user / "app" / "pyproject.toml",
+        '[project]\nname = "app"\n\n[tool.uv.sources]\nlib = { path = "../lib" }\n'
+        'tool = { path = "../tool", editable = true }\nw = { path = "../wheels/w-1.0-py3-none-any.whl" }\n'
+        'loop = [{ path = "../loop", marker = "sys_platform != \'win32\'" }, { index = "other" }]\n'
+        'remote = { git = "https://example.invalid/remote" }\n',
+    )
+    aged(user / "loop" / "pyproject.toml", '[tool.uv.sources]\napp = { path = "../app" }\n')
+    snapshots = Snapshots(tmp_path / "sources")
+
+    copy = snapshots.of(user / "app")
+
+    sources = read_toml(copy / "pyproject.toml")["tool"]["uv"]["sources"]
+    assert sources["lib"] == {"path": str(snapshots.made[user / "lib"])}, "a project: its own snapshot"
+    assert sources["tool"] == {"path": str(user / "tool"), "editable": True}, "editable: the user's folder"
+    assert sources["w"] == {"path": str(user / "wheels" / "w-1.0-py3-none-any.whl")}
+    assert sources["loop"][0]["path"] == str(snapshots.made[user / "loop"])
+    assert sources["loop"][1:] == [{"index": "other"}]
+    assert sources["remote"] == {"git": "https://example.invalid/remote"}
+    assert read_toml(copy / "pyproject.toml")["project"] == {"name": "app"}
+    loop = read_toml(snapshots.made[user / "loop"] / "pyproject.toml")
+    assert loop["tool"]["uv"]["sources"]["app"] == {"path": str(copy)}, "a cycle of path sources ends"
+    assert (user / "app" / "pyproject.toml").read_text().count("../lib") == 1, "the user's file is untouched"
+
+
+@needs_git
+def test_a_rewritten_pyproject_leaves_the_version_from_git_clean(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    project = scm_project(repo, ".")
+    aged(repo / "lib" / "pyproject.toml", "")
+    with (project / "pyproject.toml").open("a") as stream:
+        stream.write('\n[tool.uv.sources]\nlib = { path = "lib" }\n')
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "sources", cwd=repo)
+    git("tag", "v1.0", cwd=repo)
+
+    copy = Snapshots(tmp_path / "sources").of(project)
+
+    assert Path(read_toml(copy / "pyproject.toml")["tool"]["uv"]["sources"]["lib"]["path"]).is_absolute()
+    assert git("describe", "--tags", "--dirty", cwd=copy).strip() == "v1.0"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+@pytest.mark.parametrize("in_git", [False, True], ids=["no-git", "git"])
+def test_a_projects_uv_path_sources_resolve_as_in_place_and_count_by_content(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path, in_git: bool
+) -> None:
+    if in_git and shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    lib = setuptools_project(repo, "pathlib_dep", value=1)
+    app = setuptools_project(repo, "pathapp")
+    pyproject = (app / "pyproject.toml").read_text()
+    (app / "pyproject.toml").write_text(
+        pyproject.replace('version = "1.0"', 'version = "1.0"\ndependencies = ["pathlib-dep"]')
+        + '\n[tool.uv.sources]\npathlib-dep = { path = "../pathlib_dep" }\n'
+    )
+    if in_git:
+        committed(repo)
+    before = {p: listing(p) for p in (app, lib)}
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+    value = "import pathlib_dep; print(pathlib_dep.VALUE)"
+
+    first = IsoEnvFactory(make_envs(cache, installer="uv")).get(app, find_links=links)
+
+    assert first.run("python", "-c", value).stdout.strip() == "1"
+    assert {p: listing(p) for p in (app, lib)} == before, "neither project is built in the user's folder"
+    direct_url = next(first.site_packages.glob("pathlib_dep-*.dist-info")) / "direct_url.json"
+    assert json.loads(direct_url.read_text())["url"] == lib.as_uri()
+
+    (lib / "pathlib_dep" / "__init__.py").write_text("VALUE = 2\n")
+    again = IsoEnvFactory(make_envs(cache, installer="uv")).get(app, find_links=links)
+
+    assert again.run("python", "-c", value).stdout.strip() == "2", "the dependency counts by its content"
+    assert again.path != first.path
+
+
 def scm_project(repo: Path, rel: str) -> Path:
     """A setuptools-scm project at *rel* in the git repository *repo* (made here), everything committed."""
     project = repo / rel
@@ -233,6 +318,33 @@ def test_a_version_from_git_tags_is_built_and_keyed(
     assert list(second.stats.built) == [again.key]
     assert again.run("python", "-c", version).stdout.strip() == "1.2.4"
     assert listing(repo) == before
+
+
+@pytest.mark.slow
+@needs_git
+def test_an_editable_project_tagged_anew_is_installed_again_with_its_new_version(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    project = scm_project(repo, ".")
+    (repo / ".gitignore").write_text("*.egg-info/\n")  # what an editable build writes in place
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "ignore", cwd=repo)
+    git("tag", "v1.2.3", cwd=repo)
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+    version = "import importlib.metadata as m; print(m.version('scmpkg'))"
+
+    first = IsoEnvFactory(make_envs(cache)).get(editable=[project], find_links=links)
+    assert first.run("python", "-c", version).stdout.strip() == "1.2.3"
+
+    git("commit", "-q", "--allow-empty", "-m", "next", cwd=repo)  # no file changed
+    git("tag", "v1.2.4", cwd=repo)
+    second = make_envs(cache)
+    again = IsoEnvFactory(second).get(editable=[project], find_links=links)
+
+    assert again.key != first.key, "a new tag alone gives a new key"
+    assert list(second.stats.built) == [again.key]
+    assert again.run("python", "-c", version).stdout.strip() == "1.2.4"
 
 
 @needs_git

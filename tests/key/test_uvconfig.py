@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import isoenv_testbackend as backend
 import pytest
-from helpers import MakeFactory, aged, imported
+from helpers import MakeFactory, aged, imported, new_session
 
 from pytest_isoenv.installers.api import InstallerDirs
 from pytest_isoenv.installers.uv import UvInstaller, find_uv
 from pytest_isoenv.key.hashing import FileHashes
-from pytest_isoenv.key.uvconfig import uv_resolution_settings
+from pytest_isoenv.key.uvconfig import flat_indexes, uv_config, uv_resolution_settings
+from pytest_isoenv.tomlfile import read_toml
 
 
 @pytest.mark.parametrize("variable", ["UV_CONSTRAINT", "UV_OVERRIDE", "UV_EXCLUDE", "UV_BUILD_CONSTRAINT"])
@@ -48,6 +50,53 @@ def test_uv_config_counts_by_setting_and_its_find_links_folders_by_content(tmp_p
     backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
     assert wheel.exists()
     assert uv_resolution_settings(environ, FileHashes()) != first, "a rebuilt wheel in a find-links folder counts"
+
+
+@pytest.mark.parametrize("url", ["absolute", "relative", "file-url"])
+def test_a_flat_index_folder_in_uv_config_counts_by_content(tmp_path: Path, url: str) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'old'\n"})
+    named = {"absolute": str(house), "relative": "house", "file-url": house.as_uri()}[url]
+    config = aged(tmp_path / "uv.toml", f'[[index]]\nname = "local"\nurl = "{named}"\nformat = "flat"\n')
+    environ = {"UV_CONFIG_FILE": str(config)}
+    first = uv_resolution_settings(environ, FileHashes())
+
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
+
+    assert uv_resolution_settings(environ, FileHashes()) != first, "a rebuilt wheel in a flat index counts"
+
+
+def test_only_flat_indexes_count_as_folders(tmp_path: Path) -> None:
+    table = {
+        "index": [
+            {"name": "flat", "url": "wheels", "format": "flat"},
+            {"name": "simple", "url": "https://example.invalid/simple"},
+            {"name": "remote-flat", "url": "https://example.invalid/links", "format": "flat"},
+        ]
+    }
+    assert flat_indexes(table, tmp_path) == [str(tmp_path / "wheels"), "https://example.invalid/links"]
+    assert flat_indexes({"index": "not a list"}, tmp_path) == []
+
+
+def test_relative_locations_in_a_uv_config_mean_its_folder_in_the_file_builds_run_with(tmp_path: Path) -> None:
+    config = aged(
+        tmp_path / "conf" / "uv.toml",
+        'find-links = ["top"]\n[[index]]\nname = "a"\nurl = "flat"\nformat = "flat"\n'
+        '[[index]]\nname = "b"\nurl = "https://example.invalid/simple"\n'
+        '[pip]\nfind-links = ["wheels", "https://example.invalid/links"]\nextra-index-url = ["../simple"]\n',
+    )
+
+    text, _ = uv_config([config])
+
+    assert text is not None
+    (tmp_path / "built.toml").write_text(text)
+    data = read_toml(tmp_path / "built.toml")
+    folder = tmp_path / "conf"
+    assert data["find-links"] == [str(folder / "top")]
+    assert [entry["url"] for entry in data["index"]] == [str(folder / "flat"), "https://example.invalid/simple"]
+    assert data["pip"]["find-links"] == [str(folder / "wheels"), "https://example.invalid/links"]
+    assert data["pip"]["extra-index-url"] == [str(tmp_path / "simple")]
 
 
 @pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
@@ -113,6 +162,32 @@ def test_a_wheel_rebuilt_in_a_find_links_folder_the_users_config_names_is_instal
     # New code, same version, same file name, same size: only the content says it changed.
     backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
     second = make_factory(tmp_path / "cache", installer=installer).get("gamma")
+
+    assert second.key != first.key
+    assert imported(second, "gamma") == "new"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_a_wheel_rebuilt_in_a_flat_index_the_users_uv_config_names_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'old'\n"})
+    # Relative, as uv reads it: against the file's folder.
+    flat = '[[index]]\nname = "house"\nurl = "house"\nformat = "flat"\n'
+    monkeypatch.setenv("UV_CONFIG_FILE", str(aged(tmp_path / "uv.toml", flat)))
+    # An index, which no-index (as this machine's pip configuration may say) would hide: no pip settings.
+    for name in [n for n in os.environ if n.startswith(("PIP_", "UV_")) and n != "UV_CONFIG_FILE"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    first = new_session(tmp_path / "cache", installer="uv", offline=False).get("gamma")
+    assert imported(first, "gamma") == "old"
+
+    # New code, same version, same file name, same size: only the content says it changed.
+    backend.write_wheel(house, "gamma", "1.0", files={"gamma/__init__.py": "VALUE = 'new'\n"})
+    second = new_session(tmp_path / "cache", installer="uv", offline=False).get("gamma")
 
     assert second.key != first.key
     assert imported(second, "gamma") == "new"

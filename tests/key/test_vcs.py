@@ -10,7 +10,7 @@ import pytest
 from helpers import aged
 
 from pytest_isoenv.key.hashing import FileHashes
-from pytest_isoenv.key.material import local_material
+from pytest_isoenv.key.material import editable_material, local_material
 from pytest_isoenv.key.vcs import vcs_material, version_from_vcs
 
 
@@ -64,3 +64,24 @@ def test_a_new_tag_changes_the_key_of_a_vcs_versioned_project_only(tmp_path: Pat
 
     assert local_material(scm, FileHashes()) != before[scm]
     assert local_material(static, FileHashes()) == before[static]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_new_tag_changes_the_key_of_an_editable_vcs_versioned_project_only(tmp_path: Path) -> None:
+    scm, static = tmp_path / "scm", tmp_path / "static"
+    aged(scm / "pyproject.toml", '[build-system]\nrequires = ["setuptools", "hatch-vcs"]\n')
+    aged(static / "pyproject.toml", '[project]\nversion = "1"\n')
+    for project in (scm, static):
+        git("init", "-q", cwd=project)
+        git("add", "-A", cwd=project)
+        git("commit", "-q", "-m", "init", cwd=project)
+        git("tag", "v1.0", cwd=project)
+    before = {p: editable_material(p, FileHashes()) for p in (scm, static)}
+    assert "vcs" not in before[static], "the keys of other editable projects stay what they were"
+
+    for project in (scm, static):
+        git("commit", "-q", "--allow-empty", "-m", "next", cwd=project)  # no file changes
+        git("tag", "v1.1", cwd=project)
+
+    assert editable_material(scm, FileHashes()) != before[scm]
+    assert editable_material(static, FileHashes()) == before[static]

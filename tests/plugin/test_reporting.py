@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import marked_tests
+from helpers import MakeProject, marked_tests
 
 from pytest_isoenv.environ import cpu_count
 from pytest_isoenv.plugin.reporting import installer_note
@@ -213,3 +213,25 @@ def test_header_names_the_fast_path_when_auto_falls_back_to_pip() -> None:
     assert installer_note(None, "pip") == installer_note("auto", "pip")
     assert installer_note("auto", "uv") == ""
     assert installer_note("pip", "pip") == "", "pip was asked for"
+
+
+@pytest.mark.slow
+def test_a_rebuild_for_a_changed_source_says_which(
+    pytester: pytest.Pytester, private_cache: Path, make_project: MakeProject
+) -> None:
+    lib = make_project("lib", parent=pytester.path / "repo", body="VALUE = 'old'\n")
+    # An editable project's own path dependency: the key does not name it, the record of the env does.
+    make_project("app", parent=pytester.path / "repo", dependencies=[f"lib @ {lib.as_uri()}"])
+    pytester.makepyfile('import pytest\n\n@pytest.mark.isoenv(editable=["repo/app"])\ndef test_it(isoenv):\n    pass\n')
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert "rebuilding" not in pytester.runpytest().stdout.str(), "a reuse says nothing"
+
+    (lib / "lib" / "__init__.py").write_text("VALUE = 'new'\n")
+    result = pytester.runpytest()
+
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"isoenv: rebuilding env (-e *app) [[]*[]]: the project {lib} it was installed from changed since it was built"
+        ]
+    )

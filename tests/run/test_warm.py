@@ -53,6 +53,16 @@ PROBE = {
         print("leaving", file=sys.stderr)
         sys.exit(5)
         """,
+    "atexits.py": """\
+        import atexit, sys
+        VALUE = "kept"
+        atexit.register(lambda: print("at exit", sys.argv[0], getattr(sys.modules["__main__"], "VALUE", None)))
+        """,
+    "raises.py": """\
+        def f():
+            raise ValueError("from a module run with -m")
+        f()
+        """,
     "noisy.py": """\
         import os
         with open(os.environ["PROBE_IMPORTS"], "a") as log:
@@ -224,6 +234,70 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, Any]]] = {
         ["python", "-c", "import sys\nsys.excepthook = lambda *a: print('hooked', a[0].__name__)\nraise OSError"],
         {},
     ),
+    # How the interpreter ends (Py_FinalizeEx): streams a program closed, replaced or broke, atexit, threads.
+    "closed-stdout": (["python", "-c", "import sys; print('x'); sys.stdout.close()"], {}),
+    "closed-stderr": (["python", "-c", "import sys; sys.stderr.write('x'); sys.stderr.close()"], {}),
+    "closed-both": (["python", "-c", "import sys; sys.stdout.close(); sys.stderr.close(); sys.exit(3)"], {}),
+    "replaced-stdout": (["python", "-c", "import io, sys; sys.stdout = io.StringIO(); print('kept in memory')"], {}),
+    "stdout-none": (["python", "-c", "import sys; sys.stdout = None"], {}),
+    "stdout-deleted": (["python", "-c", "import sys; print('x', end=''); del sys.stdout"], {}),
+    "stdout-flush-fails": (
+        [
+            "python",
+            "-c",
+            "import sys\nclass Out:\n    def write(self, text): return len(text)\n"
+            "    def flush(self): raise ValueError('cannot flush')\n    def __repr__(self): return '<Out>'\n"
+            "sys.stdout = Out()",
+        ],
+        {},
+    ),
+    "stderr-flush-fails": (
+        [
+            "python",
+            "-c",
+            "import sys\nclass Err:\n    def write(self, text): return len(text)\n"
+            "    def flush(self): raise ValueError('cannot flush')\nsys.stderr = Err()",
+        ],
+        {},
+    ),
+    "stdout-fd-closed": (["python", "-c", "import os; print('buffered'); os.close(1)"], {}),
+    "exit-in-atexit": (["python", "-c", "import atexit, sys; atexit.register(sys.exit, 5); print('ran')"], {}),
+    "error-in-atexit": (
+        [
+            "python",
+            "-c",
+            "import atexit\nclass Handler:\n    def __call__(self): 1/0\n    def __repr__(self): return 'Handler()'\n"
+            "atexit.register(Handler()); atexit.register(print, 'runs first'); raise SystemExit(2)",
+        ],
+        {},
+    ),
+    "print-in-atexit-after-close": (
+        ["python", "-c", "import atexit, sys; atexit.register(print, 'late'); sys.stdout.close()"],
+        {},
+    ),
+    "daemon-thread-left-running": (
+        [
+            "python",
+            "-c",
+            "import threading, time\n"
+            "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\nprint('main done')",
+        ],
+        {},
+    ),
+    "thread-then-atexit": (
+        [
+            "python",
+            "-c",
+            "import atexit, threading, time\natexit.register(print, 'atexit after the thread')\n"
+            "threading.Thread(target=lambda: (time.sleep(0.1), print('thread done', flush=True))).start()",
+        ],
+        {},
+    ),
+    "keyboard-interrupt-with-atexit": (
+        ["python", "-c", "import atexit; atexit.register(print, 'still run'); raise KeyboardInterrupt"],
+        {},
+    ),
+    "module-atexit": (["python", "-m", "warmprobe.atexits"], {}),
     "console-script": (["warmprobe", "a", "b"], {}),
     "console-script-raises": (["warmprobe-fail"], {}),
     "console-script-from-wheel": (["clitool"], {}),
@@ -234,6 +308,14 @@ PROGRAMS: dict[str, tuple[list[str], dict[str, Any]]] = {
 def test_parity(pair: Pair, name: str) -> None:
     args, kwargs = PROGRAMS[name]
     pair.both(*args, **kwargs)
+
+
+PY39 = "import sys; print(sys.version_info[:2] == (3, 9))"
+#: What differs on Python 3.9 only, where each import of ``atexit`` has handlers of its own: a program
+#: that imports it ends through the interpreter's whole finalisation, which knows of no Ctrl-C.
+PYTHON_39_DIFFERS = {
+    "keyboard-interrupt-with-atexit": "on 3.9 a KeyboardInterrupt after importing atexit exits 1, not by SIGINT",
+}
 
 
 @pytest.fixture(scope="module", params=["oldest", "newest"])
@@ -260,6 +342,8 @@ def other_pair(
 def test_parity_on_other_pythons(other_pair: Pair, name: str) -> None:
     """The warm interpreter's server runs on every Python an env can have: the same programs there."""
     args, kwargs = PROGRAMS[name]
+    if name in PYTHON_39_DIFFERS and other_pair.warm.run("python", "-c", PY39).stdout == "True\n":
+        pytest.xfail(PYTHON_39_DIFFERS[name])
     other_pair.both(*args, **kwargs)
 
 
@@ -800,3 +884,41 @@ def test_a_bad_encoding_starts_nothing(pair: Pair) -> None:
         with pytest.raises(LookupError):
             env.popen("python", "-c", "pass", stdout=subprocess.PIPE, encoding="no-such-encoding")
     assert pair.server.served == served
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "a pipe closed at the other end"])
+def test_parity_of_output_that_cannot_be_written_at_exit(
+    pair: Pair, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The buffered output fails to flush at exit: exit code 120, and the error reported on stderr."""
+    if target == "/dev/full" and not Path(target).exists():
+        pytest.skip("no /dev/full on this system")
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)  # print() buffers, and so fails only at exit
+    outcomes = []
+    for env in (pair.plain, pair.warm):
+        served = pair.server.served
+        if target == "/dev/full":
+            fd = os.open(target, os.O_WRONLY)
+        else:
+            read, fd = os.pipe()
+            os.close(read)
+        try:
+            proc = env.popen("python", "-c", "print('x' * 100)", stdout=fd, stderr=subprocess.PIPE)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            os.close(fd)
+        assert (pair.server.served == served + 1) == env.warm
+        outcomes.append((proc.returncode, err))
+    assert outcomes[0][0] == 120
+    assert outcomes[1] == outcomes[0]
+
+
+def test_parity_of_a_module_that_raises(pair: Pair) -> None:
+    """As python -m, but for the frame of runpy's private function that the interpreter calls, which no warm call can show."""
+    plain = pair.plain.run("python", "-m", "warmprobe.raises", check=False)
+    served = pair.server.served
+    warm_run = pair.warm.run("python", "-m", "warmprobe.raises", check=False)
+    assert pair.server.served == served + 1
+    expected = [line for line in plain.stderr.splitlines(keepends=True) if "in _run_module_as_main" not in line]
+    assert (warm_run.returncode, warm_run.stdout, warm_run.stderr) == (1, "", "".join(expected))
+    assert len(expected) == len(plain.stderr.splitlines()) - 1

@@ -49,15 +49,23 @@ def test_an_editable_projects_path_dependency_edited_reaches_the_next_sessions_e
     else:
         app = write_app(tmp_path / "repo", "lib", '[tool.uv.sources]\nlib = { path = "../lib" }\n')
     cache = tmp_path / "cache"
+    said: list[str] = []
     first = session(cache, wheelhouse, installer=installer).get(editable=app)
     assert value(first, "lib") == "old"
-    assert session(cache, wheelhouse, installer=installer).get(editable=app).path == first.path  # unchanged: reused
+    reused = session(cache, wheelhouse, installer=installer, notify=said.append).get(editable=app)
+    assert reused.path == first.path  # unchanged: reused
+    assert said == [], "a reuse says nothing"
 
     (lib / "lib" / "__init__.py").write_text("VALUE = 'new'\n")
-    second = session(cache, wheelhouse, installer=installer).get(editable=app)
+    second = session(cache, wheelhouse, installer=installer, notify=said.append).get(editable=app)
 
     assert value(second, "lib") == "new"
     assert second.path != first.path  # a new generation: the old one stays for whoever still runs in it
+    # The rebuild says why, in one line naming the source that changed.
+    assert said == [
+        f"rebuilding env (-e app) [{first.key[:12]}]: the project {lib} it was installed from changed since it was"
+        " built"
+    ]
     assert session(cache, wheelhouse, installer=installer).get(editable=app).path == second.path
 
 
