@@ -10,6 +10,7 @@ call ``subprocess.run(["mycli", ...])`` moves over by adding the marker.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
@@ -18,6 +19,25 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_isoenv.run.env import IsolatedEnv
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Module | pytest.Class, name: str, obj: object) -> None:
+    """A function marked ``isoenv`` (itself, or its class or module) takes the ``isoenv`` fixture, named or not.
+
+    Before pytest works out the test's fixtures: the matrices (a list in the
+    marker, ``--isoenv-pythons``) then parametrise a test that does not name the
+    fixture as they parametrise one that does. Only ``pytest.mark.usefixtures``
+    is added, so what the test sees is what naming the fixture gives it.
+    """
+    if not inspect.isfunction(obj):
+        return
+    own = getattr(obj, "pytestmark", ())  # where pytest keeps a function's marks, as for a module's pytestmark
+    marked = any(getattr(mark, "name", None) == "isoenv" for mark in own) or collector.get_closest_marker("isoenv")
+    # Once: a function collected again (a class in two modules) has it already.
+    taken = any(getattr(mark, "name", None) == "usefixtures" and "isoenv" in mark.args for mark in own)
+    if marked and not taken:
+        pytest.mark.usefixtures("isoenv")(obj)
 
 
 def uses_env(item: pytest.Item) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -174,6 +175,38 @@ def test_unmarked_{n}():
     pytester.makepyfile(host + "\nimport subprocess\n\nimport pytest\n" + tests)
     result = pytester.runpytest("-n", "2")
     result.assert_outcomes(passed=8)
+
+
+def test_the_matrices_run_a_marked_test_without_the_fixture_once_per_cell(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import os
+import subprocess
+
+import pytest
+
+
+@pytest.mark.isoenv(["alpha==1.0", "alpha==2.0"])
+def test_alternatives():
+    code = "import alpha; print(alpha.VERSION)"
+    version = subprocess.run(["python", "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert os.environ["PYTEST_CURRENT_TEST"].split(" ")[0].endswith(f"-alpha=={version}]")
+
+
+@pytest.mark.isoenv("alpha==1.0")
+class TestPythons:
+    def test_python(self):
+        code = "import alpha, sys; print(alpha.VERSION, sys.prefix)"
+        out = subprocess.run(["python", "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        assert out == ["1.0", os.environ["VIRTUAL_ENV"]]
+"""
+    )
+    result = pytester.runpytest("-v", f"--isoenv-pythons={sys.version_info[0]}.{sys.version_info[1]}")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        ["*test_alternatives?py*-alpha==1.0?*PASSED*", "*test_alternatives?py*-alpha==2.0?*PASSED*"]
+    )
+    result.stdout.fnmatch_lines(["*TestPythons::test_python?py*?*PASSED*"])
 
 
 def test_an_unmarked_test_is_not_set_up_for_an_env(pytester: pytest.Pytester) -> None:
