@@ -517,3 +517,8 @@ def needs_lock_uv() -> None:
     reason = lock_uv_missing()
     if reason is not None:
         pytest.skip(reason)
+
+
+def reports_of(result: pytest.RunResult) -> str:
+    """A pytester run's output up to pytest's short test summary, which repeats each error whole where ``CI`` is set."""
+    return result.stdout.str().split(" short test summary info ")[0]

@@ -323,7 +323,9 @@ def test_listing_pythons_names_the_too_old_ones_and_writes_nothing_to_stderr(pyt
     python2 = pyenv_python2()
     if python2 is None:
         pytest.skip("no Python 2 installed by pyenv")
-    result = pytester.runpytest_subprocess("--isoenv-list-pythons", f"--isoenv-cache-dir={pytester.path / 'cache'}")
+    result = pytester.runpytest_subprocess(
+        "--isoenv-list-pythons", "-v", f"--isoenv-cache-dir={pytester.path / 'cache'}"
+    )
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"  too old: {python2} is Python 2.*, which no env can be made from *"])
     assert result.stderr.str() == ""

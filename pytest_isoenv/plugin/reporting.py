@@ -133,8 +133,11 @@ class Reporter:
     # -- lines while the run goes on ---------------------------------------------------------------
 
     def progress(self, message: str) -> None:
-        """A line about envs being built or waited for (silenced by ``-q``)."""
-        if self.verbosity >= 0:
+        """A line about envs being built or waited for: silenced by ``-q``, but a wait only by ``-qq``.
+
+        A run blocked on another process's build or prune would look hung without it.
+        """
+        if self.verbosity >= 0 or (self.verbosity == -1 and message.startswith("waiting for ")):
             self._emit(f"isoenv: {message}")
 
     def starting(self, count: int, at_once: int) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from filelock import FileLock
-from helpers import MakeEnvs, finish, hold_lock, marked_tests, read_line
+from helpers import MakeEnvs, finish, hold_lock, marked_tests, read_line, reports_of
 
 from pytest_isoenv.factory import IsoEnvFactory
 from pytest_isoenv.plugin.commands import list_lines
@@ -571,8 +571,9 @@ def test_every_error_about_a_failed_build_names_its_log(pytester: pytest.Pyteste
     result.assert_outcomes(errors=2)
     logs = tmp_path / "cache" / "logs"
     # The first test's error in full, the second's in a line that points at it: both name the log.
-    assert sum(f"full log: {logs}" in line for line in result.stdout.lines) == 1
-    assert sum(f"and the log {logs}" in line for line in result.stdout.lines) == 1
+    shown = reports_of(result).splitlines()
+    assert sum(f"full log: {logs}" in line for line in shown) == 1
+    assert sum(f"and the log {logs}" in line for line in shown) == 1
     (log,) = logs.iterdir()
     assert "no-such-package" in log.read_text()
 

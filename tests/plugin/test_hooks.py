@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import marked_tests, needs_lock_uv, write_pylock
+from helpers import marked_tests, needs_lock_uv, reports_of, write_pylock
 
 from pytest_isoenv.installers.choice import installer_class
 
@@ -228,13 +228,13 @@ def test_a_failed_build_is_reported_once_and_later_tests_point_at_it(pytester: p
         ]
     )
     # The whole error once, not once per test.
-    assert result.stdout.str().count("exit code: 1") == 1
+    assert reports_of(result).count("exit code: 1") == 1
     assert list((cache / "envs").iterdir()) == []
     assert len(list((cache / "logs").iterdir())) == 1
     # A new run tries again, and says it in full again.
     again = pytester.runpytest(f"--isoenv-cache-dir={cache}")
     again.assert_outcomes(passed=1, errors=3)
-    assert again.stdout.str().count("exit code: 1") == 1
+    assert reports_of(again).count("exit code: 1") == 1
 
 
 @pytest.mark.slow
@@ -266,8 +266,8 @@ def test_under_xdist_a_failed_build_is_tried_once_per_run(
             f"--isoenv-cache-dir={cache}", "-n", "2", "-o", f"isoenv_installer={installer}"
         )
         result.assert_outcomes(passed=1, errors=3)
-        assert result.stdout.str().count("exit code: 1") == 1, result.stdout.str()
-        assert result.stdout.str().count("failed earlier in this run: see ") == 2, result.stdout.str()
+        assert reports_of(result).count("exit code: 1") == 1, result.stdout.str()
+        assert reports_of(result).count("failed earlier in this run: see ") == 2, result.stdout.str()
         result.stdout.fnmatch_lines(["isoenv: 1 env failed to build"])
         result.stdout.no_fnmatch_line("isoenv: 2 envs failed to build")
     # Once per run: the second run tried again.

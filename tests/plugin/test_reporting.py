@@ -232,6 +232,6 @@ def test_a_rebuild_for_a_changed_source_says_which(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            f"isoenv: rebuilding env (-e *app) [[]*[]]: the project {lib} it was installed from changed since it was built"
+            f"isoenv: rebuilding env (-e *app*) [[]*[]]: the project {lib} it was installed from changed since it was built"
         ]
     )

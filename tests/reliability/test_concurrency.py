@@ -86,7 +86,7 @@ def test_xdist_builds_each_env_once(
     # The test backend holds every build until a wait is announced: 4 workers, 3 envs, so one must wait.
     assert announced, output
     assert all(
-        re.search(r"\[gw\d\] waiting for env \(p[abc]\) \[\w+\], being built by xdist worker gw\d", w)
+        re.search(r"\[gw\d\] waiting for env \(p[abc] 0\.1\) \[\w+\], being built by xdist worker gw\d", w)
         for w in announced
     ), announced
     assert "Warning" not in output, "a worker waiting for a build in progress must not call it broken"
@@ -126,7 +126,7 @@ def test_independent_processes_build_each_env_once(
     # for that prune, which is no build wait and says so.
     announced = [w for _, output in results for w in waits(output) if "to finish pruning" not in w]
     assert announced
-    assert all(re.search(r"waiting for env \(p[abc]\) \[\w+\], being built by pid \d+ on ", w) for w in announced), (
+    assert all(re.search(r"waiting for env \(p[abc] 0\.1\) \[\w+\], being built by pid \d+ on ", w) for w in announced), (
         announced
     )
     figure(
