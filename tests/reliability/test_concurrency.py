@@ -126,9 +126,9 @@ def test_independent_processes_build_each_env_once(
     # for that prune, which is no build wait and says so.
     announced = [w for _, output in results for w in waits(output) if "to finish pruning" not in w]
     assert announced
-    assert all(re.search(r"waiting for env \(p[abc] 0\.1\) \[\w+\], being built by pid \d+ on ", w) for w in announced), (
-        announced
-    )
+    assert all(
+        re.search(r"waiting for env \(p[abc] 0\.1\) \[\w+\], being built by pid \d+ on ", w) for w in announced
+    ), announced
     figure(
         f"3 pytest processes at once, 6 tests each, 3 envs: builds per env "
         f"{', '.join(f'{p}={builds[p]}' for p in PROJECTS)}; {len(announced)} waits announced, e.g. {announced[0]!r}"
