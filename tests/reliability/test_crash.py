@@ -87,7 +87,7 @@ def test_killed_build_is_never_used(
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, warnings=0)
     result.stdout.fnmatch_lines(
-        ["isoenv: rebuilding env (alpha, crashy) [[]*[]]: it has no completion record (an interrupted build)"]
+        ["isoenv: rebuilding env (alpha, crashy 0.1) [[]*[]]: it has no completion record (an interrupted build)"]
     )
     assert env_entries(private_cache) == [entry]
     assert (generation(private_cache, entry) / RECORD_NAME).is_file()

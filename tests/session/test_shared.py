@@ -63,7 +63,7 @@ def test_an_editable_projects_path_dependency_edited_reaches_the_next_sessions_e
     assert second.path != first.path  # a new generation: the old one stays for whoever still runs in it
     # The rebuild says why, in one line naming the source that changed.
     assert said == [
-        f"rebuilding env (-e app) [{first.key[:12]}]: the project {lib} it was installed from changed since it was"
+        f"rebuilding env (-e app 0.1) [{first.key[:12]}]: the project {lib} it was installed from changed since it was"
         " built"
     ]
     assert session(cache, wheelhouse, installer=installer).get(editable=app).path == second.path
