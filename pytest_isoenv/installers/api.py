@@ -151,24 +151,7 @@ class Installer(ABC):
         assert self._dirs.seeds is not None
 
         def compile_image(folder: Path) -> None:
-            self.processes.run(
-                [
-                    str(python),
-                    "-I",
-                    "-m",
-                    "compileall",
-                    "-q",
-                    "-j",
-                    "0",
-                    "--invalidation-mode",
-                    "timestamp",
-                    str(folder),
-                ],
-                what="compiling pip for the cache failed",
-                log=log,
-                env=self.environ(environ),
-                check=False,
-            )
+            self._compile(python, [folder], what="compiling pip for the cache failed", log=log, environ=environ)
 
         try:
             seed.link_pip(python, self._dirs.seeds, environ=environ, compile_image=compile_image)
@@ -225,6 +208,12 @@ class Installer(ABC):
         compile (test data, another Python's syntax) is skipped, as pip skips it.
         *site* are the env's package folders.
         """
+        self._compile(python, site, what="compiling the env to bytecode failed", log=log, environ=environ)
+
+    def _compile(
+        self, python: Path, folders: Sequence[Path], *, what: str, log: Path, environ: Mapping[str, str]
+    ) -> None:
+        """Compile *folders* with the env's interpreter, timestamp-based; a file that does not compile is skipped."""
         self.processes.run(
             [
                 str(python),
@@ -236,9 +225,9 @@ class Installer(ABC):
                 "0",
                 "--invalidation-mode",
                 "timestamp",
-                *map(str, site),
+                *map(str, folders),
             ],
-            what="compiling the env to bytecode failed",
+            what=what,
             log=log,
             env=self.environ(environ),
             check=False,
