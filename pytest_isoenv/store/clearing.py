@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from filelock import FileLock
-
 from pytest_isoenv.errors import CacheError
-from pytest_isoenv.store.cache import ENTRY_NAME, Cache, Folder, cache_write_error
+from pytest_isoenv.store.cache import ENTRY_NAME, Cache, Folder
 from pytest_isoenv.store.fs import check_owned, delete_all, move_aside, tree_size
-from pytest_isoenv.store.leases import Pruned, live_leases, remove_entries
+from pytest_isoenv.store.leases import Pruned, live_leases, maintenance_held, remove_entries
 from pytest_isoenv.store.locks import holder
 
 #: The folders of the cache root that installers and interpreter discovery keep their data in, with what
@@ -43,12 +41,7 @@ def clear(cache: Cache) -> Pruned:
 
 def _clear_folders(cache: Cache, pruned: Pruned) -> None:
     moved: list[Path] = []
-    try:
-        maintenance = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
-        maintenance.acquire()
-    except OSError as exc:
-        raise CacheError(cache_write_error(cache.root, exc, "clear")) from exc
-    try:
+    with maintenance_held(cache, "clear"):
         leases = live_leases(cache)
         busy = f"in use by {leases[0].who}" if leases else _building(cache)
         for name, what in DATA_FOLDERS:
@@ -71,8 +64,6 @@ def _clear_folders(cache: Cache, pruned: Pruned) -> None:
             if target is not None and target != path:  # a link is moved as a link: what it points to stays
                 moved.append(target)
                 pruned.folders.append((name, what, size))
-    finally:
-        maintenance.release()
     delete_all(moved)
 
 

@@ -158,6 +158,23 @@ class Lease:
                     self.cache.sweep(key, held_generations(self.cache, key))
 
 
+@contextlib.contextmanager
+def maintenance_held(cache: Cache, action: str) -> Iterator[None]:
+    """The cache's maintenance lock, held while *action* (``prune``, ``clear``) moves things aside.
+
+    A lock that cannot be made is a :class:`CacheError` naming the cache and the action.
+    """
+    try:
+        lock = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
+        lock.acquire()
+    except OSError as exc:
+        raise CacheError(cache_write_error(cache.root, exc, action)) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def wait_for_maintenance(cache: Cache, notify: LineSink | None = None) -> None:
     """Return once no prune or clear is removing envs (waiting, and saying so, while one is)."""
     lock = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
@@ -326,12 +343,7 @@ def remove_entries(
     if not cache.is_ours() or not cache.folder("envs").is_dir():  # never remove from a folder the cache did not make
         return pruned
     moved: list[Path] = []
-    try:
-        maintenance = FileLock(cache.maintenance_lock_path, mode=0o600, thread_local=False)
-        maintenance.acquire()
-    except OSError as exc:
-        raise CacheError(cache_write_error(cache.root, exc, "prune")) from exc
-    try:
+    with maintenance_held(cache, "prune"):
         busy = {key[:KEY_LENGTH]: "used by this session" for key in keep}
         holders: dict[str, set[str]] = {}
         for lease in live_leases(cache):
@@ -353,8 +365,6 @@ def remove_entries(
             if entry.old_generations and entry.path.exists() and not entry.path.is_symlink():
                 with contextlib.suppress(CacheError), cache.lock(entry.name, what="sweeping", timeout=0):
                     cache.sweep(entry.name, holders.get(entry.name, set()))
-    finally:
-        maintenance.release()
     delete_all([*moved, *cache.trash_leftovers()])
     return pruned
 
