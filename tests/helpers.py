@@ -522,3 +522,35 @@ def needs_lock_uv() -> None:
 def reports_of(result: pytest.RunResult) -> str:
     """A pytester run's output up to pytest's short test summary, which repeats each error whole where ``CI`` is set."""
     return result.stdout.str().split(" short test summary info ")[0]
+
+
+def setuptools_project(parent: Path, name: str, *, src: bool = False, value: int = 1) -> Path:
+    """A project built by real setuptools, which writes ``build/`` and ``*.egg-info`` where it builds."""
+    root = parent / name
+    package = root / "src" / name if src else root / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f"VALUE = {value}\n")
+    (root / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [build-system]
+            requires = ["setuptools>=77"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{name}"
+            version = "1.0"
+            """
+        )
+    )
+    return root
+
+
+def listing(root: Path) -> dict[str, tuple[int, int, int, str]]:
+    """Every file and folder under *root*, with its mode, size, modification time and a file's content digest."""
+    result = {}
+    for path in [root, *root.rglob("*")]:
+        info = path.lstat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        result[path.relative_to(root).as_posix()] = (info.st_mode, info.st_size, info.st_mtime_ns, digest)
+    return result

@@ -184,7 +184,9 @@ class Installer(ABC):
         try:
             snapshots = Snapshots(sources, self._dirs.root)
             with tempfile.TemporaryDirectory(prefix="isoenv-requirements-") as folder:
-                command = self.install_command(python, with_absolute_paths(spec, Path(folder), snapshots), index)
+                commands = self.install_commands(
+                    python, with_absolute_paths(spec, Path(folder), snapshots), index, snapshots
+                )
                 what = f"installing {spec.describe()} failed"
                 if snapshots.made:
                     what += (
@@ -192,12 +194,23 @@ class Installer(ABC):
                         "its key: a build that reads a file outside the project, or one git ignores, does not find "
                         "it; move the file into the project, or install the project editable)"
                     )
-                self.processes.run(
-                    command, what=what, log=log, env=self.environ(environ), echo=echo, cwd=self.workdir(python)
-                )
+                for command in commands:
+                    self.processes.run(
+                        command, what=what, log=log, env=self.environ(environ), echo=echo, cwd=self.workdir(python)
+                    )
             snapshots.restore_urls(env_site_dirs(python, environ) if snapshots.made else ())
         finally:
             shutil.rmtree(sources, ignore_errors=True)
+
+    def install_commands(
+        self, python: Path, spec: EnvSpec, index: IndexOptions, snapshots: Snapshots
+    ) -> list[list[str]]:
+        """The commands, run in order, that install *spec*, whose local folders already name their *snapshots*.
+
+        One :meth:`install_command`, unless the installer points an editable project's own local
+        dependencies at their snapshots (:mod:`pytest_isoenv.installers.localdeps`) another way.
+        """
+        return [self.install_command(python, spec, index)]
 
     def compile(self, python: Path, site: Sequence[Path], *, log: Path, environ: Mapping[str, str]) -> None:
         """Compile every module of the env to bytecode, so that nothing run from it writes into it.

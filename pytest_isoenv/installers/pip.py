@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from pytest_isoenv.errors import BuildError
 from pytest_isoenv.installers.api import Installer, virtualenv_version
+from pytest_isoenv.installers.localdeps import file_folder, project_name, static_requirements
 from pytest_isoenv.installers.processes import BuildInterrupted
+from pytest_isoenv.installers.snapshot import Snapshots
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import index_material
 from pytest_isoenv.key.settings import pip_environ
@@ -76,3 +82,35 @@ class PipInstaller(Installer):
             *self.index_arguments(index),
             *self.package_arguments(spec),
         ]  # fmt: skip
+
+    def install_commands(
+        self, python: Path, spec: EnvSpec, index: IndexOptions, snapshots: Snapshots
+    ) -> list[list[str]]:
+        """One install, or, for editable projects whose ``[project]`` dependencies name local folders, two.
+
+        pip builds a folder a ``name @ file:`` dependency names where it is (it prepares the link
+        eagerly, even when a constraint or an installed distribution would do) and takes no other
+        URL for it. So such a project is installed first without its dependencies, and they are
+        installed next, with the rest of *spec*, each folder naming its snapshot. Not when the
+        project's metadata does not list them, nor when another of *spec*'s requirements or editable
+        projects requires it (pip would read its dependencies again): those build in place.
+        """
+        requirements = {p: static_requirements(p, dict(spec.extras).get(p, ())) for p in spec.editable}
+        required = {canonicalize_name(Requirement(r).name) for r in spec.requirements}
+        required |= {canonicalize_name(Requirement(r).name) for _, group in spec.groups for r in group}
+        required |= {canonicalize_name(r.name) for found in requirements.values() for r in found or ()}
+        split = {
+            project: found
+            for project, found in requirements.items()
+            if found and any(file_folder(r) for r in found) and project_name(project) not in required
+        }
+        if not split:
+            return [self.install_command(python, spec, index)]
+        # First: installed after, the project would be read with its dependencies, folders and all.
+        first = EnvSpec(editable=tuple(split), extras=spec.extras)
+        rest = dataclasses.replace(
+            spec,
+            editable=tuple(p for p in spec.editable if p not in split),
+            requirements=(*spec.requirements, *(snapshots.requirement(str(r)) for rs in split.values() for r in rs)),
+        )
+        return [[*self.install_command(python, first, index), "--no-deps"], self.install_command(python, rest, index)]

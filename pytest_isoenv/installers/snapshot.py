@@ -9,8 +9,10 @@ the installer builds the copy, and :meth:`Snapshots.restore_urls` points each in
 ``direct_url.json`` back at the user's folder, so the env records where its packages came from as an
 install in place would. The folder is removed after the install. Editable projects are never copied:
 an editable install must point at the user's tree. A copied project's ``[tool.uv.sources]`` paths are
-made to name what they name in place (a project folder its own snapshot), so uv resolves them as it
-would there.
+made to name what they name in place (a project folder its own snapshot, a ``workspace = true``
+source its member's), so uv resolves them as it would there. The local folders an editable project's
+dependencies name are built from snapshots too (:mod:`pytest_isoenv.installers.localdeps`): the
+installers point their install at them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
+from pytest_isoenv.installers.localdeps import find_workspace
 from pytest_isoenv.key.files import project_files
 from pytest_isoenv.key.vcs import git, version_from_vcs
 from pytest_isoenv.spec.envspec import EnvSpec
@@ -80,8 +84,10 @@ class Snapshots:
         """Make the ``path`` sources of the copy *target* of *project* name what they name from *project*.
 
         uv reads a ``[tool.uv.sources]`` path against the folder of the ``pyproject.toml`` naming it,
-        so the copy's relative paths would point inside the snapshot, at nothing. Each is rewritten
-        absolute: a project folder installed non-editable to its own snapshot (built from the files its
+        so the copy's relative paths would point inside the snapshot, at nothing, and the copy is in
+        no workspace, so its ``workspace = true`` sources would name nothing: each becomes a path to
+        the member it names in place (uv installs a member of a project installed non-editable
+        non-editable, unless it says ``editable = true``). Each path is rewritten absolute: a project folder installed non-editable to its own snapshot (built from the files its
         key covers, and checked on reuse as the user's folder: :meth:`restore_urls`), an editable one
         or an archive to the user's path. Whether the copy's ``pyproject.toml`` was rewritten.
         """
@@ -93,9 +99,16 @@ class Snapshots:
         sources = data.get("tool", {}).get("uv", {}).get("sources") if isinstance(data.get("tool"), dict) else None
         if not isinstance(sources, dict):
             return False
-        pointed = False
-        for entries in sources.values():
+        pointed, members = False, None
+        for name, entries in sources.items():
             for entry in entries if isinstance(entries, list) else [entries]:
+                if isinstance(entry, dict) and entry.get("workspace") is True:
+                    # The copy is in no workspace: the member becomes the path source it stands for.
+                    members = find_workspace(project) if members is None else members
+                    member = members[1].get(canonicalize_name(name)) if members else None
+                    if member is not None:
+                        del entry["workspace"]
+                        entry["path"] = os.path.relpath(member, project)
                 if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
                     continue
                 named = Path(os.path.abspath(project / entry["path"]))

@@ -22,8 +22,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from pytest_isoenv.errors import SpecError
 from pytest_isoenv.installers.api import Installer, InstallerDirs, bundled_wheels, installed_lock, virtualenv_version
+from pytest_isoenv.installers.localdeps import file_folder, source_folders, static_requirements
+from pytest_isoenv.installers.snapshot import Snapshots
 from pytest_isoenv.key import material as keys
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.key.material import index_material
@@ -276,6 +280,30 @@ class UvInstaller(Installer):
             *self.from_pip.arguments,
             *self.package_arguments(spec),
         ]  # fmt: skip
+
+    def install_commands(
+        self, python: Path, spec: EnvSpec, index: IndexOptions, snapshots: Snapshots
+    ) -> list[list[str]]:
+        """The install, with the local folders *spec*'s editable projects depend on overridden by their snapshots.
+
+        An override replaces every requirement of its name, the project's own source included
+        (:func:`~pytest_isoenv.installers.localdeps.source_folders`, and ``name @ file:`` dependencies);
+        the user's ``UV_OVERRIDE`` files, which a ``--override`` argument would silence, are passed on.
+        """
+        command = self.install_command(python, spec, index)
+        folders: dict[str, Path] = {}
+        for project in spec.editable:
+            requirements = static_requirements(project, dict(spec.extras).get(project, ())) or []
+            folders |= {canonicalize_name(r.name): f for r in requirements if (f := file_folder(r)) is not None}
+            if not os.environ.get("UV_NO_SOURCES"):
+                folders |= source_folders(project, editable=True)
+        if not folders:
+            return [command]
+        overrides = snapshots.folder / "overrides.txt"
+        overrides.write_text("".join(f"{n} @ {snapshots.of(f).as_uri()}\n" for n, f in folders.items()), "utf-8")
+        for given in os.environ.get("UV_OVERRIDE", "").split():
+            command += ["--override", given]
+        return [[*command, "--override", str(overrides)]]
 
     def find_links(self, index: IndexOptions) -> list[str]:
         """The plugin's find-links, pip's carried over, ``UV_FIND_LINKS`` and those of the user's ``uv.toml``.

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import MakeEnvs, aged
+from helpers import MakeEnvs, aged, listing, setuptools_project
 from packaging.requirements import Requirement
 
 from pytest_isoenv import BuildError
@@ -41,37 +41,6 @@ def committed(root: Path) -> Path:
     git("add", "-A", cwd=root)
     git("commit", "-q", "-m", "init", cwd=root)
     return root
-
-
-def setuptools_project(parent: Path, name: str, *, src: bool = False, value: int = 1) -> Path:
-    """A project built by real setuptools, which writes ``build/`` and ``*.egg-info`` where it builds."""
-    root = parent / name
-    package = root / "src" / name if src else root / name
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f"VALUE = {value}\n")
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [build-system]
-            requires = ["setuptools>=77"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "{name}"
-            version = "1.0"
-            """
-        )
-    )
-    return root
-
-
-def listing(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every file and folder under *root*, with its mode, size and modification time."""
-    result = {}
-    for path in [root, *root.rglob("*")]:
-        info = path.lstat()
-        result[path.relative_to(root).as_posix()] = (info.st_mode, info.st_size, info.st_mtime_ns)
-    return result
 
 
 def test_a_snapshot_holds_the_files_the_key_covers_and_nothing_else(tmp_path: Path) -> None:

@@ -1,0 +1,166 @@
+"""The local folders an editable project's own dependencies name are built from snapshots, never in place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import MakeEnvs, aged, imported, listing, setuptools_project
+
+from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers.localdeps import find_workspace, source_folders, static_requirements
+from pytest_isoenv.installers.uv import find_uv
+
+needs_uv = pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+
+
+def workspace(root: Path, app_sources: str, *, root_sources: str = "") -> Path:
+    """A uv workspace at *root*: members ``packages/*`` (``app``, ``lib``, an excluded ``scratch``); ``app``."""
+    aged(
+        root / "pyproject.toml",
+        '[tool.uv.workspace]\nmembers = ["packages/*"]\nexclude = ["packages/scratch"]\n' + root_sources,
+    )
+    aged(root / "packages" / "lib" / "pyproject.toml", '[project]\nname = "Lib"\n')
+    aged(root / "packages" / "scratch" / "pyproject.toml", '[project]\nname = "scratch"\n')
+    app = root / "packages" / "app"
+    aged(app / "pyproject.toml", f'[project]\nname = "app"\ndependencies = ["lib"]\n\n[tool.uv.sources]\n{app_sources}')
+    return app
+
+
+def test_a_workspace_is_found_as_uv_finds_it(tmp_path: Path) -> None:
+    app = workspace(tmp_path / "ws", "")
+    aged(tmp_path / "ws" / "other" / "pyproject.toml", '[project]\nname = "other"\n')
+
+    found = find_workspace(app)
+
+    assert found == (tmp_path / "ws", {"app": app, "lib": tmp_path / "ws" / "packages" / "lib"})
+    assert find_workspace(tmp_path / "ws" / "packages" / "scratch") is None, "excluded: in no workspace"
+    assert find_workspace(tmp_path / "ws" / "other") is None, "not named by the members"
+
+
+def test_the_sources_an_editable_project_installs_non_editable(tmp_path: Path) -> None:
+    aged(tmp_path / "elsewhere" / "pyproject.toml", "")
+    aged(tmp_path / "tool" / "pyproject.toml", "")
+    app = workspace(
+        tmp_path / "ws",
+        'lib = { workspace = true, editable = false }\nelsewhere = { path = "../../../elsewhere" }\n'
+        'tool = { path = "../../../tool", editable = true }\n'
+        'marked = [{ path = "../lib", marker = "sys_platform == \'linux\'" }]\n',
+        root_sources='\n[tool.uv.sources]\nrooted = { path = "packages/lib" }\nelsewhere = { index = "x" }\n',
+    )
+    lib = tmp_path / "ws" / "packages" / "lib"
+
+    assert source_folders(app, editable=True) == {"lib": lib, "elsewhere": tmp_path / "elsewhere", "rooted": lib}
+
+    aged(app / "pyproject.toml", '[project]\nname = "app"\n\n[tool.uv.sources]\nlib = { workspace = true }\n')
+    assert source_folders(app, editable=True) == {"rooted": lib}, "a member is editable under an editable project"
+    assert source_folders(app, editable=False) == {"lib": lib, "rooted": lib}
+
+
+def test_the_static_requirements_of_a_project_and_its_extras(tmp_path: Path) -> None:
+    aged(
+        tmp_path / "app" / "pyproject.toml",
+        '[project]\nname = "App"\ndependencies = ["lib @ file:///x"]\n\n[project.optional-dependencies]\n'
+        'cli = ["click"]\nall = ["app[cli]", "rich"]\n',
+    )
+
+    assert [str(r) for r in static_requirements(tmp_path / "app", ["all"]) or []] == [
+        "lib @ file:///x",
+        "rich",
+        "click",
+    ]
+    aged(tmp_path / "app" / "pyproject.toml", '[project]\nname = "app"\ndynamic = ["dependencies"]\n')
+    assert static_requirements(tmp_path / "app", []) is None, "what the backend computes is not known"
+
+
+def depending_app(parent: Path, dependency: str, tool: str = "") -> Path:
+    """An editable setuptools project ``app`` depending on *dependency* (*tool*: TOML after its table)."""
+    app = setuptools_project(parent, "app")
+    text = (app / "pyproject.toml").read_text()
+    (app / "pyproject.toml").write_text(text + f"dependencies = [{dependency!r}]\n\n{tool}")
+    return app
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("installer", "route"),
+    [
+        pytest.param("uv", "path source", marks=needs_uv),
+        pytest.param("uv", "file URL", marks=needs_uv),
+        ("pip", "file URL"),
+    ],
+)
+def test_an_editable_projects_local_dependency_is_built_from_a_snapshot(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path, installer: str, route: str
+) -> None:
+    lib = setuptools_project(tmp_path / "repo", "lib")
+    if route == "path source":
+        app = depending_app(tmp_path / "repo", "lib", '[tool.uv.sources]\nlib = { path = "../lib" }\n')
+    else:
+        app = depending_app(tmp_path / "repo", f"lib @ {lib.as_uri()}")
+    before = listing(lib)
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+
+    first = IsoEnvFactory(make_envs(cache, installer=installer)).get(editable=[app], find_links=links)
+
+    assert imported(first, "lib") == "1"
+    assert listing(lib) == before, "nothing is built, nor written, in the user's folder"
+    direct_url = next(first.site_packages.glob("lib-*.dist-info")) / "direct_url.json"
+    assert json.loads(direct_url.read_text())["url"] == lib.as_uri(), "where it came from, as in place"
+
+    (lib / "lib" / "__init__.py").write_text("VALUE = 2\n")
+    before = listing(lib)
+    again = IsoEnvFactory(make_envs(cache, installer=installer)).get(editable=[app], find_links=links)
+
+    assert again.path != first.path
+    assert imported(again, "lib") == "2"
+    assert listing(lib) == before
+
+
+@pytest.mark.slow
+@needs_uv
+def test_a_workspace_member_not_editable_is_built_from_a_snapshot(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    (root / "packages").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    lib = setuptools_project(root / "packages", "lib")
+    app = depending_app(root / "packages", "lib", "[tool.uv.sources]\nlib = { workspace = true, editable = false }\n")
+    before = listing(lib)
+    cache, links = tmp_path / "cache", [str(backend_wheels)]
+
+    first = IsoEnvFactory(make_envs(cache, installer="uv")).get(editable=[app], find_links=links)
+
+    assert imported(first, "lib") == "1"
+    assert listing(lib) == before
+    direct_url = next(first.site_packages.glob("lib-*.dist-info")) / "direct_url.json"
+    assert json.loads(direct_url.read_text()) == {"dir_info": {}, "url": lib.as_uri()}
+
+    (lib / "lib" / "__init__.py").write_text("VALUE = 2\n")
+    again = IsoEnvFactory(make_envs(cache, installer="uv")).get(editable=[app], find_links=links)
+
+    assert again.path != first.path, "the member counts by its files, as a path source does"
+    assert imported(again, "lib") == "2"
+
+
+@pytest.mark.slow
+@needs_uv
+def test_a_workspace_member_is_editable_under_an_editable_project_as_uv_installs_it(
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    (root / "packages").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    lib = setuptools_project(root / "packages", "lib")
+    app = depending_app(root / "packages", "lib", "[tool.uv.sources]\nlib = { workspace = true }\n")
+
+    env = IsoEnvFactory(make_envs(tmp_path / "cache", installer="uv")).get(
+        editable=[app], find_links=[str(backend_wheels)]
+    )
+
+    direct_url = next(env.site_packages.glob("lib-*.dist-info")) / "direct_url.json"
+    assert json.loads(direct_url.read_text()) == {"url": lib.as_uri(), "dir_info": {"editable": True}}
+    (lib / "lib" / "__init__.py").write_text("VALUE = 2\n")
+    assert imported(env, "lib") == "2", "live in the env, as every editable project is"
