@@ -24,31 +24,28 @@ from packaging.utils import canonicalize_name
 from pytest_isoenv.tomlfile import read_toml
 
 
-def source_folders(project: Path, *, editable: bool) -> dict[str, Path]:
-    """The folders *project*'s ``[tool.uv.sources]`` install non-editable, by canonical name.
+def source_folders(project: Path, *, editable: bool) -> dict[str, Path | None]:
+    """Each of *project*'s ``[tool.uv.sources]`` by canonical name: the folder it installs non-editable, else ``None``.
 
-    A ``path`` source naming a folder, without ``editable = true``; a ``workspace = true`` source,
-    the member folder, when it is not editable: uv installs a member editable under an editable
-    project (*editable*) unless it says ``editable = false``, and non-editable under one that is
-    not. The sources of the project's workspace root count under its own, as uv reads them. A
-    source given as a list of tables (one per marker or index) is left to uv.
+    A folder for a ``path`` source naming one, without ``editable = true``, and for a ``workspace =
+    true`` source the member's when it is not editable: uv installs a member editable under an
+    editable project (*editable*) unless it says ``editable = false``, and non-editable under one
+    that is not. The sources of the project's workspace root count under its own, as uv reads them.
+    ``None`` for any other source (an index, a git URL, an editable folder, one given as a list of
+    tables for several markers): it is uv's, and a ``file:`` URL of the same name is not used.
     """
     workspace = find_workspace(project)
     tables = [(workspace[0], uv_sources(workspace[0])), (project, uv_sources(project))] if workspace else []
-    found: dict[str, Path] = {}
+    found: dict[str, Path | None] = {}
     for base, sources in tables or [(project, uv_sources(project))]:
         for name, entry in sources.items():
-            found.pop(canonicalize_name(name), None)  # the project's own source replaces the root's
-            if not isinstance(entry, dict):
-                continue
-            if isinstance(entry.get("path"), str):
-                folder = Path(os.path.abspath(base / entry["path"]))
-                if folder.is_dir() and entry.get("editable") is not True:
-                    found[canonicalize_name(name)] = folder
-            elif entry.get("workspace") is True and entry.get("editable", editable) is False and workspace:
-                member = workspace[1].get(canonicalize_name(name))
-                if member is not None:
-                    found[canonicalize_name(name)] = member
+            folder = None
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                named = Path(os.path.abspath(base / entry["path"]))
+                folder = named if named.is_dir() and entry.get("editable") is not True else None
+            elif isinstance(entry, dict) and entry.get("workspace") is True and workspace:
+                folder = None if entry.get("editable", editable) else workspace[1].get(canonicalize_name(name))
+            found[canonicalize_name(name)] = folder  # the project's own source replaces the root's
     return found
 
 

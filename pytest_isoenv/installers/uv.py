@@ -22,6 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from pytest_isoenv.errors import SpecError
@@ -286,21 +289,25 @@ class UvInstaller(Installer):
     ) -> list[list[str]]:
         """The install, with the local folders *spec*'s editable projects depend on overridden by their snapshots.
 
-        An override replaces every requirement of its name, the project's own source included
-        (:func:`~pytest_isoenv.installers.localdeps.source_folders`, and ``name @ file:`` dependencies);
-        the user's ``UV_OVERRIDE`` files, which a ``--override`` argument would silence, are passed on.
+        An override replaces every requirement of its name, the project's own source included, so
+        it is made of the project's requirements of that name, extras and markers kept, with the
+        snapshot for URL. Only for the requirements its metadata lists: the others build where they
+        are. The user's ``UV_OVERRIDE`` files, which a ``--override`` argument silences, are passed on.
         """
         command = self.install_command(python, spec, index)
-        folders: dict[str, Path] = {}
+        pointed: dict[str, list[Requirement]] = {}
         for project in spec.editable:
-            requirements = static_requirements(project, dict(spec.extras).get(project, ())) or []
-            folders |= {canonicalize_name(r.name): f for r in requirements if (f := file_folder(r)) is not None}
-            if not os.environ.get("UV_NO_SOURCES"):
-                folders |= source_folders(project, editable=True)
-        if not folders:
+            sources = {} if os.environ.get("UV_NO_SOURCES") else source_folders(project, editable=True)
+            for requirement in static_requirements(project, dict(spec.extras).get(project, ())) or []:
+                name = canonicalize_name(requirement.name)
+                folder = sources[name] if name in sources else file_folder(requirement)
+                if folder is not None:
+                    requirement.url, requirement.specifier = snapshots.of(folder).as_uri(), SpecifierSet()
+                    pointed.setdefault(name, []).append(requirement)
+        if not pointed:
             return [command]
         overrides = snapshots.folder / "overrides.txt"
-        overrides.write_text("".join(f"{n} @ {snapshots.of(f).as_uri()}\n" for n, f in folders.items()), "utf-8")
+        overrides.write_text("".join(f"{_merged(found)}\n" for found in pointed.values()), encoding="utf-8")
         for given in os.environ.get("UV_OVERRIDE", "").split():
             command += ["--override", given]
         return [[*command, "--override", str(overrides)]]
@@ -344,6 +351,15 @@ class UvInstaller(Installer):
         if index.offline or pip.no_index:
             args.append("--no-index")
         return args
+
+
+def _merged(requirements: list[Requirement]) -> Requirement:
+    """One requirement for all of *requirements* (one name, one URL): every extra, where any of them applies."""
+    merged = requirements[0]
+    merged.extras = {extra for r in requirements for extra in r.extras}
+    markers = [r.marker for r in requirements]
+    merged.marker = None if None in markers else Marker(" or ".join(f"({m})" for m in dict.fromkeys(map(str, markers))))
+    return merged
 
 
 def _list(value: object) -> list[object]:

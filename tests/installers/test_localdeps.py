@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 from helpers import MakeEnvs, aged, imported, listing, setuptools_project
+from packaging.requirements import Requirement
 
 from pytest_isoenv.factory import IsoEnvFactory
+from pytest_isoenv.installers.api import InstallerDirs
 from pytest_isoenv.installers.localdeps import find_workspace, source_folders, static_requirements
-from pytest_isoenv.installers.uv import find_uv
+from pytest_isoenv.installers.pip import PipInstaller
+from pytest_isoenv.installers.snapshot import Snapshots
+from pytest_isoenv.installers.uv import UvInstaller, find_uv
+from pytest_isoenv.spec.envspec import EnvSpec
+from pytest_isoenv.spec.index import IndexOptions
 
 needs_uv = pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
 
@@ -51,11 +57,17 @@ def test_the_sources_an_editable_project_installs_non_editable(tmp_path: Path) -
     )
     lib = tmp_path / "ws" / "packages" / "lib"
 
-    assert source_folders(app, editable=True) == {"lib": lib, "elsewhere": tmp_path / "elsewhere", "rooted": lib}
+    assert source_folders(app, editable=True) == {
+        "rooted": lib,
+        "elsewhere": tmp_path / "elsewhere",  # the project's own source, not its root's
+        "lib": lib,
+        "tool": None,
+        "marked": None,
+    }
 
     aged(app / "pyproject.toml", '[project]\nname = "app"\n\n[tool.uv.sources]\nlib = { workspace = true }\n')
-    assert source_folders(app, editable=True) == {"rooted": lib}, "a member is editable under an editable project"
-    assert source_folders(app, editable=False) == {"lib": lib, "rooted": lib}
+    assert source_folders(app, editable=True)["lib"] is None, "a member is editable under an editable project"
+    assert source_folders(app, editable=False)["lib"] == lib
 
 
 def test_the_static_requirements_of_a_project_and_its_extras(tmp_path: Path) -> None:
@@ -72,6 +84,61 @@ def test_the_static_requirements_of_a_project_and_its_extras(tmp_path: Path) -> 
     ]
     aged(tmp_path / "app" / "pyproject.toml", '[project]\nname = "app"\ndynamic = ["dependencies"]\n')
     assert static_requirements(tmp_path / "app", []) is None, "what the backend computes is not known"
+
+
+def test_uv_overrides_the_folders_with_their_snapshots_extras_and_markers_kept(tmp_path: Path) -> None:
+    for name in ("lib", "other", "viaurl"):
+        aged(tmp_path / "repo" / name / "pyproject.toml", f'[project]\nname = "{name}"\n')
+    url = (tmp_path / "repo" / "viaurl").as_uri()
+    other_url = (tmp_path / "repo" / "other").as_uri()
+    app = aged(
+        tmp_path / "repo" / "app" / "pyproject.toml",
+        f'[project]\nname = "app"\ndependencies = ["lib[cli]>=1 ; python_version > \'3\'", "viaurl @ {url}",'
+        f' "other @ {other_url}", "attrs"]\n[project.optional-dependencies]\nx = ["lib[x] ; os_name == \'nt\'"]\n'
+        '[tool.uv.sources]\nlib = { path = "../lib" }\nother = { index = "mine" }\n',
+    ).parent
+    snapshots = Snapshots(tmp_path / "sources")
+    installer = UvInstaller(InstallerDirs(app_data=tmp_path / "venv", uv_cache=tmp_path / "uv"))
+    spec = EnvSpec(editable=(app,), extras=((app, ("x",)),))
+
+    [command] = installer.install_commands(tmp_path / "env" / "bin" / "python", spec, IndexOptions(), snapshots)
+
+    overrides = Path(command[command.index("--override") + 1]).read_text().splitlines()
+    assert [Requirement(line) for line in overrides] == [
+        Requirement(
+            f"lib[cli,x] @ {snapshots.made[tmp_path / 'repo' / 'lib'].as_uri()} ; "
+            'python_version > "3" or os_name == "nt"'
+        ),
+        Requirement(f"viaurl @ {snapshots.made[tmp_path / 'repo' / 'viaurl'].as_uri()}"),
+    ], "other: its source is uv's, not its URL"
+    assert installer.install_commands(Path("python"), EnvSpec(requirements=("attrs",)), IndexOptions(), snapshots) == [
+        installer.install_command(Path("python"), EnvSpec(requirements=("attrs",)), IndexOptions())
+    ]
+
+
+def test_pip_installs_a_project_without_its_dependencies_then_them_from_snapshots(tmp_path: Path) -> None:
+    aged(tmp_path / "repo" / "lib" / "pyproject.toml", '[project]\nname = "lib"\n')
+    url = (tmp_path / "repo" / "lib").as_uri()
+    app = aged(
+        tmp_path / "repo" / "app" / "pyproject.toml",
+        f'[project]\nname = "app"\ndependencies = ["lib @ {url}", "attrs"]\n',
+    ).parent
+    plain = aged(tmp_path / "repo" / "plain" / "pyproject.toml", '[project]\nname = "plain"\n').parent
+    snapshots = Snapshots(tmp_path / "sources")
+    installer = PipInstaller(InstallerDirs(app_data=tmp_path / "venv", uv_cache=tmp_path / "uv"))
+    python, index = Path("python"), IndexOptions()
+
+    first, then = installer.install_commands(python, EnvSpec(editable=(app, plain)), index, snapshots)
+
+    assert first == [*installer.install_command(python, EnvSpec(editable=(app,)), index), "--no-deps"]
+    snapshot = snapshots.made[tmp_path / "repo" / "lib"].as_uri()
+    assert then == installer.install_command(
+        python, EnvSpec(editable=(plain,), requirements=(f"lib @ {snapshot}", "attrs")), index
+    )
+    required = EnvSpec(editable=(app,), requirements=("app[cli]",))
+    assert installer.install_commands(python, required, index, snapshots) == [
+        installer.install_command(python, required, index)
+    ], "required by another: pip would read its dependencies again"
 
 
 def depending_app(parent: Path, dependency: str, tool: str = "") -> Path:

@@ -180,6 +180,26 @@ def test_a_copys_uv_path_sources_name_what_they_name_in_place(tmp_path: Path) ->
     assert (user / "app" / "pyproject.toml").read_text().count("../lib") == 1, "the user's file is untouched"
 
 
+def test_a_copys_workspace_sources_name_their_members(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    aged(root / "pyproject.toml", '[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    aged(root / "packages" / "lib" / "pyproject.toml", '[project]\nname = "lib"\n')
+    aged(root / "packages" / "tool" / "pyproject.toml", '[project]\nname = "tool"\n')
+    aged(
+        root / "packages" / "app" / "pyproject.toml",
+        '[project]\nname = "app"\n\n[tool.uv.sources]\nlib = { workspace = true }\n'
+        "tool = { workspace = true, editable = true }\nmissing = { workspace = true }\n",
+    )
+    snapshots = Snapshots(tmp_path / "sources")
+
+    copy = snapshots.of(root / "packages" / "app")
+
+    sources = read_toml(copy / "pyproject.toml")["tool"]["uv"]["sources"]
+    assert sources["lib"] == {"path": str(snapshots.made[root / "packages" / "lib"])}, "non-editable: a snapshot"
+    assert sources["tool"] == {"path": str(root / "packages" / "tool"), "editable": True}
+    assert sources["missing"] == {"workspace": True}, "no such member: uv says so"
+
+
 @needs_git
 def test_a_rewritten_pyproject_leaves_the_version_from_git_clean(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
@@ -200,18 +220,20 @@ def test_a_rewritten_pyproject_leaves_the_version_from_git_clean(tmp_path: Path)
 @pytest.mark.slow
 @pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
 @pytest.mark.parametrize("in_git", [False, True], ids=["no-git", "git"])
+@pytest.mark.parametrize("source", ['{ path = "../pathlib_dep" }', "{ workspace = true }"], ids=["path", "workspace"])
 def test_a_projects_uv_path_sources_resolve_as_in_place_and_count_by_content(
-    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path, in_git: bool
+    make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path, in_git: bool, source: str
 ) -> None:
     if in_git and shutil.which("git") is None:
         pytest.skip("needs git")
     repo = tmp_path / "repo"
     lib = setuptools_project(repo, "pathlib_dep", value=1)
     app = setuptools_project(repo, "pathapp")
+    (repo / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["path*"]\n')
     pyproject = (app / "pyproject.toml").read_text()
     (app / "pyproject.toml").write_text(
         pyproject.replace('version = "1.0"', 'version = "1.0"\ndependencies = ["pathlib-dep"]')
-        + '\n[tool.uv.sources]\npathlib-dep = { path = "../pathlib_dep" }\n'
+        + f"\n[tool.uv.sources]\npathlib-dep = {source}\n"
     )
     if in_git:
         committed(repo)
