@@ -21,6 +21,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pytest_isoenv.key.projects import uv_workspace
 from pytest_isoenv.tomlfile import read_toml
 
 
@@ -106,33 +107,17 @@ def file_folder(requirement: Requirement) -> Path | None:
 
 
 def find_workspace(project: Path) -> tuple[Path, dict[str, Path]] | None:
-    """The root of *project*'s uv workspace and its members by canonical project name; ``None`` outside one.
-
-    As uv finds it: the nearest ``pyproject.toml`` at or above *project* with ``[tool.uv.workspace]``
-    is the root; its ``members`` globs name member folders (those with a ``pyproject.toml``), less
-    those its ``exclude`` globs name. The root is a member too when it is a project. *project* must
-    be one of them, else it is in no workspace.
-    """
-    for folder in (project, *project.parents):
-        data = _pyproject(folder) if (folder / "pyproject.toml").is_file() else {}
-        workspace = _table(_table(data.get("tool")).get("uv")).get("workspace")
-        if not isinstance(workspace, dict):
-            continue
-        excluded = {p for pattern in _strings(workspace.get("exclude")) for p in folder.glob(pattern)}
-        folders = [
-            path
-            for pattern in _strings(workspace.get("members"))
-            for path in sorted(folder.glob(pattern))
-            if path not in excluded and (path / "pyproject.toml").is_file()
-        ]
-        members: dict[str, Path] = {}
-        for member in [folder, *folders]:
-            name = _table(_pyproject(member).get("project")).get("name")
-            if isinstance(name, str):
-                members.setdefault(canonicalize_name(name), Path(os.path.abspath(member)))
-        inside = project.resolve() in {m.resolve() for m in members.values()}
-        return (folder, members) if inside else None
-    return None
+    """The root of *project*'s uv workspace (:func:`~pytest_isoenv.key.projects.uv_workspace`) and its members
+    by canonical project name; ``None`` outside one. The root is a member when it is a project."""
+    found = uv_workspace(project)
+    if found is None:
+        return None
+    members: dict[str, Path] = {}
+    for member in found:
+        name = _table(_pyproject(member).get("project")).get("name")
+        if isinstance(name, str):
+            members.setdefault(canonicalize_name(name), member)
+    return found[0], members
 
 
 def _pyproject(folder: Path) -> dict[str, Any]:

@@ -72,7 +72,35 @@ def editable_inputs(project: Path, hashes: FileHashes, environ: Mapping[str, str
             variables[entry["env"]] = environ.get(entry["env"])
     if _has_extensions(project, backend, pyproject):
         files += [project / rel for rel in _extension_sources(project, hashes)]
+    # A workspace source is a member by name: which folder that is, the workspace root's file says.
+    sources = _dict(_dict(tool.get("uv")).get("sources")).values()
+    if any(_dict(e).get("workspace") is True for s in sources for e in (s if isinstance(s, list) else [s])):
+        workspace = uv_workspace(project)
+        files += [workspace[0] / "pyproject.toml"] if workspace else []
     return files, variables
+
+
+def uv_workspace(project: Path) -> list[Path] | None:
+    """The root of *project*'s uv workspace, then its member folders; ``None`` when *project* is in none.
+
+    As uv finds it: the nearest ``pyproject.toml`` at or above *project* with ``[tool.uv.workspace]``
+    is the root; its ``members`` globs name member folders (those with a ``pyproject.toml``), less
+    those its ``exclude`` globs name. *project* must be the root or a member, else it is in no workspace.
+    """
+    for folder in (project, *project.parents):
+        data = _read_toml(folder / "pyproject.toml") if (folder / "pyproject.toml").is_file() else {}
+        workspace = _dict(_dict(data.get("tool")).get("uv")).get("workspace")
+        if not isinstance(workspace, dict):
+            continue
+        excluded = {p for pattern in _globs(workspace.get("exclude")) for p in folder.glob(pattern)}
+        found = [folder] + [
+            Path(os.path.abspath(path))
+            for pattern in _globs(workspace.get("members"))
+            for path in sorted(folder.glob(pattern))
+            if path not in excluded and (path / "pyproject.toml").is_file()
+        ]
+        return found if project.resolve() in {f.resolve() for f in found} else None
+    return None
 
 
 def _top_level_inputs(project: Path) -> list[Path]:
@@ -167,3 +195,7 @@ def _dict(value: object) -> dict[str, Any]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else [value] if isinstance(value, str) else []
+
+
+def _globs(value: object) -> list[str]:
+    return [v for v in _list(value) if isinstance(v, str) and v and not Path(v).is_absolute()]

@@ -145,6 +145,25 @@ def test_editable_inputs_are_every_file_at_the_top_a_backend_may_run_or_read(tmp
     assert inputs(root)[0] == {"pyproject.toml", *top}
 
 
+def test_an_editable_project_with_workspace_sources_counts_its_workspace_roots_file(tmp_path: Path) -> None:
+    root = write(
+        tmp_path / "ws",
+        {
+            "pyproject.toml": '[tool.uv.workspace]\nmembers = ["packages/*"]\nexclude = ["packages/out"]\n',
+            "packages/lib/pyproject.toml": "",
+            "packages/out/pyproject.toml": "[tool.uv.sources]\nlib = { workspace = true }\n",
+            "packages/app/pyproject.toml": "[tool.uv.sources]\nlib = [{ workspace = true, marker = \"os_name == 'posix'\" }]\n",
+            "packages/plain/pyproject.toml": '[tool.uv.sources]\nlib = { path = "../lib" }\n',
+        },
+    )
+
+    assert inputs(root / "packages" / "app")[0] == {"pyproject.toml", str(Path("..", "..", "pyproject.toml"))}
+    assert inputs(root / "packages" / "plain")[0] == {"pyproject.toml"}, "only with a workspace source"
+    assert inputs(root / "packages" / "out")[0] == {"pyproject.toml"}, "excluded: in no workspace"
+    members = [root / "packages" / name for name in ("app", "lib", "plain")]
+    assert projects.uv_workspace(root / "packages" / "app") == [root, *members]
+
+
 def test_uv_cache_keys_env_entries_count_by_value(tmp_path: Path) -> None:
     root = write(tmp_path / "p", {"pyproject.toml": '[tool.uv]\ncache-keys = [{ env = "FEATURES" }]\n'})
     assert inputs(root, {"FEATURES": "fast"})[1] == {"FEATURES": "fast"}
