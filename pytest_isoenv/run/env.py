@@ -59,6 +59,8 @@ class Invocation:
     argv: list[str]
     environ: dict[str, str]
     cwd: str | None
+    #: The env's variables before the call's own changes: what a warm interpreter of the env starts with.
+    base: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ class IsolatedEnv:
         try:
             # Measured processes start plain: the warm interpreter started before coverage was asked for.
             if self.warm and self.coverage is None:
-                proc = warmpopen.run(how.argv, server=self._warm_server(), **options)
+                proc = warmpopen.run(how.argv, server=self._warm_server(how.base), **options)
             else:
                 proc = subprocess.run(how.argv, check=False, **options)
         except FileNotFoundError as exc:
@@ -179,8 +181,8 @@ class IsolatedEnv:
             raise RunError(proc.returncode, how.argv, proc.stdout, proc.stderr, env_path=self.path)
         return proc
 
-    def _warm_server(self) -> _warm.WarmServer | None:
-        return _warm.server_for(self.python, self.bin_dir, self.environ, self.spec.preload)
+    def _warm_server(self, environ: dict[str, str]) -> _warm.WarmServer | None:
+        return _warm.server_for(self.python, self.bin_dir, environ, self.spec.preload)
 
     def popen(
         self,
@@ -229,7 +231,7 @@ class IsolatedEnv:
             if self.warm:
                 # The warm interpreter's child when the command allows it; a plain subprocess otherwise, and
                 # while coverage measures (the warm interpreter started before coverage was asked for).
-                server = self._warm_server() if self.coverage is None else None
+                server = self._warm_server(how.base) if self.coverage is None else None
                 process = warmpopen.WarmPopen(how.argv, server=server, cwd=how.cwd, env=how.environ, **options)
             else:
                 process = subprocess.Popen(how.argv, cwd=how.cwd, env=how.environ, **options)
@@ -255,7 +257,8 @@ class IsolatedEnv:
         if not args:
             raise TypeError("run() and popen() need a command")
         argv = [os.fspath(a) for a in args]
-        environ = self.environ
+        base = self.environ
+        environ = dict(base)
         changes: list[Mapping[str, str | None]] = [env or {}]
         if self.coverage is not None:
             changes.insert(0, self.coverage.environ(self))
@@ -286,7 +289,7 @@ class IsolatedEnv:
                 found = shutil.which(first, path=environ.get("PATH"))
                 if found is not None:
                     argv[0] = found
-        return Invocation(argv, environ, None if cwd is None else os.fspath(cwd))
+        return Invocation(argv, environ, None if cwd is None else os.fspath(cwd), base)
 
     def _not_found(self, how: Invocation, exc: FileNotFoundError) -> CommandNotFound:
         command = how.argv[0]

@@ -12,6 +12,7 @@ when a preload module fails to import, and exits at EOF. On a reply socket the s
 ``("pid", pid)``, then ``("exit", code)`` (``-N``: death by signal N); the child stays a zombie, so
 that its pid cannot be reused, until the plugin closes the reply socket once it has the exit code.
 
+The server keeps a spare child forked ahead of the next call, which takes it (see ``_Spare``).
 A forked child runs the call and ends as a fresh ``python`` ends (see ``warm_child.py``): through
 the interpreter's own finalisation, up to the ``atexit`` handler registered here before any other.
 """
@@ -105,6 +106,73 @@ def _close(fds: "list[int]") -> None:
         os.close(fd)
 
 
+def _receive(sock: "socket.socket") -> "tuple[bytes, list[int]] | None":
+    """The next frame on *sock* (its header included) and the file descriptors that came with it; None at EOF."""
+    data, fds, size = b"", [], 4
+    while len(data) < size:
+        chunk, ancillary, _flags, _addr = sock.recvmsg(size - len(data), socket.CMSG_SPACE(8 * _INT_SIZE))
+        for level, kind, blob in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                usable = len(blob) - len(blob) % _INT_SIZE
+                fds += [int.from_bytes(blob[i : i + _INT_SIZE], sys.byteorder) for i in range(0, usable, _INT_SIZE)]
+        if not chunk:
+            _close(fds)
+            return None
+        data += chunk
+        if len(data) == size == 4:  # the header is in: it gives the payload's length
+            size += int.from_bytes(data, "big")
+    return data, fds
+
+
+class _Spare:
+    """A child forked ahead of the next call, waiting for it: the fork is off that call's path.
+
+    Forking copies the server's page tables, and a new child's first steps (the after-fork hooks, leaving
+    the server's loop) copy a few hundred memory pages: about a third of a call's cost, paid while the
+    previous call runs (on another CPU) or nothing does. The spare waits on a socket of its own for a request and its stdin, stdout and stderr,
+    as the server received them, and leaves at EOF.
+    """
+
+    def __init__(self, pid: int, sock: "socket.socket") -> None:
+        self.pid = pid
+        self.sock = sock
+
+    def hand(self, frame: bytes, fds: "list[int]") -> bool:
+        """Give the spare a request's *frame* and *fds*; False if it has gone (then it is reaped)."""
+        data = b"".join(fd.to_bytes(_INT_SIZE, sys.byteorder) for fd in fds)
+        try:
+            sent = self.sock.sendmsg([frame[:4]], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, data)])
+            self.sock.sendall(frame[sent:])
+        except OSError:
+            self.retire()
+            return False
+        self.sock.close()
+        return True
+
+    def ended(self) -> bool:
+        """Whether the spare has died while waiting (then it is reaped)."""
+        done, _status = os.waitpid(self.pid, os.WNOHANG)
+        if done:
+            self.sock.close()
+        return bool(done)
+
+    def retire(self) -> None:
+        """End the spare (it leaves at EOF) and reap it."""
+        self.sock.close()
+        os.waitpid(self.pid, 0)
+
+    @staticmethod
+    def wait(sock: "socket.socket") -> "Job":
+        """In the spare: the request it is to run, with its stdin, stdout and stderr; at EOF the spare ends."""
+        received = _receive(sock)
+        sock.close()
+        if received is None or len(received[1]) != 3:
+            os._exit(0)
+        # Now a call: Ctrl-C interrupts it as it would a fresh ``python``.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return marshal.loads(received[0][4:]), received[1]
+
+
 def _clean_modules() -> None:
     """Forget the modules the server imported for itself and the import caches: a fresh interpreter has none."""
     for name in list(sys.modules):
@@ -162,6 +230,7 @@ class _Server:
     def __init__(self, control: "socket.socket") -> None:
         self.control = control
         self.children: dict[int, _Child] = {}
+        self.spare: _Spare | None = None
         self.wake = os.pipe()  # readable when a child has ended: SIGCHLD's wake-up fd
         for fd in self.wake:
             os.set_blocking(fd, False)
@@ -173,15 +242,23 @@ class _Server:
     def serve(self) -> "Job | None":
         """Serve requests until the plugin goes away (None); in a forked child, its job."""
         while True:
+            if self.spare is None:  # the next call's fork is made now, while this one runs or nothing does
+                job = self.fork_spare()
+                if job is not None:
+                    return job
             readable = self.wait_for_events()
+            if self.wake[0] in readable and self.spare is not None and self.spare.ended():
+                self.spare = None
             for pid, child in list(self.children.items()):
                 if child.update(readable):
                     del self.children[pid]
             if self.control in readable:
-                received = self.receive()
+                received = _receive(self.control)
                 if received is None:
+                    if self.spare is not None:
+                        self.spare.retire()
                     return None
-                job = self.fork(*received)
+                job = self.start(*received)
                 if job is not None:
                     return job
 
@@ -193,55 +270,71 @@ class _Server:
             os.read(self.wake[0], 4096)  # its bytes only say that signals came; any left wake the next round
         return readable
 
-    def receive(self) -> "Job | None":
-        """The next request and the file descriptors that came with it; None at EOF."""
-        data, fds, size = b"", [], 4
-        while len(data) < size:
-            chunk, ancillary, _flags, _addr = self.control.recvmsg(size - len(data), socket.CMSG_SPACE(8 * _INT_SIZE))
-            for level, kind, blob in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    usable = len(blob) - len(blob) % _INT_SIZE
-                    fds += [int.from_bytes(blob[i : i + _INT_SIZE], sys.byteorder) for i in range(0, usable, _INT_SIZE)]
-            if not chunk:
-                _close(fds)
-                return None
-            data += chunk
-            if len(data) == size == 4:  # the header is in: it gives the payload's length
-                size += int.from_bytes(data, "big")
-        return marshal.loads(data[4:]), fds
+    def fork_spare(self) -> "Job | None":
+        """Fork a spare child to take the next call (none if the fork fails); in the spare, its job."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pid = os.fork()
+        except OSError:  # calls fork their own children then
+            ours.close()
+            theirs.close()
+            return None
+        if pid == 0:
+            ours.close()
+            self.leave(interruptible=False)  # a Ctrl-C for the session must not end a waiting spare
+            return _Spare.wait(theirs)
+        theirs.close()
+        self.spare = _Spare(pid, ours)
+        return None
 
-    def fork(self, request: "Request", fds: "list[int]") -> "Job | None":
-        """Fork a child for *request* (*fds*: its stdin, stdout, stderr, reply socket); in the child, its job."""
+    def start(self, frame: bytes, fds: "list[int]") -> "Job | None":
+        """Start a child for the request in *frame* (*fds*: its stdin, stdout, stderr, reply socket).
+
+        The spare takes it if there is one, else a child is forked for it; in that child, its job."""
         if len(fds) != 4:  # not a request of the plugin's: nothing to serve
             _close(fds)
             return None
         reply = socket.socket(fileno=fds[3])
+        spare, self.spare = self.spare, None
+        if spare is not None and spare.hand(frame, fds[:3]):
+            _close(fds[:3])
+            self.started(spare.pid, reply)
+            return None
+        return self.fork(marshal.loads(frame[4:]), fds[:3], reply)
+
+    def started(self, pid: int, reply: "socket.socket") -> None:
+        """Tell the plugin the pid of the child that runs its call, and watch for its end."""
+        child = self.children[pid] = _Child(pid, reply)
+        if not _send(reply, ("pid", pid)):
+            child.forget()
+
+    def fork(self, request: "Request", fds: "list[int]", reply: "socket.socket") -> "Job | None":
+        """Fork a child for *request* (*fds*: its stdin, stdout, stderr); in the child, its job."""
         try:
             pid = os.fork()
         except OSError as exc:
-            _close(fds[:3])
+            _close(fds)
             _send(reply, ("error", f"fork failed: {exc}"))
             reply.close()
             return None
         if pid == 0:
-            self.leave(reply)
-            return request, fds[:3]
-        _close(fds[:3])
-        child = self.children[pid] = _Child(pid, reply)
-        if not _send(reply, ("pid", pid)):
-            child.forget()
+            reply.close()
+            self.leave(interruptible=True)
+            return request, fds
+        _close(fds)
+        self.started(pid, reply)
         return None
 
-    def leave(self, reply: "socket.socket") -> None:
+    def leave(self, interruptible: bool) -> None:
         """In a new child: signal handling as at an interpreter's start, and nothing of the server open or armed."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if interruptible:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         for other in self.children.values():
             if other.reply is not None:
                 other.reply.close()
         self.control.close()
-        reply.close()
         _close(list(self.wake))
 
 

@@ -64,7 +64,8 @@ class PrivateEnvs:
                 fix="Use a shared env, or skip the test on Windows (see the Windows and macOS page of the docs)",
             )
         shared = self._shared.get(dataclasses.replace(spec, private=False))
-        path = self._root() / "env"
+        # Named after the cached env it copies: a name no other path holds, which a test may look for.
+        path = self._root() / f"isoenv-{shared.key[:12]}"
         # A copy of the cached env, its paths fixed: with uv too, as linking the files in-process is
         # several times faster than two uv runs that link the same files from uv's cache.
         copy_env(shared.path, path, bin_dir=shared.bin_dir, site_packages=shared.site_packages)

@@ -342,7 +342,7 @@ class EnvSpec:
         parts += [f"-r {file_label(p, self.rootdir)}" for p in self.requirements_files]
         if self.constraints is not None:
             parts.append(f"-c {file_label(self.constraints, self.rootdir)}")
-        text = ", ".join(parts) or "(no packages)"
+        text = ", ".join(parts) or "(interpreter only)"
         return f"{text} +coverage {self.coverage}" if self.coverage else text
 
 

@@ -12,7 +12,7 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -135,12 +135,32 @@ def delete(target: Path) -> None:
 DELETE_WORKERS = 16
 
 
-def delete_all(targets: Sequence[Path]) -> None:
+class Deletions:
+    """Deletes each path it is given as :func:`delete` does, in the background, several at a time.
+
+    A ``with`` block waits for every deletion at its end. A prune hands over each env as soon as it is
+    in the trash, so the disk's waits overlap the listing and moving of the next ones.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Deletions:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def add(self, target: Path) -> None:
+        """Start deleting *target* (a thread pool starts with the first)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=DELETE_WORKERS, thread_name_prefix="isoenv-delete")
+        self._pool.submit(delete, target)
+
+
+def delete_all(targets: Iterable[Path]) -> None:
     """Delete every one of *targets* as :func:`delete` does, several at a time."""
-    if len(targets) <= 1:
+    with Deletions() as deletions:
         for target in targets:
-            delete(target)
-        return
-    with ThreadPoolExecutor(max_workers=min(DELETE_WORKERS, len(targets)), thread_name_prefix="isoenv-delete") as pool:
-        for _ in pool.map(delete, targets):
-            pass
+            deletions.add(target)

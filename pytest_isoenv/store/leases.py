@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from pytest_isoenv.errors import CacheError
 from pytest_isoenv.store.cache import ENTRY_NAME, GENERATION_NAME, KEY_LENGTH, Cache, cache_write_error
-from pytest_isoenv.store.fs import check_owned, delete_all, tree_size, write_atomic
+from pytest_isoenv.store.fs import Deletions, check_owned, tree_size, write_atomic
 from pytest_isoenv.store.locks import read_owner
 from pytest_isoenv.store.record import RECORD_NAME, Record
 from pytest_isoenv.text import LineSink, format_age, format_size
@@ -342,8 +342,10 @@ def remove_entries(
     pruned = Pruned()
     if not cache.is_ours() or not cache.folder("envs").is_dir():  # never remove from a folder the cache did not make
         return pruned
-    moved: list[Path] = []
-    with maintenance_held(cache, "prune"):
+    # Each env is deleted as soon as it is in the trash, while the next ones are looked at.
+    with Deletions() as deletions, maintenance_held(cache, "prune"):
+        for leftover in cache.trash_leftovers():  # what an interrupted removal left, before this one adds its own
+            deletions.add(leftover)
         busy = {key[:KEY_LENGTH]: "used by this session" for key in keep}
         holders: dict[str, set[str]] = {}
         for lease in live_leases(cache):
@@ -355,21 +357,20 @@ def remove_entries(
             if entry.foreign:
                 continue
             why = reason(entry)
-            if why is None or not _move_entry(cache, entry, why, busy.get(entry.name), pruned, moved):
+            if why is None or not _move_entry(cache, entry, why, busy.get(entry.name), pruned, deletions):
                 remaining.append(entry)
         # Sizes count what stays, busy entries included; only entries nobody holds go.
         for entry, why in then(remaining) if then is not None else ():
-            _move_entry(cache, entry, why, busy.get(entry.name), pruned, moved)
+            _move_entry(cache, entry, why, busy.get(entry.name), pruned, deletions)
         for entry in remaining:
             # Only an entry with an old generation has anything to sweep: no lock is taken for the others.
             if entry.old_generations and entry.path.exists() and not entry.path.is_symlink():
                 with contextlib.suppress(CacheError), cache.lock(entry.name, what="sweeping", timeout=0):
                     cache.sweep(entry.name, holders.get(entry.name, set()))
-    delete_all([*moved, *cache.trash_leftovers()])
     return pruned
 
 
-def _move_entry(cache: Cache, entry: Entry, why: str, user: str | None, pruned: Pruned, moved: list[Path]) -> bool:
+def _move_entry(cache: Cache, entry: Entry, why: str, user: str | None, pruned: Pruned, deletions: Deletions) -> bool:
     if user is not None:
         pruned.kept.append((entry, user))
         return False
@@ -382,6 +383,6 @@ def _move_entry(cache: Cache, entry: Entry, why: str, user: str | None, pruned: 
         pruned.kept.append((entry, f"being built by {read_owner(cache.lock_path(entry.name))}"))
         return False
     if target is not None:  # else another process removed it first
-        moved.append(target)
+        deletions.add(target)
         pruned.removed.append((entry, why))
     return True

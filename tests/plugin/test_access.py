@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_custom_items_get_shared_private_and_warm_envs(
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=3)
     private = Path(paths_file.read_text())
-    assert private.name == "env"
+    assert re.fullmatch("isoenv-[0-9a-f]{12}", private.name)
     # A folder the plugin made for the session alone: removed at its end, with the private env in it.
     assert not private.parent.parent.exists()
 

@@ -482,7 +482,7 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
         [
             "isoenv plan: 3 env(s) for 4 test(s): 0 cached, 3 to build",
             f"  to build  ????????????????????  py3.*  {installer_name}  highest  alpha * (2 tests)",
-            f"  to build  ????????????????????  py3.*  {installer_name}  highest  (no packages)  (1 test)",
+            f"  to build  ????????????????????  py3.*  {installer_name}  highest  (interpreter only)  (1 test)",
             f"  to build  ????????????????????  py3.*  {installer_name}  highest  clitool * (1 test, private)",
             "  error: invalid requirement * (in test_plan_shows_each_env_its_key_and_whether_it_is_cached.py::test_bad)",
             "  skipped: no Python interpreter matches '9.99'* "
@@ -496,7 +496,7 @@ def test_plan_shows_each_env_its_key_and_whether_it_is_cached(
         [
             "isoenv plan: 3 env(s) for 4 test(s): 2 cached, 1 to build",
             "  cached * alpha *",
-            "  cached * (no packages) *",
+            "  cached * (interpreter only) *",
             "  to build * clitool * (1 test, private)",
         ]
     )

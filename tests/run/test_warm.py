@@ -542,6 +542,67 @@ def test_a_warm_interpreter_that_dies_is_restarted(pair: Pair) -> None:
     assert server.pid not in (None, first)
 
 
+def _children(pid: int) -> set[int]:
+    """The running children of *pid* (Linux ``/proc``); the test is skipped where it cannot tell."""
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    if not listing.exists():
+        pytest.skip("needs /proc/PID/task/PID/children to see a process's children")
+    return {child for child in map(int, listing.read_text().split()) if _alive(child)}
+
+
+def _spare(server: WarmServer) -> int:
+    """The pid of the spare child the idle warm interpreter has forked for the next call."""
+    assert server.pid is not None
+    deadline = time.monotonic() + 10
+    while not (spares := _children(server.pid)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(spares) == 1, spares
+    return spares.pop()
+
+
+def _ended(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _alive(pid)
+
+
+def test_a_call_runs_in_the_spare_child_forked_before_it(pair: Pair) -> None:
+    pair.warm.run("python", "-c", "pass")
+    spare = _spare(pair.server)
+    assert int(pair.warm.run("python", "-c", "import os; print(os.getpid())").stdout) == spare
+    assert _spare(pair.server) != spare  # the next call's
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_spare_that_dies_is_replaced(pair: Pair, signum: int) -> None:
+    pair.warm.run("python", "-c", "pass")
+    spare = _spare(pair.server)
+    os.kill(spare, signum)
+    assert _ended(spare)
+    pair.both("python", "-c", "print('after the spare died')")
+    assert _spare(pair.server) != spare
+
+
+def test_ctrl_c_in_the_terminal_leaves_a_waiting_spare_alone(pair: Pair) -> None:
+    pair.warm.run("python", "-c", "pass")
+    spare = _spare(pair.server)
+    os.kill(spare, signal.SIGINT)  # what a Ctrl-C sends the whole foreground group, the spare too
+    time.sleep(0.2)
+    assert _alive(spare)
+    assert int(pair.warm.run("python", "-c", "import os; print(os.getpid())").stdout) == spare
+
+
+def test_a_stopped_warm_interpreter_leaves_no_spare(factory: IsoEnvFactory, probe: Path) -> None:
+    env = factory.get(str(probe), warm=True, preload=("json",))
+    env.run("python", "-c", "pass")
+    server = warm.server_for(env.python, env.bin_dir, env.environ, env.spec.preload)
+    assert server is not None
+    spare = _spare(server)
+    warm.stop(env.python)
+    assert _ended(spare)
+
+
 def test_a_private_env_restarts_its_warm_interpreter_after_install(factory: IsoEnvFactory, probe: Path) -> None:
     env = factory.get(str(probe), warm=True, private=True, preload=("warmprobe",))
     try:

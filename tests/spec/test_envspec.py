@@ -162,7 +162,7 @@ def test_editable_hash_follows_metadata_files_only(make_project: MakeProject) ->
 
 
 def test_describe() -> None:
-    assert spec().describe() == "(no packages)"
+    assert spec().describe() == "(interpreter only)"
     assert spec("b", "a").describe() == "a, b"
 
 
