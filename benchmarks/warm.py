@@ -10,6 +10,7 @@ offline:
 
 1. **Per call**: ``isoenv.run("python", "-c", "import requests")`` on the same env, plain and
    with ``warm=True, preload=("requests",)``, one of each in turn; the median of *calls* calls each.
+   Then *calls* warm calls in a row, as a suite makes them.
 2. **Suites**: a 200-test suite, each test running the example's ``greet`` command once, without and
    with ``warm=True, preload=("greeter.cli",)``, and with the modules ``greet`` imports while it runs
    preloaded too (``"shutil", "locale"``), and the same 200 tests running nothing (the floor:
@@ -139,6 +140,16 @@ def per_call(work: Path, wheelhouse: Path, calls: int) -> dict[str, list[tuple[f
                 reaped += cpu_children() - children
     time.sleep(0.5)
     means = {"plain": (own["plain"] + reaped) / calls, "warm": (own["warm"] + cpu_of(pid) - served) / calls}
+    # Warm calls one after the other, as a suite makes them: between two calls in turn the warm
+    # interpreter sleeps through a whole plain start, and its next call finds CPU caches cold.
+    results["warm, in a row"] = []
+    cpu, served = cpu_self(), cpu_of(pid)
+    for _ in range(calls):
+        started = time.perf_counter()
+        hot.run("python", "-c", "import requests")
+        results["warm, in a row"].append((time.perf_counter() - started, 0.0))
+    time.sleep(0.5)
+    means["warm, in a row"] = (cpu_self() - cpu + cpu_of(pid) - served) / calls
     for kind, mean in means.items():
         results[kind] = [(wall, mean) for wall, _ in results[kind]]
     warm.stop()
@@ -200,6 +211,8 @@ def main() -> None:
         print(f'per call, `python -c "import requests"`, {args.calls} of each in turn (median wall; mean CPU):')
         print(f"plain {ms(plain)}; {ms(calls['plain'][0][1])} CPU")
         print(f"warm {ms(hot)}; {ms(calls['warm'][0][1])} CPU; {plain / hot:.1f}x faster")
+        row_wall = statistics.median(wall for wall, _ in calls["warm, in a row"])
+        print(f"warm, {args.calls} in a row: {ms(row_wall)}; {ms(calls['warm, in a row'][0][1])} CPU")
         return
     print("# 2. suites", file=sys.stderr)
     # The floor: the same 200 tests with the same env, running nothing: pytest's and the fixture's own cost.
@@ -255,6 +268,7 @@ def main() -> None:
     lines += [
         row(f"per call: {call}, plain", calls["plain"]),
         row(f"per call: {call}, warm", calls["warm"], against(calls["plain"], calls["warm"])),
+        row(f"per call: {call}, warm, {len(calls['warm, in a row'])} in a row", calls["warm, in a row"]),
         row(f"{requests_suite}, plain", suites["requests-plain"]),
         row(
             f"{requests_suite}, warm",

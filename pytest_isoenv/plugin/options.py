@@ -282,7 +282,7 @@ def parse_days(config: pytest.Config) -> float:
     return days
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?", re.IGNORECASE)
+_SIZE = r"(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?)?b?"  # compiled on first use: most runs set no size
 
 
 def parse_size(config: pytest.Config) -> int | None:
@@ -290,7 +290,7 @@ def parse_size(config: pytest.Config) -> int | None:
     value = get(config, "max_size")
     if value in (None, ""):
         return None
-    match = _SIZE.fullmatch(str(value).strip())
+    match = re.fullmatch(_SIZE, str(value).strip(), re.IGNORECASE)
     if match is None:
         raise pytest.UsageError(f"isoenv_max_size must be a size such as 2GB, 500MiB or 10000000, not {value!r}")
     number, prefix, binary = match.groups()

@@ -23,20 +23,20 @@ from pytest_isoenv.errors import SpecError
 
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
 
-_OPTION = re.compile(
-    r"^(?P<opt>-r|-c|-e|-f|--requirement|--constraint|--editable|--find-links)(?:\s*=\s*|\s+|(?<=^-.)(?=\S))(?P<value>\S+)"
-)
+# Patterns as strings, compiled by ``re`` on first use and cached there: pytest imports this module in every
+# run (for the options' checks), and most runs read no requirements file.
+_OPTION = r"^(?P<opt>-r|-c|-e|-f|--requirement|--constraint|--editable|--find-links)(?:\s*=\s*|\s+|(?<=^-.)(?=\S))(?P<value>\S+)"
 _KINDS = {"-r": "include", "--requirement": "include", "-c": "constraint", "--constraint": "constraint"}
 _KINDS |= {"-e": "editable", "--editable": "editable", "-f": "find_links", "--find-links": "find_links"}
 # pip's form of a variable in a requirements file, and uv's: only ${NAME}, so a "$" in a URL is left alone.
-_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_VARIABLE = r"\$\{([A-Z0-9_]+)\}"
 # RFC 3986's scheme, at least two characters long: a Windows drive (C:) is a path.
-_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+_URL_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]+:"
 
 
 def is_url(text: str) -> bool:
     """Whether *text* is a URL (``https://...``, ``file:...``, ``git+ssh://...``) rather than a path."""
-    return _URL_SCHEME.match(text) is not None
+    return re.match(_URL_SCHEME, text) is not None
 
 
 def looks_like_path(text: str) -> bool:
@@ -78,7 +78,7 @@ def expand_variables(line: str, environ: Mapping[str, str]) -> str:
 
     A variable that is unset or empty is left as written, as pip leaves it.
     """
-    for name in _VARIABLE.findall(line):
+    for name in re.findall(_VARIABLE, line):
         value = environ.get(name)
         if value:
             line = line.replace(f"${{{name}}}", value)
@@ -104,7 +104,7 @@ def variables(path: Path, environ: Mapping[str, str] | None = None) -> dict[str,
     value): both count.
     """
     environ = host_environ() if environ is None else environ
-    names = {name for line in _joined_lines(path) for name in _VARIABLE.findall(line)}
+    names = {name for line in _joined_lines(path) for name in re.findall(_VARIABLE, line)}
     return {name: environ.get(name) for name in sorted(names)}
 
 
@@ -114,7 +114,7 @@ def parse_line(line: str) -> tuple[str, str, str]:
     Kinds: ``include``, ``constraint``, ``editable``, ``find_links``, ``path`` (a local project or
     archive), ``url`` (``name @ file:...``), ``other`` (a requirement or an option that names no file).
     """
-    match = _OPTION.match(line)
+    match = re.match(_OPTION, line)
     if match:
         return _KINDS[match["opt"]], match["value"], line[match.end() :]
     if line.startswith("-"):
