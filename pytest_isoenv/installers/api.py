@@ -11,6 +11,7 @@ Installer commands run through :mod:`pytest_isoenv.installers.processes`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib.metadata
@@ -127,8 +128,12 @@ class Installer(ABC):
         """
         python = self.create(path, interpreter, log=log, environ=environ)
         inside = isolated_environ(path, python.parent, environ)
-        self.seed(python, log=log, environ=inside)
-        self.install(python, spec, index, log=log, environ=inside, echo=echo)
+        if self.sees_linked_pip:
+            self.seed(python, log=log, environ=inside)
+            self.install(python, spec, index, log=log, environ=inside, echo=echo)
+        else:  # links it would write through are made after it, unless it installed a pip itself
+            self.install(python, spec, index, log=log, environ=inside, echo=echo)
+            self.seed(python, log=log, environ=inside)
         site = env_site_dirs(python, inside)
         self.compile(python, site, log=log, environ=inside)
         self.verify(python, spec, site, log=log, environ=inside)
@@ -142,6 +147,14 @@ class Installer(ABC):
     def links_pip(self) -> bool:
         """Whether envs get pip as links to the cache's compiled image of it (see :mod:`.seed`), not a copy."""
         return self._dirs.seeds is not None and seed.links_supported()
+
+    #: Whether this installer sees pip linked from the cache's image as installed, and so replaces the
+    #: links rather than writing through them (pip does: its own ``RECORD`` lists them; uv does not).
+    sees_linked_pip = True
+
+    def keeping_pip_image(self, site_packages: Path) -> contextlib.AbstractContextManager[None]:
+        """Around an install into an existing env (a private one): what keeps the pip image out of its reach."""
+        return contextlib.nullcontext() if self.sees_linked_pip else seed.detached_pip(site_packages)
 
     def seed(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
         """Put pip into the env of *python*: links to the cache's image of it, or else a copy (:meth:`copy_pip`)."""

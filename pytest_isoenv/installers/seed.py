@@ -15,6 +15,11 @@ This is virtualenv's ``--symlink-app-data`` seeding, made for both installers:
   and installs real files in their place, leaving the image to every other env.
 - An image is made whole under a temporary name and renamed into place, so no build sees half of
   one; a build that loses the race to make it uses the one that won.
+- uv does not see a linked distribution: it lists only real folders. Installing pip (asked for, or
+  a dependency of a package) it would write the new pip's files through the ``pip`` link, into the
+  image of every env. So uv builds install first and link pip after, unless they installed a pip of
+  their own (:func:`link_pip`), and uv installs into an env that has the links take them out while
+  they run (:func:`detached_pip`).
 
 Where symbolic links cannot be made (Windows without the privilege), the installers copy pip into
 each env as they used to (:attr:`pytest_isoenv.installers.api.Installer.links_pip`).
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import hashlib
 import io
 import json
@@ -34,7 +40,7 @@ import subprocess
 import sys
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,9 +125,13 @@ def link_pip(
 ) -> None:
     """Give the env of *python* pip: links to the image in *seeds* (made first if missing), and its scripts.
 
+    Nothing if the env has a pip already.
+
     *compile_image* compiles a folder to bytecode with the env's interpreter (an installer command).
     """
     layout = EnvLayout.probe(python, environ)
+    if any(layout.purelib.glob("pip-*.dist-info")):  # the install put a pip of its own there
+        return
     wheel = pip_wheel(layout.version)
     image = image_path(seeds, wheel, layout)
     if not image.is_dir():
@@ -131,6 +141,29 @@ def link_pip(
         (layout.purelib / entry.name).symlink_to(os.path.relpath(entry, layout.purelib))
     for name, target in console_scripts(image, layout.version).items():
         write_script(layout.scripts / name, python, target)
+
+
+@contextlib.contextmanager
+def detached_pip(purelib: Path) -> Iterator[None]:
+    """The env's links to a pip image taken out of *purelib* for the ``with`` block, then put back.
+
+    Not put back if the block installed a pip of its own (then its folders are real). For an
+    installer that does not see the links, which would write a new pip into the image through them.
+    """
+    links: dict[Path, Path] = {}
+    with contextlib.suppress(OSError):
+        for entry in purelib.iterdir():
+            if entry.is_symlink() and (entry.name == "pip" or fnmatch.fnmatch(entry.name, "pip-*.dist-info")):
+                links[entry] = entry.readlink()
+    for link in links:
+        link.unlink()
+    try:
+        yield
+    finally:
+        if not any(purelib.glob("pip-*.dist-info")):
+            for link, target in links.items():
+                if not os.path.lexists(link):
+                    link.symlink_to(target)
 
 
 def make_image(wheel: Path, image: Path, layout: EnvLayout, compile_image: Callable[[Path], None]) -> None:

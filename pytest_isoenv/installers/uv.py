@@ -77,6 +77,9 @@ class UvInstaller(Installer):
     when uv's own cache is on another device, uv gets one in the isoenv cache.
     """
 
+    #: uv lists only real folders of site-packages: it would install a pip through the links to the image.
+    sees_linked_pip = False
+
     name = "uv"
 
     def __init__(self, dirs: InstallerDirs, pip: PipConfig | None = None) -> None:
@@ -182,7 +185,7 @@ class UvInstaller(Installer):
     def copy_pip(self, python: Path, *, log: Path, environ: Mapping[str, str]) -> None:
         """pip from virtualenv's bundled wheels (no index needed), where it cannot be linked.
 
-        Before the spec's packages: a pip the spec asks for replaces it.
+        After the spec's packages (see :attr:`sees_linked_pip`): a pip they brought satisfies it and stays.
         """
         command = [
             str(self._uv), "pip", "install", "--quiet", "--python", str(python),

@@ -77,11 +77,13 @@ class PrivateEnvs:
     def _install_into(self, env: IsolatedEnv, requirements: Sequence[object], editable: Sequence[object]) -> None:
         # What install() was given is not typed: its values are checked as a marker's are.
         spec = self._make_spec(requirements, session=False, **bind_options({"editable": list(editable)}, None))
-        self._keys.installer(env.spec).install(
-            env.python,
-            spec,
-            self._index.for_spec(env.spec),
-            log=env.path.with_name(f"{env.path.name}.log"),
-            environ=env.environ,
-            echo=labelled_echo(self._echo, f"private {env.spec.describe()}"),
-        )
+        installer = self._keys.installer(env.spec)
+        with installer.keeping_pip_image(env.site_packages):
+            installer.install(
+                env.python,
+                spec,
+                self._index.for_spec(env.spec),
+                log=env.path.with_name(f"{env.path.name}.log"),
+                environ=env.environ,
+                echo=labelled_echo(self._echo, f"private {env.spec.describe()}"),
+            )
