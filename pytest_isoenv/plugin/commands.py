@@ -246,7 +246,9 @@ def _plan_table(envs: SessionEnvs, uses: dict[str, list[EnvSpec]], errors: list[
         f"isoenv plan: {len(uses)} env(s) for {sum(map(len, uses.values()))} test(s): "
         f"{cached} cached, {len(uses) - cached} to build"
     )
-    return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {plan_key(uses)}"]
+    # The key of an empty plan would cover nothing and never change: --isoenv-plan-key refuses it too.
+    key = plan_key(uses) if uses else "none (no test takes the isoenv fixture)"
+    return [head, *(f"  {line}" for line in table(rows)), *errors, f"isoenv plan key: {key}"]
 
 
 def factory_tests(items: Sequence[pytest.Item]) -> int:

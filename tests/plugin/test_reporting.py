@@ -160,6 +160,8 @@ def test_plan_key_of_fixture_envs_alone_is_refused_with_what_to_do(
     result.stderr.fnmatch_lines(
         ["*isoenv: no plan key: 1 test(s) make envs with isoenv_factory.get()*restored by prefix*ci-cache*"]
     )
+    plan = pytester.runpytest_subprocess("--isoenv-plan")
+    plan.stdout.fnmatch_lines(["isoenv plan key: none (no test takes the isoenv fixture)"])
 
 
 def test_plan_key_says_on_stderr_what_it_does_not_cover(pytester: pytest.Pytester, private_cache: Path) -> None:
