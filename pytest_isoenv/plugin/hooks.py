@@ -32,6 +32,7 @@ from pytest_isoenv.plugin.state import (
     BROAD_FIXTURE,
     CURRENT_ITEM,
     HEADER_SHOWN,
+    LATE_HEADER,
     REPORTER,
     SKIPPED_BY_FIXTURE,
     session_envs,
@@ -175,7 +176,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     """The plugin's settings; the installer as set, since choosing one reads configuration and looks for uv.
 
     Once the core starts (the first env), the installer chosen, with why, and
-    its warnings follow in a line of their own (see :func:`session_envs`).
+    its warnings are said in the summary (see :func:`session_envs`).
     """
     pythons = config.stash[PYTHONS]
     if pythons or ENVS in config.stash:
@@ -382,6 +383,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     reporter = config.stash[REPORTER]
     stats = session_stats(config)
     lines = reporter.summary_lines(stats) if stats is not None else []
+    # First, the installer chosen once the first env was asked for (optional), and its warnings (not).
+    late = config.stash.get(LATE_HEADER, [])
+    warnings = [line for line in late if line.startswith("isoenv: warning:")]
+    lines = reporter.optional([line for line in late if line not in warnings]) + warnings + lines
     optional = [config.stash[PRUNED]] if PRUNED in config.stash else []
     if any(getattr(report, "isoenv_cell", None) for reports in terminalreporter.stats.values() for report in reports):
         from pytest_isoenv.plugin import matrix

@@ -31,6 +31,8 @@ CURRENT_ITEM = pytest.StashKey[pytest.Item]()
 BROAD_FIXTURE = pytest.StashKey["tuple[str, str] | None"]()
 #: The report header's lines, once written: what the core adds to them when it starts is written then.
 HEADER_SHOWN = pytest.StashKey[list[str]]()
+#: What the header would have said had the core started before it: the summary says it (see :func:`session_envs`).
+LATE_HEADER = pytest.StashKey[list[str]]()
 #: Set on a test that the ``isoenv`` fixture skipped: its report then points at the test, as a skip mark's does.
 SKIPPED_BY_FIXTURE = pytest.StashKey[bool]()
 
@@ -60,9 +62,8 @@ def session_envs(config: pytest.Config) -> SessionEnvs:
     PROCESSES.in_wide_fixture = lambda: config.stash.get(BROAD_FIXTURE, None) is not None
     shown = config.stash.get(HEADER_SHOWN, None)
     if shown is not None and workers.worker_id(config) is None:
-        for line in core.installer_lines(config, envs):
-            if line not in shown:
-                reporter.write_line(line)
+        # In the summary, not now: a line written while tests run breaks their progress line in two.
+        config.stash[LATE_HEADER] = [line for line in core.installer_lines(config, envs) if line not in shown]
     return envs
 
 

@@ -379,14 +379,22 @@ def test_the_header_names_the_installer_as_set_until_a_test_needs_an_env(
     assert [line for line in result.outlines if line.startswith("isoenv:")] == [
         f"isoenv: cache {private_cache}, installer auto"
     ]
-    # A test that needs an env: the installer is chosen, and the line that says which follows the header.
+    # A test that needs an env: the installer is chosen, and the summary says which, not the progress line.
     pytester.makepyfile(test_env="def test_env(isoenv): pass")
-    result = pytester.runpytest_subprocess("--isoenv-installer=auto")
+    result = pytester.runpytest_subprocess("--isoenv-installer=auto", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
     chosen = installer_class("auto").name
     result.stdout.fnmatch_lines(
-        [f"isoenv: cache {private_cache}, installer auto", f"isoenv: cache {private_cache}, installer {chosen}*"]
+        [
+            f"isoenv: cache {private_cache}, installer auto",
+            "test_env.py .*",
+            "test_plain.py .*",
+            "*= isoenv =*",
+            f"isoenv: cache {private_cache}, installer {chosen}*",
+        ]
     )
+    progress = [line for line in result.outlines if line.startswith("test_")]
+    assert len(progress) == 2, "each test file's progress on one line"
 
 
 def test_header_names_the_cache_dir_from_the_environment_and_the_installer(
