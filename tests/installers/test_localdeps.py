@@ -142,6 +142,14 @@ def test_pip_installs_a_project_without_its_dependencies_then_them_from_snapshot
     ], "required by another: pip would read its dependencies again"
 
 
+def built_workspace(root: Path, source: str) -> tuple[Path, Path]:
+    """A uv workspace at *root* of ``packages/*``: ``app`` depending on a setuptools ``lib`` through the uv *source*."""
+    (root / "packages").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    lib = setuptools_project(root / "packages", "lib")
+    return depending_app(root / "packages", "lib", f"[tool.uv.sources]\n{source}\n"), lib
+
+
 def depending_app(parent: Path, dependency: str, tool: str = "") -> Path:
     """An editable setuptools project ``app`` depending on *dependency* (*tool*: TOML after its table)."""
     app = setuptools_project(parent, "app")
@@ -191,11 +199,7 @@ def test_an_editable_projects_local_dependency_is_built_from_a_snapshot(
 def test_a_workspace_member_not_editable_is_built_from_a_snapshot(
     make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "ws"
-    (root / "packages").mkdir(parents=True)
-    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
-    lib = setuptools_project(root / "packages", "lib")
-    app = depending_app(root / "packages", "lib", "[tool.uv.sources]\nlib = { workspace = true, editable = false }\n")
+    app, lib = built_workspace(tmp_path / "ws", "lib = { workspace = true, editable = false }")
     before = listing(lib)
     cache, links = tmp_path / "cache", [str(backend_wheels)]
 
@@ -218,11 +222,7 @@ def test_a_workspace_member_not_editable_is_built_from_a_snapshot(
 def test_a_workspace_member_is_editable_under_an_editable_project_as_uv_installs_it(
     make_envs: MakeEnvs, backend_wheels: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "ws"
-    (root / "packages").mkdir(parents=True)
-    (root / "pyproject.toml").write_text('[tool.uv.workspace]\nmembers = ["packages/*"]\n')
-    lib = setuptools_project(root / "packages", "lib")
-    app = depending_app(root / "packages", "lib", "[tool.uv.sources]\nlib = { workspace = true }\n")
+    app, lib = built_workspace(tmp_path / "ws", "lib = { workspace = true }")
 
     env = IsoEnvFactory(make_envs(tmp_path / "cache", installer="uv")).get(
         editable=[app], find_links=[str(backend_wheels)]
