@@ -29,7 +29,7 @@ STATS = pytest.StashKey["Stats"]()
 #: plain pytest objects, which the core reads as a ``TestContext`` when it needs to know them.
 CURRENT_ITEM = pytest.StashKey[pytest.Item]()
 BROAD_FIXTURE = pytest.StashKey["tuple[str, str] | None"]()
-#: The report header's lines, once written: what the core adds to them when it starts is written then.
+#: The report header's lines, once written: what the core adds to them when it starts goes to the summary.
 HEADER_SHOWN = pytest.StashKey[list[str]]()
 #: What the header would have said had the core started before it: the summary says it (see :func:`session_envs`).
 LATE_HEADER = pytest.StashKey[list[str]]()
