@@ -29,6 +29,19 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+def read_toml_if_valid(path: Path) -> dict[str, Any]:
+    """The TOML file *path*, parsed, or an empty table when it is missing or broken (a build reading it says why)."""
+    try:
+        return read_toml(path)
+    except (OSError, ValueError):
+        return {}
+
+
+def as_table(value: object) -> dict[str, Any]:
+    """*value* if it is a table, else an empty one: for reading keys a file may lack, or give another type."""
+    return value if isinstance(value, dict) else {}
+
+
 def toml_value(value: Any) -> str:
     """*value* (as :func:`read_toml` gives values) as an inline TOML value."""
     if isinstance(value, bool):

@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from pytest_isoenv.key.projects import uv_workspace
-from pytest_isoenv.tomlfile import read_toml
+from pytest_isoenv.tomlfile import as_table, read_toml_if_valid
 
 
 def source_folders(project: Path, *, editable: bool) -> dict[str, Path | None]:
@@ -52,7 +52,7 @@ def source_folders(project: Path, *, editable: bool) -> dict[str, Path | None]:
 
 def uv_sources(project: Path) -> dict[str, Any]:
     """The ``[tool.uv.sources]`` table of *project*'s ``pyproject.toml`` (empty when it has none or is unreadable)."""
-    return _table(_table(_table(_pyproject(project).get("tool")).get("uv")).get("sources"))
+    return as_table(as_table(as_table(_pyproject(project).get("tool")).get("uv")).get("sources"))
 
 
 def static_requirements(project: Path, extras: Iterable[str]) -> list[Requirement] | None:
@@ -60,12 +60,12 @@ def static_requirements(project: Path, extras: Iterable[str]) -> list[Requiremen
 
     An extra's requirement of the project itself (``app[cli]`` in ``app``'s ``all`` extra) adds that extra's.
     """
-    table = _table(_pyproject(project).get("project"))
+    table = as_table(_pyproject(project).get("project"))
     dynamic = _strings(table.get("dynamic"))
     if "dependencies" in dynamic or not isinstance(table.get("name"), str):
         return None
     own = canonicalize_name(table["name"])
-    optional = {canonicalize_name(k): v for k, v in _table(table.get("optional-dependencies")).items()}
+    optional = {canonicalize_name(k): v for k, v in as_table(table.get("optional-dependencies")).items()}
     requirements: list[Requirement] = []
     pending, seen = [canonicalize_name(e) for e in extras], set()
     texts = _strings(table.get("dependencies"))
@@ -91,7 +91,7 @@ def static_requirements(project: Path, extras: Iterable[str]) -> list[Requiremen
 
 def project_name(project: Path) -> str | None:
     """The canonical name ``[project]`` gives *project*, or ``None``."""
-    name = _table(_pyproject(project).get("project")).get("name")
+    name = as_table(_pyproject(project).get("project")).get("name")
     return canonicalize_name(name) if isinstance(name, str) else None
 
 
@@ -114,21 +114,14 @@ def find_workspace(project: Path) -> tuple[Path, dict[str, Path]] | None:
         return None
     members: dict[str, Path] = {}
     for member in found:
-        name = _table(_pyproject(member).get("project")).get("name")
+        name = as_table(_pyproject(member).get("project")).get("name")
         if isinstance(name, str):
             members.setdefault(canonicalize_name(name), member)
     return found[0], members
 
 
 def _pyproject(folder: Path) -> dict[str, Any]:
-    try:
-        return read_toml(folder / "pyproject.toml")
-    except (OSError, ValueError):  # missing or broken: the build says so
-        return {}
-
-
-def _table(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+    return read_toml_if_valid(folder / "pyproject.toml")  # missing or broken: the build says so
 
 
 def _strings(value: object) -> list[str]:

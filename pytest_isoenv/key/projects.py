@@ -21,7 +21,7 @@ from typing import Any
 from pytest_isoenv.key.files import project_files
 from pytest_isoenv.key.hashing import FileHashes
 from pytest_isoenv.spec.arguments import PROJECT_FILES
-from pytest_isoenv.tomlfile import read_toml
+from pytest_isoenv.tomlfile import as_table, read_toml_if_valid
 
 # Files that decide a compiled extension, and the build configurations that mean a project has one.
 _EXTENSION_SUFFIXES = (".c", ".h", ".cc", ".cpp", ".cxx", ".hh", ".hpp", ".pyx", ".pxd", ".pxi", ".rs", ".f90", ".cu")
@@ -38,33 +38,35 @@ def editable_inputs(project: Path, hashes: FileHashes, environ: Mapping[str, str
     # The project files count found or not: one appearing or going away changes what a build does.
     files = [project / name for name in PROJECT_FILES] + _top_level_inputs(project)
     variables: dict[str, Any] = {}
-    pyproject = _read_toml(project / "pyproject.toml")
+    pyproject = read_toml_if_valid(project / "pyproject.toml")
     tool = pyproject.get("tool", {})
     roots = [project, project / "src"]
-    for mapped in _dict(_dict(tool.get("setuptools")).get("package-dir")).values():
+    for mapped in as_table(as_table(tool.get("setuptools")).get("package-dir")).values():
         roots.append(project / str(mapped))
     # setuptools: [tool.setuptools.dynamic] version/readme/dependencies/optional-dependencies = {file|attr = ...}
-    for name, value in _dict(_dict(tool.get("setuptools")).get("dynamic")).items():
-        for directive in _dict(value).values() if name == "optional-dependencies" else [value]:
-            files += _directive_files(project, roots, _dict(directive).get("file"), _dict(directive).get("attr"))
+    for name, value in as_table(as_table(tool.get("setuptools")).get("dynamic")).items():
+        for directive in as_table(value).values() if name == "optional-dependencies" else [value]:
+            files += _directive_files(project, roots, as_table(directive).get("file"), as_table(directive).get("attr"))
     files += _setup_cfg_files(project, roots)
-    hatch = _dict(tool.get("hatch"))
-    files += _globbed(project, [_dict(hatch.get("version")).get("path")])
-    requirements_txt = _dict(_dict(_dict(hatch.get("metadata")).get("hooks")).get("requirements_txt"))
+    hatch = as_table(tool.get("hatch"))
+    files += _globbed(project, [as_table(hatch.get("version")).get("path")])
+    requirements_txt = as_table(as_table(as_table(hatch.get("metadata")).get("hooks")).get("requirements_txt"))
     files += _globbed(project, _list(requirements_txt.get("files")))
-    for extra in _dict(requirements_txt.get("optional-dependencies")).values():
+    for extra in as_table(requirements_txt.get("optional-dependencies")).values():
         files += _globbed(project, _list(extra))
-    pdm_version = _dict(_dict(tool.get("pdm")).get("version"))
+    pdm_version = as_table(as_table(tool.get("pdm")).get("version"))
     if pdm_version.get("source") == "file":
         files += _globbed(project, [pdm_version.get("path")])
-    backend = str(_dict(pyproject.get("build-system")).get("build-backend", ""))
-    if backend.startswith("flit") and _list(_dict(pyproject.get("project")).get("dynamic")):
-        module = _dict(_dict(tool.get("flit")).get("module")).get("name") or _dict(pyproject.get("project")).get("name")
+    backend = str(as_table(pyproject.get("build-system")).get("build-backend", ""))
+    if backend.startswith("flit") and _list(as_table(pyproject.get("project")).get("dynamic")):
+        module = as_table(as_table(tool.get("flit")).get("module")).get("name") or as_table(
+            pyproject.get("project")
+        ).get("name")
         if isinstance(module, str):
             files += _module_files(roots, re.sub(r"[-.]+", "_", module))
     # uv's own way to name what a project's build depends on: file globs, folders and environment variables.
-    for entry in _list(_dict(tool.get("uv")).get("cache-keys")):
-        entry = {"file": entry} if isinstance(entry, str) else _dict(entry)
+    for entry in _list(as_table(tool.get("uv")).get("cache-keys")):
+        entry = {"file": entry} if isinstance(entry, str) else as_table(entry)
         files += _globbed(project, [entry.get("file")])
         if isinstance(entry.get("dir"), str):
             variables[f"dir:{entry['dir']}"] = hashes.tree(project / entry["dir"])
@@ -73,8 +75,8 @@ def editable_inputs(project: Path, hashes: FileHashes, environ: Mapping[str, str
     if _has_extensions(project, backend, pyproject):
         files += [project / rel for rel in _extension_sources(project, hashes)]
     # A workspace source is a member by name: which folder that is, the workspace root's file says.
-    sources = _dict(_dict(tool.get("uv")).get("sources")).values()
-    if any(_dict(e).get("workspace") is True for s in sources for e in (s if isinstance(s, list) else [s])):
+    sources = as_table(as_table(tool.get("uv")).get("sources")).values()
+    if any(as_table(e).get("workspace") is True for s in sources for e in (s if isinstance(s, list) else [s])):
         workspace = uv_workspace(project)
         files += [workspace[0] / "pyproject.toml"] if workspace else []
     return files, variables
@@ -88,8 +90,8 @@ def uv_workspace(project: Path) -> list[Path] | None:
     those its ``exclude`` globs name. *project* must be the root or a member, else it is in no workspace.
     """
     for folder in (project, *project.parents):
-        data = _read_toml(folder / "pyproject.toml") if (folder / "pyproject.toml").is_file() else {}
-        workspace = _dict(_dict(data.get("tool")).get("uv")).get("workspace")
+        data = read_toml_if_valid(folder / "pyproject.toml") if (folder / "pyproject.toml").is_file() else {}
+        workspace = as_table(as_table(data.get("tool")).get("uv")).get("workspace")
         if not isinstance(workspace, dict):
             continue
         excluded = {p for pattern in _globs(workspace.get("exclude")) for p in folder.glob(pattern)}
@@ -116,7 +118,7 @@ def _has_extensions(project: Path, backend: str, pyproject: Mapping[str, Any]) -
     """Whether *project* builds compiled extensions, judged cheaply: its build backend, files at its top, setup.py."""
     if backend.startswith(_EXTENSION_BACKENDS) or any((project / name).is_file() for name in _BUILD_CONFIGS):
         return True
-    if _dict(_dict(pyproject.get("tool")).get("setuptools")).get("ext-modules"):
+    if as_table(as_table(pyproject.get("tool")).get("setuptools")).get("ext-modules"):
         return True
     try:
         setup_py = (project / "setup.py").read_text(encoding="utf-8", errors="replace")
@@ -180,17 +182,6 @@ def _globbed(project: Path, patterns: Iterable[object]) -> list[Path]:
             matches = sorted(project.glob(pattern)) if any(c in pattern for c in "*?[") else [project / pattern]
             found += [m for m in matches if not m.is_dir()]
     return found
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return read_toml(path)
-    except (OSError, ValueError):
-        return {}  # missing, or broken: the build will say so, and the file's hash is in the key anyway
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _list(value: object) -> list[Any]:

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pytest_isoenv.tomlfile import read_toml
+from pytest_isoenv.tomlfile import as_table, read_toml_if_valid
 
 # The build requirements that make a version from VCS state.
 _VCS_BACKENDS = re.compile(r"^\s*(setuptools[-_]scm|hatch[-_]vcs|vcs[-_]versioning)\b", re.IGNORECASE)
@@ -23,17 +23,14 @@ _VCS_BACKENDS = re.compile(r"^\s*(setuptools[-_]scm|hatch[-_]vcs|vcs[-_]versioni
 
 def version_from_vcs(project: Path) -> bool:
     """Whether *project*'s build takes its version from VCS state (setuptools-scm, hatch-vcs, pdm's ``scm``)."""
-    try:
-        pyproject = read_toml(project / "pyproject.toml")
-    except (OSError, ValueError):
-        pyproject = {}
-    tool = _dict(pyproject.get("tool"))
-    requires = _dict(pyproject.get("build-system")).get("requires")
+    pyproject = read_toml_if_valid(project / "pyproject.toml")
+    tool = as_table(pyproject.get("tool"))
+    requires = as_table(pyproject.get("build-system")).get("requires")
     if isinstance(requires, list) and any(isinstance(r, str) and _VCS_BACKENDS.match(r) for r in requires):
         return True
-    if "setuptools_scm" in tool or _dict(_dict(tool.get("hatch")).get("version")).get("source") == "vcs":
+    if "setuptools_scm" in tool or as_table(as_table(tool.get("hatch")).get("version")).get("source") == "vcs":
         return True
-    if _dict(_dict(tool.get("pdm")).get("version")).get("source") == "scm":
+    if as_table(as_table(tool.get("pdm")).get("version")).get("source") == "scm":
         return True
     try:
         return "use_scm_version" in (project / "setup.py").read_text(encoding="utf-8", errors="replace")
@@ -67,7 +64,3 @@ def vcs_material(project: Path) -> Any:
     except OSError:
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
