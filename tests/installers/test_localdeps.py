@@ -117,6 +117,32 @@ def test_uv_overrides_the_folders_with_their_snapshots_extras_and_markers_kept(t
     ]
 
 
+def test_uv_keeps_the_users_overrides_and_follows_no_sources_it_is_told_to_ignore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aged(tmp_path / "repo" / "lib" / "pyproject.toml", '[project]\nname = "lib"\n')
+    app = aged(
+        tmp_path / "repo" / "app" / "pyproject.toml",
+        '[project]\nname = "app"\ndependencies = ["lib"]\n[tool.uv.sources]\nlib = { path = "../lib" }\n',
+    ).parent
+    installer = UvInstaller(InstallerDirs(app_data=tmp_path / "venv", uv_cache=tmp_path / "uv"))
+    python, spec = tmp_path / "env" / "bin" / "python", EnvSpec(editable=(app,))
+    monkeypatch.setenv("UV_OVERRIDE", "/own/a.txt /own/b.txt")
+
+    [command] = installer.install_commands(python, spec, IndexOptions(), Snapshots(tmp_path / "sources"))
+
+    # An --override argument silences UV_OVERRIDE: the user's files are passed on, before the snapshots'.
+    assert [command[i + 1] for i, word in enumerate(command) if word == "--override"] == [
+        "/own/a.txt",
+        "/own/b.txt",
+        str(tmp_path / "sources" / "overrides.txt"),
+    ]
+    monkeypatch.setenv("UV_NO_SOURCES", "1")
+    assert installer.install_commands(python, spec, IndexOptions(), Snapshots(tmp_path / "other")) == [
+        installer.install_command(python, spec, IndexOptions())
+    ], "uv reads no source: there is no folder to build from a snapshot"
+
+
 def test_pip_installs_a_project_without_its_dependencies_then_them_from_snapshots(tmp_path: Path) -> None:
     aged(tmp_path / "repo" / "lib" / "pyproject.toml", '[project]\nname = "lib"\n')
     url = (tmp_path / "repo" / "lib").as_uri()
