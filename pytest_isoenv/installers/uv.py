@@ -299,8 +299,9 @@ class UvInstaller(Installer):
         """
         command = self.install_command(python, spec, index)
         pointed: dict[str, list[Requirement]] = {}
+        no_sources = self._no_sources() if spec.editable else False
         for project in spec.editable:
-            sources = {} if os.environ.get("UV_NO_SOURCES") else source_folders(project, editable=True)
+            sources = {} if no_sources else source_folders(project, editable=True)
             for requirement in static_requirements(project, dict(spec.extras).get(project, ())) or []:
                 name = canonicalize_name(requirement.name)
                 folder = sources[name] if name in sources else file_folder(requirement)
@@ -322,18 +323,30 @@ class UvInstaller(Installer):
         """
         links = [*index.find_links, *self.from_pip.find_links]
         links += os.environ.get("UV_FIND_LINKS", "").replace(",", " ").split()
-        config = self._configuration().get("UV_CONFIG_FILE")
-        if config:
-            try:
-                data = read_toml(Path(config))
-            except (OSError, ValueError):  # uv refuses it too, and says why
-                data = {}
-            pip = data.get("pip")
-            for table in (data, pip if isinstance(pip, dict) else {}):
-                found = table.get("find-links")
-                links += [found] if isinstance(found, str) else [v for v in _list(found) if isinstance(v, str)]
-                links += flat_indexes(table, Path(config).parent)
+        for table, folder in self._config_tables():
+            found = table.get("find-links")
+            links += [found] if isinstance(found, str) else [v for v in _list(found) if isinstance(v, str)]
+            links += flat_indexes(table, folder)
         return links
+
+    def _config_tables(self) -> list[tuple[dict[str, Any], Path]]:
+        """The user's merged ``uv.toml`` and its ``[pip]`` table (where ``uv pip`` settings go), with its folder."""
+        config = self._configuration().get("UV_CONFIG_FILE")
+        if not config:
+            return []
+        try:
+            data = read_toml(Path(config))
+        except (OSError, ValueError):  # uv refuses it too, and says why
+            return []
+        pip = data.get("pip")
+        return [(table, Path(config).parent) for table in (data, pip if isinstance(pip, dict) else {})]
+
+    def _no_sources(self) -> bool:
+        """Whether uv ignores ``[tool.uv.sources]``: ``UV_NO_SOURCES`` as uv reads a flag, or ``no-sources``."""
+        flag = os.environ.get("UV_NO_SOURCES")
+        if flag is not None:
+            return flag.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+        return any(table.get("no-sources") is True for table, _ in self._config_tables())
 
     def index_arguments(self, index: IndexOptions) -> list[str]:
         """The plugin's index options and, under them, the user's pip index settings, as pip would combine them.

@@ -117,7 +117,7 @@ def test_uv_overrides_the_folders_with_their_snapshots_extras_and_markers_kept(t
     ]
 
 
-def test_uv_keeps_the_users_overrides_and_follows_no_sources_it_is_told_to_ignore(
+def test_uv_keeps_the_users_overrides_and_points_at_no_snapshot_when_told_to_ignore_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     aged(tmp_path / "repo" / "lib" / "pyproject.toml", '[project]\nname = "lib"\n')
@@ -137,10 +137,16 @@ def test_uv_keeps_the_users_overrides_and_follows_no_sources_it_is_told_to_ignor
         "/own/b.txt",
         str(tmp_path / "sources" / "overrides.txt"),
     ]
-    monkeypatch.setenv("UV_NO_SOURCES", "1")
-    assert installer.install_commands(python, spec, IndexOptions(), Snapshots(tmp_path / "other")) == [
-        installer.install_command(python, spec, IndexOptions())
-    ], "uv reads no source: there is no folder to build from a snapshot"
+    monkeypatch.setenv("UV_NO_SOURCES", "false")  # uv reads it as a flag: off
+    assert "--override" in installer.install_commands(python, spec, IndexOptions(), Snapshots(tmp_path / "off"))[0]
+    for how in ({"UV_NO_SOURCES": "1"}, {"UV_CONFIG_FILE": str(aged(tmp_path / "uv.toml", "no-sources = true\n"))}):
+        monkeypatch.delenv("UV_NO_SOURCES")
+        for name, value in how.items():
+            monkeypatch.setenv(name, value)
+        told = UvInstaller(InstallerDirs(app_data=tmp_path / "venv", uv_cache=tmp_path / "uv"))
+        assert told.install_commands(python, spec, IndexOptions(), Snapshots(tmp_path / "no")) == [
+            told.install_command(python, spec, IndexOptions())
+        ], f"{how}: uv reads no source, so there is no folder to build from a snapshot"
 
 
 def test_pip_installs_a_project_without_its_dependencies_then_them_from_snapshots(tmp_path: Path) -> None:
